@@ -1,0 +1,274 @@
+//! Comparators: how alike two values of an attribute are, as a discrete agreement level, and the
+//! Fellegi-Sunter weight of that level.
+
+use crate::schema::ComparatorDef;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparatorKind {
+    /// Level 0: equal.
+    Exact,
+    /// Levels by Jaro-Winkler similarity ≥ each threshold.
+    JaroWinkler,
+    /// Levels by normalised Levenshtein similarity ≥ each threshold.
+    Levenshtein,
+    /// Jaro-Winkler over the words sorted, so word order does not matter.
+    TokenJaroWinkler,
+    /// Levels: equal; one typo or day/month swapped; same year.
+    Date,
+    /// Levels: equal; same mailbox name at another domain.
+    Email,
+    /// Levels: equal; same last eight digits.
+    Phone,
+    /// Levels: equal; same first three characters (district).
+    Postcode,
+    /// Levels by relative difference ≤ each threshold.
+    Numeric,
+}
+
+impl ComparatorKind {
+    /// Most agreement levels a comparator can report (besides "different").
+    fn max_levels(self) -> usize {
+        match self {
+            Self::Exact => 1,
+            Self::Email | Self::Phone | Self::Postcode => 2,
+            Self::Date => 3,
+            Self::JaroWinkler | Self::Levenshtein | Self::TokenJaroWinkler | Self::Numeric => 8,
+        }
+    }
+
+    fn uses_thresholds(self) -> bool {
+        matches!(self, Self::JaroWinkler | Self::Levenshtein | Self::TokenJaroWinkler | Self::Numeric)
+    }
+}
+
+pub(crate) fn validate_def(d: &ComparatorDef) -> Result<(), String> {
+    if d.m.is_empty() || d.m.len() != d.u.len() {
+        return Err("comparator needs as many m as u probabilities, at least one".into());
+    }
+    if d.m.len() > d.kind.max_levels() {
+        return Err(format!("comparator {:?} has at most {} agreement levels", d.kind, d.kind.max_levels()));
+    }
+    for p in d.m.iter().chain(&d.u) {
+        if !(p.is_finite() && *p > 0.0 && *p < 1.0) {
+            return Err("m and u probabilities must lie strictly between 0 and 1".into());
+        }
+    }
+    if d.m.iter().sum::<f64>() >= 1.0 || d.u.iter().sum::<f64>() >= 1.0 {
+        return Err("m (and u) probabilities must sum to less than 1: the rest is the 'different' level".into());
+    }
+    if d.kind.uses_thresholds() {
+        if d.thresholds.len() != d.m.len() {
+            return Err("comparator needs one threshold per agreement level".into());
+        }
+        let descending = d.thresholds.windows(2).all(|w| w[0] >= w[1]);
+        let ascending = d.thresholds.windows(2).all(|w| w[0] <= w[1]);
+        let ok = if d.kind == ComparatorKind::Numeric { ascending } else { descending };
+        if !ok || d.thresholds.iter().any(|t| !t.is_finite() || *t < 0.0) {
+            return Err("thresholds must be non-negative and ordered from the strictest level".into());
+        }
+    } else if !d.thresholds.is_empty() {
+        return Err(format!("comparator {:?} takes no thresholds", d.kind));
+    }
+    Ok(())
+}
+
+/// The outcome of comparing two values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// Agreement level (0 = strongest), or `None` when the values are different.
+    pub level: Option<usize>,
+    pub weight: f64,
+}
+
+impl ComparatorDef {
+    pub fn weight(&self, level: Option<usize>) -> f64 {
+        match level {
+            Some(i) if i < self.m.len() => (self.m[i] / self.u[i]).log2(),
+            _ => {
+                let m: f64 = 1.0 - self.m.iter().sum::<f64>();
+                let u: f64 = 1.0 - self.u.iter().sum::<f64>();
+                (m / u).log2()
+            }
+        }
+    }
+
+    /// A readable name of a level, for explanations.
+    pub fn level_name(&self, level: Option<usize>) -> String {
+        let Some(i) = level.filter(|i| *i < self.m.len()) else { return "different".into() };
+        let fixed = |names: &[&str]| names.get(i).copied().unwrap_or("close").to_owned();
+        match self.kind {
+            ComparatorKind::Exact => "exact".into(),
+            ComparatorKind::Date => fixed(&["exact", "typo_or_swap", "same_year"]),
+            ComparatorKind::Email => fixed(&["exact", "same_mailbox"]),
+            ComparatorKind::Phone => fixed(&["exact", "same_last_8"]),
+            ComparatorKind::Postcode => fixed(&["exact", "same_district"]),
+            ComparatorKind::Numeric if self.thresholds[i] == 0.0 => "exact".into(),
+            ComparatorKind::Numeric => format!("within_{}pct", (self.thresholds[i] * 100.0).round()),
+            _ if self.thresholds[i] >= 1.0 => "exact".into(),
+            _ => format!("similarity>={}", self.thresholds[i]),
+        }
+    }
+
+    /// Compares two values. `valid` says both values were normalised; a value kept raw is only
+    /// compared as a plain string (equal or not).
+    pub fn compare(&self, a: &str, b: &str, valid: bool) -> Comparison {
+        let level = if !valid {
+            if a.to_lowercase() == b.to_lowercase() {
+                Some(0)
+            } else {
+                None
+            }
+        } else {
+            self.level(a, b)
+        };
+        let level = level.filter(|l| *l < self.m.len());
+        Comparison { level, weight: self.weight(level) }
+    }
+
+    fn by_similarity(&self, s: f64) -> Option<usize> {
+        self.thresholds.iter().position(|t| s >= *t - 1e-12)
+    }
+
+    fn level(&self, a: &str, b: &str) -> Option<usize> {
+        match self.kind {
+            ComparatorKind::Exact => (a == b).then_some(0),
+            ComparatorKind::JaroWinkler => self.by_similarity(if a == b { 1.0 } else { strsim::jaro_winkler(a, b) }),
+            ComparatorKind::Levenshtein => {
+                self.by_similarity(if a == b { 1.0 } else { strsim::normalized_levenshtein(a, b) })
+            }
+            ComparatorKind::TokenJaroWinkler => self.by_similarity(token_similarity(a, b)),
+            ComparatorKind::Date => date_level(a, b),
+            ComparatorKind::Email => {
+                if a == b {
+                    Some(0)
+                } else {
+                    let (la, lb) = (a.split('@').next(), b.split('@').next());
+                    (la == lb && la.is_some_and(|l| l.len() >= 4)).then_some(1)
+                }
+            }
+            ComparatorKind::Phone => {
+                if a == b {
+                    Some(0)
+                } else {
+                    let tail = |s: &str| s.len().checked_sub(8).map(|i| s[i..].to_owned());
+                    (tail(a).is_some() && tail(a) == tail(b)).then_some(1)
+                }
+            }
+            ComparatorKind::Postcode => {
+                if a == b {
+                    Some(0)
+                } else {
+                    (a.len() >= 5 && b.len() >= 5 && a.get(..3) == b.get(..3)).then_some(1)
+                }
+            }
+            ComparatorKind::Numeric => {
+                let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) else {
+                    return (a == b).then_some(0);
+                };
+                let scale = x.abs().max(y.abs());
+                let rel = if scale == 0.0 { 0.0 } else { (x - y).abs() / scale };
+                self.thresholds.iter().position(|t| rel <= *t + 1e-12)
+            }
+        }
+    }
+}
+
+/// Similarity of two multi-word values regardless of word order.
+pub fn token_similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    let sorted = |s: &str| {
+        let mut t: Vec<&str> = s.split_whitespace().collect();
+        t.sort_unstable();
+        t.join(" ")
+    };
+    strsim::jaro_winkler(a, b).max(strsim::jaro_winkler(&sorted(a), &sorted(b)))
+}
+
+/// ISO dates: 0 equal; 1 one digit wrong, two adjacent digits swapped, or day and month swapped; 2 same year.
+fn date_level(a: &str, b: &str) -> Option<usize> {
+    if a == b {
+        return Some(0);
+    }
+    if a.len() != 10 || b.len() != 10 {
+        return None;
+    }
+    let (ay, am, ad) = (&a[..4], &a[5..7], &a[8..10]);
+    let (by, bm, bd) = (&b[..4], &b[5..7], &b[8..10]);
+    if ay == by && am == bd && ad == bm {
+        return Some(1);
+    }
+    let diffs: Vec<usize> = a.bytes().zip(b.bytes()).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
+    let swapped = diffs.len() == 2
+        && diffs[1] == diffs[0] + 1
+        && a.as_bytes()[diffs[0]] == b.as_bytes()[diffs[1]]
+        && a.as_bytes()[diffs[1]] == b.as_bytes()[diffs[0]];
+    if diffs.len() == 1 || swapped {
+        return Some(1);
+    }
+    (ay == by).then_some(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(kind: ComparatorKind, thresholds: &[f64], m: &[f64], u: &[f64]) -> ComparatorDef {
+        ComparatorDef { kind, thresholds: thresholds.to_vec(), m: m.to_vec(), u: u.to_vec() }
+    }
+
+    #[test]
+    fn weights_are_log_likelihood_ratios() {
+        let d = def(ComparatorKind::Exact, &[], &[0.9], &[0.1]);
+        assert!((d.compare("a", "a", true).weight - 9f64.log2()).abs() < 1e-9);
+        assert!((d.compare("a", "b", true).weight - (0.1f64 / 0.9).log2()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn jaro_winkler_levels() {
+        let d = def(ComparatorKind::JaroWinkler, &[1.0, 0.92, 0.8], &[0.8, 0.1, 0.05], &[0.01, 0.02, 0.05]);
+        assert_eq!(d.compare("jonathan", "jonathan", true).level, Some(0));
+        assert_eq!(d.compare("jonathan", "jonathon", true).level, Some(1));
+        assert_eq!(d.compare("jonathan", "xavier", true).level, None);
+        assert_eq!(d.level_name(Some(1)), "similarity>=0.92");
+    }
+
+    #[test]
+    fn dates_typos_and_swaps() {
+        let d = def(ComparatorKind::Date, &[], &[0.8, 0.1, 0.05], &[0.001, 0.01, 0.05]);
+        assert_eq!(d.compare("1985-03-12", "1985-03-12", true).level, Some(0));
+        assert_eq!(d.compare("1985-03-12", "1985-12-03", true).level, Some(1), "day/month swap");
+        assert_eq!(d.compare("1985-03-12", "1985-03-13", true).level, Some(1), "one digit");
+        assert_eq!(d.compare("1985-03-12", "1958-03-12", true).level, Some(1), "adjacent swap");
+        assert_eq!(d.compare("1985-03-12", "1985-07-30", true).level, Some(2));
+        assert_eq!(d.compare("1985-03-12", "1971-07-30", true).level, None);
+        assert_eq!(d.compare("1999-02-31", "1999-02-31", false).level, Some(0), "raw values as plain strings");
+    }
+
+    #[test]
+    fn numeric_email_phone_postcode() {
+        let n = def(ComparatorKind::Numeric, &[0.0, 0.05, 0.2], &[0.6, 0.2, 0.1], &[0.01, 0.05, 0.1]);
+        assert_eq!(n.compare("10", "10", true).level, Some(0));
+        assert_eq!(n.compare("10", "10.4", true).level, Some(1));
+        assert_eq!(n.compare("10", "12", true).level, Some(2));
+        assert_eq!(n.compare("10", "20", true).level, None);
+        let e = def(ComparatorKind::Email, &[], &[0.8, 0.05], &[0.001, 0.01]);
+        assert_eq!(e.compare("jane.doe@a.com", "jane.doe@b.org", true).level, Some(1));
+        let p = def(ComparatorKind::Phone, &[], &[0.8, 0.05], &[0.001, 0.01]);
+        assert_eq!(p.compare("+447700900123", "+4407700900123", true).level, Some(1));
+        let pc = def(ComparatorKind::Postcode, &[], &[0.8, 0.05], &[0.001, 0.01]);
+        assert_eq!(pc.compare("SW1A1AA", "SW1A2BB", true).level, Some(1));
+    }
+
+    #[test]
+    fn definitions_are_checked() {
+        assert!(validate_def(&def(ComparatorKind::Exact, &[], &[0.9], &[0.1])).is_ok());
+        assert!(validate_def(&def(ComparatorKind::Exact, &[], &[0.9, 0.05], &[0.1, 0.1])).is_err());
+        assert!(validate_def(&def(ComparatorKind::JaroWinkler, &[0.8, 0.9], &[0.5, 0.3], &[0.1, 0.1])).is_err());
+        assert!(validate_def(&def(ComparatorKind::Exact, &[], &[0.9], &[1.0])).is_err());
+        assert!(validate_def(&def(ComparatorKind::Exact, &[], &[0.6], &[0.1])).is_ok());
+    }
+}

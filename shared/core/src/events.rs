@@ -1,0 +1,220 @@
+//! Change events the hub publishes on its EventBridge bus (`source: mdm.hub`). Each detail-type
+//! has a JSON Schema under `shared/core/schemas/events/`; the schema version changes only when a
+//! change is not additive.
+
+use crate::golden::{Cause, GoldenRecord, GoldenStatus};
+use crate::keys::{digest_hex, SourceKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const EVENT_SOURCE: &str = "mdm.hub";
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The golden record as subscribers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenView {
+    pub entity_type: String,
+    pub golden_id: String,
+    pub version: u64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    pub attributes: BTreeMap<String, crate::golden::GoldenAttribute>,
+    pub sources: Vec<SourceRef>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRef {
+    pub system: String,
+    pub source_id: String,
+}
+
+impl From<&SourceKey> for SourceRef {
+    fn from(k: &SourceKey) -> Self {
+        Self { system: k.system.clone(), source_id: k.source_id.clone() }
+    }
+}
+
+impl GoldenView {
+    pub fn of(g: &GoldenRecord) -> Self {
+        let (status, merged_into) = match &g.status {
+            GoldenStatus::Active => ("active", None),
+            GoldenStatus::MergedInto { survivor } => ("merged", Some(survivor.clone())),
+            GoldenStatus::Erased => ("erased", None),
+        };
+        Self {
+            entity_type: g.entity.clone(),
+            golden_id: g.golden_id.clone(),
+            version: g.version,
+            status: status.into(),
+            merged_into,
+            attributes: g.attributes.clone(),
+            sources: g.members.iter().map(SourceRef::from).collect(),
+            updated_at: crate::time::format_rfc3339(g.updated_at_ms),
+        }
+    }
+}
+
+/// Fields every golden-record event carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub schema_version: String,
+    pub entity_type: String,
+    pub golden_id: String,
+    /// Subscribers drop an event whose version is not newer than what they hold.
+    pub version: u64,
+    pub changed_attributes: Vec<String>,
+    pub cause: Cause,
+    pub correlation_id: String,
+    pub occurred_at: String,
+}
+
+impl Envelope {
+    pub fn new(g: &GoldenRecord, changed: Vec<String>, cause: Cause, correlation_id: &str, at_ms: i64) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION.into(),
+            entity_type: g.entity.clone(),
+            golden_id: g.golden_id.clone(),
+            version: g.version,
+            changed_attributes: changed,
+            cause,
+            correlation_id: correlation_id.into(),
+            occurred_at: crate::time::format_rfc3339(at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenChanged {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub golden: GoldenView,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenMerged {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// The golden records that now point to `goldenId`.
+    pub merged_golden_ids: Vec<String>,
+    pub golden: GoldenView,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenSplit {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Golden records created from the members split off.
+    pub split_golden_ids: Vec<String>,
+    pub golden: GoldenView,
+}
+
+/// Ids only: an erased subject's attributes never travel in an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenErased {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub request_id: String,
+    pub sources: Vec<SourceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOpened {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub task_id: String,
+    pub candidate_golden_ids: Vec<String>,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureCompleted {
+    pub schema_version: String,
+    pub request_id: String,
+    pub entity_type: String,
+    pub golden_ids: Vec<String>,
+    /// Removed items per kind (source, golden, history, index, claim, review, outbox, ...).
+    pub removed: BTreeMap<String, u64>,
+    pub correlation_id: String,
+    pub occurred_at: String,
+}
+
+/// A hub event: its detail-type and its detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "detailType", content = "detail")]
+pub enum HubEvent {
+    GoldenRecordCreated(GoldenChanged),
+    GoldenRecordUpdated(GoldenChanged),
+    GoldenRecordsMerged(GoldenMerged),
+    GoldenRecordSplit(GoldenSplit),
+    GoldenRecordErased(GoldenErased),
+    ReviewTaskOpened(ReviewOpened),
+    ErasureCompleted(ErasureCompleted),
+}
+
+pub const DETAIL_TYPES: [&str; 7] = [
+    "GoldenRecordCreated",
+    "GoldenRecordUpdated",
+    "GoldenRecordsMerged",
+    "GoldenRecordSplit",
+    "GoldenRecordErased",
+    "ReviewTaskOpened",
+    "ErasureCompleted",
+];
+
+impl HubEvent {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Self::GoldenRecordCreated(_) => DETAIL_TYPES[0],
+            Self::GoldenRecordUpdated(_) => DETAIL_TYPES[1],
+            Self::GoldenRecordsMerged(_) => DETAIL_TYPES[2],
+            Self::GoldenRecordSplit(_) => DETAIL_TYPES[3],
+            Self::GoldenRecordErased(_) => DETAIL_TYPES[4],
+            Self::ReviewTaskOpened(_) => DETAIL_TYPES[5],
+            Self::ErasureCompleted(_) => DETAIL_TYPES[6],
+        }
+    }
+
+    /// The `detail` object as JSON.
+    pub fn detail(&self) -> serde_json::Value {
+        let v = match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => serde_json::to_value(d),
+            Self::GoldenRecordsMerged(d) => serde_json::to_value(d),
+            Self::GoldenRecordSplit(d) => serde_json::to_value(d),
+            Self::GoldenRecordErased(d) => serde_json::to_value(d),
+            Self::ReviewTaskOpened(d) => serde_json::to_value(d),
+            Self::ErasureCompleted(d) => serde_json::to_value(d),
+        };
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
+    fn id_parts(&self) -> (String, String) {
+        match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => {
+                (d.envelope.golden_id.clone(), d.envelope.version.to_string())
+            }
+            Self::GoldenRecordsMerged(d) => (d.envelope.golden_id.clone(), d.envelope.version.to_string()),
+            Self::GoldenRecordSplit(d) => (d.envelope.golden_id.clone(), d.envelope.version.to_string()),
+            Self::GoldenRecordErased(d) => (d.envelope.golden_id.clone(), d.request_id.clone()),
+            Self::ReviewTaskOpened(d) => (d.envelope.golden_id.clone(), d.task_id.clone()),
+            Self::ErasureCompleted(d) => (d.request_id.clone(), String::new()),
+        }
+    }
+
+    /// A stable id: the same change always yields the same id, so subscribers and the outbox can
+    /// de-duplicate redeliveries.
+    pub fn event_id(&self) -> String {
+        let (a, b) = self.id_parts();
+        digest_hex(&[self.detail_type(), &a, &b], 16)
+    }
+}

@@ -1,0 +1,284 @@
+//! The hub's use cases over the store port: ingest a record, match it, merge it. The Lambda
+//! handlers and the batch engine call these; they hold no logic of their own.
+
+use crate::blocking::{block_keys, BlockKey};
+use crate::golden::GoldenRecord;
+use crate::golden::GoldenStatus;
+use crate::keys::{golden_id_for, SourceKey};
+use crate::matching::{decide, BlockingStats, MatchDecision, MatchResult};
+use crate::plan::{plan_merge, review_task_id, GoldenState, MergeInput, MergeOutcome, MergePlan};
+use crate::record::SourceRecord;
+use crate::schema::{EntitySchema, SchemaRegistry};
+use crate::store::{SourceWrite, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tracing::{debug, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unknown entity type '{0}'")]
+    UnknownEntity(String),
+    #[error("source record {0} does not exist (erased, or never stored)")]
+    SourceMissing(String),
+    #[error("gave up after {0} conflicting attempts; retry later")]
+    TooManyConflicts(u32),
+}
+
+impl HubError {
+    /// Worth retrying later (the message goes back to its queue), as opposed to never succeeding.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => matches!(e, StoreError::Conflict(_) | StoreError::Unavailable(_)),
+            Self::TooManyConflicts(_) => true,
+            Self::UnknownEntity(_) | Self::SourceMissing(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub keep_history: bool,
+    pub max_attempts: u32,
+    /// Resolve at most this many hops of merged-into pointers.
+    pub max_pointer_hops: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self { keep_history: true, max_attempts: 32, max_pointer_hops: 8 }
+    }
+}
+
+/// What a merge did.
+#[derive(Debug, Clone)]
+pub struct MergeReport {
+    pub outcome: MergeOutcome,
+    pub effective: bool,
+    pub review_task: Option<String>,
+    /// Detail-types of the events written to the outbox.
+    pub events: Vec<&'static str>,
+    pub attempts: u32,
+    pub final_decision: MatchDecision,
+    pub golden: GoldenRecord,
+}
+
+pub struct Hub<S> {
+    registry: Arc<SchemaRegistry>,
+    store: S,
+    config: HubConfig,
+    clock: fn() -> i64,
+}
+
+impl<S: Store> Hub<S> {
+    pub fn new(registry: Arc<SchemaRegistry>, store: S) -> Self {
+        Self { registry, store, config: HubConfig::default(), clock: crate::time::now_ms }
+    }
+
+    pub fn with_config(mut self, config: HubConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn registry(&self) -> &SchemaRegistry {
+        &self.registry
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn schema(&self, entity: &str) -> Result<&EntitySchema, HubError> {
+        self.registry.get(entity).ok_or_else(|| HubError::UnknownEntity(entity.to_owned()))
+    }
+
+    /// Stores a validated source record, unless a version with this or a higher `source_seq` is
+    /// stored already (stale or duplicate delivery).
+    pub async fn ingest(&self, record: &SourceRecord) -> Result<SourceWrite, HubError> {
+        self.schema(&record.key.entity)?;
+        Ok(self.store.put_source(record).await?)
+    }
+
+    /// Follows merged-into pointers; returns active golden records by the id they were asked for.
+    async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, GoldenRecord>, HubError> {
+        let mut out = BTreeMap::new();
+        let mut pending: BTreeMap<String, String> = ids.iter().map(|i| (i.clone(), i.clone())).collect();
+        for _ in 0..=self.config.max_pointer_hops {
+            if pending.is_empty() {
+                break;
+            }
+            let want: Vec<String> = pending.values().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+            let found: BTreeMap<String, GoldenRecord> =
+                self.store.get_goldens(entity, &want).await?.into_iter().map(|g| (g.golden_id.clone(), g)).collect();
+            let mut next = BTreeMap::new();
+            for (asked, at) in pending {
+                match found.get(&at).map(|g| &g.status) {
+                    Some(GoldenStatus::Active) => {
+                        out.insert(asked, found[&at].clone());
+                    }
+                    Some(GoldenStatus::MergedInto { survivor }) => {
+                        next.insert(asked, survivor.clone());
+                    }
+                    Some(GoldenStatus::Erased) | None => {}
+                }
+            }
+            pending = next;
+        }
+        Ok(out)
+    }
+
+    /// Scores a record against the store without writing anything (also used by `POST /v1/match`).
+    pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
+        let schema = self.schema(&record.key.entity)?;
+        let keys: Vec<String> = block_keys(schema, record).iter().map(BlockKey::key).collect();
+        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        let mut too_common = Vec::new();
+        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+        for h in &hits {
+            if h.too_common {
+                too_common.push(BlockKey::name_of(&h.key).to_owned());
+            }
+            for g in &h.golden_ids {
+                *votes.entry(g.clone()).or_default() += 1;
+            }
+        }
+        // Golden records sharing more keys first, capped.
+        let mut ranked: Vec<(String, usize)> = votes.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(schema.matching.max_candidates);
+        let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g).collect();
+        let resolved = self.resolve(&schema.entity, &ids).await?;
+        let mut seen = BTreeSet::new();
+        let candidates: Vec<GoldenRecord> =
+            resolved.into_values().filter(|g| seen.insert(g.golden_id.clone())).collect();
+        let own = match &record.golden_id {
+            Some(id) => self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next().map(|g| g.golden_id),
+            None => None,
+        };
+        let stats = BlockingStats { keys: keys.len(), too_common, candidates: candidates.len() };
+        Ok(decide(schema, record, &candidates, own.as_deref(), stats))
+    }
+
+    /// Reads a stored source record and decides what it belongs to.
+    pub async fn match_source(&self, key: &SourceKey) -> Result<(SourceRecord, MatchResult), HubError> {
+        let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+        let result = self.match_record(&source).await?;
+        Ok((source, result))
+    }
+
+    async fn state_of(&self, golden: GoldenRecord) -> Result<GoldenState, HubError> {
+        let members = self.store.get_sources(&golden.members).await?;
+        Ok(GoldenState { golden, members })
+    }
+
+    /// Builds the merge plan for a source record and a decision from the current state.
+    async fn plan(&self, source: &SourceRecord, result: &MatchResult) -> Result<MergePlan, HubError> {
+        let schema = self.schema(&source.key.entity)?;
+        let current = match &source.golden_id {
+            Some(id) => match self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next() {
+                Some(g) => Some(self.state_of(g).await?),
+                None => None,
+            },
+            None => None,
+        };
+        let mut targets = Vec::new();
+        if let MatchDecision::Link { golden_ids } = &result.decision {
+            let resolved = self.resolve(&schema.entity, golden_ids).await?;
+            let mut seen: BTreeSet<String> = current.iter().map(|c| c.golden.golden_id.clone()).collect();
+            for g in resolved.into_values() {
+                if seen.insert(g.golden_id.clone()) {
+                    targets.push(self.state_of(g).await?);
+                }
+            }
+        }
+        // Claims involved: every claim key of every member, and the losers' claims.
+        let mut claim_keys: BTreeSet<String> = BTreeSet::new();
+        for r in std::iter::once(source)
+            .chain(current.iter().flat_map(|c| c.members.iter()))
+            .chain(targets.iter().flat_map(|t| t.members.iter()))
+        {
+            claim_keys.extend(block_keys(schema, r).into_iter().filter(|k| k.claim).map(|k| k.key()));
+        }
+        for g in current.iter().chain(targets.iter()) {
+            claim_keys.extend(g.golden.claims.iter().cloned());
+        }
+        let claim_keys: Vec<String> = claim_keys.into_iter().collect();
+        let claims = self.store.get_claims(&schema.entity, &claim_keys).await?;
+        let review_exists = match &result.decision {
+            MatchDecision::Review { golden_ids } => {
+                let holder = current.as_ref().map_or_else(|| golden_id_for(&source.key), |c| c.golden.golden_id.clone());
+                let task = review_task_id(&schema.entity, &holder, golden_ids);
+                self.store.get_review(&schema.entity, &task).await?.is_some()
+            }
+            _ => false,
+        };
+        Ok(plan_merge(&MergeInput {
+            schema,
+            source,
+            current: current.as_ref(),
+            targets: &targets,
+            result,
+            claims: &claims,
+            review_exists,
+            now_ms: self.now_ms(),
+            keep_history: self.config.keep_history,
+        }))
+    }
+
+    /// Applies a decision for a source record. On a conflict (another writer changed what was
+    /// read) it re-reads, re-matches and tries again.
+    pub async fn merge_source(&self, key: &SourceKey, result: MatchResult) -> Result<MergeReport, HubError> {
+        let mut result = result;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+            if attempt > 1 {
+                result = self.match_record(&source).await?;
+            }
+            let plan = self.plan(&source, &result).await?;
+            match self.store.transact(plan.writes.clone()).await {
+                Ok(()) => {
+                    for chunk in &plan.follow_ups {
+                        // Idempotent maintenance; a failure here is repaired on the next change.
+                        if let Err(e) = self.store.transact(chunk.clone()).await {
+                            warn!(golden_id = %plan.outcome.golden_id(), error = %e, "follow-up chunk failed");
+                        }
+                    }
+                    debug!(source = %key, outcome = plan.outcome.name(), attempt, "merged");
+                    return Ok(MergeReport {
+                        outcome: plan.outcome,
+                        effective: plan.effective,
+                        review_task: plan.review_task,
+                        events: plan.events.iter().map(|e| e.detail_type()).collect(),
+                        attempts: attempt,
+                        final_decision: result.decision,
+                        golden: plan.golden,
+                    });
+                }
+                Err(e) if e.is_conflict() && attempt < self.config.max_attempts => {
+                    debug!(source = %key, attempt, error = %e, "conflict; re-reading");
+                    continue;
+                }
+                Err(e) if e.is_conflict() => return Err(HubError::TooManyConflicts(attempt)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Match then merge (the batch engine's path; the Lambda path runs the two in separate handlers).
+    pub async fn process(&self, key: &SourceKey) -> Result<MergeReport, HubError> {
+        let (_, result) = self.match_source(key).await?;
+        self.merge_source(key, result).await
+    }
+}

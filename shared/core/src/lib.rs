@@ -1,0 +1,29 @@
+//! # mdm-core
+//!
+//! The domain core of the MDM hub: entity schemas, validation and normalisation, blocking,
+//! comparators and Fellegi-Sunter scoring, match decisions, survivorship with attribute-level
+//! provenance, merge plans, event payloads, and the store port with an in-process adapter.
+//!
+//! Pure Rust with no AWS dependency: the AWS adapters live in `mdm-aws`.
+
+pub mod blocking;
+pub mod compare;
+pub mod events;
+pub mod golden;
+pub mod hub;
+pub mod keys;
+pub mod matching;
+pub mod normalise;
+pub mod plan;
+pub mod record;
+pub mod schema;
+pub mod store;
+pub mod survivorship;
+pub mod time;
+
+pub use golden::{GoldenRecord, GoldenStatus, HistoryEntry, ReviewTask};
+pub use hub::{Hub, HubConfig, HubError, MergeReport};
+pub use keys::SourceKey;
+pub use matching::{MatchDecision, MatchResult};
+pub use record::{RecordError, SourceRecord};
+pub use schema::{EntitySchema, SchemaRegistry};

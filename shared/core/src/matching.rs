@@ -1,0 +1,159 @@
+//! Identity resolution: score an incoming record against candidate golden records
+//! (Fellegi-Sunter weights, deterministic rules) and decide LINK / REVIEW / NEW, with an
+//! explanation per attribute.
+
+use crate::golden::GoldenRecord;
+use crate::record::SourceRecord;
+use crate::schema::EntitySchema;
+use serde::{Deserialize, Serialize};
+
+/// How one attribute contributed to a score. Carries no attribute values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeExplanation {
+    pub attribute: String,
+    /// Comparator level, e.g. `exact`, `similarity>=0.92`, `different`, or `missing`.
+    pub level: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    Link,
+    Review,
+    NoMatch,
+}
+
+/// The score of one candidate golden record, with its explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateScore {
+    pub golden_id: String,
+    pub score: f64,
+    pub band: Band,
+    /// The deterministic rule that decided, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub attributes: Vec<AttributeExplanation>,
+}
+
+/// What to do with an incoming record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum MatchDecision {
+    /// Belongs to these golden records (best first); more than one means the record bridges
+    /// them and they merge.
+    Link { golden_ids: Vec<String> },
+    /// Possibly the same as these: a steward decides; the record stays in its own golden record.
+    Review { golden_ids: Vec<String> },
+    /// A new entity.
+    New,
+}
+
+/// Counts about candidate retrieval (key names only, never key values).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockingStats {
+    pub keys: usize,
+    pub too_common: Vec<String>,
+    pub candidates: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchResult {
+    pub decision: MatchDecision,
+    /// Scored candidates, best first (the record's own golden record excluded).
+    pub candidates: Vec<CandidateScore>,
+    pub blocking: BlockingStats,
+}
+
+/// Most golden records one bridging record may merge at once; the rest are left for review.
+pub const MAX_MERGE_FAN_IN: usize = 8;
+
+/// Scores a record against one golden record: the best agreement over every value its members
+/// hold, summed over attributes; a missing value on either side is neutral.
+pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord) -> CandidateScore {
+    let mut total = 0.0;
+    let mut attributes = Vec::with_capacity(schema.attributes.len());
+    for def in &schema.attributes {
+        let Some(value) = record.value(&def.name) else { continue };
+        let candidates = golden.match_values.get(&def.name).map(Vec::as_slice).unwrap_or(&[]);
+        if candidates.is_empty() {
+            attributes.push(AttributeExplanation { attribute: def.name.clone(), level: "missing".into(), weight: 0.0 });
+            continue;
+        }
+        let valid = record.is_valid(&def.name);
+        let best = candidates
+            .iter()
+            .map(|c| def.comparator.compare(value, &c.value, valid && c.valid))
+            .max_by(|a, b| a.weight.total_cmp(&b.weight));
+        if let Some(c) = best {
+            total += c.weight;
+            attributes.push(AttributeExplanation {
+                attribute: def.name.clone(),
+                level: def.comparator.level_name(c.level),
+                weight: (c.weight * 1000.0).round() / 1000.0,
+            });
+        }
+    }
+    let rule = schema
+        .rules
+        .iter()
+        .find(|rule| {
+            rule.attributes.iter().all(|a| {
+                let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
+                if rule.require_verified && !record.verified.contains(a) {
+                    return false;
+                }
+                golden.match_values.get(a).is_some_and(|vals| {
+                    vals.iter().any(|m| m.valid && m.value == v && (!rule.require_verified || m.verified))
+                })
+            })
+        })
+        .map(|r| r.name.clone());
+    let total = (total * 1000.0).round() / 1000.0;
+    let band = if rule.is_some() || total >= schema.matching.link_threshold {
+        Band::Link
+    } else if total >= schema.matching.review_threshold {
+        Band::Review
+    } else {
+        Band::NoMatch
+    };
+    CandidateScore { golden_id: golden.golden_id.clone(), score: total, band, rule, attributes }
+}
+
+/// Scores every candidate (active golden records, own golden record excluded by the caller or by
+/// `own`) and decides.
+pub fn decide(
+    schema: &EntitySchema,
+    record: &SourceRecord,
+    candidates: &[GoldenRecord],
+    own: Option<&str>,
+    blocking: BlockingStats,
+) -> MatchResult {
+    let mut scored: Vec<CandidateScore> = candidates
+        .iter()
+        .filter(|g| g.is_active() && Some(g.golden_id.as_str()) != own)
+        .map(|g| score(schema, record, g))
+        .collect();
+    scored.sort_by(|a, b| {
+        b.rule.is_some().cmp(&a.rule.is_some()).then(b.score.total_cmp(&a.score)).then(a.golden_id.cmp(&b.golden_id))
+    });
+    let ids = |band: Band| -> Vec<String> {
+        scored.iter().filter(|c| c.band == band).take(MAX_MERGE_FAN_IN).map(|c| c.golden_id.clone()).collect()
+    };
+    let links = ids(Band::Link);
+    let decision = if !links.is_empty() {
+        MatchDecision::Link { golden_ids: links }
+    } else {
+        let reviews = ids(Band::Review);
+        if reviews.is_empty() {
+            MatchDecision::New
+        } else {
+            MatchDecision::Review { golden_ids: reviews }
+        }
+    };
+    MatchResult { decision, candidates: scored, blocking }
+}

@@ -1,0 +1,414 @@
+//! Merge plans: given a match decision and the current state, a pure function returns every write
+//! the change needs (golden records, history, cross-references, index, claims, review task, events).
+//! The store applies the main transaction atomically; follow-up chunks are idempotent and ordered
+//! so that every intermediate state still resolves to the survivor.
+
+use crate::blocking::block_keys;
+use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenView, HubEvent, ReviewOpened};
+use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, ReviewStatus, ReviewTask};
+use crate::keys::{digest_hex, golden_id_for, SourceKey};
+use crate::matching::{MatchDecision, MatchResult};
+use crate::record::SourceRecord;
+use crate::schema::EntitySchema;
+use crate::store::{Expect, OutboxEntry, WriteOp, MAX_TRANSACTION_ITEMS};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Values kept per attribute for matching, at most.
+pub const MAX_MATCH_VALUES: usize = 16;
+
+/// A golden record with its member source records (as read, in any order).
+#[derive(Debug, Clone)]
+pub struct GoldenState {
+    pub golden: GoldenRecord,
+    pub members: Vec<SourceRecord>,
+}
+
+/// Everything [`plan_merge`] needs, read by the caller.
+pub struct MergeInput<'a> {
+    pub schema: &'a EntitySchema,
+    /// The source record as currently stored.
+    pub source: &'a SourceRecord,
+    /// The active golden record the source already belongs to, if any.
+    pub current: Option<&'a GoldenState>,
+    /// Active golden records the decision links to (other than `current`).
+    pub targets: &'a [GoldenState],
+    pub result: &'a MatchResult,
+    /// Current holders of the claim keys involved.
+    pub claims: &'a BTreeMap<String, String>,
+    /// The review task this decision would open exists already.
+    pub review_exists: bool,
+    pub now_ms: i64,
+    /// Write history versions (the batch engine may turn this off).
+    pub keep_history: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum MergeOutcome {
+    Created { golden_id: String },
+    Linked { golden_id: String },
+    Merged { golden_id: String, merged: Vec<String> },
+    Updated { golden_id: String },
+    Unchanged { golden_id: String },
+}
+
+impl MergeOutcome {
+    pub fn golden_id(&self) -> &str {
+        match self {
+            Self::Created { golden_id }
+            | Self::Linked { golden_id }
+            | Self::Merged { golden_id, .. }
+            | Self::Updated { golden_id }
+            | Self::Unchanged { golden_id } => golden_id,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::Linked { .. } => "linked",
+            Self::Merged { .. } => "merged",
+            Self::Updated { .. } => "updated",
+            Self::Unchanged { .. } => "unchanged",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MergePlan {
+    pub outcome: MergeOutcome,
+    /// The golden record holding the source after the plan.
+    pub golden: GoldenRecord,
+    /// Attribute values or member sources changed: version bumped, history and event written.
+    pub effective: bool,
+    pub review_task: Option<String>,
+    /// One transaction, at most [`MAX_TRANSACTION_ITEMS`] items.
+    pub writes: Vec<WriteOp>,
+    /// Idempotent chunks applied after `writes`, in order.
+    pub follow_ups: Vec<Vec<WriteOp>>,
+    pub events: Vec<HubEvent>,
+}
+
+/// The id of the review task a decision opens: stable, so a redelivery never opens a second one.
+pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> String {
+    let mut c: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    c.sort_unstable();
+    let mut parts = vec![entity, golden_id];
+    parts.extend(c);
+    format!("r{}", digest_hex(&parts, 12))
+}
+
+/// Distinct values per attribute over the members (in join order), for matching.
+pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<String, Vec<MatchValue>> {
+    let mut out: BTreeMap<String, Vec<MatchValue>> = BTreeMap::new();
+    for def in &schema.attributes {
+        for r in members {
+            let Some(v) = r.value(&def.name) else { continue };
+            let valid = r.is_valid(&def.name);
+            let verified = r.verified.contains(&def.name);
+            let vals = out.entry(def.name.clone()).or_default();
+            if let Some(m) = vals.iter_mut().find(|m| m.value == v && m.valid == valid) {
+                m.verified |= verified;
+            } else if vals.len() < MAX_MATCH_VALUES {
+                vals.push(MatchValue { value: v.to_owned(), valid, verified });
+            }
+        }
+    }
+    out
+}
+
+/// Orders members: those of `first` in join order, then the others', then `extra`; later copies
+/// of a key are dropped, and the freshest record of each key is used.
+fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> Vec<&'a SourceRecord> {
+    let mut by_key: BTreeMap<&SourceKey, &SourceRecord> = BTreeMap::new();
+    for g in groups {
+        for r in &g.members {
+            by_key.insert(&r.key, r);
+        }
+    }
+    by_key.insert(&source.key, source);
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for g in groups {
+        for k in &g.golden.members {
+            if let Some(r) = by_key.get(k) {
+                if seen.insert(k.clone()) {
+                    out.push(*r);
+                }
+            }
+        }
+    }
+    if seen.insert(source.key.clone()) {
+        out.push(source);
+    }
+    out
+}
+
+/// Computes the writes for one source record given the decision and the current state.
+pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
+    let schema = input.schema;
+    let source = input.source;
+    let now = input.now_ms;
+
+    // Which golden records take part: the current one, plus link targets.
+    let mut group: Vec<&GoldenState> = input.current.into_iter().collect();
+    if let MatchDecision::Link { .. } = input.result.decision {
+        for t in input.targets {
+            if !group.iter().any(|g| g.golden.golden_id == t.golden.golden_id) {
+                group.push(t);
+            }
+        }
+    }
+    // Survivor: most members, then oldest, then smallest id.
+    group.sort_by(|a, b| {
+        b.golden
+            .members
+            .len()
+            .cmp(&a.golden.members.len())
+            .then(a.golden.created_at_ms.cmp(&b.golden.created_at_ms))
+            .then(a.golden.golden_id.cmp(&b.golden.golden_id))
+    });
+    let survivor_old: Option<&GoldenRecord> = group.first().map(|g| &g.golden);
+    let losers: Vec<&GoldenRecord> = group.iter().skip(1).map(|g| &g.golden).collect();
+    let loser_ids: BTreeSet<&str> = losers.iter().map(|l| l.golden_id.as_str()).collect();
+    let golden_id = survivor_old.map_or_else(|| golden_id_for(&source.key), |g| g.golden_id.clone());
+
+    let members = ordered_members(&group, source);
+    let mut attributes = crate::survivorship::survive(schema, &members);
+    if let Some(old) = survivor_old {
+        // A value that did not change keeps the provenance it was set with.
+        for (name, attr) in attributes.iter_mut() {
+            if let Some(prev) = old.attributes.get(name) {
+                if prev.value == attr.value && prev.source == attr.source && prev.source_id == attr.source_id && prev.rule == attr.rule {
+                    *attr = prev.clone();
+                }
+            }
+        }
+    }
+    let mut index_keys = BTreeSet::new();
+    let mut claim_keys = BTreeSet::new();
+    for r in &members {
+        for k in block_keys(schema, r) {
+            if k.claim {
+                claim_keys.insert(k.key());
+            }
+            index_keys.insert(k.key());
+        }
+    }
+    for l in &losers {
+        claim_keys.extend(l.claims.iter().cloned());
+    }
+
+    // Claims: take free ones, move the losers', leave ones held by other golden records alone.
+    let mut new_claims = Vec::new();
+    let mut moved_claims = Vec::new();
+    let mut held: BTreeSet<String> = survivor_old.map(|g| g.claims.clone()).unwrap_or_default();
+    for key in &claim_keys {
+        let op = |from: Option<String>| WriteOp::PutClaim {
+            entity: schema.entity.clone(),
+            key: key.clone(),
+            golden_id: golden_id.clone(),
+            from,
+        };
+        match input.claims.get(key).map(String::as_str) {
+            Some(h) if h == golden_id => {
+                held.insert(key.clone());
+            }
+            Some(h) if loser_ids.contains(h) => {
+                moved_claims.push(op(Some(h.to_owned())));
+                held.insert(key.clone());
+            }
+            None => {
+                new_claims.push(op(None));
+                held.insert(key.clone());
+            }
+            Some(_) => {}
+        }
+    }
+
+    let member_keys: Vec<SourceKey> = members.iter().map(|r| r.key.clone()).collect();
+    let mut golden = GoldenRecord {
+        entity: schema.entity.clone(),
+        golden_id: golden_id.clone(),
+        version: 1,
+        revision: 1,
+        status: GoldenStatus::Active,
+        attributes,
+        members: member_keys,
+        match_values: match_values(schema, &members),
+        index_keys,
+        claims: held,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let changed: Vec<String> = match survivor_old {
+        None => golden.attributes.keys().cloned().collect(),
+        Some(old) => {
+            let names: BTreeSet<&String> = old.attributes.keys().chain(golden.attributes.keys()).collect();
+            names.into_iter().filter(|n| old.value(n) != golden.value(n)).cloned().collect()
+        }
+    };
+    let (effective, needs_write) = match survivor_old {
+        None => (true, true),
+        Some(old) => {
+            let effective = !changed.is_empty() || old.members != golden.members || !losers.is_empty();
+            let stored_differs = old.attributes != golden.attributes
+                || old.match_values != golden.match_values
+                || old.index_keys != golden.index_keys
+                || old.claims != golden.claims;
+            (effective, effective || stored_differs)
+        }
+    };
+    if let Some(old) = survivor_old {
+        golden.version = old.version + u64::from(effective);
+        golden.revision = old.revision + 1;
+        golden.created_at_ms = old.created_at_ms;
+        golden.updated_at_ms = if needs_write { now } else { old.updated_at_ms };
+        if !needs_write {
+            golden = old.clone();
+        }
+    }
+
+    let mut main: Vec<WriteOp> = Vec::new();
+    let mut events = Vec::new();
+    let cause = if losers.is_empty() { Cause::Ingest } else { Cause::Merge };
+    let corr = source.correlation_id.as_str();
+    if needs_write {
+        let expect = survivor_old.map_or(Expect::Absent, |g| Expect::Revision(g.revision));
+        main.push(WriteOp::PutGolden { golden: golden.clone(), expect });
+        if effective && input.keep_history {
+            main.push(WriteOp::PutHistory(HistoryEntry {
+                entity: golden.entity.clone(),
+                golden_id: golden.golden_id.clone(),
+                version: golden.version,
+                cause,
+                correlation_id: corr.to_owned(),
+                at_ms: now,
+                snapshot: golden.clone(),
+            }));
+        }
+    }
+    for l in &losers {
+        let mut merged = (*l).clone();
+        merged.status = GoldenStatus::MergedInto { survivor: golden_id.clone() };
+        merged.version += 1;
+        merged.revision += 1;
+        merged.updated_at_ms = now;
+        merged.members.clear();
+        merged.index_keys.clear();
+        merged.claims.clear();
+        main.push(WriteOp::PutGolden { golden: merged.clone(), expect: Expect::Revision(l.revision) });
+        if input.keep_history {
+            main.push(WriteOp::PutHistory(HistoryEntry {
+                entity: merged.entity.clone(),
+                golden_id: merged.golden_id.clone(),
+                version: merged.version,
+                cause: Cause::Merge,
+                correlation_id: corr.to_owned(),
+                at_ms: now,
+                snapshot: merged,
+            }));
+        }
+    }
+    if source.golden_id.as_deref() != Some(golden_id.as_str()) {
+        main.push(WriteOp::SetXref { source: source.key.clone(), golden_id: golden_id.clone() });
+    }
+
+    // Events and the review task.
+    if effective {
+        let envelope = Envelope::new(&golden, changed, cause, corr, now);
+        let view = GoldenView::of(&golden);
+        events.push(match (survivor_old, losers.is_empty()) {
+            (None, _) => HubEvent::GoldenRecordCreated(GoldenChanged { envelope, golden: view }),
+            (Some(_), true) => HubEvent::GoldenRecordUpdated(GoldenChanged { envelope, golden: view }),
+            (Some(_), false) => HubEvent::GoldenRecordsMerged(GoldenMerged {
+                envelope,
+                merged_golden_ids: losers.iter().map(|l| l.golden_id.clone()).collect(),
+                golden: view,
+            }),
+        });
+    }
+    let mut review_task = None;
+    if let MatchDecision::Review { golden_ids } = &input.result.decision {
+        let task_id = review_task_id(&schema.entity, &golden_id, golden_ids);
+        if !input.review_exists {
+            let explanation: Vec<_> =
+                input.result.candidates.iter().filter(|c| golden_ids.contains(&c.golden_id)).cloned().collect();
+            let score = explanation.first().map_or(0.0, |c| c.score);
+            main.push(WriteOp::PutReview(ReviewTask {
+                entity: schema.entity.clone(),
+                task_id: task_id.clone(),
+                golden_id: golden_id.clone(),
+                source: source.key.clone(),
+                candidate_golden_ids: golden_ids.clone(),
+                score,
+                explanation,
+                status: ReviewStatus::Open,
+                created_at_ms: now,
+            }));
+            events.push(HubEvent::ReviewTaskOpened(ReviewOpened {
+                envelope: Envelope::new(&golden, Vec::new(), Cause::Ingest, corr, now),
+                task_id: task_id.clone(),
+                candidate_golden_ids: golden_ids.clone(),
+                score,
+            }));
+            review_task = Some(task_id);
+        }
+    }
+    for e in &events {
+        main.push(WriteOp::PutOutbox(OutboxEntry { event_id: e.event_id(), created_at_ms: now, event: e.clone() }));
+    }
+    main.extend(new_claims);
+
+    // Index and cross-reference maintenance: adds before moves before deletes.
+    let old_keys = survivor_old.map(|g| &g.index_keys);
+    let mut rest: Vec<WriteOp> = Vec::new();
+    for k in &golden.index_keys {
+        if old_keys.is_none_or(|o| !o.contains(k)) {
+            rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
+        }
+    }
+    rest.extend(moved_claims);
+    for r in &members {
+        if r.key != source.key && r.golden_id.as_deref() != Some(golden_id.as_str()) {
+            rest.push(WriteOp::SetXref { source: r.key.clone(), golden_id: golden_id.clone() });
+        }
+    }
+    if let Some(old) = old_keys {
+        for k in old.difference(&golden.index_keys) {
+            rest.push(WriteOp::DeleteIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
+        }
+    }
+    for l in &losers {
+        for k in &l.index_keys {
+            rest.push(WriteOp::DeleteIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: l.golden_id.clone() });
+        }
+    }
+    // Fill the main transaction, then chunk the rest.
+    let mut follow_ups = Vec::new();
+    let room = MAX_TRANSACTION_ITEMS.saturating_sub(main.len());
+    let mut rest = rest.into_iter();
+    main.extend(rest.by_ref().take(room));
+    let rest: Vec<WriteOp> = rest.collect();
+    for chunk in rest.chunks(MAX_TRANSACTION_ITEMS) {
+        follow_ups.push(chunk.to_vec());
+    }
+    if main.len() > MAX_TRANSACTION_ITEMS {
+        // Only with extraordinary numbers of new claims: later ones go in a follow-up.
+        let extra = main.split_off(MAX_TRANSACTION_ITEMS);
+        follow_ups.insert(0, extra);
+    }
+
+    let outcome = match (survivor_old, losers.is_empty()) {
+        (None, _) => MergeOutcome::Created { golden_id: golden_id.clone() },
+        (Some(_), false) => MergeOutcome::Merged {
+            golden_id: golden_id.clone(),
+            merged: losers.iter().map(|l| l.golden_id.clone()).collect(),
+        },
+        (Some(_), true) if input.current.is_none() => MergeOutcome::Linked { golden_id: golden_id.clone() },
+        (Some(_), true) if effective => MergeOutcome::Updated { golden_id: golden_id.clone() },
+        (Some(_), true) => MergeOutcome::Unchanged { golden_id: golden_id.clone() },
+    };
+    MergePlan { outcome, golden, effective, review_task, writes: main, follow_ups, events }
+}

@@ -1,0 +1,396 @@
+//! Source records: validation of what a source system sends ("reject structure, keep values") and
+//! the normalised record the hub stores.
+
+use crate::keys::{digest_hex, SourceKey};
+use crate::normalise::{self, NormaliseOptions};
+use crate::schema::{AttributeType, EntitySchema, SchemaRegistry};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A data-quality issue: the value was kept raw because it could not be normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityIssue {
+    pub attribute: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// A normalised source record as the hub stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRecord {
+    pub key: SourceKey,
+    /// Orders versions of this source record only (a CDC position, row version or update time).
+    pub seq: u64,
+    /// The source's own update time, for "most recent" across systems.
+    pub updated_at_ms: Option<i64>,
+    /// Attribute values: normalised, or raw (trimmed) where `invalid` names them.
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub invalid: BTreeSet<String>,
+    #[serde(default)]
+    pub quality: Vec<QualityIssue>,
+    pub quality_score: f64,
+    /// Attributes the source says it has verified (e.g. a confirmed e-mail address).
+    #[serde(default)]
+    pub verified: BTreeSet<String>,
+    /// Hash of the attribute values and verification flags: equal hashes, equal content.
+    pub content_hash: String,
+    pub correlation_id: String,
+    pub received_at_ms: i64,
+    /// Cross-reference: the golden record this source record belongs to (set by merge).
+    #[serde(default)]
+    pub golden_id: Option<String>,
+}
+
+impl SourceRecord {
+    pub fn value(&self, attribute: &str) -> Option<&str> {
+        self.attributes.get(attribute).map(String::as_str)
+    }
+
+    pub fn is_valid(&self, attribute: &str) -> bool {
+        self.attributes.contains_key(attribute) && !self.invalid.contains(attribute)
+    }
+
+    /// How many attributes carry a valid value (used by the most-complete rule).
+    pub fn completeness(&self) -> usize {
+        self.attributes.keys().filter(|a| !self.invalid.contains(*a)).count()
+    }
+}
+
+/// A structural problem with one record: the record is rejected and nothing is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct RecordError {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl RecordError {
+    fn new(code: &'static str, field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: field.into() }
+    }
+}
+
+pub const MAX_SOURCE_ID_LEN: usize = 256;
+pub const MAX_SYSTEM_LEN: usize = 64;
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn required_str<'a>(obj: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, RecordError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' is required"))),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' must not be empty")))
+        }
+        Some(Value::String(s)) => Ok(s.trim()),
+        Some(other) => Err(RecordError::new(
+            "invalid_type",
+            field.to_owned(),
+            format!("'{field}' must be a string, got {}", json_kind(other)),
+        )),
+    }
+}
+
+/// Validates and normalises one record in wire form:
+/// `{"entityType","sourceSystem","sourceId","sourceSeq","sourceUpdatedAt"?,"attributes":{…},"verified"?:[…],"correlationId"?}`.
+///
+/// Structural problems reject the record; values that fail normalisation are kept raw and flagged.
+pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -> Result<SourceRecord, RecordError> {
+    let obj = input
+        .as_object()
+        .ok_or_else(|| RecordError::new("invalid_type", None, format!("a record must be an object, got {}", json_kind(input))))?;
+    const KNOWN: [&str; 8] =
+        ["entityType", "sourceSystem", "sourceId", "sourceSeq", "sourceUpdatedAt", "attributes", "verified", "correlationId"];
+    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(RecordError::new("unknown_field", unknown.clone(), format!("unknown field '{unknown}'")));
+    }
+    let entity = required_str(obj, "entityType")?;
+    let schema = registry.get(entity).ok_or_else(|| {
+        RecordError::new("unknown_entity_type", "entityType".to_owned(), format!("unknown entity type '{entity}'"))
+    })?;
+    let system = required_str(obj, "sourceSystem")?.to_lowercase();
+    if system.len() > MAX_SYSTEM_LEN
+        || !system.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(RecordError::new(
+            "invalid_field",
+            "sourceSystem".to_owned(),
+            format!("'sourceSystem' must be 1-{MAX_SYSTEM_LEN} letters, digits, '_', '-' or '.'"),
+        ));
+    }
+    let source_id = required_str(obj, "sourceId")?;
+    if source_id.chars().count() > MAX_SOURCE_ID_LEN || source_id.chars().any(char::is_control) {
+        return Err(RecordError::new(
+            "invalid_field",
+            "sourceId".to_owned(),
+            format!("'sourceId' must be at most {MAX_SOURCE_ID_LEN} characters without control characters"),
+        ));
+    }
+    let seq = match obj.get("sourceSeq") {
+        None | Some(Value::Null) => {
+            return Err(RecordError::new("missing_field", "sourceSeq".to_owned(), "'sourceSeq' is required"))
+        }
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => s.parse().ok(),
+        Some(_) => None,
+    }
+    .ok_or_else(|| {
+        RecordError::new(
+            "invalid_field",
+            "sourceSeq".to_owned(),
+            "'sourceSeq' must be a non-negative integer (or a string of digits)",
+        )
+    })?;
+    let updated_at_ms = match obj.get("sourceUpdatedAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(crate::time::parse_rfc3339(s.trim()).ok_or_else(|| {
+            RecordError::new("invalid_field", "sourceUpdatedAt".to_owned(), "'sourceUpdatedAt' must be an RFC 3339 time")
+        })?),
+        Some(other) => {
+            return Err(RecordError::new(
+                "invalid_type",
+                "sourceUpdatedAt".to_owned(),
+                format!("'sourceUpdatedAt' must be a string, got {}", json_kind(other)),
+            ))
+        }
+    };
+    let correlation_id = match obj.get("correlationId") {
+        None | Some(Value::Null) => digest_hex(&[entity, &system, source_id, &seq.to_string()], 8),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) =>
+        {
+            s.clone()
+        }
+        Some(_) => {
+            return Err(RecordError::new(
+                "invalid_field",
+                "correlationId".to_owned(),
+                "'correlationId' must be 1-128 letters, digits or '-_:.'",
+            ))
+        }
+    };
+    let attrs = match obj.get("attributes") {
+        None | Some(Value::Null) => {
+            return Err(RecordError::new("missing_field", "attributes".to_owned(), "'attributes' is required"))
+        }
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(RecordError::new(
+                "invalid_type",
+                "attributes".to_owned(),
+                format!("'attributes' must be an object, got {}", json_kind(other)),
+            ))
+        }
+    };
+    let mut verified = BTreeSet::new();
+    match obj.get("verified") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let name = item.as_str().filter(|n| schema.attribute(n).is_some()).ok_or_else(|| {
+                    RecordError::new("invalid_field", "verified".to_owned(), "'verified' must list attribute names of the entity")
+                })?;
+                verified.insert(name.to_owned());
+            }
+        }
+        Some(other) => {
+            return Err(RecordError::new(
+                "invalid_type",
+                "verified".to_owned(),
+                format!("'verified' must be an array, got {}", json_kind(other)),
+            ))
+        }
+    }
+    let key = SourceKey::new(entity, system, source_id);
+    normalise_attributes(schema, key, seq, updated_at_ms, attrs, verified, correlation_id, received_at_ms)
+}
+
+/// The string form of an attribute's JSON value, or a structural error.
+fn attribute_text(schema_kind: AttributeType, name: &str, v: &Value) -> Result<Option<String>, RecordError> {
+    let field = format!("attributes.{name}");
+    let wrong = |v: &Value, want: &str| {
+        RecordError::new("invalid_type", field.clone(), format!("attribute '{name}' must be {want}, got {}", json_kind(v)))
+    };
+    match (schema_kind, v) {
+        (_, Value::Null) => Ok(None),
+        (_, Value::String(s)) => Ok(Some(s.clone())),
+        (AttributeType::Identifier, Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        (AttributeType::Number, Value::Number(n)) => Ok(Some(n.to_string())),
+        (AttributeType::Text | AttributeType::Date, v) => Err(wrong(v, "a string")),
+        (AttributeType::Identifier, v) => Err(wrong(v, "a string or an integer")),
+        (AttributeType::Number, v) => Err(wrong(v, "a number or a string")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn normalise_attributes(
+    schema: &EntitySchema,
+    key: SourceKey,
+    seq: u64,
+    updated_at_ms: Option<i64>,
+    attrs: &serde_json::Map<String, Value>,
+    verified: BTreeSet<String>,
+    correlation_id: String,
+    received_at_ms: i64,
+) -> Result<SourceRecord, RecordError> {
+    let mut values = BTreeMap::new();
+    let mut invalid = BTreeSet::new();
+    let mut quality = Vec::new();
+    for (name, v) in attrs {
+        let def = schema.attribute(name).ok_or_else(|| {
+            RecordError::new(
+                "unknown_attribute",
+                format!("attributes.{name}"),
+                format!("entity type '{}' has no attribute '{name}'", schema.entity),
+            )
+        })?;
+        let Some(raw) = attribute_text(def.kind, name, v)? else { continue };
+        if raw.chars().count() > def.max_length {
+            return Err(RecordError::new(
+                "value_too_long",
+                format!("attributes.{name}"),
+                format!("attribute '{name}' is longer than {} characters", def.max_length),
+            ));
+        }
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
+        match normalise::apply(&def.normalisers, &raw, opts) {
+            Ok(n) => {
+                values.insert(name.clone(), n);
+            }
+            Err(e) => {
+                values.insert(name.clone(), raw.trim().to_owned());
+                invalid.insert(name.clone());
+                quality.push(QualityIssue { attribute: name.clone(), code: e.code().to_owned(), message: e.to_string() });
+            }
+        }
+    }
+    let present = values.len();
+    let quality_score = if present == 0 { 0.0 } else { (present - invalid.len()) as f64 / present as f64 };
+    let content_hash = content_hash(&values, &verified);
+    Ok(SourceRecord {
+        key,
+        seq,
+        updated_at_ms,
+        attributes: values,
+        invalid,
+        quality,
+        quality_score,
+        verified,
+        content_hash,
+        correlation_id,
+        received_at_ms,
+        golden_id: None,
+    })
+}
+
+fn content_hash(values: &BTreeMap<String, String>, verified: &BTreeSet<String>) -> String {
+    let mut parts: Vec<&str> = Vec::with_capacity(values.len() * 2 + verified.len() + 1);
+    for (k, v) in values {
+        parts.push(k);
+        parts.push(v);
+    }
+    parts.push("\u{1}verified");
+    parts.extend(verified.iter().map(String::as_str));
+    digest_hex(&parts, 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reg() -> SchemaRegistry {
+        SchemaRegistry::built_in().expect("schemas")
+    }
+
+    fn base() -> Value {
+        json!({"entityType":"customer","sourceSystem":"CRM","sourceId":"c-1","sourceSeq":3,
+               "sourceUpdatedAt":"2026-01-02T03:04:05Z",
+               "attributes":{"given_name":" Zoë ","email":"ZOE@Example.com","date_of_birth":"1999-02-31","phone":null}})
+    }
+
+    #[test]
+    fn values_are_normalised_and_bad_values_kept_raw() {
+        let r = validate(&reg(), &base(), 0).expect("valid record");
+        assert_eq!(r.key, SourceKey::new("customer", "crm", "c-1"));
+        assert_eq!(r.value("given_name"), Some("zoe"));
+        assert_eq!(r.value("email"), Some("zoe@example.com"));
+        assert_eq!(r.value("date_of_birth"), Some("1999-02-31"), "impossible date kept raw");
+        assert!(r.invalid.contains("date_of_birth"));
+        assert_eq!(r.quality[0].code, "invalid_date");
+        assert!(!r.quality[0].message.contains("1999"), "no value echoed");
+        assert!(r.value("phone").is_none(), "null is missing");
+        assert!((r.quality_score - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.updated_at_ms, crate::time::parse_rfc3339("2026-01-02T03:04:05Z"));
+    }
+
+    #[test]
+    fn structural_errors_reject() {
+        let cases: Vec<(Value, &str, Option<&str>)> = vec![
+            (json!([1]), "invalid_type", None),
+            (json!({"entityType":"planet","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{}}), "unknown_entity_type", Some("entityType")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceId")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"  ","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceId")),
+            (json!({"entityType":"customer","sourceId":"1","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceSystem")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","attributes":{}}), "missing_field", Some("sourceSeq")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":-1,"attributes":{}}), "invalid_field", Some("sourceSeq")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":1,"sourceSeq":1,"attributes":{}}), "invalid_type", Some("sourceId")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"shoe_size":"9"}}), "unknown_attribute", Some("attributes.shoe_size")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"given_name":{"x":1}}}), "invalid_type", Some("attributes.given_name")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"email":true}}), "invalid_type", Some("attributes.email")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":[]}), "invalid_type", Some("attributes")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"sourceUpdatedAt":"soon","attributes":{}}), "invalid_field", Some("sourceUpdatedAt")),
+            (json!({"entityType":"customer","sourceSystem":"a b","sourceId":"1","sourceSeq":1,"attributes":{}}), "invalid_field", Some("sourceSystem")),
+            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{},"extra":1}), "unknown_field", Some("extra")),
+        ];
+        for (input, code, field) in cases {
+            let e = validate(&reg(), &input, 0).expect_err(&input.to_string());
+            assert_eq!(e.code, code, "{input}");
+            assert_eq!(e.field.as_deref(), field, "{input}");
+        }
+    }
+
+    #[test]
+    fn identifiers_accept_integers_and_numbers_accept_strings() {
+        let r = validate(
+            &reg(),
+            &json!({"entityType":"product","sourceSystem":"erp","sourceId":"p1","sourceSeq":"12",
+                    "attributes":{"gtin":4006381333931u64,"price":"9,99","sku":"ab-12"}}),
+            0,
+        )
+        .expect("valid");
+        assert_eq!(r.seq, 12);
+        assert_eq!(r.value("gtin"), Some("04006381333931"));
+        assert_eq!(r.value("price"), Some("9.99"));
+        assert_eq!(r.value("sku"), Some("AB12"));
+        assert!(r.invalid.is_empty());
+    }
+
+    #[test]
+    fn content_hash_depends_on_values_only() {
+        let a = validate(&reg(), &base(), 0).expect("valid");
+        let mut later = base();
+        later["sourceSeq"] = json!(9);
+        let b = validate(&reg(), &later, 5).expect("valid");
+        assert_eq!(a.content_hash, b.content_hash);
+        later["attributes"]["given_name"] = json!("Zoey");
+        let c = validate(&reg(), &later, 5).expect("valid");
+        assert_ne!(a.content_hash, c.content_hash);
+    }
+}

@@ -1,0 +1,368 @@
+//! Entity schemas: configuration files that declare each entity type's attributes, how they are
+//! normalised, compared, blocked and survived. Loaded and validated at start-up.
+
+use crate::compare::ComparatorKind;
+use crate::normalise::Normaliser;
+use crate::survivorship::Rule;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The JSON shapes an attribute accepts; anything else is a structural error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeType {
+    /// A JSON string.
+    Text,
+    /// A JSON string or integer (codes, phone numbers, postcodes).
+    Identifier,
+    /// A JSON string holding a date.
+    Date,
+    /// A JSON number or a string holding one.
+    Number,
+}
+
+/// How a blocking key takes its part from an attribute value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockTransform {
+    Value,
+    Soundex,
+    Initial,
+    Year,
+    Prefix3,
+    FirstToken,
+}
+
+impl BlockTransform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Value => "value",
+            Self::Soundex => "soundex",
+            Self::Initial => "initial",
+            Self::Year => "year",
+            Self::Prefix3 => "prefix3",
+            Self::FirstToken => "first_token",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockPart {
+    pub attribute: String,
+    pub transform: BlockTransform,
+}
+
+/// One blocking key declared on an attribute, optionally combined with parts of other attributes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingKeyDef {
+    pub transform: BlockTransform,
+    #[serde(default)]
+    pub with: Vec<BlockPart>,
+    /// A strong key: a new golden record claims it, so two concurrent records of one new entity
+    /// cannot both create a golden record.
+    #[serde(default)]
+    pub claim: bool,
+}
+
+/// A comparator with its Fellegi-Sunter parameters: one m and one u probability per agreement
+/// level (best first); the disagreement level takes the remaining probability mass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparatorDef {
+    pub kind: ComparatorKind,
+    #[serde(default)]
+    pub thresholds: Vec<f64>,
+    pub m: Vec<f64>,
+    pub u: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AttributeType,
+    #[serde(default)]
+    pub normalisers: Vec<Normaliser>,
+    pub comparator: ComparatorDef,
+    #[serde(default)]
+    pub blocking: Vec<BlockingKeyDef>,
+    pub survivorship: Rule,
+    /// Per-attribute override of the entity's source priority.
+    #[serde(default)]
+    pub source_priority: Option<Vec<String>>,
+    /// Country calling code used by the `phone` normaliser for national numbers.
+    #[serde(default)]
+    pub default_country_code: Option<String>,
+    /// Longest accepted value, in characters (structural limit).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+fn default_max_length() -> usize {
+    1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingConfig {
+    pub link_threshold: f64,
+    pub review_threshold: f64,
+    #[serde(default = "default_block_size")]
+    pub max_block_size: usize,
+    #[serde(default = "default_candidates")]
+    pub max_candidates: usize,
+}
+
+fn default_block_size() -> usize {
+    100
+}
+fn default_candidates() -> usize {
+    50
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurvivorshipConfig {
+    #[serde(default)]
+    pub source_priority: Vec<String>,
+}
+
+/// A deterministic rule: all named attributes equal (and valid) → LINK at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeterministicRule {
+    pub name: String,
+    pub attributes: Vec<String>,
+    /// Only when the incoming record marks the attributes as verified.
+    #[serde(default)]
+    pub require_verified: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySchema {
+    pub entity: String,
+    #[serde(default)]
+    pub description: String,
+    pub matching: MatchingConfig,
+    #[serde(default)]
+    pub survivorship: SurvivorshipConfig,
+    #[serde(default)]
+    pub rules: Vec<DeterministicRule>,
+    pub attributes: Vec<AttributeDef>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SchemaError {
+    #[error("{file}: cannot read: {reason}")]
+    Unreadable { file: String, reason: String },
+    #[error("{file}: not a valid entity schema: {reason}")]
+    Syntax { file: String, reason: String },
+    #[error("{file}: {reason}")]
+    Invalid { file: String, reason: String },
+    #[error("entity type '{0}' is defined twice")]
+    Duplicate(String),
+    #[error("no entity schema files found in {0}")]
+    Empty(String),
+}
+
+impl EntitySchema {
+    /// Parses and validates one schema file's text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, SchemaError> {
+        let schema: EntitySchema = toml::from_str(text)
+            .map_err(|e| SchemaError::Syntax { file: file.to_owned(), reason: e.to_string().trim().to_owned() })?;
+        schema.validate().map_err(|reason| SchemaError::Invalid { file: file.to_owned(), reason })?;
+        Ok(schema)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !is_identifier(&self.entity) {
+            return Err(format!("entity name '{}' must be lowercase letters, digits or '_'", self.entity));
+        }
+        if self.attributes.is_empty() {
+            return Err("an entity needs at least one attribute".into());
+        }
+        let m = &self.matching;
+        if !(m.link_threshold.is_finite() && m.review_threshold.is_finite()) || m.review_threshold > m.link_threshold {
+            return Err("matching.review_threshold must be a number no greater than link_threshold".into());
+        }
+        if m.max_block_size == 0 || m.max_candidates == 0 {
+            return Err("matching.max_block_size and max_candidates must be at least 1".into());
+        }
+        let mut names = BTreeSet::new();
+        for a in &self.attributes {
+            if !is_identifier(&a.name) {
+                return Err(format!("attribute name '{}' must be lowercase letters, digits or '_'", a.name));
+            }
+            if !names.insert(a.name.as_str()) {
+                return Err(format!("attribute '{}' is declared twice", a.name));
+            }
+        }
+        for a in &self.attributes {
+            let ctx = |r: String| format!("attribute '{}': {r}", a.name);
+            crate::compare::validate_def(&a.comparator).map_err(ctx)?;
+            for b in &a.blocking {
+                for p in &b.with {
+                    if !names.contains(p.attribute.as_str()) {
+                        return Err(ctx(format!("blocking key refers to unknown attribute '{}'", p.attribute)));
+                    }
+                }
+            }
+            if let Some(cc) = &a.default_country_code {
+                if cc.is_empty() || cc.len() > 3 || !cc.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(ctx("default_country_code must be 1-3 digits".into()));
+                }
+            }
+            if a.max_length == 0 {
+                return Err(ctx("max_length must be at least 1".into()));
+            }
+        }
+        for r in &self.rules {
+            if r.attributes.is_empty() {
+                return Err(format!("rule '{}' names no attribute", r.name));
+            }
+            for attr in &r.attributes {
+                if !names.contains(attr.as_str()) {
+                    return Err(format!("rule '{}' refers to unknown attribute '{attr}'", r.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// Source priority for an attribute: its own list, else the entity's.
+    pub fn priority_for<'a>(&'a self, attr: &'a AttributeDef) -> &'a [String] {
+        attr.source_priority.as_deref().unwrap_or(&self.survivorship.source_priority)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Every entity type the hub knows, by name.
+#[derive(Debug, Clone)]
+pub struct SchemaRegistry {
+    schemas: BTreeMap<String, EntitySchema>,
+}
+
+const BUILT_IN: &[(&str, &str)] = &[
+    ("entities/customer.toml", include_str!("../entities/customer.toml")),
+    ("entities/product.toml", include_str!("../entities/product.toml")),
+];
+
+impl SchemaRegistry {
+    /// The schemas shipped with the hub (`shared/core/entities/*.toml`).
+    pub fn built_in() -> Result<Self, SchemaError> {
+        Self::from_texts(BUILT_IN.iter().map(|(f, t)| (f.to_string(), t.to_string())))
+    }
+
+    /// Loads every `*.toml` file of a folder instead of the built-in set.
+    pub fn from_dir(dir: &Path) -> Result<Self, SchemaError> {
+        let shown = dir.display().to_string();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| SchemaError::Unreadable { file: shown.clone(), reason: e.to_string() })?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| SchemaError::Unreadable { file: shown.clone(), reason: e.to_string() })?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::Unreadable {
+                    file: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                files.push((path.display().to_string(), text));
+            }
+        }
+        if files.is_empty() {
+            return Err(SchemaError::Empty(shown));
+        }
+        files.sort();
+        Self::from_texts(files)
+    }
+
+    pub fn from_texts(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, SchemaError> {
+        let mut schemas = BTreeMap::new();
+        for (file, text) in files {
+            let s = EntitySchema::parse(&file, &text)?;
+            if schemas.contains_key(&s.entity) {
+                return Err(SchemaError::Duplicate(s.entity));
+            }
+            schemas.insert(s.entity.clone(), s);
+        }
+        Ok(Self { schemas })
+    }
+
+    pub fn get(&self, entity: &str) -> Option<&EntitySchema> {
+        self.schemas.get(entity)
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = &str> {
+        self.schemas.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schemas_load() {
+        let r = SchemaRegistry::built_in().expect("built-in schemas are valid");
+        assert_eq!(r.entities().collect::<Vec<_>>(), vec!["customer", "product"]);
+        let c = r.get("customer").expect("customer");
+        for a in [
+            "given_name", "family_name", "date_of_birth", "email", "phone", "street_number", "address_line1",
+            "address_line2", "locality", "postcode", "region", "country", "national_id",
+        ] {
+            assert!(c.attribute(a).is_some(), "customer.{a}");
+        }
+        let p = r.get("product").expect("product");
+        for a in ["sku", "gtin", "name", "brand", "category", "size", "price", "currency"] {
+            assert!(p.attribute(a).is_some(), "product.{a}");
+        }
+    }
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            "entity = \"thing\"\n[matching]\nlink_threshold = 5.0\nreview_threshold = 2.0\n{extra}\n\
+             [[attributes]]\nname = \"code\"\ntype = \"identifier\"\ncomparator = {{ kind = \"exact\", m = [0.9], u = [0.01] }}\nsurvivorship = \"most_recent\"\n"
+        )
+    }
+
+    #[test]
+    fn a_new_entity_type_needs_only_a_file() {
+        let r = SchemaRegistry::from_texts([("thing.toml".to_string(), minimal(""))]).expect("valid");
+        assert!(r.get("thing").is_some());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let bad = minimal("").replace("\"exact\"", "\"telepathy\"");
+        let e = EntitySchema::parse("thing.toml", &bad).unwrap_err();
+        assert!(matches!(e, SchemaError::Syntax { .. }), "{e}");
+        assert!(e.to_string().starts_with("thing.toml"));
+
+        let bad = minimal("").replace("u = [0.01]", "u = [1.5]");
+        let e = EntitySchema::parse("thing.toml", &bad).unwrap_err();
+        assert!(e.to_string().contains("attribute 'code'"), "{e}");
+
+        let bad = minimal("[[rules]]\nname = \"r\"\nattributes = [\"nope\"]\n");
+        let e = EntitySchema::parse("thing.toml", &bad).unwrap_err();
+        assert!(e.to_string().contains("unknown attribute 'nope'"), "{e}");
+
+        let bad = minimal("").replace("review_threshold = 2.0", "review_threshold = 9.0");
+        assert!(EntitySchema::parse("thing.toml", &bad).is_err());
+
+        let dup = [("a.toml".to_string(), minimal("")), ("b.toml".to_string(), minimal(""))];
+        assert_eq!(SchemaRegistry::from_texts(dup).unwrap_err(), SchemaError::Duplicate("thing".into()));
+    }
+}

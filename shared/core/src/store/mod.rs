@@ -1,0 +1,184 @@
+//! The store port: small traits for what the hub reads and writes, one transaction operation
+//! for everything a merge changes, and adapters (in-process here; DynamoDB in `mdm-aws`).
+
+use crate::events::HubEvent;
+use crate::golden::{GoldenRecord, HistoryEntry, ReviewTask};
+use crate::keys::SourceKey;
+use crate::record::SourceRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod memory;
+
+/// Most items one transaction may write (DynamoDB's `TransactWriteItems` limit).
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Result of a conditional source write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceWrite {
+    Written,
+    /// A version with this or a higher `source_seq` is already stored: dropped.
+    Stale { stored_seq: u64 },
+}
+
+/// Condition on a golden record write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The golden record must not exist yet.
+    Absent,
+    /// The stored golden record must have this revision (optimistic lock).
+    Revision(u64),
+}
+
+/// An event waiting in the outbox for the publisher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    pub event_id: String,
+    pub created_at_ms: i64,
+    pub event: HubEvent,
+}
+
+/// One write of a transaction. Every operation names one item; an item appears at most once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    PutGolden { golden: GoldenRecord, expect: Expect },
+    /// Fails if that version already exists.
+    PutHistory(HistoryEntry),
+    /// Points a source record at its golden record; fails if the source record does not exist.
+    SetXref { source: SourceKey, golden_id: String },
+    PutIndex { entity: String, key: String, golden_id: String },
+    DeleteIndex { entity: String, key: String, golden_id: String },
+    /// Takes (or moves) a claim on a strong key. `from: None` requires the claim to be free,
+    /// `from: Some(g)` requires it to be held by `g`; either passes if `golden_id` holds it already.
+    PutClaim { entity: String, key: String, golden_id: String, from: Option<String> },
+    PutReview(ReviewTask),
+    PutOutbox(OutboxEntry),
+}
+
+impl WriteOp {
+    /// The identity of the item this operation writes (for the one-op-per-item rule).
+    pub fn item_id(&self) -> String {
+        match self {
+            Self::PutGolden { golden, .. } => crate::keys::golden_item_key(&golden.entity, &golden.golden_id),
+            Self::PutHistory(h) => format!(
+                "{}/{}",
+                crate::keys::golden_item_key(&h.entity, &h.golden_id),
+                crate::keys::history_sort_key(h.version)
+            ),
+            Self::SetXref { source, .. } => source.item_key(),
+            Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
+                format!("{}/{golden_id}", crate::keys::block_item_key(entity, key))
+            }
+            Self::PutClaim { entity, key, .. } => crate::keys::claim_item_key(entity, key),
+            Self::PutReview(t) => crate::keys::review_item_key(&t.entity, &t.task_id),
+            Self::PutOutbox(o) => format!("OUT#{}", o.event_id),
+        }
+    }
+}
+
+/// Why a conditional write failed: someone else changed what we read. Re-read and retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("golden record {0} changed or already exists")]
+    Golden(String),
+    #[error("history version {1} of {0} already exists")]
+    History(String, u64),
+    #[error("a claim on a {0} key is held by another golden record")]
+    Claim(String),
+    #[error("source record {0} does not exist")]
+    MissingSource(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    #[error("transaction of {0} items exceeds the limit of {MAX_TRANSACTION_ITEMS}")]
+    TooLarge(usize),
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict(_))
+    }
+}
+
+/// A blocking-index lookup result for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHit {
+    pub key: String,
+    pub golden_ids: Vec<String>,
+    /// More golden records share this key than the cap allows: skipped.
+    pub too_common: bool,
+}
+
+pub trait SourceStore: Send + Sync {
+    /// Stores a source record if it is new or its `seq` is higher than the stored one
+    /// (`attribute_not_exists(pk) OR source_seq < :seq`). Keeps the stored cross-reference.
+    fn put_source(&self, record: &SourceRecord) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send;
+    fn get_source(&self, key: &SourceKey) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send;
+    /// Batch read; missing keys are left out.
+    fn get_sources(&self, keys: &[SourceKey]) -> impl Future<Output = Result<Vec<SourceRecord>, StoreError>> + Send;
+}
+
+pub trait GoldenStore: Send + Sync {
+    fn get_golden(&self, entity: &str, id: &str) -> impl Future<Output = Result<Option<GoldenRecord>, StoreError>> + Send;
+    /// Batch read; missing ids are left out.
+    fn get_goldens(&self, entity: &str, ids: &[String]) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
+    /// History versions, oldest first.
+    fn history(&self, entity: &str, id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
+}
+
+pub trait BlockIndex: Send + Sync {
+    /// Golden ids per key, at most `cap` each; a key with more is reported too common.
+    fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
+}
+
+pub trait ClaimStore: Send + Sync {
+    /// Current holders of the given claim keys (free keys are left out).
+    fn get_claims(&self, entity: &str, keys: &[String]) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+}
+
+pub trait ReviewStore: Send + Sync {
+    fn get_review(&self, entity: &str, task_id: &str) -> impl Future<Output = Result<Option<ReviewTask>, StoreError>> + Send;
+}
+
+pub trait Transactor: Send + Sync {
+    /// Applies every operation or none (at most [`MAX_TRANSACTION_ITEMS`], one per item).
+    fn transact(&self, ops: Vec<WriteOp>) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait Outbox: Send + Sync {
+    /// Pending events, oldest first.
+    fn pending_events(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+    /// Removes delivered events.
+    fn delete_events(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything the hub needs from a store.
+pub trait Store: SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox {}
+impl<T: SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox> Store for T {}
+
+/// Checks the rules every adapter enforces before it writes: size and one op per item.
+pub fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
+    if ops.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::TooLarge(ops.len()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    for op in ops {
+        if !seen.insert(op.item_id()) {
+            return Err(StoreError::Invalid("an item appears twice in one transaction".into()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Survivorship: which member's value becomes the golden value of each attribute.
+
+use crate::golden::GoldenAttribute;
+use crate::record::SourceRecord;
+use crate::schema::{AttributeDef, EntitySchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The most trusted system wins (the schema's `source_priority` list).
+    SourcePriority,
+    /// The value with the latest `source_updated_at` wins.
+    MostRecent,
+    /// The value most members agree on wins.
+    MostFrequent,
+    /// The value from the member with the most valid attributes wins.
+    MostComplete,
+    /// The value of the earliest member that has one wins.
+    FirstNonEmpty,
+}
+
+struct Candidate<'a> {
+    join: usize,
+    record: &'a SourceRecord,
+    value: &'a str,
+}
+
+fn recency(r: &SourceRecord) -> i64 {
+    r.updated_at_ms.unwrap_or(r.received_at_ms)
+}
+
+fn rank(priority: &[String], system: &str) -> usize {
+    priority.iter().position(|s| s == system).unwrap_or(priority.len())
+}
+
+/// Picks the surviving value of one attribute among members (given in join order). Valid values
+/// are preferred to values kept raw; ties are broken by recency, priority, then join order, so
+/// the result never depends on the order records were read in.
+pub fn survive_attribute(schema: &EntitySchema, def: &AttributeDef, members: &[&SourceRecord]) -> Option<GoldenAttribute> {
+    let all: Vec<Candidate> = members
+        .iter()
+        .enumerate()
+        .filter_map(|(join, r)| r.value(&def.name).map(|value| Candidate { join, record: r, value }))
+        .collect();
+    let any_valid = all.iter().any(|c| c.record.is_valid(&def.name));
+    let cands: Vec<&Candidate> = all.iter().filter(|c| !any_valid || c.record.is_valid(&def.name)).collect();
+    let priority = schema.priority_for(def);
+    let frequency = |v: &str| cands.iter().filter(|c| c.value == v).count();
+    let tie = |c: &Candidate| (std::cmp::Reverse(recency(c.record)), rank(priority, &c.record.key.system), c.join);
+    let best = match def.survivorship {
+        Rule::SourcePriority => cands.iter().min_by_key(|c| (rank(priority, &c.record.key.system), tie(c))),
+        Rule::MostRecent => cands.iter().min_by_key(|c| tie(c)),
+        Rule::MostFrequent => cands.iter().min_by_key(|c| (std::cmp::Reverse(frequency(c.value)), tie(c))),
+        Rule::MostComplete => cands.iter().min_by_key(|c| {
+            (std::cmp::Reverse(c.record.completeness()), std::cmp::Reverse(c.value.chars().count()), tie(c))
+        }),
+        Rule::FirstNonEmpty => cands.iter().min_by_key(|c| c.join),
+    }?;
+    Some(GoldenAttribute {
+        value: best.value.to_owned(),
+        source: best.record.key.system.clone(),
+        source_id: best.record.key.source_id.clone(),
+        source_seq: best.record.seq,
+        rule: def.survivorship,
+    })
+}
+
+/// Golden attributes with provenance from the members (in join order).
+pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<String, GoldenAttribute> {
+    schema
+        .attributes
+        .iter()
+        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.clone(), a)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SourceKey;
+    use crate::schema::SchemaRegistry;
+    use std::collections::BTreeSet;
+
+    fn rec(system: &str, id: &str, updated: i64, attrs: &[(&str, &str)]) -> SourceRecord {
+        SourceRecord {
+            key: SourceKey::new("customer", system, id),
+            seq: 1,
+            updated_at_ms: Some(updated),
+            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            invalid: BTreeSet::new(),
+            quality: vec![],
+            quality_score: 1.0,
+            verified: BTreeSet::new(),
+            content_hash: String::new(),
+            correlation_id: String::new(),
+            received_at_ms: 0,
+            golden_id: None,
+        }
+    }
+
+    #[test]
+    fn each_rule_picks_and_names_its_winner() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let s = reg.get("customer").expect("customer");
+        let a = rec("webshop", "w1", 300, &[("given_name", "jon"), ("email", "new@x.com"), ("country", "GB")]);
+        let b = rec("crm", "c1", 100, &[("given_name", "john"), ("email", "old@x.com"), ("country", "GB"), ("locality", "leeds")]);
+        let c = rec("erp", "e1", 200, &[("given_name", "johnny"), ("country", "IE")]);
+        let g = survive(s, &[&a, &b, &c]);
+        assert_eq!(g["given_name"].value, "john", "crm has priority");
+        assert_eq!(g["given_name"].rule, Rule::SourcePriority);
+        assert_eq!(g["email"].value, "new@x.com", "most recent");
+        assert_eq!(g["email"].source, "webshop");
+        assert_eq!(g["country"].value, "GB", "most frequent");
+        assert_eq!(g["locality"].source_id, "c1");
+    }
+
+    #[test]
+    fn valid_values_beat_raw_ones_and_order_does_not_matter() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let s = reg.get("customer").expect("customer");
+        let mut bad = rec("crm", "c1", 500, &[("date_of_birth", "1999-02-31")]);
+        bad.invalid.insert("date_of_birth".into());
+        let good = rec("webshop", "w1", 100, &[("date_of_birth", "1999-02-13")]);
+        assert_eq!(survive(s, &[&bad, &good])["date_of_birth"].value, "1999-02-13");
+        assert_eq!(survive(s, &[&good, &bad]), survive(s, &[&good, &bad]));
+        let x = rec("crm", "c2", 100, &[("email", "a@x.com")]);
+        let y = rec("erp", "e2", 100, &[("email", "b@x.com")]);
+        assert_eq!(survive(s, &[&x, &y])["email"].value, survive(s, &[&y, &x])["email"].value);
+    }
+}
