@@ -94,12 +94,14 @@ mod tests {
             0,
         )
         .expect("valid");
-        let keys: Vec<String> = block_keys(reg.get("customer").expect("customer"), &r).iter().map(BlockKey::key).collect();
+        let keys: Vec<String> =
+            block_keys(reg.get("customer").expect("customer"), &r).iter().map(BlockKey::key).collect();
         assert!(keys.contains(&"family_name.soundex+date_of_birth.year=S530|1980".to_string()), "{keys:?}");
         assert!(keys.contains(&"email.value=a@x.com".to_string()));
         assert!(keys.contains(&"phone.value=+447700900123".to_string()));
         assert!(keys.contains(&"postcode.value+given_name.initial=LS14AP|a".to_string()));
-        let claims: Vec<_> = block_keys(reg.get("customer").expect("customer"), &r).into_iter().filter(|k| k.claim).collect();
+        let claims: Vec<_> =
+            block_keys(reg.get("customer").expect("customer"), &r).into_iter().filter(|k| k.claim).collect();
         assert_eq!(claims.len(), 3, "email, phone, name+dob: {claims:?}");
         assert_eq!(BlockKey::name_of("email.value=a@x.com"), "email.value");
     }

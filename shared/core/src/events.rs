@@ -172,6 +172,20 @@ pub const DETAIL_TYPES: [&str; 7] = [
     "ErasureCompleted",
 ];
 
+/// The JSON Schema (draft 2020-12) of a detail-type's `detail`, as shipped in the repo.
+pub fn detail_schema(detail_type: &str) -> Option<&'static str> {
+    Some(match detail_type {
+        "GoldenRecordCreated" => include_str!("../schemas/events/GoldenRecordCreated.json"),
+        "GoldenRecordUpdated" => include_str!("../schemas/events/GoldenRecordUpdated.json"),
+        "GoldenRecordsMerged" => include_str!("../schemas/events/GoldenRecordsMerged.json"),
+        "GoldenRecordSplit" => include_str!("../schemas/events/GoldenRecordSplit.json"),
+        "GoldenRecordErased" => include_str!("../schemas/events/GoldenRecordErased.json"),
+        "ReviewTaskOpened" => include_str!("../schemas/events/ReviewTaskOpened.json"),
+        "ErasureCompleted" => include_str!("../schemas/events/ErasureCompleted.json"),
+        _ => return None,
+    })
+}
+
 impl HubEvent {
     pub fn detail_type(&self) -> &'static str {
         match self {

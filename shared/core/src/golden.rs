@@ -22,7 +22,9 @@ pub struct GoldenAttribute {
 pub enum GoldenStatus {
     Active,
     /// Joined into another golden record by a bridging record; a pointer to the survivor.
-    MergedInto { survivor: String },
+    MergedInto {
+        survivor: String,
+    },
     Erased,
 }
 

@@ -162,7 +162,9 @@ impl<S: Store> Hub<S> {
         let candidates: Vec<GoldenRecord> =
             resolved.into_values().filter(|g| seen.insert(g.golden_id.clone())).collect();
         let own = match &record.golden_id {
-            Some(id) => self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next().map(|g| g.golden_id),
+            Some(id) => {
+                self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next().map(|g| g.golden_id)
+            }
             None => None,
         };
         let stats = BlockingStats { keys: keys.len(), too_common, candidates: candidates.len() };
@@ -216,7 +218,8 @@ impl<S: Store> Hub<S> {
         let claims = self.store.get_claims(&schema.entity, &claim_keys).await?;
         let review_exists = match &result.decision {
             MatchDecision::Review { golden_ids } => {
-                let holder = current.as_ref().map_or_else(|| golden_id_for(&source.key), |c| c.golden.golden_id.clone());
+                let holder =
+                    current.as_ref().map_or_else(|| golden_id_for(&source.key), |c| c.golden.golden_id.clone());
                 let task = review_task_id(&schema.entity, &holder, golden_ids);
                 self.store.get_review(&schema.entity, &task).await?.is_some()
             }

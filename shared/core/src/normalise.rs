@@ -262,21 +262,14 @@ fn num(s: &str) -> Option<u32> {
 fn date(v: &str) -> Result<String, NormaliseError> {
     let v = v.trim();
     // ISO date-time: keep the date part.
-    let v = if v.len() > 10 && v.as_bytes().get(10).is_some_and(|b| *b == b'T' || *b == b' ') {
-        &v[..10]
-    } else {
-        v
-    };
+    let v = if v.len() > 10 && v.as_bytes().get(10).is_some_and(|b| *b == b'T' || *b == b' ') { &v[..10] } else { v };
     if v.len() == 8 && v.chars().all(|c| c.is_ascii_digit()) {
         let y: i32 = v[..4].parse().map_err(|_| NormaliseError::Date)?;
         let m = num(&v[4..6]).ok_or(NormaliseError::Date)?;
         let d = num(&v[6..8]).ok_or(NormaliseError::Date)?;
         return ymd(y, m, d);
     }
-    let parts: Vec<&str> = v
-        .split(|c: char| c == '-' || c == '/' || c == '.' || c == ' ' || c == ',')
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = v.split(['-', '/', '.', ' ', ',']).filter(|p| !p.is_empty()).collect();
     if parts.len() != 3 {
         return Err(NormaliseError::Date);
     }

@@ -180,7 +180,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         // A value that did not change keeps the provenance it was set with.
         for (name, attr) in attributes.iter_mut() {
             if let Some(prev) = old.attributes.get(name) {
-                if prev.value == attr.value && prev.source == attr.source && prev.source_id == attr.source_id && prev.rule == attr.rule {
+                if prev.value == attr.value
+                    && prev.source == attr.source
+                    && prev.source_id == attr.source_id
+                    && prev.rule == attr.rule
+                {
                     *attr = prev.clone();
                 }
             }
@@ -366,7 +370,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let mut rest: Vec<WriteOp> = Vec::new();
     for k in &golden.index_keys {
         if old_keys.is_none_or(|o| !o.contains(k)) {
-            rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
+            rest.push(WriteOp::PutIndex {
+                entity: schema.entity.clone(),
+                key: k.clone(),
+                golden_id: golden_id.clone(),
+            });
         }
     }
     rest.extend(moved_claims);
@@ -377,12 +385,20 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     if let Some(old) = old_keys {
         for k in old.difference(&golden.index_keys) {
-            rest.push(WriteOp::DeleteIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
+            rest.push(WriteOp::DeleteIndex {
+                entity: schema.entity.clone(),
+                key: k.clone(),
+                golden_id: golden_id.clone(),
+            });
         }
     }
     for l in &losers {
         for k in &l.index_keys {
-            rest.push(WriteOp::DeleteIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: l.golden_id.clone() });
+            rest.push(WriteOp::DeleteIndex {
+                entity: schema.entity.clone(),
+                key: k.clone(),
+                golden_id: l.golden_id.clone(),
+            });
         }
     }
     // Fill the main transaction, then chunk the rest.

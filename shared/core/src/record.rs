@@ -91,7 +91,9 @@ fn json_kind(v: &Value) -> &'static str {
 
 fn required_str<'a>(obj: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, RecordError> {
     match obj.get(field) {
-        None | Some(Value::Null) => Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' is required"))),
+        None | Some(Value::Null) => {
+            Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' is required")))
+        }
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' must not be empty")))
         }
@@ -109,11 +111,19 @@ fn required_str<'a>(obj: &'a serde_json::Map<String, Value>, field: &str) -> Res
 ///
 /// Structural problems reject the record; values that fail normalisation are kept raw and flagged.
 pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -> Result<SourceRecord, RecordError> {
-    let obj = input
-        .as_object()
-        .ok_or_else(|| RecordError::new("invalid_type", None, format!("a record must be an object, got {}", json_kind(input))))?;
-    const KNOWN: [&str; 8] =
-        ["entityType", "sourceSystem", "sourceId", "sourceSeq", "sourceUpdatedAt", "attributes", "verified", "correlationId"];
+    let obj = input.as_object().ok_or_else(|| {
+        RecordError::new("invalid_type", None, format!("a record must be an object, got {}", json_kind(input)))
+    })?;
+    const KNOWN: [&str; 8] = [
+        "entityType",
+        "sourceSystem",
+        "sourceId",
+        "sourceSeq",
+        "sourceUpdatedAt",
+        "attributes",
+        "verified",
+        "correlationId",
+    ];
     if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(RecordError::new("unknown_field", unknown.clone(), format!("unknown field '{unknown}'")));
     }
@@ -157,7 +167,11 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
     let updated_at_ms = match obj.get("sourceUpdatedAt") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(crate::time::parse_rfc3339(s.trim()).ok_or_else(|| {
-            RecordError::new("invalid_field", "sourceUpdatedAt".to_owned(), "'sourceUpdatedAt' must be an RFC 3339 time")
+            RecordError::new(
+                "invalid_field",
+                "sourceUpdatedAt".to_owned(),
+                "'sourceUpdatedAt' must be an RFC 3339 time",
+            )
         })?),
         Some(other) => {
             return Err(RecordError::new(
@@ -170,7 +184,9 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
     let correlation_id = match obj.get("correlationId") {
         None | Some(Value::Null) => digest_hex(&[entity, &system, source_id, &seq.to_string()], 8),
         Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) =>
+            if !s.is_empty()
+                && s.len() <= 128
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) =>
         {
             s.clone()
         }
@@ -201,7 +217,11 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
         Some(Value::Array(items)) => {
             for item in items {
                 let name = item.as_str().filter(|n| schema.attribute(n).is_some()).ok_or_else(|| {
-                    RecordError::new("invalid_field", "verified".to_owned(), "'verified' must list attribute names of the entity")
+                    RecordError::new(
+                        "invalid_field",
+                        "verified".to_owned(),
+                        "'verified' must list attribute names of the entity",
+                    )
                 })?;
                 verified.insert(name.to_owned());
             }
@@ -222,7 +242,11 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
 fn attribute_text(schema_kind: AttributeType, name: &str, v: &Value) -> Result<Option<String>, RecordError> {
     let field = format!("attributes.{name}");
     let wrong = |v: &Value, want: &str| {
-        RecordError::new("invalid_type", field.clone(), format!("attribute '{name}' must be {want}, got {}", json_kind(v)))
+        RecordError::new(
+            "invalid_type",
+            field.clone(),
+            format!("attribute '{name}' must be {want}, got {}", json_kind(v)),
+        )
     };
     match (schema_kind, v) {
         (_, Value::Null) => Ok(None),
@@ -276,7 +300,11 @@ pub(crate) fn normalise_attributes(
             Err(e) => {
                 values.insert(name.clone(), raw.trim().to_owned());
                 invalid.insert(name.clone());
-                quality.push(QualityIssue { attribute: name.clone(), code: e.code().to_owned(), message: e.to_string() });
+                quality.push(QualityIssue {
+                    attribute: name.clone(),
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                });
             }
         }
     }
@@ -344,20 +372,76 @@ mod tests {
     fn structural_errors_reject() {
         let cases: Vec<(Value, &str, Option<&str>)> = vec![
             (json!([1]), "invalid_type", None),
-            (json!({"entityType":"planet","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{}}), "unknown_entity_type", Some("entityType")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceId")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"  ","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceId")),
-            (json!({"entityType":"customer","sourceId":"1","sourceSeq":1,"attributes":{}}), "missing_field", Some("sourceSystem")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","attributes":{}}), "missing_field", Some("sourceSeq")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":-1,"attributes":{}}), "invalid_field", Some("sourceSeq")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":1,"sourceSeq":1,"attributes":{}}), "invalid_type", Some("sourceId")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"shoe_size":"9"}}), "unknown_attribute", Some("attributes.shoe_size")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"given_name":{"x":1}}}), "invalid_type", Some("attributes.given_name")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"email":true}}), "invalid_type", Some("attributes.email")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":[]}), "invalid_type", Some("attributes")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"sourceUpdatedAt":"soon","attributes":{}}), "invalid_field", Some("sourceUpdatedAt")),
-            (json!({"entityType":"customer","sourceSystem":"a b","sourceId":"1","sourceSeq":1,"attributes":{}}), "invalid_field", Some("sourceSystem")),
-            (json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{},"extra":1}), "unknown_field", Some("extra")),
+            (
+                json!({"entityType":"planet","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{}}),
+                "unknown_entity_type",
+                Some("entityType"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceSeq":1,"attributes":{}}),
+                "missing_field",
+                Some("sourceId"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"  ","sourceSeq":1,"attributes":{}}),
+                "missing_field",
+                Some("sourceId"),
+            ),
+            (
+                json!({"entityType":"customer","sourceId":"1","sourceSeq":1,"attributes":{}}),
+                "missing_field",
+                Some("sourceSystem"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","attributes":{}}),
+                "missing_field",
+                Some("sourceSeq"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":-1,"attributes":{}}),
+                "invalid_field",
+                Some("sourceSeq"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":1,"sourceSeq":1,"attributes":{}}),
+                "invalid_type",
+                Some("sourceId"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"shoe_size":"9"}}),
+                "unknown_attribute",
+                Some("attributes.shoe_size"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"given_name":{"x":1}}}),
+                "invalid_type",
+                Some("attributes.given_name"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{"email":true}}),
+                "invalid_type",
+                Some("attributes.email"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":[]}),
+                "invalid_type",
+                Some("attributes"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"sourceUpdatedAt":"soon","attributes":{}}),
+                "invalid_field",
+                Some("sourceUpdatedAt"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a b","sourceId":"1","sourceSeq":1,"attributes":{}}),
+                "invalid_field",
+                Some("sourceSystem"),
+            ),
+            (
+                json!({"entityType":"customer","sourceSystem":"a","sourceId":"1","sourceSeq":1,"attributes":{},"extra":1}),
+                "unknown_field",
+                Some("extra"),
+            ),
         ];
         for (input, code, field) in cases {
             let e = validate(&reg(), &input, 0).expect_err(&input.to_string());

@@ -275,10 +275,8 @@ impl SchemaRegistry {
             let entry = entry.map_err(|e| SchemaError::Unreadable { file: shown.clone(), reason: e.to_string() })?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let text = std::fs::read_to_string(&path).map_err(|e| SchemaError::Unreadable {
-                    file: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| SchemaError::Unreadable { file: path.display().to_string(), reason: e.to_string() })?;
                 files.push((path.display().to_string(), text));
             }
         }
@@ -320,8 +318,19 @@ mod tests {
         assert_eq!(r.entities().collect::<Vec<_>>(), vec!["customer", "product"]);
         let c = r.get("customer").expect("customer");
         for a in [
-            "given_name", "family_name", "date_of_birth", "email", "phone", "street_number", "address_line1",
-            "address_line2", "locality", "postcode", "region", "country", "national_id",
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "email",
+            "phone",
+            "street_number",
+            "address_line1",
+            "address_line2",
+            "locality",
+            "postcode",
+            "region",
+            "country",
+            "national_id",
         ] {
             assert!(c.attribute(a).is_some(), "customer.{a}");
         }

@@ -38,7 +38,11 @@ fn rank(priority: &[String], system: &str) -> usize {
 /// Picks the surviving value of one attribute among members (given in join order). Valid values
 /// are preferred to values kept raw; ties are broken by recency, priority, then join order, so
 /// the result never depends on the order records were read in.
-pub fn survive_attribute(schema: &EntitySchema, def: &AttributeDef, members: &[&SourceRecord]) -> Option<GoldenAttribute> {
+pub fn survive_attribute(
+    schema: &EntitySchema,
+    def: &AttributeDef,
+    members: &[&SourceRecord],
+) -> Option<GoldenAttribute> {
     let all: Vec<Candidate> = members
         .iter()
         .enumerate()
@@ -105,7 +109,12 @@ mod tests {
         let reg = SchemaRegistry::built_in().expect("schemas");
         let s = reg.get("customer").expect("customer");
         let a = rec("webshop", "w1", 300, &[("given_name", "jon"), ("email", "new@x.com"), ("country", "GB")]);
-        let b = rec("crm", "c1", 100, &[("given_name", "john"), ("email", "old@x.com"), ("country", "GB"), ("locality", "leeds")]);
+        let b = rec(
+            "crm",
+            "c1",
+            100,
+            &[("given_name", "john"), ("email", "old@x.com"), ("country", "GB"), ("locality", "leeds")],
+        );
         let c = rec("erp", "e1", 200, &[("given_name", "johnny"), ("country", "IE")]);
         let g = survive(s, &[&a, &b, &c]);
         assert_eq!(g["given_name"].value, "john", "crm has priority");

@@ -1,0 +1,295 @@
+//! The store conformance suite: one set of checks, generic over the port, that every adapter
+//! (in-process, DynamoDB) must pass. Each check panics with a message naming what broke.
+//!
+//! `ns` isolates a run (it becomes part of the entity name), so the suite can run against a
+//! shared table.
+
+use super::*;
+use crate::golden::{Cause, GoldenStatus, ReviewStatus};
+use crate::record::SourceRecord;
+use std::collections::BTreeSet;
+
+fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
+    SourceRecord {
+        key: SourceKey::new(entity, "crm", id),
+        seq,
+        updated_at_ms: Some(1_700_000_000_000),
+        attributes: [("given_name".to_string(), name.to_string())].into_iter().collect(),
+        invalid: BTreeSet::new(),
+        quality: vec![],
+        quality_score: 1.0,
+        verified: BTreeSet::new(),
+        content_hash: format!("h-{name}"),
+        correlation_id: "conformance".into(),
+        received_at_ms: 1_700_000_000_000,
+        golden_id: None,
+    }
+}
+
+fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
+    GoldenRecord {
+        entity: entity.into(),
+        golden_id: id.into(),
+        version: revision,
+        revision,
+        status: GoldenStatus::Active,
+        attributes: BTreeMap::new(),
+        members: vec![SourceKey::new(entity, "crm", "m#1")],
+        match_values: BTreeMap::new(),
+        index_keys: ["k=1".to_string()].into_iter().collect(),
+        claims: BTreeSet::new(),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    }
+}
+
+fn history(g: &GoldenRecord) -> HistoryEntry {
+    HistoryEntry {
+        entity: g.entity.clone(),
+        golden_id: g.golden_id.clone(),
+        version: g.version,
+        cause: Cause::Ingest,
+        correlation_id: "conformance".into(),
+        at_ms: 1,
+        snapshot: g.clone(),
+    }
+}
+
+fn index(entity: &str, key: &str, g: &str) -> WriteOp {
+    WriteOp::PutIndex { entity: entity.into(), key: key.into(), golden_id: g.into() }
+}
+
+fn claim(entity: &str, key: &str, g: &str, from: Option<&str>) -> WriteOp {
+    WriteOp::PutClaim { entity: entity.into(), key: key.into(), golden_id: g.into(), from: from.map(str::to_owned) }
+}
+
+fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    }
+}
+
+/// Runs every check; returns their names.
+pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
+    let e = format!("conf_{ns}");
+    conditional_source_put(store, &e).await;
+    xref_survives_source_update(store, &e).await;
+    golden_version_conflict(store, &e).await;
+    transaction_all_or_nothing(store, &e).await;
+    claim_conflict(store, &e).await;
+    history_and_review(store, &e).await;
+    index_lookup_and_cap(store, &e).await;
+    transaction_limits(store, &e).await;
+    outbox_round_trip(store, &e).await;
+    batch_reads_skip_missing(store, &e).await;
+    vec![
+        "conditional_source_put",
+        "xref_survives_source_update",
+        "golden_version_conflict",
+        "transaction_all_or_nothing",
+        "claim_conflict",
+        "history_and_review",
+        "index_lookup_and_cap",
+        "transaction_limits",
+        "outbox_round_trip",
+        "batch_reads_skip_missing",
+    ]
+}
+
+/// New → written; same or lower seq → stale and nothing changes; higher → written.
+pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
+    let v2 = source(e, "s#1", 2, "v2");
+    assert_eq!(store.put_source(&v2).await.expect("put v2"), SourceWrite::Written, "a new source record is written");
+    assert_eq!(store.get_source(&v2.key).await.expect("get").as_ref(), Some(&v2), "read back what was written");
+    let v1 = source(e, "s#1", 1, "v1");
+    assert_eq!(
+        store.put_source(&v1).await.expect("put v1"),
+        SourceWrite::Stale { stored_seq: 2 },
+        "older seq is stale"
+    );
+    let dup = source(e, "s#1", 2, "dup");
+    assert_eq!(
+        store.put_source(&dup).await.expect("put dup"),
+        SourceWrite::Stale { stored_seq: 2 },
+        "equal seq is stale"
+    );
+    assert_eq!(
+        store.get_source(&v2.key).await.expect("get").map(|r| r.content_hash),
+        Some("h-v2".into()),
+        "stale writes change nothing"
+    );
+    let v3 = source(e, "s#1", 3, "v3");
+    assert_eq!(store.put_source(&v3).await.expect("put v3"), SourceWrite::Written);
+    assert_eq!(store.get_source(&v3.key).await.expect("get").map(|r| r.seq), Some(3));
+    assert_eq!(store.get_source(&SourceKey::new(e, "crm", "nope")).await.expect("get missing"), None);
+}
+
+/// The cross-reference set by a merge survives a later source update; SetXref needs the source.
+pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
+    let r = source(e, "x1", 1, "a");
+    store.put_source(&r).await.expect("put");
+    store.transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-x".into() }]).await.expect("xref");
+    store.put_source(&source(e, "x1", 2, "b")).await.expect("put v2");
+    let got = store.get_source(&r.key).await.expect("get").expect("exists");
+    assert_eq!(got.golden_id.as_deref(), Some("g-x"), "source update keeps the cross-reference");
+    assert_eq!(got.seq, 2);
+    let missing = SourceKey::new(e, "crm", "never");
+    conflict(
+        store.transact(vec![WriteOp::SetXref { source: missing.clone(), golden_id: "g".into() }]).await,
+        "SetXref on a missing source",
+    );
+    assert_eq!(store.get_source(&missing).await.expect("get"), None, "SetXref must not create a source item");
+}
+
+/// Absent → created; created again → conflict; revision check detects concurrent writers.
+pub async fn golden_version_conflict<S: Store>(store: &S, e: &str) {
+    let g1 = golden(e, "g#v", 1);
+    store.transact(vec![WriteOp::PutGolden { golden: g1.clone(), expect: Expect::Absent }]).await.expect("create");
+    conflict(
+        store.transact(vec![WriteOp::PutGolden { golden: g1.clone(), expect: Expect::Absent }]).await,
+        "create twice",
+    );
+    let g2 = golden(e, "g#v", 2);
+    store
+        .transact(vec![WriteOp::PutGolden { golden: g2.clone(), expect: Expect::Revision(1) }])
+        .await
+        .expect("update r1→r2");
+    let stale = golden(e, "g#v", 2);
+    conflict(
+        store.transact(vec![WriteOp::PutGolden { golden: stale, expect: Expect::Revision(1) }]).await,
+        "update from a stale revision",
+    );
+    let got = store.get_golden(e, "g#v").await.expect("get").expect("exists");
+    assert_eq!(got, g2, "a lost race changes nothing");
+    conflict(
+        store.transact(vec![WriteOp::PutGolden { golden: golden(e, "g#none", 2), expect: Expect::Revision(1) }]).await,
+        "update of a missing golden record",
+    );
+    assert_eq!(store.get_golden(e, "g#none").await.expect("get"), None);
+}
+
+/// A transaction whose last operation fails leaves none of its items.
+pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
+    let a = golden(e, "g-atomic", 1);
+    let src = source(e, "atomic", 1, "a");
+    store.put_source(&src).await.expect("put");
+    let taken = golden(e, "g-taken", 1);
+    store.transact(vec![WriteOp::PutGolden { golden: taken.clone(), expect: Expect::Absent }]).await.expect("setup");
+    let ops = vec![
+        WriteOp::PutGolden { golden: a.clone(), expect: Expect::Absent },
+        WriteOp::PutHistory(history(&a)),
+        index(e, "k=atomic", "g-atomic"),
+        claim(e, "c=atomic", "g-atomic", None),
+        WriteOp::SetXref { source: src.key.clone(), golden_id: "g-atomic".into() },
+        WriteOp::PutGolden { golden: golden(e, "g-taken", 5), expect: Expect::Revision(7) },
+    ];
+    conflict(store.transact(ops).await, "transaction with a failing condition");
+    assert_eq!(store.get_golden(e, "g-atomic").await.expect("get"), None, "no golden item left");
+    assert!(store.history(e, "g-atomic").await.expect("history").is_empty(), "no history item left");
+    let hits = store.lookup(e, &["k=atomic".to_string()], 10).await.expect("lookup");
+    assert!(hits.iter().all(|h| h.golden_ids.is_empty()), "no index item left");
+    assert!(store.get_claims(e, &["c=atomic".to_string()]).await.expect("claims").is_empty(), "no claim left");
+    assert_eq!(store.get_source(&src.key).await.expect("get").and_then(|r| r.golden_id), None, "no xref left");
+    assert_eq!(store.get_golden(e, "g-taken").await.expect("get"), Some(taken), "the other golden record is untouched");
+}
+
+/// A claim is held by one golden record: a second taker conflicts; a move needs the holder.
+pub async fn claim_conflict<S: Store>(store: &S, e: &str) {
+    store.transact(vec![claim(e, "email.value=a#b", "g1", None)]).await.expect("first claim");
+    conflict(store.transact(vec![claim(e, "email.value=a#b", "g2", None)]).await, "second claim of a held key");
+    store.transact(vec![claim(e, "email.value=a#b", "g1", None)]).await.expect("re-claim by the holder is idempotent");
+    conflict(
+        store.transact(vec![claim(e, "email.value=a#b", "g3", Some("g2"))]).await,
+        "move from a golden record that does not hold it",
+    );
+    store.transact(vec![claim(e, "email.value=a#b", "g2", Some("g1"))]).await.expect("move from the holder");
+    let held = store.get_claims(e, &["email.value=a#b".to_string(), "free".to_string()]).await.expect("claims");
+    assert_eq!(held.get("email.value=a#b").map(String::as_str), Some("g2"));
+    assert_eq!(held.len(), 1, "free keys are left out");
+}
+
+/// History versions are write-once and listed oldest first; review tasks read back.
+pub async fn history_and_review<S: Store>(store: &S, e: &str) {
+    let mut g = golden(e, "g-h", 1);
+    for v in [2u64, 1, 3] {
+        g.version = v;
+        store.transact(vec![WriteOp::PutHistory(history(&g))]).await.expect("history");
+    }
+    conflict(store.transact(vec![WriteOp::PutHistory(history(&g))]).await, "history version written twice");
+    let versions: Vec<u64> = store.history(e, "g-h").await.expect("history").iter().map(|h| h.version).collect();
+    assert_eq!(versions, vec![1, 2, 3], "oldest first");
+    let task = ReviewTask {
+        entity: e.into(),
+        task_id: "r#1".into(),
+        golden_id: "g-h".into(),
+        source: SourceKey::new(e, "crm", "1"),
+        candidate_golden_ids: vec!["g-x".into()],
+        score: 9.5,
+        explanation: vec![],
+        status: ReviewStatus::Open,
+        created_at_ms: 1,
+    };
+    store.transact(vec![WriteOp::PutReview(task.clone())]).await.expect("review");
+    assert_eq!(store.get_review(e, "r#1").await.expect("get review"), Some(task));
+    assert_eq!(store.get_review(e, "r#2").await.expect("get review"), None);
+}
+
+/// Lookups return golden ids per key; a key over the cap is reported too common.
+pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
+    let ops =
+        (0..3).map(|i| index(e, "family=smith|1980", &format!("g{i}"))).chain([index(e, "email=a@x", "g0")]).collect();
+    store.transact(ops).await.expect("index");
+    let keys = vec!["family=smith|1980".to_string(), "email=a@x".to_string(), "none".to_string()];
+    let hits = store.lookup(e, &keys, 2).await.expect("lookup");
+    let by: BTreeMap<_, _> = hits.iter().map(|h| (h.key.as_str(), h)).collect();
+    assert!(by["family=smith|1980"].too_common, "3 > cap 2");
+    assert!(by["family=smith|1980"].golden_ids.is_empty(), "too common keys give no candidates");
+    assert_eq!(by["email=a@x"].golden_ids, vec!["g0".to_string()]);
+    assert!(by["none"].golden_ids.is_empty() && !by["none"].too_common);
+    let wide = store.lookup(e, &keys[..1], 5).await.expect("lookup");
+    let mut ids = wide[0].golden_ids.clone();
+    ids.sort();
+    assert_eq!(ids, vec!["g0", "g1", "g2"]);
+    store
+        .transact(vec![WriteOp::DeleteIndex { entity: e.into(), key: "email=a@x".into(), golden_id: "g0".into() }])
+        .await
+        .expect("delete");
+    assert!(store.lookup(e, &keys[1..2], 5).await.expect("lookup")[0].golden_ids.is_empty());
+}
+
+/// More than 100 items, or one item twice, is refused before anything is written.
+pub async fn transaction_limits<S: Store>(store: &S, e: &str) {
+    let ops: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS).map(|i| index(e, &format!("lim{i}"), "g")).collect();
+    assert_eq!(store.transact(ops).await, Err(StoreError::TooLarge(MAX_TRANSACTION_ITEMS + 1)));
+    assert!(store.lookup(e, &["lim0".to_string()], 5).await.expect("lookup")[0].golden_ids.is_empty());
+    let twice = vec![index(e, "dup", "g"), index(e, "dup", "g")];
+    assert!(matches!(store.transact(twice).await, Err(StoreError::Invalid(_))));
+}
+
+/// Events written in a transaction wait in the outbox until deleted.
+pub async fn outbox_round_trip<S: Store>(store: &S, e: &str) {
+    let g = golden(e, "g-out", 1);
+    let ev = crate::events::HubEvent::GoldenRecordCreated(crate::events::GoldenChanged {
+        envelope: crate::events::Envelope::new(&g, vec![], Cause::Ingest, "c", 1),
+        golden: crate::events::GoldenView::of(&g),
+    });
+    let entry = OutboxEntry { event_id: format!("{e}-ev1"), created_at_ms: 1, event: ev };
+    store.transact(vec![WriteOp::PutOutbox(entry.clone())]).await.expect("outbox");
+    let pending = store.pending_events(1000).await.expect("pending");
+    assert!(pending.contains(&entry), "event is pending");
+    store.delete_events(std::slice::from_ref(&entry.event_id)).await.expect("delete");
+    let pending = store.pending_events(1000).await.expect("pending");
+    assert!(!pending.iter().any(|p| p.event_id == entry.event_id), "delivered event is gone");
+}
+
+pub async fn batch_reads_skip_missing<S: Store>(store: &S, e: &str) {
+    let a = source(e, "b1", 1, "a");
+    store.put_source(&a).await.expect("put");
+    let got = store.get_sources(&[a.key.clone(), SourceKey::new(e, "crm", "zz")]).await.expect("batch");
+    assert_eq!(got, vec![a]);
+    let g = golden(e, "g-b", 1);
+    store.transact(vec![WriteOp::PutGolden { golden: g.clone(), expect: Expect::Absent }]).await.expect("golden");
+    let got = store.get_goldens(e, &["g-b".to_string(), "g-zz".to_string()]).await.expect("batch");
+    assert_eq!(got, vec![g]);
+}

@@ -102,7 +102,9 @@ impl MemoryStore {
                 let holder = s.claims.get(&(entity.clone(), key.clone()));
                 let ok = holder == Some(golden_id) || holder == from.as_ref();
                 if !ok {
-                    return Err(StoreError::Conflict(Conflict::Claim(crate::blocking::BlockKey::name_of(key).to_owned())));
+                    return Err(StoreError::Conflict(Conflict::Claim(
+                        crate::blocking::BlockKey::name_of(key).to_owned(),
+                    )));
                 }
             }
             WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. } | WriteOp::PutReview(_) | WriteOp::PutOutbox(_) => {}
@@ -202,7 +204,11 @@ impl BlockIndex for MemoryStore {
                 let n = set.map_or(0, BTreeSet::len);
                 BlockHit {
                     key: k.clone(),
-                    golden_ids: if n > cap { Vec::new() } else { set.map(|s| s.iter().cloned().collect()).unwrap_or_default() },
+                    golden_ids: if n > cap {
+                        Vec::new()
+                    } else {
+                        set.map(|s| s.iter().cloned().collect()).unwrap_or_default()
+                    },
                     too_common: n > cap,
                 }
             })

@@ -21,7 +21,9 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 pub enum SourceWrite {
     Written,
     /// A version with this or a higher `source_seq` is already stored: dropped.
-    Stale { stored_seq: u64 },
+    Stale {
+        stored_seq: u64,
+    },
 }
 
 /// Condition on a golden record write.
@@ -45,16 +47,35 @@ pub struct OutboxEntry {
 /// One write of a transaction. Every operation names one item; an item appears at most once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    PutGolden { golden: GoldenRecord, expect: Expect },
+    PutGolden {
+        golden: GoldenRecord,
+        expect: Expect,
+    },
     /// Fails if that version already exists.
     PutHistory(HistoryEntry),
     /// Points a source record at its golden record; fails if the source record does not exist.
-    SetXref { source: SourceKey, golden_id: String },
-    PutIndex { entity: String, key: String, golden_id: String },
-    DeleteIndex { entity: String, key: String, golden_id: String },
+    SetXref {
+        source: SourceKey,
+        golden_id: String,
+    },
+    PutIndex {
+        entity: String,
+        key: String,
+        golden_id: String,
+    },
+    DeleteIndex {
+        entity: String,
+        key: String,
+        golden_id: String,
+    },
     /// Takes (or moves) a claim on a strong key. `from: None` requires the claim to be free,
     /// `from: Some(g)` requires it to be held by `g`; either passes if `golden_id` holds it already.
-    PutClaim { entity: String, key: String, golden_id: String, from: Option<String> },
+    PutClaim {
+        entity: String,
+        key: String,
+        golden_id: String,
+        from: Option<String>,
+    },
     PutReview(ReviewTask),
     PutOutbox(OutboxEntry),
 }
@@ -132,25 +153,46 @@ pub trait SourceStore: Send + Sync {
 }
 
 pub trait GoldenStore: Send + Sync {
-    fn get_golden(&self, entity: &str, id: &str) -> impl Future<Output = Result<Option<GoldenRecord>, StoreError>> + Send;
+    fn get_golden(
+        &self,
+        entity: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<GoldenRecord>, StoreError>> + Send;
     /// Batch read; missing ids are left out.
-    fn get_goldens(&self, entity: &str, ids: &[String]) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
+    fn get_goldens(
+        &self,
+        entity: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
     /// History versions, oldest first.
     fn history(&self, entity: &str, id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 }
 
 pub trait BlockIndex: Send + Sync {
     /// Golden ids per key, at most `cap` each; a key with more is reported too common.
-    fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
+    fn lookup(
+        &self,
+        entity: &str,
+        keys: &[String],
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
 }
 
 pub trait ClaimStore: Send + Sync {
     /// Current holders of the given claim keys (free keys are left out).
-    fn get_claims(&self, entity: &str, keys: &[String]) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+    fn get_claims(
+        &self,
+        entity: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
 }
 
 pub trait ReviewStore: Send + Sync {
-    fn get_review(&self, entity: &str, task_id: &str) -> impl Future<Output = Result<Option<ReviewTask>, StoreError>> + Send;
+    fn get_review(
+        &self,
+        entity: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<ReviewTask>, StoreError>> + Send;
 }
 
 pub trait Transactor: Send + Sync {

@@ -1,0 +1,9 @@
+//! The store conformance suite on the in-process adapter.
+use mdm_core::store::{conformance, memory::MemoryStore};
+
+#[tokio::test]
+async fn in_process_store_passes_the_conformance_suite() {
+    let store = MemoryStore::new();
+    let passed = conformance::run_all(&store, "mem").await;
+    assert_eq!(passed.len(), 10);
+}

@@ -1,0 +1,215 @@
+//! The domain core end to end on the in-process store: matching, survivorship, ordering,
+//! effective changes, bridging merges.
+mod common;
+
+use common::*;
+use mdm_core::matching::MatchDecision;
+use mdm_core::plan::MergeOutcome;
+use mdm_core::store::{GoldenStore, ReviewStore, SourceStore, SourceWrite};
+use mdm_core::GoldenStatus;
+use serde_json::json;
+
+#[tokio::test]
+async fn one_person_from_two_systems_becomes_one_golden_record_with_provenance() {
+    let hub = hub();
+    let (_, a) = feed(&hub, anna_crm()).await;
+    let (_, b) = feed(&hub, anna_web()).await;
+    let (_, c) = feed(&hub, anna_crm_dup()).await;
+    let (a, b, c) = (a.expect("a"), b.expect("b"), c.expect("c"));
+    assert!(matches!(a.outcome, MergeOutcome::Created { .. }));
+    assert_eq!(b.outcome, MergeOutcome::Linked { golden_id: a.outcome.golden_id().to_owned() }, "typos still link");
+    assert_eq!(c.outcome, MergeOutcome::Linked { golden_id: a.outcome.golden_id().to_owned() });
+
+    let g = hub.store().get_golden("customer", a.outcome.golden_id()).await.expect("get").expect("exists");
+    assert_eq!(g.members.len(), 3);
+    assert_eq!(g.version, 3, "created + two effective links");
+    let given = &g.attributes["given_name"];
+    assert_eq!((given.value.as_str(), given.source.as_str()), ("anna", "crm"), "crm wins by source priority");
+    assert_eq!(format!("{:?}", given.rule), "SourcePriority");
+    assert_eq!(g.attributes["family_name"].value, "kowalski");
+    assert_eq!(g.attributes["date_of_birth"].value, "1984-07-21", "most frequent birth date wins over the typo");
+    assert_eq!(g.attributes["country"].value, "GB");
+    for (name, attr) in &g.attributes {
+        assert!(!attr.source.is_empty() && !attr.source_id.is_empty(), "{name} names its source");
+    }
+    // Every member points back at the golden record.
+    for k in &g.members {
+        let s = hub.store().get_source(k).await.expect("get").expect("exists");
+        assert_eq!(s.golden_id.as_deref(), Some(g.golden_id.as_str()));
+    }
+    assert_eq!(hub.store().history("customer", &g.golden_id).await.expect("history").len(), 3);
+
+    let (_, other) = feed(&hub, bob()).await;
+    let other = other.expect("bob");
+    assert!(matches!(other.outcome, MergeOutcome::Created { .. }), "an unrelated person gets another golden record");
+    assert_ne!(other.outcome.golden_id(), g.golden_id);
+}
+
+#[tokio::test]
+async fn a_mid_score_pair_opens_a_review_with_an_explanation() {
+    let hub = hub();
+    let (_, a) = feed(&hub, anna_crm()).await;
+    let anna_id = a.expect("a").outcome.golden_id().to_owned();
+    let record = mdm_core::record::validate(hub.registry(), &anna_maybe(), 0).expect("valid");
+    hub.ingest(&record).await.expect("ingest");
+    let (_, result) = hub.match_source(&record.key).await.expect("match");
+    assert_eq!(result.decision, MatchDecision::Review { golden_ids: vec![anna_id.clone()] }, "{result:#?}");
+    let top = &result.candidates[0];
+    let m = &hub.registry().get("customer").expect("schema").matching;
+    assert!(top.score >= m.review_threshold && top.score < m.link_threshold, "between the thresholds: {}", top.score);
+    let explained: Vec<&str> = top.attributes.iter().map(|a| a.attribute.as_str()).collect();
+    for attr in ["given_name", "family_name", "date_of_birth", "email", "phone", "postcode"] {
+        assert!(explained.contains(&attr), "{attr} explained in {explained:?}");
+    }
+    let sum: f64 = top.attributes.iter().map(|a| a.weight).sum();
+    assert!((sum - top.score).abs() < 0.01, "the explanation adds up to the score");
+
+    let report = hub.merge_source(&record.key, result).await.expect("merge");
+    assert!(matches!(report.outcome, MergeOutcome::Created { .. }), "the record keeps its own golden record");
+    let task_id = report.review_task.expect("a review task");
+    assert!(report.events.contains(&"ReviewTaskOpened"));
+    let task = hub.store().get_review("customer", &task_id).await.expect("get").expect("stored");
+    assert_eq!(task.candidate_golden_ids, vec![anna_id]);
+    assert!(!task.explanation.is_empty());
+
+    // The same delivery again opens no second task and changes nothing.
+    let again = hub.process(&record.key).await.expect("again");
+    assert_eq!(again.review_task, None);
+    assert!(!again.effective);
+}
+
+#[tokio::test]
+async fn an_older_version_never_replaces_a_newer_one() {
+    let hub = hub();
+    let v2 =
+        customer("crm", "c-1", 2, json!({"given_name": "Jane", "family_name": "Doe", "email": "jane@new.example"}));
+    let v1 =
+        customer("crm", "c-1", 1, json!({"given_name": "Jane", "family_name": "Doe", "email": "jane@old.example"}));
+    let (w, r) = feed(&hub, v2).await;
+    assert_eq!(w, SourceWrite::Written);
+    let golden_id = r.expect("report").outcome.golden_id().to_owned();
+    let (w, r) = feed(&hub, v1).await;
+    assert_eq!(w, SourceWrite::Stale { stored_seq: 2 }, "v1 after v2 is dropped");
+    assert!(r.is_none());
+    let stored = hub.store().get_source(&key("crm", "c-1")).await.expect("get").expect("exists");
+    assert_eq!(stored.seq, 2);
+    let g = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("exists");
+    assert_eq!(g.attributes["email"].value, "jane@new.example");
+    assert_eq!(g.version, 1);
+}
+
+#[tokio::test]
+async fn the_same_record_three_times_is_one_effective_change() {
+    let hub = hub();
+    let rec = anna_crm();
+    let (_, first) = feed(&hub, rec.clone()).await;
+    let first = first.expect("first");
+    assert!(first.effective);
+    // Exactly the same delivery twice more: stale.
+    for _ in 0..2 {
+        let (w, _) = feed(&hub, rec.clone()).await;
+        assert_eq!(w, SourceWrite::Stale { stored_seq: 1 });
+    }
+    // Re-processing the stored record (a redelivered match message) changes nothing either.
+    let again = hub.process(&key("crm", "c-100")).await.expect("again");
+    assert!(!again.effective);
+    assert!(again.events.is_empty());
+    assert!(matches!(again.outcome, MergeOutcome::Unchanged { .. }));
+    // Same content with a higher sequence number: stored, but not an effective change.
+    let mut later = rec.clone();
+    later["sourceSeq"] = json!(5);
+    later["sourceUpdatedAt"] = json!("2026-01-01T00:00:01Z");
+    let (w, r) = feed(&hub, later).await;
+    assert_eq!(w, SourceWrite::Written);
+    let r = r.expect("report");
+    assert!(!r.effective, "{:?}", r.outcome);
+    let g = hub.store().get_golden("customer", first.outcome.golden_id()).await.expect("get").expect("exists");
+    assert_eq!(g.version, 1);
+    assert_eq!(hub.store().history("customer", &g.golden_id).await.expect("history").len(), 1);
+    assert_eq!(hub.store().counts().outbox, 1, "one event in all");
+}
+
+#[tokio::test]
+async fn a_bridging_record_merges_two_golden_records() {
+    let hub = hub();
+    // Two records of one person that share nothing strong: two golden records.
+    let a = customer(
+        "crm",
+        "c-1",
+        1,
+        json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
+                                             "date_of_birth": "1990-02-14"}),
+    );
+    let b = customer(
+        "webshop",
+        "w-1",
+        1,
+        json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100",
+                                                 "postcode": "EH1 1YZ"}),
+    );
+    let ga = feed(&hub, a).await.1.expect("a").outcome.golden_id().to_owned();
+    let gb = feed(&hub, b).await.1.expect("b").outcome.golden_id().to_owned();
+    assert_ne!(ga, gb, "not enough evidence to link yet");
+    // A record with the e-mail of one and the phone of the other bridges them.
+    let bridge = customer(
+        "erp",
+        "e-1",
+        1,
+        json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
+                                                  "phone": "07700 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}),
+    );
+    let report = feed(&hub, bridge).await.1.expect("bridge");
+    let MergeOutcome::Merged { golden_id: survivor, merged } = &report.outcome else {
+        panic!("expected a merge, got {:?}", report.outcome)
+    };
+    assert_eq!(merged.len(), 1);
+    let loser = &merged[0];
+    assert!([&ga, &gb].contains(&survivor) && [&ga, &gb].contains(&loser) && survivor != loser);
+    assert!(report.events.contains(&"GoldenRecordsMerged"));
+
+    let l = hub.store().get_golden("customer", loser).await.expect("get").expect("exists");
+    assert_eq!(l.status, GoldenStatus::MergedInto { survivor: survivor.clone() }, "the loser points to the survivor");
+    let s = hub.store().get_golden("customer", survivor).await.expect("get").expect("exists");
+    assert_eq!(s.members.len(), 3, "no member is lost");
+    for k in [key("crm", "c-1"), key("webshop", "w-1"), key("erp", "e-1")] {
+        assert!(s.members.contains(&k), "{k} is a member");
+        let src = hub.store().get_source(&k).await.expect("get").expect("exists");
+        assert_eq!(src.golden_id.as_ref(), Some(survivor), "{k} is re-pointed");
+    }
+    // The loser's index entries now lead to the survivor.
+    let probe =
+        customer("crm", "c-9", 1, json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100"}));
+    let rec = mdm_core::record::validate(hub.registry(), &probe, 0).expect("valid");
+    let m = hub.match_record(&rec).await.expect("match");
+    assert!(m.candidates.iter().all(|c| &c.golden_id == survivor), "{:?}", m.candidates);
+}
+
+#[tokio::test]
+async fn an_over_full_blocking_key_is_skipped_and_counted() {
+    let registry = std::sync::Arc::new(
+        mdm_core::SchemaRegistry::from_texts([(
+            "c.toml".to_string(),
+            include_str!("../entities/customer.toml").replace("max_block_size = 100", "max_block_size = 3"),
+        )])
+        .expect("schema"),
+    );
+    let hub = mdm_core::Hub::new(registry, mdm_core::store::memory::MemoryStore::new());
+    for (i, name) in ["Alice", "Bogdan", "Carol", "Dmitri", "Erin"].iter().enumerate() {
+        let r = customer(
+            "crm",
+            &format!("s{i}"),
+            1,
+            json!({"given_name": name, "family_name": "Smith",
+                                                            "date_of_birth": format!("1980-0{}-1{i}", i + 1)}),
+        );
+        let rec = mdm_core::record::validate(hub.registry(), &r, 0).expect("valid");
+        hub.ingest(&rec).await.expect("ingest");
+        hub.process(&rec.key).await.expect("process");
+    }
+    let probe =
+        customer("crm", "p", 1, json!({"given_name": "X", "family_name": "Smith", "date_of_birth": "1980-05-05"}));
+    let rec = mdm_core::record::validate(hub.registry(), &probe, 0).expect("valid");
+    let m = hub.match_record(&rec).await.expect("match");
+    assert_eq!(m.blocking.too_common, vec!["family_name.soundex+date_of_birth.year".to_string()]);
+    assert_eq!(m.blocking.candidates, 0);
+}
