@@ -112,6 +112,9 @@ pub enum Conflict {
     Claim(String),
     #[error("source record {0} does not exist")]
     MissingSource(String),
+    /// The store cancelled the transaction because another one touched the same items.
+    #[error("another transaction touched the same items")]
+    Concurrent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,589 @@
+//! The DynamoDB adapter of the store port: one table, items as in docs/architecture.md
+//! ("DynamoDB items"). Every conditional rule of the port is a DynamoDB condition expression;
+//! every multi-item change is one `TransactWriteItems`.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use mdm_core::golden::{GoldenRecord, HistoryEntry, ReviewTask};
+use mdm_core::keys::{self, SourceKey};
+use mdm_core::record::SourceRecord;
+use mdm_core::store::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+type Item = HashMap<String, AttributeValue>;
+
+const META: &str = "META";
+const OUTBOX_PREFIX: &str = "OUT#";
+/// DynamoDB's `BatchGetItem` limit.
+const BATCH_GET: usize = 100;
+
+/// Requests and consumed capacity per operation, for benchmarks and cost figures.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub get_item: AtomicU64,
+    pub update_item: AtomicU64,
+    pub query: AtomicU64,
+    pub scan: AtomicU64,
+    pub batch_get_item: AtomicU64,
+    pub transact_write_items: AtomicU64,
+    pub delete_item: AtomicU64,
+    /// Consumed capacity units × 1000 (read and write added up), as DynamoDB reports them.
+    pub capacity_milli: AtomicU64,
+}
+
+impl CallCounts {
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        [
+            ("GetItem", &self.get_item),
+            ("UpdateItem", &self.update_item),
+            ("Query", &self.query),
+            ("Scan", &self.scan),
+            ("BatchGetItem", &self.batch_get_item),
+            ("TransactWriteItems", &self.transact_write_items),
+            ("DeleteItem", &self.delete_item),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+        .collect()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+
+    fn capacity(&self, units: Option<f64>) {
+        if let Some(u) = units {
+            self.capacity_milli.fetch_add((u * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    counts: Arc<CallCounts>,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable<E: std::fmt::Debug>(op: &str) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(format!("{op}: {}", short(&format!("{e:?}"))))
+}
+
+/// Error texts from the SDK can be long; keep the head (they never contain item values: the
+/// adapter puts values in expression attribute values, which errors do not echo).
+fn short(t: &str) -> String {
+    t.chars().take(300).collect()
+}
+
+fn data<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v).map(AttributeValue::S).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let text = item.get("data").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("item data: {e}")))
+}
+
+fn source_key_item(k: &SourceKey) -> Item {
+    HashMap::from([("pk".into(), s(k.item_key())), ("sk".into(), s(META))])
+}
+
+fn golden_key(entity: &str, id: &str) -> Item {
+    HashMap::from([("pk".into(), s(keys::golden_item_key(entity, id))), ("sk".into(), s(META))])
+}
+
+fn source_from(item: &Item) -> Result<SourceRecord, StoreError> {
+    let mut r: SourceRecord = parse(item)?;
+    r.golden_id = item.get("golden_id").and_then(|v| v.as_s().ok()).cloned();
+    Ok(r)
+}
+
+fn build_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), counts: Arc::new(CallCounts::default()) }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn counts(&self) -> &CallCounts {
+        &self.counts
+    }
+
+    fn count(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn get(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
+        self.count(&self.counts.get_item);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable("GetItem"))?;
+        self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+        Ok(out.item)
+    }
+
+    /// Reads many items by key (chunks of 100, unprocessed keys retried).
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending: Vec<Item> = chunk.to_vec();
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 10 {
+                    return Err(StoreError::Unavailable("BatchGetItem: keys left unprocessed after 10 rounds".into()));
+                }
+                if rounds > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
+                }
+                self.count(&self.counts.batch_get_item);
+                let ka = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(build_err)?;
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(unavailable("BatchGetItem"))?;
+                for c in resp.consumed_capacity() {
+                    self.counts.capacity(c.capacity_units());
+                }
+                if let Some(items) = resp.responses.as_ref().and_then(|r| r.get(&self.table)) {
+                    out.extend(items.iter().cloned());
+                }
+                pending = resp
+                    .unprocessed_keys
+                    .as_ref()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|ka| ka.keys().to_vec())
+                    .unwrap_or_default();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every item of a partition whose sort key starts with `sk_prefix` (paginated), or at most `limit`.
+    async fn query(&self, pk: String, sk_prefix: Option<&str>, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.query);
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(p) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":p", s(p)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            if let Some(l) = limit {
+                q = q.limit((l - out.len()).clamp(1, 1000) as i32);
+            }
+            let resp = q.send().await.map_err(unavailable("Query"))?;
+            self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+            out.extend(resp.items().iter().cloned());
+            match resp.last_evaluated_key {
+                Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn op_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
+        let t = &self.table;
+        let put = |item: Item, cond: Option<&str>, values: Vec<(&str, AttributeValue)>| -> Result<TransactWriteItem, StoreError> {
+            let mut p = Put::builder().table_name(t).set_item(Some(item));
+            if let Some(c) = cond {
+                p = p.condition_expression(c);
+            }
+            for (k, v) in values {
+                p = p.expression_attribute_values(k, v);
+            }
+            Ok(TransactWriteItem::builder().put(p.build().map_err(build_err)?).build())
+        };
+        match op {
+            WriteOp::PutGolden { golden, expect } => {
+                let mut item = golden_key(&golden.entity, &golden.golden_id);
+                item.insert("kind".into(), s("golden"));
+                item.insert("revision".into(), n(golden.revision));
+                item.insert("version".into(), n(golden.version));
+                item.insert("status".into(), s(status_name(golden)));
+                item.insert("data".into(), data(golden)?);
+                match expect {
+                    Expect::Absent => put(item, Some("attribute_not_exists(pk)"), vec![]),
+                    Expect::Revision(r) => put(item, Some("revision = :r"), vec![(":r", n(*r))]),
+                }
+            }
+            WriteOp::PutHistory(h) => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::golden_item_key(&h.entity, &h.golden_id))),
+                    ("sk".into(), s(keys::history_sort_key(h.version))),
+                    ("kind".into(), s("history")),
+                    ("data".into(), data(h)?),
+                ]);
+                put(item, Some("attribute_not_exists(pk)"), vec![])
+            }
+            WriteOp::SetXref { source, golden_id } => {
+                let u = Update::builder()
+                    .table_name(t)
+                    .set_key(Some(source_key_item(source)))
+                    .update_expression("SET golden_id = :g")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":g", s(golden_id))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().update(u).build())
+            }
+            WriteOp::PutIndex { entity, key, golden_id } => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::block_item_key(entity, key))),
+                    ("sk".into(), s(golden_id)),
+                    ("kind".into(), s("index")),
+                ]);
+                put(item, None, vec![])
+            }
+            WriteOp::DeleteIndex { entity, key, golden_id } => {
+                let d = Delete::builder()
+                    .table_name(t)
+                    .key("pk", s(keys::block_item_key(entity, key)))
+                    .key("sk", s(golden_id))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().delete(d).build())
+            }
+            WriteOp::PutClaim { entity, key, golden_id, from } => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::claim_item_key(entity, key))),
+                    ("sk".into(), s(META)),
+                    ("kind".into(), s("claim")),
+                    ("golden_id".into(), s(golden_id)),
+                ]);
+                match from {
+                    None => put(item, Some("attribute_not_exists(pk) OR golden_id = :g"), vec![(":g", s(golden_id))]),
+                    Some(f) => {
+                        put(item, Some("golden_id = :f OR golden_id = :g"), vec![(":f", s(f)), (":g", s(golden_id))])
+                    }
+                }
+            }
+            WriteOp::PutReview(task) => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::review_item_key(&task.entity, &task.task_id))),
+                    ("sk".into(), s(META)),
+                    ("kind".into(), s("review")),
+                    ("status".into(), s(format!("{:?}", task.status).to_lowercase())),
+                    ("data".into(), data(task)?),
+                ]);
+                put(item, None, vec![])
+            }
+            WriteOp::PutOutbox(entry) => {
+                let item = HashMap::from([
+                    ("pk".into(), s(format!("{OUTBOX_PREFIX}{}", entry.event_id))),
+                    ("sk".into(), s(META)),
+                    ("kind".into(), s("outbox")),
+                    ("created_at".into(), n(entry.created_at_ms.max(0) as u64)),
+                    ("data".into(), data(entry)?),
+                ]);
+                put(item, None, vec![])
+            }
+        }
+    }
+
+    /// The outbox item's key for an event id (the publisher reads and deletes it).
+    pub fn outbox_key(event_id: &str) -> (String, String) {
+        (format!("{OUTBOX_PREFIX}{event_id}"), META.to_owned())
+    }
+
+    /// Reads one outbox entry by the keys a stream record carries.
+    pub async fn get_outbox(&self, pk: &str, sk: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let key = HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(sk))]);
+        match self.get(key, true).await? {
+            Some(item) => Ok(Some(parse(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
+        self.count(&self.counts.delete_item);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .send()
+            .await
+            .map_err(unavailable("DeleteItem"))?;
+        Ok(())
+    }
+}
+
+fn status_name(g: &GoldenRecord) -> &'static str {
+    match g.status {
+        mdm_core::GoldenStatus::Active => "active",
+        mdm_core::GoldenStatus::MergedInto { .. } => "merged",
+        mdm_core::GoldenStatus::Erased => "erased",
+    }
+}
+
+fn conflict_for(op: &WriteOp) -> Conflict {
+    match op {
+        WriteOp::PutGolden { golden, .. } => Conflict::Golden(golden.golden_id.clone()),
+        WriteOp::PutHistory(h) => Conflict::History(h.golden_id.clone(), h.version),
+        WriteOp::SetXref { source, .. } => Conflict::MissingSource(source.to_string()),
+        WriteOp::PutClaim { key, .. } => Conflict::Claim(mdm_core::blocking::BlockKey::name_of(key).to_owned()),
+        _ => Conflict::Concurrent,
+    }
+}
+
+impl SourceStore for DynamoStore {
+    async fn put_source(&self, record: &SourceRecord) -> Result<SourceWrite, StoreError> {
+        let mut stored = record.clone();
+        stored.golden_id = None;
+        self.count(&self.counts.update_item);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(source_key_item(&record.key)))
+            .update_expression("SET #k = :k, source_seq = :seq, #d = :d")
+            .condition_expression("attribute_not_exists(pk) OR source_seq < :seq")
+            .expression_attribute_names("#k", "kind")
+            .expression_attribute_names("#d", "data")
+            .expression_attribute_values(":k", s("source"))
+            .expression_attribute_values(":seq", n(record.seq))
+            .expression_attribute_values(":d", data(&stored)?)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(SourceWrite::Written)
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let current = self.get(source_key_item(&record.key), true).await?;
+                let stored_seq = current
+                    .as_ref()
+                    .and_then(|i| i.get("source_seq"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(record.seq);
+                Ok(SourceWrite::Stale { stored_seq })
+            }
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+        match self.get(source_key_item(key), true).await? {
+            Some(item) => Ok(Some(source_from(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+        let items = self.batch_get(keys.iter().map(source_key_item).collect()).await?;
+        let mut by_key: HashMap<SourceKey, SourceRecord> =
+            items.iter().map(source_from).map(|r| r.map(|r| (r.key.clone(), r))).collect::<Result<_, _>>()?;
+        Ok(keys.iter().filter_map(|k| by_key.remove(k)).collect())
+    }
+}
+
+impl GoldenStore for DynamoStore {
+    async fn get_golden(&self, entity: &str, id: &str) -> Result<Option<GoldenRecord>, StoreError> {
+        match self.get(golden_key(entity, id), true).await? {
+            Some(item) => Ok(Some(parse(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_goldens(&self, entity: &str, ids: &[String]) -> Result<Vec<GoldenRecord>, StoreError> {
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let items = self.batch_get(unique.iter().map(|id| golden_key(entity, id)).collect()).await?;
+        let mut by_id: HashMap<String, GoldenRecord> = items
+            .iter()
+            .map(parse::<GoldenRecord>)
+            .map(|g| g.map(|g| (g.golden_id.clone(), g)))
+            .collect::<Result<_, _>>()?;
+        Ok(unique.into_iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None).await?;
+        items.iter().map(parse).collect()
+    }
+}
+
+impl BlockIndex for DynamoStore {
+    async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let items = self.query(keys::block_item_key(entity, k), None, Some(cap + 1)).await?;
+            let too_common = items.len() > cap;
+            let golden_ids = if too_common {
+                Vec::new()
+            } else {
+                items.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect()
+            };
+            out.push(BlockHit { key: k.clone(), golden_ids, too_common });
+        }
+        Ok(out)
+    }
+}
+
+impl ClaimStore for DynamoStore {
+    async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+        let wanted: HashMap<String, &String> = claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
+        let items = self
+            .batch_get(wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect())
+            .await?;
+        let mut out = BTreeMap::new();
+        for item in items {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            let g = item.get("golden_id").and_then(|v| v.as_s().ok());
+            if let (Some(pk), Some(g)) = (pk, g) {
+                if let Some(k) = wanted.get(pk) {
+                    out.insert((*k).clone(), g.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ReviewStore for DynamoStore {
+    async fn get_review(&self, entity: &str, task_id: &str) -> Result<Option<ReviewTask>, StoreError> {
+        let key = HashMap::from([("pk".into(), s(keys::review_item_key(entity, task_id))), ("sk".into(), s(META))]);
+        match self.get(key, true).await? {
+            Some(item) => Ok(Some(parse(&item)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Transactor for DynamoStore {
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction(&ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let items = ops.iter().map(|op| self.op_item(op)).collect::<Result<Vec<_>, _>>()?;
+        self.count(&self.counts.transact_write_items);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                for c in out.consumed_capacity() {
+                    self.counts.capacity(c.capacity_units());
+                }
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let reasons = tc.cancellation_reasons();
+                    let failed = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed"));
+                    match failed {
+                        Some(i) => Err(StoreError::Conflict(ops.get(i).map_or(Conflict::Concurrent, conflict_for))),
+                        None if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
+                            Err(StoreError::Conflict(Conflict::Concurrent))
+                        }
+                        None => Err(StoreError::Unavailable(format!(
+                            "TransactWriteItems cancelled: {:?}",
+                            reasons.iter().filter_map(|r| r.code()).collect::<Vec<_>>()
+                        ))),
+                    }
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Conflict(Conflict::Concurrent)),
+                other => Err(StoreError::Unavailable(format!("TransactWriteItems: {}", short(&format!("{other:?}"))))),
+            },
+            Err(e) => Err(unavailable("TransactWriteItems")(e)),
+        }
+    }
+}
+
+impl Outbox for DynamoStore {
+    /// A recovery sweep (the stream normally drives publishing): scans for outbox items.
+    async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out: Vec<OutboxEntry> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.scan);
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", s(OUTBOX_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable("Scan"))?;
+            for item in resp.items() {
+                out.push(parse(item)?);
+            }
+            match resp.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.event_id.cmp(&b.event_id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn delete_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        for id in event_ids {
+            let (pk, sk) = Self::outbox_key(id);
+            self.delete(pk, sk).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! Ingest: `POST /v1/records` (API Gateway HTTP API) and the bulk SQS queue.
+//!
+//! Validates and normalises each record (reject structure, keep values), stores it conditionally
+//! on its `sourceSeq`, and queues a match message (keys only). Duplicates (same `sourceSeq`) are
+//! queued again, harmlessly, so a crash between storing and queuing is healed by the retry;
+//! older versions are dropped and counted.
+
+use super::{batch_response, reason, settle, Ctx, Settle};
+use crate::messages::MatchMessage;
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use base64::Engine;
+use mdm_core::record::{validate, RecordError};
+use mdm_core::store::{SourceWrite, StoreError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::{info, info_span, Instrument};
+
+/// Largest request body we accept (bytes, after base64 decoding).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most records in one request.
+pub const MAX_RECORDS: usize = 500;
+const HANDLER: &str = "ingest";
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rejected {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// What happened to a batch of records.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// Records that passed validation.
+    pub accepted: usize,
+    /// Written (new, or newer than the stored version).
+    pub stored: usize,
+    /// Same `sourceSeq` as stored: nothing written, matched again (idempotent).
+    pub duplicates: usize,
+    /// Older than the stored version: dropped.
+    pub stale: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] crate::sqs::QueueError),
+}
+
+/// Validates, stores and queues records. Per-record problems are reported in the summary;
+/// an `Err` means the store or queue failed (the caller retries; every step is idempotent).
+pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummary, IngestError> {
+    let mut summary = IngestSummary::default();
+    let mut messages = Vec::new();
+    let now = ctx.hub.now_ms();
+    for (index, input) in records.iter().enumerate() {
+        let record = match validate(ctx.hub.registry(), input, now) {
+            Ok(r) => r,
+            Err(RecordError { code, message, field }) => {
+                summary.rejected.push(Rejected { index, code, message, field });
+                continue;
+            }
+        };
+        summary.accepted += 1;
+        let queue = match ctx.hub.ingest(&record).await {
+            Ok(SourceWrite::Written) => {
+                summary.stored += 1;
+                true
+            }
+            Ok(SourceWrite::Stale { stored_seq }) if stored_seq == record.seq => {
+                summary.duplicates += 1;
+                true
+            }
+            Ok(SourceWrite::Stale { .. }) => {
+                summary.stale += 1;
+                false
+            }
+            Err(mdm_core::HubError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                summary.rejected.push(Rejected { index, code: "unknown_entity_type", message: e.to_string(), field: None });
+                continue;
+            }
+        };
+        if queue {
+            let msg = MatchMessage { source: record.key.clone(), seq: record.seq, correlation_id: record.correlation_id };
+            messages.push(serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+    }
+    ctx.queues.send_all(&ctx.settings.match_queue_url, messages).await?;
+    ctx.metrics.add("RecordsAccepted", summary.accepted as f64);
+    ctx.metrics.add("RecordsStored", summary.stored as f64);
+    ctx.metrics.add("RecordsDuplicate", summary.duplicates as f64);
+    ctx.metrics.add("RecordsStale", summary.stale as f64);
+    ctx.metrics.add("RecordsRejected", summary.rejected.len() as f64);
+    Ok(summary)
+}
+
+/// The error body every HTTP error uses: `{"error": {"code", "message", "details"}}`.
+pub fn error_body(code: &str, message: &str, details: Value) -> Value {
+    json!({"error": {"code": code, "message": message, "details": details}})
+}
+
+pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut r = ApiGatewayV2httpResponse::default();
+    r.status_code = i64::from(status);
+    r.headers = headers;
+    r.body = Some(Body::Text(body.to_string()));
+    r
+}
+
+fn http_error(status: u16, code: &str, message: &str) -> ApiGatewayV2httpResponse {
+    json_response(status, &error_body(code, message, json!([])))
+}
+
+/// `POST /v1/records` with `{"records": [ ... ]}` (1 to 500 records, at most 1 MB).
+pub async fn handle_http(ctx: &Ctx, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let raw = req.body.unwrap_or_default();
+    let bytes = if req.is_base64_encoded {
+        match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
+            Ok(b) => b,
+            Err(_) => return http_error(400, "invalid_body", "the body is marked base64 but is not valid base64"),
+        }
+    } else {
+        raw.into_bytes()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return http_error(413, "payload_too_large", &format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+    }
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("the body is not valid JSON (line {}, column {})", e.line(), e.column());
+            return http_error(400, "invalid_json", &msg);
+        }
+    };
+    let Some(records) = body.get("records").and_then(Value::as_array) else {
+        return http_error(400, "invalid_body", "the body must be an object with a 'records' array");
+    };
+    if records.is_empty() {
+        return http_error(400, "no_records", "'records' must hold at least one record");
+    }
+    if records.len() > MAX_RECORDS {
+        return http_error(
+            413,
+            "too_many_records",
+            &format!("at most {MAX_RECORDS} records per request; got {}", records.len()),
+        );
+    }
+    let span = info_span!("ingest_http", records = records.len());
+    match ingest_records(ctx, records).instrument(span).await {
+        Ok(summary) => {
+            info!(
+                accepted = summary.accepted,
+                stored = summary.stored,
+                duplicates = summary.duplicates,
+                stale = summary.stale,
+                rejected = summary.rejected.len(),
+                "records ingested"
+            );
+            ctx.metrics.flush();
+            json_response(202, &json!(summary))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ingest failed");
+            ctx.metrics.incr("IngestErrors");
+            ctx.metrics.flush();
+            let mut r = http_error(503, "unavailable", "the hub could not store the records; retry (ingest is idempotent)");
+            r.headers.insert("retry-after", HeaderValue::from_static("2"));
+            r
+        }
+    }
+}
+
+/// The bulk queue: each message holds one record or `{"records": [...]}`. A message that is not
+/// JSON, or a record that fails validation, goes to the ingest DLQ alone with its reason.
+pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let outcome = one_message(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("bulk", message_id = %id)).await;
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(bad_records) => {
+                // Some records of a multi-record message were invalid: each goes to the DLQ alone.
+                let mut failed = false;
+                for (record, why) in bad_records {
+                    let mut single = msg.clone();
+                    single.body = Some(record.to_string());
+                    failed |= settle(ctx, &single, Settle::DeadLetter(why), &ctx.settings.ingest_dlq_url).await.is_some();
+                }
+                if failed {
+                    Settle::Retry("dead-lettering failed".into())
+                } else {
+                    Settle::Done
+                }
+            }
+        };
+        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.ingest_dlq_url).await {
+            failures.push(f);
+        }
+    }
+    ctx.metrics.flush();
+    batch_response(failures)
+}
+
+type BadRecords = Vec<(Value, crate::sqs::DeadLetterReason)>;
+
+async fn one_message(ctx: &Ctx, body: &str) -> Result<Settle, BadRecords> {
+    let parsed: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("message body is not valid JSON (line {}, column {})", e.line(), e.column());
+            return Ok(Settle::DeadLetter(reason(HANDLER, "invalid_json", msg)));
+        }
+    };
+    let (records, single) = match parsed.get("records").and_then(Value::as_array) {
+        Some(list) if list.len() > MAX_RECORDS => {
+            let msg = format!("at most {MAX_RECORDS} records per message");
+            return Ok(Settle::DeadLetter(reason(HANDLER, "too_many_records", msg)));
+        }
+        Some(list) => (list.clone(), false),
+        None => (vec![parsed], true),
+    };
+    match ingest_records(ctx, &records).await {
+        Ok(summary) if summary.rejected.is_empty() => Ok(Settle::Done),
+        Ok(summary) if single => {
+            let r = &summary.rejected[0];
+            let field = r.field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default();
+            Ok(Settle::DeadLetter(reason(HANDLER, r.code, format!("{}{field}", r.message))))
+        }
+        Ok(summary) => Err(summary
+            .rejected
+            .iter()
+            .map(|r| {
+                let field = r.field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default();
+                (records[r.index].clone(), reason(HANDLER, r.code, format!("{}{field}", r.message)))
+            })
+            .collect()),
+        Err(e) => Ok(Settle::Retry(e.to_string())),
+    }
+}
+
+/// One entry point for both triggers: an SQS event has `Records`, anything else is HTTP.
+pub async fn handle(ctx: &Ctx, payload: Value) -> Result<Value, serde_json::Error> {
+    if payload.get("Records").is_some() {
+        let event: SqsEvent = serde_json::from_value(payload)?;
+        serde_json::to_value(handle_sqs(ctx, event).await)
+    } else {
+        let req: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
+        serde_json::to_value(handle_http(ctx, req).await)
+    }
+}

@@ -1,0 +1,70 @@
+//! Match: reads the source record a message names, finds and scores candidate golden records,
+//! and sends the decision (with its explanation, no attribute values) to the merge queue.
+
+use super::{batch_response, reason, settle, Ctx, Settle};
+use crate::messages::{MatchMessage, MergeMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use mdm_core::matching::MatchDecision;
+use mdm_core::HubError;
+use tracing::{info, info_span, Instrument};
+
+const HANDLER: &str = "match";
+
+pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let outcome = one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("match", message_id = %id)).await;
+        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.match_dlq_url).await {
+            failures.push(f);
+        }
+    }
+    ctx.metrics.flush();
+    batch_response(failures)
+}
+
+async fn one(ctx: &Ctx, body: &str) -> Settle {
+    let msg: MatchMessage = match serde_json::from_str(body) {
+        Ok(m) => m,
+        Err(e) => return Settle::DeadLetter(reason(HANDLER, "invalid_message", format!("not a match message: {e}"))),
+    };
+    let started = std::time::Instant::now();
+    match ctx.hub.match_source(&msg.source).await {
+        Ok((_, result)) => {
+            let decision = match &result.decision {
+                MatchDecision::Link { golden_ids } if golden_ids.len() > 1 => "bridge",
+                MatchDecision::Link { .. } => "link",
+                MatchDecision::Review { .. } => "review",
+                MatchDecision::New => "new",
+            };
+            info!(
+                source = %msg.source,
+                correlation_id = %msg.correlation_id,
+                decision,
+                candidates = result.blocking.candidates,
+                too_common = ?result.blocking.too_common,
+                "matched"
+            );
+            ctx.metrics.incr("RecordsMatched");
+            ctx.metrics.add("CandidatesScored", result.blocking.candidates as f64);
+            ctx.metrics.add("BlockingKeysTooCommon", result.blocking.too_common.len() as f64);
+            ctx.metrics.add("MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
+            let out = MergeMessage { source: msg.source, seq: msg.seq, correlation_id: msg.correlation_id, result };
+            let body = match serde_json::to_string(&out) {
+                Ok(b) => b,
+                Err(e) => return Settle::Retry(e.to_string()),
+            };
+            match ctx.queues.send(&ctx.settings.merge_queue_url, body).await {
+                Ok(()) => Settle::Done,
+                Err(e) => Settle::Retry(e.to_string()),
+            }
+        }
+        Err(HubError::SourceMissing(_)) => {
+            // Erased (or never stored): nothing to match.
+            ctx.metrics.incr("MatchSourceMissing");
+            Settle::Done
+        }
+        Err(e) if e.is_retryable() => Settle::Retry(e.to_string()),
+        Err(e) => Settle::DeadLetter(reason(HANDLER, "match_failed", e.to_string())),
+    }
+}

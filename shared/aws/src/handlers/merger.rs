@@ -1,0 +1,72 @@
+//! Merge: applies a match decision. Survivorship and the merge plan come from the core; the plan's
+//! main transaction (golden records, history, cross-reference, claims, review task, outbox) is one
+//! `TransactWriteItems`. Concurrent merges are resolved by optimistic locking on the golden
+//! record's revision: on a conflict the handler re-reads, re-matches and retries; when it gives up
+//! the message is retried later by SQS.
+
+use super::{batch_response, reason, settle, Ctx, Settle};
+use crate::messages::MergeMessage;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use mdm_core::HubError;
+use tracing::{info, info_span, Instrument};
+
+const HANDLER: &str = "merge";
+
+pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let outcome = one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("merge", message_id = %id)).await;
+        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.merge_dlq_url).await {
+            failures.push(f);
+        }
+    }
+    ctx.metrics.flush();
+    batch_response(failures)
+}
+
+async fn one(ctx: &Ctx, body: &str) -> Settle {
+    let msg: MergeMessage = match serde_json::from_str(body) {
+        Ok(m) => m,
+        Err(e) => return Settle::DeadLetter(reason(HANDLER, "invalid_message", format!("not a merge message: {e}"))),
+    };
+    match ctx.hub.merge_source(&msg.source, msg.result).await {
+        Ok(report) => {
+            info!(
+                source = %msg.source,
+                correlation_id = %msg.correlation_id,
+                outcome = report.outcome.name(),
+                golden_id = %report.outcome.golden_id(),
+                effective = report.effective,
+                attempts = report.attempts,
+                events = report.events.len(),
+                "merged"
+            );
+            ctx.metrics.incr(match report.outcome.name() {
+                "created" => "GoldenCreated",
+                "linked" => "GoldenLinked",
+                "merged" => "GoldenMerged",
+                "updated" => "GoldenUpdated",
+                _ => "GoldenUnchanged",
+            });
+            if report.review_task.is_some() {
+                ctx.metrics.incr("ReviewTasksOpened");
+            }
+            ctx.metrics.add("MergeConflicts", f64::from(report.attempts.saturating_sub(1)));
+            Settle::Done
+        }
+        Err(HubError::SourceMissing(_)) => {
+            ctx.metrics.incr("MergeSourceMissing");
+            Settle::Done
+        }
+        Err(HubError::TooManyConflicts(n)) => {
+            ctx.metrics.incr("MergeConflictsExhausted");
+            Settle::Retry(format!("{n} conflicting attempts"))
+        }
+        Err(e) if e.is_retryable() => Settle::Retry(e.to_string()),
+        Err(e) => {
+            ctx.metrics.incr("MergeErrors");
+            Settle::DeadLetter(reason(HANDLER, "merge_failed", e.to_string()))
+        }
+    }
+}

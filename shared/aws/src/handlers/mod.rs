@@ -1,0 +1,100 @@
+//! The Lambda handlers' logic. `functions/*/src/main.rs` only builds a [`Ctx`] and hands events
+//! here; tests and the local runner call the same functions.
+
+pub mod ingest;
+pub mod matcher;
+pub mod merger;
+pub mod publisher;
+
+use crate::bus::EventPublisher;
+use crate::config::{ConfigError, Settings};
+use crate::dynamo::DynamoStore;
+use crate::metrics::Metrics;
+use crate::sqs::{DeadLetterReason, Queues};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use mdm_core::Hub;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Everything a handler needs, built once per Lambda instance.
+pub struct Ctx {
+    pub hub: Hub<DynamoStore>,
+    pub queues: Queues,
+    pub bus: EventPublisher,
+    pub settings: Settings,
+    pub metrics: Metrics,
+}
+
+impl Ctx {
+    pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
+        let registry = Arc::new(settings.registry()?);
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
+        Ok(Self {
+            hub: Hub::new(registry, store),
+            queues: Queues::new(aws_sdk_sqs::Client::new(sdk)),
+            bus: EventPublisher::new(aws_sdk_eventbridge::Client::new(sdk), settings.event_bus.clone()),
+            metrics: Metrics::new(settings.metrics_namespace.clone(), function),
+            settings,
+        })
+    }
+
+    /// From the Lambda environment (the SAM template sets the variables).
+    pub async fn from_env(function: &'static str) -> Result<Self, ConfigError> {
+        let settings = Settings::from_env()?;
+        let sdk = crate::config::sdk_config().await;
+        Self::new(&sdk, settings, function)
+    }
+}
+
+/// What became of one SQS message.
+#[derive(Debug)]
+pub enum Settle {
+    /// Processed (or deliberately dropped, e.g. stale): delete it.
+    Done,
+    /// Could succeed later: leave it for redelivery (SQS moves it to the DLQ after max receives).
+    Retry(String),
+    /// Can never succeed: write it to the DLQ with its reason, then delete it.
+    DeadLetter(DeadLetterReason),
+}
+
+/// Applies a message's outcome; returns the batch item failure to report, if any.
+pub async fn settle(ctx: &Ctx, msg: &SqsMessage, outcome: Settle, dlq_url: &str) -> Option<BatchItemFailure> {
+    let id = msg.message_id.clone().unwrap_or_default();
+    let fail = |id: String| {
+        let mut f = BatchItemFailure::default();
+        f.item_identifier = id;
+        Some(f)
+    };
+    match outcome {
+        Settle::Done => None,
+        Settle::Retry(why) => {
+            warn!(message_id = %id, reason = %why, "message will be retried");
+            ctx.metrics.incr("MessagesRetried");
+            fail(id)
+        }
+        Settle::DeadLetter(reason) => {
+            let body = msg.body.as_deref().unwrap_or("");
+            match ctx.queues.dead_letter(dlq_url, body, &reason).await {
+                Ok(()) => {
+                    info!(message_id = %id, code = %reason.code, "message dead-lettered");
+                    ctx.metrics.incr("MessagesDeadLettered");
+                    None
+                }
+                Err(e) => {
+                    warn!(message_id = %id, error = %e, "dead-lettering failed; will retry");
+                    fail(id)
+                }
+            }
+        }
+    }
+}
+
+pub fn batch_response(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
+    let mut r = SqsBatchResponse::default();
+    r.batch_item_failures = failures;
+    r
+}
+
+pub(crate) fn reason(handler: &'static str, code: &str, message: impl Into<String>) -> DeadLetterReason {
+    DeadLetterReason { code: code.to_owned(), message: message.into(), handler }
+}

@@ -1,0 +1,129 @@
+//! The local stack: resources created on an emulator from the SAM template (by
+//! `infra/local/bootstrap.py`), and a runner that plays Lambda's event-source mappings — it polls
+//! the queues and the table's stream and calls the real handlers with the events Lambda would send.
+
+pub mod esm;
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("bootstrap failed: {0}")]
+    Bootstrap(String),
+    #[error("resources description is not valid: {0}")]
+    Resources(#[from] serde_json::Error),
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub prefix: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub resources: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    pub functions: BTreeMap<String, FunctionDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionDef {
+    pub binary: String,
+    pub env: HashMap<String, String>,
+    pub event_sources: Vec<EventSource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all_fields = "camelCase", tag = "type")]
+pub enum EventSource {
+    #[serde(rename = "sqs")]
+    Sqs { name: String, queue_url: String, batch_size: usize, report_batch_item_failures: bool },
+    #[serde(rename = "dynamodb")]
+    DynamoDb {
+        name: String,
+        stream_arn: String,
+        batch_size: usize,
+        maximum_retry_attempts: i64,
+        on_failure_queue_url: Option<String>,
+        #[serde(default)]
+        filters: Vec<serde_json::Value>,
+    },
+    #[serde(rename = "http")]
+    Http { name: String, method: Option<String>, path: Option<String> },
+}
+
+impl Resources {
+    pub fn from_json(text: &str) -> Result<Self, LocalError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Creates every resource of the template on the endpoint in `AWS_ENDPOINT_URL`, names
+    /// prefixed with `prefix`, by running `infra/local/bootstrap.py`.
+    pub fn bootstrap(prefix: &str) -> Result<Self, LocalError> {
+        let root = workspace_root();
+        let python = std::env::var("MDM_PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/bin/python"));
+        let out = std::process::Command::new(&python)
+            .arg(root.join("infra/local/bootstrap.py"))
+            .arg("--prefix")
+            .arg(prefix)
+            .output()
+            .map_err(|e| LocalError::Bootstrap(format!("cannot run {}: {e} (run infra/local/setup first)", python.display())))?;
+        if !out.status.success() {
+            return Err(LocalError::Bootstrap(String::from_utf8_lossy(&out.stderr).chars().take(2000).collect()));
+        }
+        Self::from_json(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// A resource attribute (`ref`, `Arn`, `QueueUrl`, ...) of a logical id of the template.
+    pub fn attr(&self, logical: &str, attr: &str) -> Option<&str> {
+        self.resources.get(logical)?.get(attr)?.as_deref()
+    }
+
+    /// The environment every function gets (they share the template's Globals).
+    pub fn env(&self) -> HashMap<String, String> {
+        self.functions.values().next().map(|f| f.env.clone()).unwrap_or_default()
+    }
+
+    pub fn settings(&self) -> Result<crate::Settings, LocalError> {
+        Ok(crate::Settings::from_map(&self.env())?)
+    }
+
+    pub fn function_by_binary(&self, binary: &str) -> Option<&FunctionDef> {
+        self.functions.values().find(|f| f.binary == binary)
+    }
+}
+
+/// The workspace root (where `Cargo.toml`, `infra/` and `.venv/` live).
+pub fn workspace_root() -> PathBuf {
+    if let Ok(root) = std::env::var("MDM_ROOT") {
+        return PathBuf::from(root);
+    }
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
+}
+
+/// The emulator endpoint for tests. `None` (the test is skipped, loudly) unless `AWS_ENDPOINT_URL`
+/// is set; with `MDM_REQUIRE_EMULATOR=1` (as `tests/run` sets it) a missing emulator is an error.
+pub fn emulator_for_tests() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("MDM_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+                "MDM_REQUIRE_EMULATOR=1 but AWS_ENDPOINT_URL is not set: start the emulator (tests/run does)"
+            );
+            eprintln!("SKIPPED: no emulator (set AWS_ENDPOINT_URL, or run tests/run)");
+            None
+        }
+    }
+}
+
+/// A short unique prefix for one test's resources.
+pub fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+    format!("{clean}-{:x}", (nanos as u64) ^ (std::process::id() as u64) << 32)
+}

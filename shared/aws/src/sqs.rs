@@ -1,0 +1,117 @@
+//! SQS: sending hub-internal messages in batches, and dead-lettering a message with its reason.
+//! SQS's own redrive carries no reason, so a handler that knows a message can never succeed
+//! writes it to the DLQ itself, with the reason as message attributes, and deletes the original.
+
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("SQS {op} failed: {detail}")]
+    Sqs { op: &'static str, detail: String },
+    #[error("SQS rejected {0} messages of a batch after retries")]
+    Rejected(usize),
+}
+
+/// Why a message was dead-lettered: a machine-readable code and a message without data values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterReason {
+    pub code: String,
+    pub message: String,
+    pub handler: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Queues {
+    client: Client,
+}
+
+fn sqs_err(op: &'static str) -> impl Fn(String) -> QueueError {
+    move |detail| QueueError::Sqs { op, detail: detail.chars().take(300).collect() }
+}
+
+fn attr(v: impl Into<String>) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .map_err(|e| sqs_err("build")(e.to_string()))
+}
+
+impl Queues {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sends bodies in batches of 10, retrying the entries SQS failed (3 rounds).
+    pub async fn send_all(&self, queue_url: &str, bodies: Vec<String>) -> Result<(), QueueError> {
+        for chunk in bodies.chunks(10) {
+            let mut pending: Vec<(String, String)> =
+                chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b.clone())).collect();
+            for round in 0..4 {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << round)).await;
+                }
+                let entries = pending
+                    .iter()
+                    .map(|(id, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(body)
+                            .build()
+                            .map_err(|e| sqs_err("build")(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| sqs_err("SendMessageBatch")(format!("{e:?}")))?;
+                let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+                pending.retain(|(id, _)| failed.contains(&id.as_str()));
+            }
+            if !pending.is_empty() {
+                return Err(QueueError::Rejected(pending.len()));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| sqs_err("SendMessage")(format!("{e:?}")))?;
+        Ok(())
+    }
+
+    /// Writes a message to a dead-letter queue with its reason as message attributes
+    /// (`mdm-error-code`, `mdm-error-message`, `mdm-handler`).
+    pub async fn dead_letter(&self, dlq_url: &str, body: &str, reason: &DeadLetterReason) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(dlq_url)
+            .message_body(body)
+            .message_attributes("mdm-error-code", attr(&reason.code)?)
+            .message_attributes("mdm-error-message", attr(&reason.message)?)
+            .message_attributes("mdm-handler", attr(reason.handler)?)
+            .send()
+            .await
+            .map_err(|e| sqs_err("SendMessage")(format!("{e:?}")))?;
+        Ok(())
+    }
+}
