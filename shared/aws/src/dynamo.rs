@@ -96,7 +96,8 @@ fn data<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
 }
 
 fn parse<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let text = item.get("data").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
+    let text =
+        item.get("data").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("item data: {e}")))
 }
 
@@ -170,7 +171,11 @@ impl DynamoStore {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
                 }
                 self.count(&self.counts.batch_get_item);
-                let ka = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(build_err)?;
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_err)?;
                 let resp = self
                     .client
                     .batch_get_item()
@@ -232,7 +237,10 @@ impl DynamoStore {
 
     fn op_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
         let t = &self.table;
-        let put = |item: Item, cond: Option<&str>, values: Vec<(&str, AttributeValue)>| -> Result<TransactWriteItem, StoreError> {
+        let put = |item: Item,
+                   cond: Option<&str>,
+                   values: Vec<(&str, AttributeValue)>|
+         -> Result<TransactWriteItem, StoreError> {
             let mut p = Put::builder().table_name(t).set_item(Some(item));
             if let Some(c) = cond {
                 p = p.condition_expression(c);
@@ -475,7 +483,8 @@ impl BlockIndex for DynamoStore {
 
 impl ClaimStore for DynamoStore {
     async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
-        let wanted: HashMap<String, &String> = claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
+        let wanted: HashMap<String, &String> =
+            claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
         let items = self
             .batch_get(wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect())
             .await?;
@@ -540,7 +549,9 @@ impl Transactor for DynamoStore {
                         ))),
                     }
                 }
-                TransactWriteItemsError::TransactionInProgressException(_) => Err(StoreError::Conflict(Conflict::Concurrent)),
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(StoreError::Conflict(Conflict::Concurrent))
+                }
                 other => Err(StoreError::Unavailable(format!("TransactWriteItems: {}", short(&format!("{other:?}"))))),
             },
             Err(e) => Err(unavailable("TransactWriteItems")(e)),

@@ -238,15 +238,57 @@ impl<S: Store> Hub<S> {
         }))
     }
 
+    /// A decision is stale when a golden record that holds one of the record's strong keys was
+    /// not among the candidates it considered: it was created after the decision was made (the
+    /// match queue runs ahead of the merge queue). Such a decision is made again.
+    async fn is_stale(
+        &self,
+        schema: &EntitySchema,
+        source: &SourceRecord,
+        result: &MatchResult,
+    ) -> Result<bool, HubError> {
+        let keys: Vec<String> = block_keys(schema, source).into_iter().filter(|k| k.claim).map(|k| k.key()).collect();
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let holders: Vec<String> = self
+            .store
+            .get_claims(&schema.entity, &keys)
+            .await?
+            .into_values()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if holders.is_empty() {
+            return Ok(false);
+        }
+        let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
+        if let Some(own) = &source.golden_id {
+            considered.insert(own);
+        }
+        if holders.iter().all(|h| considered.contains(h.as_str())) {
+            return Ok(false);
+        }
+        let resolved = self.resolve(&schema.entity, &holders).await?;
+        let own = match &source.golden_id {
+            Some(id) => self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next(),
+            None => None,
+        };
+        Ok(resolved.values().any(|g| {
+            !considered.contains(g.golden_id.as_str()) && own.as_ref().is_none_or(|o| o.golden_id != g.golden_id)
+        }))
+    }
+
     /// Applies a decision for a source record. On a conflict (another writer changed what was
-    /// read) it re-reads, re-matches and tries again.
+    /// read) it re-reads, re-matches and tries again; a stale decision is made again first.
     pub async fn merge_source(&self, key: &SourceKey, result: MatchResult) -> Result<MergeReport, HubError> {
         let mut result = result;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
-            if attempt > 1 {
+            let schema = self.schema(&source.key.entity)?;
+            if attempt > 1 || self.is_stale(schema, &source, &result).await? {
                 result = self.match_record(&source).await?;
             }
             let plan = self.plan(&source, &result).await?;

@@ -213,3 +213,22 @@ async fn an_over_full_blocking_key_is_skipped_and_counted() {
     assert_eq!(m.blocking.too_common, vec!["family_name.soundex+date_of_birth.year".to_string()]);
     assert_eq!(m.blocking.candidates, 0);
 }
+
+#[tokio::test]
+async fn decisions_made_before_either_merge_still_make_one_golden_record() {
+    // The match queue can run ahead of the merge queue: both records are decided NEW before
+    // either is merged. The second merge must notice that a golden record now holds its strong
+    // keys, decide again, and link.
+    let hub = hub();
+    let a = mdm_core::record::validate(hub.registry(), &anna_crm(), 0).expect("valid");
+    let b = mdm_core::record::validate(hub.registry(), &anna_web(), 0).expect("valid");
+    hub.ingest(&a).await.expect("ingest");
+    hub.ingest(&b).await.expect("ingest");
+    let (_, ra) = hub.match_source(&a.key).await.expect("match");
+    let (_, rb) = hub.match_source(&b.key).await.expect("match");
+    assert_eq!((ra.decision.clone(), rb.decision.clone()), (MatchDecision::New, MatchDecision::New));
+    let first = hub.merge_source(&a.key, ra).await.expect("merge a");
+    let second = hub.merge_source(&b.key, rb).await.expect("merge b");
+    assert_eq!(second.outcome, MergeOutcome::Linked { golden_id: first.outcome.golden_id().to_owned() });
+    assert_eq!(hub.store().counts().goldens_active, 1);
+}

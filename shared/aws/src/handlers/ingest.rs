@@ -85,12 +85,18 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummar
             }
             Err(mdm_core::HubError::Store(e)) => return Err(e.into()),
             Err(e) => {
-                summary.rejected.push(Rejected { index, code: "unknown_entity_type", message: e.to_string(), field: None });
+                summary.rejected.push(Rejected {
+                    index,
+                    code: "unknown_entity_type",
+                    message: e.to_string(),
+                    field: None,
+                });
                 continue;
             }
         };
         if queue {
-            let msg = MatchMessage { source: record.key.clone(), seq: record.seq, correlation_id: record.correlation_id };
+            let msg =
+                MatchMessage { source: record.key.clone(), seq: record.seq, correlation_id: record.correlation_id };
             messages.push(serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
     }
@@ -174,7 +180,8 @@ pub async fn handle_http(ctx: &Ctx, req: ApiGatewayV2httpRequest) -> ApiGatewayV
             tracing::error!(error = %e, "ingest failed");
             ctx.metrics.incr("IngestErrors");
             ctx.metrics.flush();
-            let mut r = http_error(503, "unavailable", "the hub could not store the records; retry (ingest is idempotent)");
+            let mut r =
+                http_error(503, "unavailable", "the hub could not store the records; retry (ingest is idempotent)");
             r.headers.insert("retry-after", HeaderValue::from_static("2"));
             r
         }
@@ -187,7 +194,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
-        let outcome = one_message(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("bulk", message_id = %id)).await;
+        let outcome =
+            one_message(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("bulk", message_id = %id)).await;
         let outcome = match outcome {
             Ok(o) => o,
             Err(bad_records) => {
@@ -196,7 +204,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
                 for (record, why) in bad_records {
                     let mut single = msg.clone();
                     single.body = Some(record.to_string());
-                    failed |= settle(ctx, &single, Settle::DeadLetter(why), &ctx.settings.ingest_dlq_url).await.is_some();
+                    failed |=
+                        settle(ctx, &single, Settle::DeadLetter(why), &ctx.settings.ingest_dlq_url).await.is_some();
                 }
                 if failed {
                     Settle::Retry("dead-lettering failed".into())

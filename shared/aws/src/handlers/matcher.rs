@@ -14,7 +14,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
-        let outcome = one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("match", message_id = %id)).await;
+        let outcome =
+            one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("match", message_id = %id)).await;
         if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.match_dlq_url).await {
             failures.push(f);
         }

@@ -16,7 +16,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
-        let outcome = one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("merge", message_id = %id)).await;
+        let outcome =
+            one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("merge", message_id = %id)).await;
         if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.merge_dlq_url).await {
             failures.push(f);
         }
@@ -30,7 +31,9 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
         Ok(m) => m,
         Err(e) => return Settle::DeadLetter(reason(HANDLER, "invalid_message", format!("not a merge message: {e}"))),
     };
-    match ctx.hub.merge_source(&msg.source, msg.result).await {
+    // Boxed: the merge future is deep (re-read, re-match, plan, transact) and would otherwise
+    // exceed the compiler's layout depth where the handler is nested in the runtime's futures.
+    match Box::pin(ctx.hub.merge_source(&msg.source, msg.result)).await {
         Ok(report) => {
             info!(
                 source = %msg.source,

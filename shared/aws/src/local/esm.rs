@@ -28,7 +28,12 @@ impl Handlers {
     pub fn new(sdk: &aws_config::SdkConfig, res: &Resources) -> Result<Self, LocalError> {
         let settings = res.settings()?;
         let make = |f: &'static str| Ctx::new(sdk, settings.clone(), f).map(Arc::new);
-        Ok(Self { ingest: make("ingest")?, matcher: make("match")?, merger: make("merge")?, publisher: make("publish")? })
+        Ok(Self {
+            ingest: make("ingest")?,
+            matcher: make("match")?,
+            merger: make("merge")?,
+            publisher: make("publish")?,
+        })
     }
 
     /// Counters of every handler since start (`function.metric` → value).
@@ -55,8 +60,10 @@ pub struct RunStats {
 }
 
 struct StreamState {
-    /// shard id → next iterator
-    iterators: HashMap<String, String>,
+    /// shard id → (iterator type, sequence number) to resume from. A fresh iterator is taken on
+    /// every poll: moto replaces a table's stream shard when it rolls back a transaction, which
+    /// strands iterators taken before.
+    positions: HashMap<String, (ShardIteratorType, String)>,
     /// sequence number → failed attempts
     attempts: HashMap<String, i64>,
 }
@@ -103,7 +110,7 @@ impl LocalRunner {
             sqs: aws_sdk_sqs::Client::new(sdk),
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
             visibility_timeout: 2,
-            stream: Mutex::new(StreamState { iterators: HashMap::new(), attempts: HashMap::new() }),
+            stream: Mutex::new(StreamState { positions: HashMap::new(), attempts: HashMap::new() }),
         })
     }
 
@@ -138,7 +145,14 @@ impl LocalRunner {
     }
 
     /// One poll of one SQS event source; returns how many messages were handled.
-    async fn poll_queue(&self, binary: &str, queue_url: &str, batch: usize, partial: bool, stats: &mut RunStats) -> Result<usize, LocalError> {
+    async fn poll_queue(
+        &self,
+        binary: &str,
+        queue_url: &str,
+        batch: usize,
+        partial: bool,
+        stats: &mut RunStats,
+    ) -> Result<usize, LocalError> {
         let out = self
             .sqs
             .receive_message()
@@ -155,12 +169,15 @@ impl LocalRunner {
         if messages.is_empty() {
             return Ok(0);
         }
-        let arn = format!("arn:aws:sqs:{}:123456789012:{}", self.res.region, queue_url.rsplit('/').next().unwrap_or(""));
+        let arn =
+            format!("arn:aws:sqs:{}:123456789012:{}", self.res.region, queue_url.rsplit('/').next().unwrap_or(""));
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {
-                let attrs: BTreeMap<String, String> =
-                    m.attributes().map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect()).unwrap_or_default();
+                let attrs: BTreeMap<String, String> = m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+                    .unwrap_or_default();
                 json!({
                     "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
                     "attributes": attrs, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
@@ -195,13 +212,27 @@ impl LocalRunner {
             })
             .collect();
         if !entries.is_empty() {
-            self.sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await.map_err(sqs_err)?;
+            self.sqs
+                .delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sqs_err)?;
         }
         Ok(messages.len())
     }
 
     /// One poll of the stream; returns how many records were handed to the publisher.
-    async fn poll_stream(&self, stream_arn: &str, batch: usize, max_retries: i64, on_failure: Option<&str>, filters: &[Value], stats: &mut RunStats) -> Result<usize, LocalError> {
+    async fn poll_stream(
+        &self,
+        stream_arn: &str,
+        batch: usize,
+        max_retries: i64,
+        on_failure: Option<&str>,
+        filters: &[Value],
+        stats: &mut RunStats,
+    ) -> Result<usize, LocalError> {
         let mut state = self.stream.lock().await;
         let desc = self.streams.describe_stream().stream_arn(stream_arn).send().await.map_err(stream_err)?;
         let shards: Vec<String> = desc
@@ -210,25 +241,22 @@ impl LocalRunner {
             .unwrap_or_default();
         let mut handled = 0;
         for shard in shards {
-            let iterator = match state.iterators.get(&shard) {
-                Some(it) => it.clone(),
-                None => self
-                    .streams
-                    .get_shard_iterator()
-                    .stream_arn(stream_arn)
-                    .shard_id(&shard)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(stream_err)?
-                    .shard_iterator
-                    .unwrap_or_default(),
+            let mut req = self.streams.get_shard_iterator().stream_arn(stream_arn).shard_id(&shard);
+            req = match state.positions.get(&shard) {
+                Some((kind, seq)) => req.shard_iterator_type(kind.clone()).sequence_number(seq),
+                None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             };
-            let out = self.streams.get_records().shard_iterator(&iterator).limit(batch.clamp(1, 1000) as i32).send().await.map_err(stream_err)?;
-            let next = out.next_shard_iterator.clone().unwrap_or(iterator.clone());
+            let iterator = req.send().await.map_err(stream_err)?.shard_iterator.unwrap_or_default();
+            let out = self
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(batch.clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(stream_err)?;
             let records = out.records();
             if records.is_empty() {
-                state.iterators.insert(shard.clone(), next);
                 continue;
             }
             let lambda_records: Vec<Value> = records
@@ -253,11 +281,17 @@ impl LocalRunner {
                     })
                 })
                 .collect();
-            let last_seq = records.last().and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()).map(str::to_owned);
-            let selected: Vec<Value> =
-                lambda_records.into_iter().filter(|r| filters.is_empty() || filters.iter().any(|f| filter_matches(f, r))).collect();
+            let last_seq =
+                records.last().and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()).map(str::to_owned);
+            let selected: Vec<Value> = lambda_records
+                .into_iter()
+                .filter(|r| filters.is_empty() || filters.iter().any(|f| filter_matches(f, r)))
+                .collect();
+            let after_last = last_seq.map(|q| (ShardIteratorType::AfterSequenceNumber, q));
             if selected.is_empty() {
-                state.iterators.insert(shard.clone(), next);
+                if let Some(p) = after_last {
+                    state.positions.insert(shard.clone(), p);
+                }
                 continue;
             }
             let event = serde_json::from_value(json!({"Records": selected})).map_err(LocalError::Resources)?;
@@ -267,39 +301,33 @@ impl LocalRunner {
             let response = publisher::handle_stream(&self.handlers.publisher, event).await;
             match response.batch_item_failures.first().and_then(|f| f.item_identifier.clone()) {
                 None => {
-                    state.iterators.insert(shard.clone(), next);
+                    if let Some(p) = after_last {
+                        state.positions.insert(shard.clone(), p);
+                    }
                 }
                 Some(failed_seq) => {
                     stats.failures_reported += 1;
                     let n = state.attempts.entry(failed_seq.clone()).or_default();
                     *n += 1;
-                    let (kind, seq) = if max_retries >= 0 && *n > max_retries {
+                    if max_retries >= 0 && *n > max_retries {
                         // Give up on this record: to the on-failure destination, then go past it.
                         if let Some(q) = on_failure {
                             let body = json!({"streamArn": stream_arn, "shardId": shard, "sequenceNumber": failed_seq,
                                               "reason": "retries exhausted"});
-                            self.sqs.send_message().queue_url(q).message_body(body.to_string()).send().await.map_err(sqs_err)?;
+                            self.sqs
+                                .send_message()
+                                .queue_url(q)
+                                .message_body(body.to_string())
+                                .send()
+                                .await
+                                .map_err(sqs_err)?;
                         }
-                        (ShardIteratorType::AfterSequenceNumber, failed_seq)
+                        state.positions.insert(shard.clone(), (ShardIteratorType::AfterSequenceNumber, failed_seq));
                     } else {
-                        (ShardIteratorType::AtSequenceNumber, failed_seq)
-                    };
-                    let it = self
-                        .streams
-                        .get_shard_iterator()
-                        .stream_arn(stream_arn)
-                        .shard_id(&shard)
-                        .shard_iterator_type(kind)
-                        .sequence_number(seq)
-                        .send()
-                        .await
-                        .map_err(stream_err)?
-                        .shard_iterator
-                        .unwrap_or(next);
-                    state.iterators.insert(shard.clone(), it);
+                        state.positions.insert(shard.clone(), (ShardIteratorType::AtSequenceNumber, failed_seq));
+                    }
                 }
             }
-            let _ = last_seq;
         }
         Ok(handled)
     }
@@ -314,8 +342,23 @@ impl LocalRunner {
                     EventSource::Sqs { queue_url, batch_size, report_batch_item_failures, .. } => {
                         self.poll_queue(&f.binary, queue_url, *batch_size, *report_batch_item_failures, stats).await?
                     }
-                    EventSource::DynamoDb { stream_arn, batch_size, maximum_retry_attempts, on_failure_queue_url, filters, .. } => {
-                        self.poll_stream(stream_arn, *batch_size, *maximum_retry_attempts, on_failure_queue_url.as_deref(), filters, stats).await?
+                    EventSource::DynamoDb {
+                        stream_arn,
+                        batch_size,
+                        maximum_retry_attempts,
+                        on_failure_queue_url,
+                        filters,
+                        ..
+                    } => {
+                        self.poll_stream(
+                            stream_arn,
+                            *batch_size,
+                            *maximum_retry_attempts,
+                            on_failure_queue_url.as_deref(),
+                            filters,
+                            stats,
+                        )
+                        .await?
                     }
                     EventSource::Http { .. } => 0,
                 };

@@ -70,7 +70,9 @@ impl Resources {
             .arg("--prefix")
             .arg(prefix)
             .output()
-            .map_err(|e| LocalError::Bootstrap(format!("cannot run {}: {e} (run infra/local/setup first)", python.display())))?;
+            .map_err(|e| {
+                LocalError::Bootstrap(format!("cannot run {}: {e} (run infra/local/setup first)", python.display()))
+            })?;
         if !out.status.success() {
             return Err(LocalError::Bootstrap(String::from_utf8_lossy(&out.stderr).chars().take(2000).collect()));
         }

@@ -1,0 +1,232 @@
+//! A stack on the emulator for one test: resources bootstrapped from the SAM template under a
+//! unique prefix, the real handlers, and the local event-source-mapping runner.
+#![allow(dead_code)]
+
+use aws_lambda_events::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use mdm_aws::handlers::Ctx;
+use mdm_aws::local::esm::{LocalRunner, RunStats};
+use mdm_aws::local::{emulator_for_tests, unique_prefix, Resources};
+use mdm_aws::DynamoStore;
+use mdm_core::store::{GoldenStore, SourceStore};
+use mdm_core::{GoldenRecord, SourceKey};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub struct TestStack {
+    pub res: Resources,
+    pub runner: LocalRunner,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub store: DynamoStore,
+}
+
+/// A stack, or `None` when no emulator is configured (the test then returns early, loudly).
+pub async fn stack(name: &str) -> Option<TestStack> {
+    emulator_for_tests()?;
+    std::env::set_var("MDM_EMF", "off");
+    let res = Resources::bootstrap(&unique_prefix(name)).expect("bootstrap from the template");
+    let sdk = mdm_aws::config::sdk_config().await;
+    let runner = LocalRunner::new(&sdk, res.clone()).expect("runner");
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(ddb.clone(), res.attr("HubTable", "ref").expect("table"));
+    Some(TestStack { res, runner, ddb, sqs: aws_sdk_sqs::Client::new(&sdk), store })
+}
+
+pub fn customer(system: &str, id: &str, seq: u64, attributes: Value) -> Value {
+    json!({"entityType": "customer", "sourceSystem": system, "sourceId": id, "sourceSeq": seq,
+           "sourceUpdatedAt": format!("2026-01-01T00:00:{:02}Z", seq % 60), "attributes": attributes})
+}
+
+impl TestStack {
+    pub fn queue(&self, logical: &str) -> String {
+        self.res.attr(logical, "QueueUrl").unwrap_or_else(|| panic!("no queue {logical}")).to_owned()
+    }
+
+    pub fn table(&self) -> String {
+        self.res.attr("HubTable", "ref").expect("table").to_owned()
+    }
+
+    pub async fn post(&self, records: Vec<Value>) -> (u16, Value) {
+        self.runner.post_records(&json!({ "records": records }).to_string()).await
+    }
+
+    pub async fn post_raw(&self, body: &str) -> (u16, Value) {
+        self.runner.post_records(body).await
+    }
+
+    pub async fn drain(&self) -> RunStats {
+        self.runner.run_until_idle(Duration::from_secs(120)).await.expect("runner")
+    }
+
+    pub async fn send(&self, logical: &str, body: &str) {
+        self.sqs.send_message().queue_url(self.queue(logical)).message_body(body).send().await.expect("send");
+    }
+
+    /// Every message on a queue (received and deleted), with its message attributes.
+    pub async fn take_all(&self, logical: &str) -> Vec<(String, HashMap<String, String>)> {
+        let url = self.queue(logical);
+        let mut out = Vec::new();
+        for _ in 0..50 {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = resp.messages();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                let attrs = m
+                    .message_attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or("").to_owned())).collect())
+                    .unwrap_or_default();
+                out.push((m.body().unwrap_or("").to_owned(), attrs));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap_or(""))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        out
+    }
+
+    /// Hub events the example subscriber queue received (EventBridge envelopes).
+    pub async fn subscriber_events(&self) -> Vec<Value> {
+        self.take_all("ExampleSubscriberQueue")
+            .await
+            .into_iter()
+            .map(|(b, _)| serde_json::from_str(&b).expect("EventBridge delivers JSON"))
+            .collect()
+    }
+
+    pub async fn queue_depth(&self, logical: &str) -> usize {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.queue(logical))
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("attributes");
+        out.attributes().map(|a| a.values().map(|v| v.parse::<usize>().unwrap_or(0)).sum()).unwrap_or(0)
+    }
+
+    pub async fn scan(&self) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp =
+                self.ddb.scan().table_name(self.table()).set_exclusive_start_key(start).send().await.expect("scan");
+            out.extend(resp.items().iter().cloned());
+            match resp.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn items_with_prefix(&self, prefix: &str) -> Vec<Item> {
+        self.scan()
+            .await
+            .into_iter()
+            .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|p| p.starts_with(prefix)))
+            .collect()
+    }
+
+    /// The golden record a source record belongs to (following merged-into pointers).
+    pub async fn golden_of(&self, key: &SourceKey) -> GoldenRecord {
+        let src = self.store.get_source(key).await.expect("get").unwrap_or_else(|| panic!("{key} stored"));
+        let mut id = src.golden_id.unwrap_or_else(|| panic!("{key} has a golden record"));
+        for _ in 0..8 {
+            let g = self.store.get_golden(&key.entity, &id).await.expect("get").expect("golden exists");
+            match &g.status {
+                mdm_core::GoldenStatus::MergedInto { survivor } => id = survivor.clone(),
+                _ => return g,
+            }
+        }
+        panic!("pointer chain too long")
+    }
+
+    /// Receives every message on a function's queue and delivers each, in its own invocation, to
+    /// the handler — all at the same time — then deletes those that succeeded.
+    pub async fn deliver_concurrently(&self, logical: &str, handler: &'static str) -> usize {
+        let url = self.queue(logical);
+        let mut msgs = Vec::new();
+        for _ in 0..20 {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            if resp.messages().is_empty() {
+                break;
+            }
+            msgs.extend(resp.messages().iter().cloned());
+        }
+        let handlers = self.runner.handlers();
+        let ctx: Arc<Ctx> = match handler {
+            "match" => Arc::clone(&handlers.matcher),
+            "merge" => Arc::clone(&handlers.merger),
+            other => panic!("no handler {other}"),
+        };
+        let mut tasks = Vec::new();
+        for m in &msgs {
+            let ctx = Arc::clone(&ctx);
+            let event: SqsEvent = serde_json::from_value(json!({"Records": [{
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
+            .expect("event");
+            tasks.push(tokio::spawn(async move {
+                match handler {
+                    "match" => mdm_aws::handlers::matcher::handle_sqs(&ctx, event).await,
+                    _ => mdm_aws::handlers::merger::handle_sqs(&ctx, event).await,
+                }
+            }));
+        }
+        for (t, m) in tasks.into_iter().zip(&msgs) {
+            let resp = t.await.expect("task");
+            assert!(resp.batch_item_failures.is_empty(), "a concurrent delivery failed for good");
+            self.sqs
+                .delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap_or(""))
+                .send()
+                .await
+                .expect("delete");
+        }
+        msgs.len()
+    }
+}
+
+/// Validates an event's detail against the JSON Schema of its detail-type.
+pub fn assert_valid_event(envelope: &Value) {
+    let detail_type = envelope["detail-type"].as_str().expect("detail-type");
+    assert_eq!(envelope["source"], "mdm.hub");
+    let schema: Value =
+        serde_json::from_str(mdm_core::events::detail_schema(detail_type).expect("known detail-type")).expect("schema");
+    let v = jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles");
+    let errors: Vec<String> =
+        v.iter_errors(&envelope["detail"]).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{detail_type}: {errors:?}");
+}
