@@ -6,15 +6,84 @@ restore whole tables: two requests at once can interleave and corrupt state. Thi
 moto's threaded HTTP server (so idle keep-alive connections block nobody) but runs the WSGI
 application under one lock.
 
+It also replaces the whole-table copy that moto takes before every TransactWriteItems (its way to
+roll back) by a snapshot of just the items the transaction names plus the length of the table's
+stream: the copy costs time and memory in proportion to the table (minutes and gigabytes for a few
+hundred records, since a restored copy also strands every stream iterator taken before). The
+rollback stays all-or-nothing; the store conformance suite checks it on every run.
+
     python infra/local/moto_launcher.py --port 0 --port-file .local/moto.port
 """
 import argparse
+import copy
 import os
 import sys
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+from moto.dynamodb import models as ddb_models
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+
+class _TableCopyIsSnapshot:
+    """Stands in for the `copy` module inside moto.dynamodb.models during a transaction: a Table is
+    not copied (the item snapshot below restores it); anything else is copied as before."""
+
+    @staticmethod
+    def deepcopy(x, memo=None):
+        return x if isinstance(x, Table) else copy.deepcopy(x, memo)
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+_original_transact = ddb_models.DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items(self, transact_items):
+    snapshot = []  # (table, hash key, range key, the item before, or None)
+    streams = {}  # table name -> (shard, record count before)
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = self.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        key = op.get("Item") if op_type == "Put" else op.get("Key")
+        if not key or table.hash_key_attr not in key:
+            continue
+        hk = DynamoType(key[table.hash_key_attr])
+        rk = DynamoType(key[table.range_key_attr]) if table.range_key_attr and table.range_key_attr in key else None
+        try:
+            old = table.get_item(hk, rk)
+        except Exception:  # invalid key: moto's own validation reports it
+            continue
+        snapshot.append((table, hk, rk, copy.deepcopy(old) if old is not None else None))
+        if table.stream_shard is not None and table.name not in streams:
+            streams[table.name] = (table.stream_shard, len(table.stream_shard.items))
+    ddb_models.copy = _TableCopyIsSnapshot()
+    try:
+        return _original_transact(self, transact_items)
+    except Exception:
+        for table, hk, rk, old in reversed(snapshot):
+            if rk is not None:
+                if old is None:
+                    table.items[hk].pop(rk, None)
+                else:
+                    table.items[hk][rk] = old
+            elif old is None:
+                table.items.pop(hk, None)
+            else:
+                table.items[hk] = old
+        for shard, count in streams.values():
+            del shard.items[count:]
+        raise
+    finally:
+        ddb_models.copy = copy
+
+
+ddb_models.DynamoDBBackend.transact_write_items = _transact_write_items
 
 
 class Serialised:

@@ -1,0 +1,54 @@
+//! `mdm`: the hub's command line.
+//!
+//! ```text
+//! mdm local demo --resources FILE [--data DIR]   (feature "aws") run the sample data through the local stack
+//! mdm schemas [--schemas DIR]                    list the entity schemas and check them
+//! ```
+#![recursion_limit = "256"]
+
+#[cfg(feature = "aws")]
+mod demo;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  mdm schemas [--schemas DIR]                      check and list entity schemas
+  mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)";
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn schemas(args: &[String]) -> Result<(), String> {
+    let registry = match flag(args, "--schemas") {
+        Some(dir) => mdm_core::SchemaRegistry::from_dir(std::path::Path::new(&dir)),
+        None => mdm_core::SchemaRegistry::built_in(),
+    }
+    .map_err(|e| e.to_string())?;
+    for name in registry.entities() {
+        if let Some(s) = registry.get(name) {
+            println!("{name}: {} attributes, link ≥ {}, review ≥ {}", s.attributes.len(), s.matching.link_threshold, s.matching.review_threshold);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("schemas") => schemas(&args),
+        #[cfg(feature = "aws")]
+        Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
+        #[cfg(not(feature = "aws"))]
+        Some("local") => Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into()),
+        _ => Err(USAGE.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mdm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
