@@ -30,7 +30,8 @@ fn key_of(v: &Value) -> Option<SourceKey> {
 }
 
 pub async fn run(args: &[String]) -> Result<(), String> {
-    let resources = super::flag(args, "--resources").ok_or("--resources FILE is required (infra/local/demo writes it)")?;
+    let resources =
+        super::flag(args, "--resources").ok_or("--resources FILE is required (infra/local/demo writes it)")?;
     let data: PathBuf = super::flag(args, "--data").map(PathBuf::from).unwrap_or_else(|| "infra/local/sample".into());
     let text = std::fs::read_to_string(&resources).map_err(|e| format!("{resources}: {e}"))?;
     let res = Resources::from_json(&text).map_err(|e| e.to_string())?;
@@ -117,8 +118,13 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     shown.extend(by_size.iter().filter(|g| g.entity == "customer").take(2));
     shown.extend(by_size.iter().filter(|g| g.entity == "product").take(1));
     for g in shown {
-        println!("\n  {} {}  version {}  members: {}", g.entity, g.golden_id, g.version,
-            g.members.iter().map(|m| format!("{}/{}", m.system, m.source_id)).collect::<Vec<_>>().join(", "));
+        println!(
+            "\n  {} {}  version {}  members: {}",
+            g.entity,
+            g.golden_id,
+            g.version,
+            g.members.iter().map(|m| format!("{}/{}", m.system, m.source_id)).collect::<Vec<_>>().join(", ")
+        );
         for (name, a) in &g.attributes {
             println!("    {name:<14} {:<34} <- {}/{} @{}, {:?}", a.value, a.source, a.source_id, a.source_seq, a.rule);
         }
@@ -133,7 +139,13 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     }
     println!("\n== Counts");
     println!("  records sent            {}", all_records.len());
-    println!("  source records stored   {} (written {}, duplicates {}, stale drops {})", golden_of.len(), t("ingest.RecordsStored"), t("ingest.RecordsDuplicate"), t("ingest.RecordsStale"));
+    println!(
+        "  source records stored   {} (written {}, duplicates {}, stale drops {})",
+        golden_of.len(),
+        t("ingest.RecordsStored"),
+        t("ingest.RecordsDuplicate"),
+        t("ingest.RecordsStale")
+    );
     println!("  rejected                {} {:?}", t("ingest.RecordsRejected"), rejected);
     for entity in ["customer", "product"] {
         println!("  golden records ({entity:<8}) {}", active.iter().filter(|g| g.entity == entity).count());
@@ -149,13 +161,21 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     for (k, v) in &per_type {
         println!("  {k:<22} {v}");
     }
-    if let Some(e) = events.iter().find(|e| e["detail-type"] == "GoldenRecordsMerged").or_else(|| events.iter().find(|e| e["detail-type"] == "GoldenRecordUpdated")) {
+    if let Some(e) = events
+        .iter()
+        .find(|e| e["detail-type"] == "GoldenRecordsMerged")
+        .or_else(|| events.iter().find(|e| e["detail-type"] == "GoldenRecordUpdated"))
+    {
         let mut d = e["detail"].clone();
         if let Some(attrs) = d["golden"]["attributes"].as_object_mut() {
             let keep: Vec<String> = attrs.keys().take(3).cloned().collect();
             attrs.retain(|k, _| keep.contains(k));
         }
-        println!("\n  one of them ({}), golden attributes cut to three:\n{}", e["detail-type"], indent(&serde_json::to_string_pretty(&d).unwrap_or_default()));
+        println!(
+            "\n  one of them ({}), golden attributes cut to three:\n{}",
+            e["detail-type"],
+            indent(&serde_json::to_string_pretty(&d).unwrap_or_default())
+        );
     }
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
@@ -194,7 +214,8 @@ async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Va
 
 /// Pairwise precision and recall of the golden records against `truth.json` (record → entity).
 fn pairwise_quality(data: &Path, golden_of: &HashMap<SourceKey, String>) -> Option<(f64, f64)> {
-    let truth: BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(data.join("truth.json")).ok()?).ok()?;
+    let truth: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("truth.json")).ok()?).ok()?;
     let mut items: Vec<(&String, &String)> = Vec::new();
     for (k, g) in golden_of {
         if let Some(t) = truth.get(&format!("{}/{}", k.system, k.source_id)) {

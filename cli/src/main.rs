@@ -27,7 +27,12 @@ fn schemas(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     for name in registry.entities() {
         if let Some(s) = registry.get(name) {
-            println!("{name}: {} attributes, link ≥ {}, review ≥ {}", s.attributes.len(), s.matching.link_threshold, s.matching.review_threshold);
+            println!(
+                "{name}: {} attributes, link ≥ {}, review ≥ {}",
+                s.attributes.len(),
+                s.matching.link_threshold,
+                s.matching.review_threshold
+            );
         }
     }
     Ok(())
@@ -41,7 +46,9 @@ async fn main() -> ExitCode {
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
         #[cfg(not(feature = "aws"))]
-        Some("local") => Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into()),
+        Some("local") => {
+            Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into())
+        }
         _ => Err(USAGE.into()),
     };
     match result {

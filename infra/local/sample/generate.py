@@ -54,7 +54,7 @@ def gtin13(body12):
 
 
 def person(i):
-    given, family = GIVEN[i % len(GIVEN)], FAMILY[(i * 7) % len(FAMILY)]
+    given, family = GIVEN[i % len(GIVEN)], FAMILY[(i * 7 + i // len(GIVEN)) % len(FAMILY)]
     town, postcode = TOWNS[i % len(TOWNS)]
     dob = f"{1950 + (i * 13) % 50}-{1 + (i * 5) % 12:02d}-{1 + (i * 11) % 28:02d}"
     return {
@@ -113,7 +113,7 @@ def main():
         if i % 10 == 3:
             # The person moved: v2 delivered first, then the stale v1 again (out of order).
             sid = f"C-{1000 + i}"
-            moved = dict(p, address_line1="Canal Wharf", street_number="7", locality="Leeds", postcode="LS11 5PS")
+            moved = dict(p, address_line1="Canal Wharf", street_number=str(100 + i), locality="Leeds", postcode="LS11 5PS")
             v2 = emit("crm", "customer", sid, moved, f"person-{i}", seq_value=2, updated="2026-07-01T09:00:00Z")
             v1 = dict(out["crm"][[r["sourceId"] for r in out["crm"]].index(sid)])
             out["crm"].append(v1)

@@ -2,9 +2,9 @@
 //! (Fellegi-Sunter weights, deterministic rules) and decide LINK / REVIEW / NEW, with an
 //! explanation per attribute.
 
-use crate::golden::GoldenRecord;
+use crate::golden::{GoldenRecord, MatchValue};
 use crate::record::SourceRecord;
-use crate::schema::EntitySchema;
+use crate::schema::{EntitySchema, RuleEffect};
 use serde::{Deserialize, Serialize};
 
 /// How one attribute contributed to a score. Carries no attribute values.
@@ -35,6 +35,9 @@ pub struct CandidateScore {
     /// The deterministic rule that decided, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// A rule that forbids an automatic link (the pair goes to review at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
     pub attributes: Vec<AttributeExplanation>,
 }
 
@@ -98,9 +101,26 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
             });
         }
     }
+    let blocked_by = schema
+        .rules
+        .iter()
+        .filter(|r| r.effect == RuleEffect::BlockLink)
+        .find(|rule| {
+            rule.attributes.iter().all(|a| {
+                let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
+                let theirs: Vec<&MatchValue> = golden
+                    .match_values
+                    .get(a)
+                    .map(|vals| vals.iter().filter(|m| m.valid).collect())
+                    .unwrap_or_default();
+                !theirs.is_empty() && theirs.iter().all(|m| m.value != v)
+            })
+        })
+        .map(|r| r.name.clone());
     let rule = schema
         .rules
         .iter()
+        .filter(|r| r.effect == RuleEffect::Link)
         .find(|rule| {
             rule.attributes.iter().all(|a| {
                 let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
@@ -114,14 +134,20 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
         })
         .map(|r| r.name.clone());
     let total = (total * 1000.0).round() / 1000.0;
-    let band = if rule.is_some() || total >= schema.matching.link_threshold {
+    let band = if blocked_by.is_some() {
+        if rule.is_some() || total >= schema.matching.review_threshold {
+            Band::Review
+        } else {
+            Band::NoMatch
+        }
+    } else if rule.is_some() || total >= schema.matching.link_threshold {
         Band::Link
     } else if total >= schema.matching.review_threshold {
         Band::Review
     } else {
         Band::NoMatch
     };
-    CandidateScore { golden_id: golden.golden_id.clone(), score: total, band, rule, attributes }
+    CandidateScore { golden_id: golden.golden_id.clone(), score: total, band, rule, blocked_by, attributes }
 }
 
 /// Scores every candidate (active golden records, own golden record excluded by the caller or by

@@ -131,12 +131,26 @@ pub struct SurvivorshipConfig {
     pub source_priority: Vec<String>,
 }
 
-/// A deterministic rule: all named attributes equal (and valid) → LINK at once.
+/// What a deterministic rule does when it applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleEffect {
+    /// All named attributes equal (and valid) on both sides → LINK at once.
+    #[default]
+    Link,
+    /// All named attributes valid on both sides and different → never an automatic LINK (a high
+    /// score becomes REVIEW): e.g. two different valid GTINs are two products.
+    BlockLink,
+}
+
+/// A deterministic rule over named attributes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeterministicRule {
     pub name: String,
     pub attributes: Vec<String>,
+    #[serde(default)]
+    pub effect: RuleEffect,
     /// Only when the incoming record marks the attributes as verified.
     #[serde(default)]
     pub require_verified: bool,

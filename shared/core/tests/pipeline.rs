@@ -232,3 +232,19 @@ async fn decisions_made_before_either_merge_still_make_one_golden_record() {
     assert_eq!(second.outcome, MergeOutcome::Linked { golden_id: first.outcome.golden_id().to_owned() });
     assert_eq!(hub.store().counts().goldens_active, 1);
 }
+
+#[tokio::test]
+async fn two_different_valid_gtins_never_link_automatically() {
+    let hub = hub();
+    let product = |id: &str, gtin: &str| {
+        json!({"entityType": "product", "sourceSystem": "erp", "sourceId": id, "sourceSeq": 1, "attributes": {
+            "gtin": gtin, "name": "Nordic Oak Espresso Beans", "brand": "Nordic Oak", "category": "grocery",
+            "size": "500 g", "price": "11.99", "currency": "GBP"}})
+    };
+    let a = feed(&hub, product("P1", "4006381333931")).await.1.expect("a");
+    let b = feed(&hub, product("P2", "5000000000012")).await.1.expect("b");
+    assert_ne!(a.outcome.golden_id(), b.outcome.golden_id(), "different GTINs are different products");
+    assert!(b.review_task.is_some(), "but alike enough for a steward to look");
+    let c = feed(&hub, product("P3", "4006381333931")).await.1.expect("c");
+    assert_eq!(c.outcome.golden_id(), a.outcome.golden_id(), "the same GTIN links");
+}
