@@ -138,3 +138,47 @@ async fn an_older_version_after_a_newer_one_is_dropped_and_a_triple_delivery_is_
     assert_eq!(totals.get("ingest.RecordsDuplicate"), Some(&2.0), "{totals:?}");
     assert_eq!(totals.get("ingest.RecordsStale"), Some(&1.0));
 }
+
+#[tokio::test]
+async fn a_bridging_record_merges_golden_records_and_the_merge_event_validates() {
+    let Some(s) = stack("bridge").await else { return };
+    s.post(vec![
+        customer(
+            "crm",
+            "p-1",
+            1,
+            json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
+                                         "date_of_birth": "1990-02-14"}),
+        ),
+        customer(
+            "webshop",
+            "p-2",
+            1,
+            json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100",
+                                             "postcode": "EH1 1YZ"}),
+        ),
+    ])
+    .await;
+    s.drain().await;
+    let a = s.golden_of(&SourceKey::new("customer", "crm", "p-1")).await;
+    let b = s.golden_of(&SourceKey::new("customer", "webshop", "p-2")).await;
+    assert_ne!(a.golden_id, b.golden_id);
+    s.post(vec![customer("erp", "p-3", 1, json!({"given_name": "Priya", "family_name": "Raman",
+        "email": "priya.raman@example.com", "phone": "07700 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}))])
+    .await;
+    s.drain().await;
+    let merged = s.golden_of(&SourceKey::new("customer", "crm", "p-1")).await;
+    assert_eq!(merged.members.len(), 3);
+    assert_eq!(s.golden_of(&SourceKey::new("customer", "webshop", "p-2")).await.golden_id, merged.golden_id);
+    let events = s.subscriber_events().await;
+    for e in &events {
+        assert_valid_event(e);
+    }
+    let m: Vec<_> = events.iter().filter(|e| e["detail-type"] == "GoldenRecordsMerged").collect();
+    assert_eq!(m.len(), 1, "{events:?}");
+    assert_eq!(m[0]["detail"]["goldenId"], merged.golden_id.as_str());
+    let loser = if merged.golden_id == a.golden_id { &b.golden_id } else { &a.golden_id };
+    assert_eq!(m[0]["detail"]["mergedGoldenIds"], json!([loser]));
+    let l = s.store.get_golden("customer", loser).await.expect("get").expect("exists");
+    assert_eq!(l.status, mdm_core::GoldenStatus::MergedInto { survivor: merged.golden_id.clone() });
+}
