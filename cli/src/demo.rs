@@ -146,7 +146,11 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         t("ingest.RecordsDuplicate"),
         t("ingest.RecordsStale")
     );
-    println!("  rejected                {} {:?}", t("ingest.RecordsRejected"), rejected);
+    let dlq = drain_dead_letters(&sqs, res.attr("IngestDLQ", "QueueUrl").unwrap_or_default()).await?;
+    println!(
+        "  rejected                {} (HTTP answers {rejected:?}; bulk queue -> ingest DLQ with reasons {dlq:?})",
+        t("ingest.RecordsRejected")
+    );
     for entity in ["customer", "product"] {
         println!("  golden records ({entity:<8}) {}", active.iter().filter(|g| g.entity == entity).count());
     }
@@ -187,6 +191,35 @@ fn indent(s: &str) -> String {
 
 async fn count_quality(store: &mdm_aws::DynamoStore, keys: &[SourceKey]) -> Result<usize, String> {
     Ok(store.get_sources(keys).await.map_err(|e| e.to_string())?.iter().map(|r| r.quality.len()).sum())
+}
+
+/// Dead-lettered messages by their `mdm-error-code` (read and deleted).
+async fn drain_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<BTreeMap<String, usize>, String> {
+    let mut out = BTreeMap::new();
+    loop {
+        let resp = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| format!("reading the ingest DLQ: {e:?}"))?;
+        if resp.messages().is_empty() {
+            return Ok(out);
+        }
+        for m in resp.messages() {
+            let code = m
+                .message_attributes()
+                .and_then(|a| a.get("mdm-error-code"))
+                .and_then(|v| v.string_value())
+                .unwrap_or("?")
+                .to_owned();
+            *out.entry(code).or_default() += 1;
+            let _ = sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap_or("")).send().await;
+        }
+    }
 }
 
 async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {

@@ -20,6 +20,14 @@ pub struct PublishReport {
     pub retried_entries: u32,
 }
 
+/// One entry to publish: an id for the report, the detail-type and the detail JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub id: String,
+    pub detail_type: String,
+    pub detail: String,
+}
+
 #[derive(Clone)]
 pub struct EventPublisher {
     client: Client,
@@ -31,12 +39,26 @@ impl EventPublisher {
         Self { client, bus: bus.into() }
     }
 
-    /// Publishes `(event id, event)` pairs. A whole-call failure counts as every entry failing and
-    /// is retried like a partial one.
+    /// Publishes `(event id, event)` pairs.
     pub async fn publish(&self, events: &[(String, HubEvent)]) -> PublishReport {
+        let entries: Vec<RawEntry> = events
+            .iter()
+            .map(|(id, e)| RawEntry {
+                id: id.clone(),
+                detail_type: e.detail_type().to_owned(),
+                detail: e.detail().to_string(),
+            })
+            .collect();
+        self.publish_raw(&entries).await
+    }
+
+    /// Publishes prepared entries in batches of 10; the entries a response marks as failed are
+    /// sent again (up to three more rounds, with back-off). A whole-call failure counts as every
+    /// entry of the batch failing and is retried the same way.
+    pub async fn publish_raw(&self, entries: &[RawEntry]) -> PublishReport {
         let mut report = PublishReport::default();
-        for chunk in events.chunks(PUT_EVENTS_BATCH) {
-            let mut pending: Vec<&(String, HubEvent)> = chunk.iter().collect();
+        for chunk in entries.chunks(PUT_EVENTS_BATCH) {
+            let mut pending: Vec<&RawEntry> = chunk.iter().collect();
             let mut last_error: Vec<String> = vec![String::new(); pending.len()];
             for round in 0..=RETRY_ROUNDS {
                 if pending.is_empty() {
@@ -48,12 +70,12 @@ impl EventPublisher {
                 }
                 let entries: Vec<PutEventsRequestEntry> = pending
                     .iter()
-                    .map(|(_, e)| {
+                    .map(|e| {
                         PutEventsRequestEntry::builder()
                             .event_bus_name(&self.bus)
                             .source(EVENT_SOURCE)
-                            .detail_type(e.detail_type())
-                            .detail(e.detail().to_string())
+                            .detail_type(&e.detail_type)
+                            .detail(&e.detail)
                             .build()
                     })
                     .collect();
@@ -68,7 +90,7 @@ impl EventPublisher {
                                     still.push(*p);
                                     errors.push(code.to_owned());
                                 }
-                                (None, Some(p)) => report.delivered.push(p.0.clone()),
+                                (None, Some(p)) => report.delivered.push(p.id.clone()),
                                 _ => {}
                             }
                         }
@@ -87,7 +109,7 @@ impl EventPublisher {
                 }
             }
             for (p, code) in pending.iter().zip(last_error) {
-                report.failed.push((p.0.clone(), code));
+                report.failed.push((p.id.clone(), code));
             }
         }
         report

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs README command 1 (infra/local/demo) as a fresh user would and checks what it prints:
+# golden records with provenance, the counts, agreement with the sample's ground truth, and the
+# events the example subscriber received.
+#   tests/demo-check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.local/demo.out
+mkdir -p .local
+if ! infra/local/demo > "$out" 2>&1; then
+  tail -40 "$out"; echo "demo: 0 passed, 1 failed"; exit 1
+fi
+python3 - "$out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def num(pattern):
+    m = re.search(pattern, text)
+    if not m:
+        sys.exit(f"demo output lacks {pattern!r}")
+    return m.groups()
+checks = []
+p, r = map(float, num(r"pairwise precision ([0-9.]+), recall ([0-9.]+)"))
+checks.append(("agreement with ground truth >= 0.98", p >= 0.98 and r >= 0.98))
+(cust,) = num(r"golden records \(customer\) (\d+)")
+(prod,) = num(r"golden records \(product \) (\d+)")
+checks.append(("120 customers and 40 products", (int(cust), int(prod)) == (120, 40)))
+(stale,) = num(r"stale drops (\d+)")
+checks.append(("out-of-order updates dropped", int(stale) == 12))
+(created,) = num(r"GoldenRecordCreated\s+(\d+)")
+checks.append(("one GoldenRecordCreated per golden record", int(created) == int(cust) + int(prod)))
+checks.append(("provenance printed", "<- crm/" in text and "SourcePriority" in text))
+failed = [name for name, ok in checks if not ok]
+for name, ok in checks:
+    print(("ok   " if ok else "FAIL ") + name)
+print(f"demo: {len(checks) - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)
+PY
