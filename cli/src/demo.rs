@@ -193,9 +193,9 @@ async fn count_quality(store: &mdm_aws::DynamoStore, keys: &[SourceKey]) -> Resu
     Ok(store.get_sources(keys).await.map_err(|e| e.to_string())?.iter().map(|r| r.quality.len()).sum())
 }
 
-/// Dead-lettered messages by their `mdm-error-code` (read and deleted).
-async fn drain_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<BTreeMap<String, usize>, String> {
-    let mut out = BTreeMap::new();
+/// Every message on a queue (received with its attributes, then deleted).
+async fn take_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    let mut out = Vec::new();
     loop {
         let resp = sqs
             .receive_message()
@@ -205,44 +205,30 @@ async fn drain_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<BTre
             .wait_time_seconds(0)
             .send()
             .await
-            .map_err(|e| format!("reading the ingest DLQ: {e:?}"))?;
+            .map_err(|e| mdm_aws::errors::describe("ReceiveMessage", &e))?;
         if resp.messages().is_empty() {
             return Ok(out);
         }
         for m in resp.messages() {
-            let code = m
-                .message_attributes()
-                .and_then(|a| a.get("mdm-error-code"))
-                .and_then(|v| v.string_value())
-                .unwrap_or("?")
-                .to_owned();
-            *out.entry(code).or_default() += 1;
             let _ = sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap_or("")).send().await;
+            out.push(m.clone());
         }
     }
 }
 
-async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {
-    let mut out = Vec::new();
-    loop {
-        let resp = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .map_err(|e| format!("reading the subscriber queue: {e:?}"))?;
-        if resp.messages().is_empty() {
-            return Ok(out);
-        }
-        for m in resp.messages() {
-            if let Some(v) = m.body().and_then(|b| serde_json::from_str(b).ok()) {
-                out.push(v);
-            }
-            let _ = sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap_or("")).send().await;
-        }
+/// Dead-lettered messages by their `mdm-error-code`.
+async fn drain_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<BTreeMap<String, usize>, String> {
+    let mut out = BTreeMap::new();
+    for m in take_all(sqs, url).await? {
+        let code = m.message_attributes().and_then(|a| a.get("mdm-error-code")).and_then(|v| v.string_value());
+        *out.entry(code.unwrap_or("?").to_owned()).or_default() += 1;
     }
+    Ok(out)
+}
+
+/// Events the subscriber queue received (EventBridge envelopes).
+async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {
+    Ok(take_all(sqs, url).await?.iter().filter_map(|m| m.body().and_then(|b| serde_json::from_str(b).ok())).collect())
 }
 
 /// Pairwise precision and recall of the golden records against `truth.json` (record → entity).

@@ -103,7 +103,7 @@ impl EventPublisher {
                         last_error = errors;
                     }
                     Err(e) => {
-                        let code = format!("{:?}", e).chars().take(120).collect::<String>();
+                        let code = crate::errors::describe("PutEvents", &e);
                         last_error = vec![code; pending.len()];
                     }
                 }

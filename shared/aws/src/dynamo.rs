@@ -81,14 +81,10 @@ fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unavailable<E: std::fmt::Debug>(op: &str) -> impl Fn(E) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{op}: {}", short(&format!("{e:?}"))))
-}
-
-/// Error texts from the SDK can be long; keep the head (they never contain item values: the
-/// adapter puts values in expression attribute values, which errors do not echo).
-fn short(t: &str) -> String {
-    t.chars().take(300).collect()
+fn unavailable<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    op: &str,
+) -> impl Fn(SdkError<E, R>) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(crate::errors::describe(op, &e))
 }
 
 fn data<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
@@ -552,7 +548,10 @@ impl Transactor for DynamoStore {
                 TransactWriteItemsError::TransactionInProgressException(_) => {
                     Err(StoreError::Conflict(Conflict::Concurrent))
                 }
-                other => Err(StoreError::Unavailable(format!("TransactWriteItems: {}", short(&format!("{other:?}"))))),
+                other => Err(StoreError::Unavailable(format!(
+                    "TransactWriteItems: {}",
+                    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(other).unwrap_or("service error")
+                ))),
             },
             Err(e) => Err(unavailable("TransactWriteItems")(e)),
         }

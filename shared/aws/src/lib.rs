@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod config;
 pub mod dynamo;
+pub mod errors;
 pub mod handlers;
 #[cfg(feature = "local")]
 pub mod local;

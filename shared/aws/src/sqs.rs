@@ -77,7 +77,7 @@ impl Queues {
                     .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(|e| sqs_err("SendMessageBatch")(format!("{e:?}")))?;
+                    .map_err(|e| sqs_err("SendMessageBatch")(crate::errors::describe("SendMessageBatch", &e)))?;
                 let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
                 pending.retain(|(id, _)| failed.contains(&id.as_str()));
             }
@@ -95,7 +95,7 @@ impl Queues {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| sqs_err("SendMessage")(format!("{e:?}")))?;
+            .map_err(|e| sqs_err("SendMessage")(crate::errors::describe("SendMessage", &e)))?;
         Ok(())
     }
 
@@ -111,7 +111,7 @@ impl Queues {
             .message_attributes("mdm-handler", attr(reason.handler)?)
             .send()
             .await
-            .map_err(|e| sqs_err("SendMessage")(format!("{e:?}")))?;
+            .map_err(|e| sqs_err("SendMessage")(crate::errors::describe("SendMessage", &e)))?;
         Ok(())
     }
 }

@@ -1,27 +1,20 @@
 //! Match: reads the source record a message names, finds and scores candidate golden records,
 //! and sends the decision (with its explanation, no attribute values) to the merge queue.
 
-use super::{batch_response, reason, settle, Ctx, Settle};
+use super::{each_message, reason, Ctx, Settle};
 use crate::messages::{MatchMessage, MergeMessage};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::matching::MatchDecision;
 use mdm_core::HubError;
-use tracing::{info, info_span, Instrument};
+use tracing::info;
 
 const HANDLER: &str = "match";
 
 pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for msg in &event.records {
-        let id = msg.message_id.clone().unwrap_or_default();
-        let outcome =
-            one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("match", message_id = %id)).await;
-        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.match_dlq_url).await {
-            failures.push(f);
-        }
-    }
-    ctx.metrics.flush();
-    batch_response(failures)
+    each_message(ctx, event, &ctx.settings.match_dlq_url, HANDLER, |ctx, body| {
+        Box::pin(async move { one(ctx, &body).await })
+    })
+    .await
 }
 
 async fn one(ctx: &Ctx, body: &str) -> Settle {

@@ -4,26 +4,19 @@
 //! record's revision: on a conflict the handler re-reads, re-matches and retries; when it gives up
 //! the message is retried later by SQS.
 
-use super::{batch_response, reason, settle, Ctx, Settle};
+use super::{each_message, reason, Ctx, Settle};
 use crate::messages::MergeMessage;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::HubError;
-use tracing::{info, info_span, Instrument};
+use tracing::info;
 
 const HANDLER: &str = "merge";
 
 pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for msg in &event.records {
-        let id = msg.message_id.clone().unwrap_or_default();
-        let outcome =
-            one(ctx, msg.body.as_deref().unwrap_or("")).instrument(info_span!("merge", message_id = %id)).await;
-        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.merge_dlq_url).await {
-            failures.push(f);
-        }
-    }
-    ctx.metrics.flush();
-    batch_response(failures)
+    each_message(ctx, event, &ctx.settings.merge_dlq_url, HANDLER, |ctx, body| {
+        Box::pin(async move { one(ctx, &body).await })
+    })
+    .await
 }
 
 async fn one(ctx: &Ctx, body: &str) -> Settle {

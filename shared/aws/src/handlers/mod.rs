@@ -89,6 +89,33 @@ pub async fn settle(ctx: &Ctx, msg: &SqsMessage, outcome: Settle, dlq_url: &str)
     }
 }
 
+/// Runs `one` on every message of an SQS event, each in its own tracing span, settles each
+/// outcome (delete, retry, or dead-letter with its reason) and answers with the partial batch
+/// failures, so one bad message never fails the others.
+pub async fn each_message<'c, F>(
+    ctx: &'c Ctx,
+    event: aws_lambda_events::sqs::SqsEvent,
+    dlq_url: &str,
+    handler: &'static str,
+    one: F,
+) -> SqsBatchResponse
+where
+    F: Fn(&'c Ctx, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Settle> + Send + 'c>>,
+{
+    use tracing::Instrument;
+    let mut failures = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let body = msg.body.clone().unwrap_or_default();
+        let outcome = one(ctx, body).instrument(tracing::info_span!("message", handler, message_id = %id)).await;
+        if let Some(f) = settle(ctx, msg, outcome, dlq_url).await {
+            failures.push(f);
+        }
+    }
+    ctx.metrics.flush();
+    batch_response(failures)
+}
+
 pub fn batch_response(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
     let mut r = SqsBatchResponse::default();
     r.batch_item_failures = failures;
