@@ -1,17 +1,21 @@
 //! `mdm`: the hub's command line.
 //!
 //! ```text
+//! mdm dedupe --entity E --id-column C [--map COL=ATTR]... [--schemas DIR] --out OUT.csv IN.csv...
 //! mdm local demo --resources FILE [--data DIR]   (feature "aws") run the sample data through the local stack
 //! mdm schemas [--schemas DIR]                    list the entity schemas and check them
 //! ```
 #![recursion_limit = "256"]
 
+mod dedupe;
 #[cfg(feature = "aws")]
 mod demo;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
+  mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --out FILE.csv INPUT.csv...
+                                                   batch-deduplicate CSV files (in-process, no AWS)
   mdm schemas [--schemas DIR]                      check and list entity schemas
   mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)";
 
@@ -43,6 +47,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(&args),
+        Some("dedupe") => dedupe::run(&args).await,
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
         #[cfg(not(feature = "aws"))]

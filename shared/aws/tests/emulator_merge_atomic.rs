@@ -48,6 +48,7 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
         review_exists: false,
         now_ms: 1,
         keep_history: true,
+        emit_events: true,
     });
     assert!(plan.writes.len() >= 5, "golden, history, xref, outbox, index/claims: {}", plan.writes.len());
 

@@ -40,6 +40,8 @@ impl HubError {
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub keep_history: bool,
+    /// Write change events to the outbox (off for the batch engine).
+    pub emit_events: bool,
     pub max_attempts: u32,
     /// Resolve at most this many hops of merged-into pointers.
     pub max_pointer_hops: usize,
@@ -47,7 +49,7 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { keep_history: true, max_attempts: 32, max_pointer_hops: 8 }
+        Self { keep_history: true, emit_events: true, max_attempts: 32, max_pointer_hops: 8 }
     }
 }
 
@@ -235,6 +237,7 @@ impl<S: Store> Hub<S> {
             review_exists,
             now_ms: self.now_ms(),
             keep_history: self.config.keep_history,
+            emit_events: self.config.emit_events,
         }))
     }
 

@@ -41,6 +41,8 @@ pub struct MergeInput<'a> {
     pub now_ms: i64,
     /// Write history versions (the batch engine may turn this off).
     pub keep_history: bool,
+    /// Write events to the outbox (the batch engine turns this off: nobody publishes them).
+    pub emit_events: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,8 +362,10 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             review_task = Some(task_id);
         }
     }
-    for e in &events {
-        main.push(WriteOp::PutOutbox(OutboxEntry { event_id: e.event_id(), created_at_ms: now, event: e.clone() }));
+    if input.emit_events {
+        for e in &events {
+            main.push(WriteOp::PutOutbox(OutboxEntry { event_id: e.event_id(), created_at_ms: now, event: e.clone() }));
+        }
     }
     main.extend(new_claims);
 

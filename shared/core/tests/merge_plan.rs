@@ -70,6 +70,7 @@ async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
         review_exists: false,
         now_ms: 5,
         keep_history: true,
+        emit_events: true,
     });
     assert!(matches!(plan.outcome, MergeOutcome::Merged { .. }));
     assert!(plan.writes.len() <= MAX_TRANSACTION_ITEMS);

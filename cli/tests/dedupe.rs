@@ -1,0 +1,190 @@
+//! `mdm dedupe` as a user runs it: the built binary on CSV files.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mdm-dedupe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn write(d: &Path, name: &str, text: &str) -> PathBuf {
+    let p = d.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+fn mdm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mdm")).args(args).output().expect("run mdm");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn duplicates_across_files_share_a_golden_id_in_input_order() {
+    let d = dir("ok");
+    let crm = write(
+        &d,
+        "crm.csv",
+        " rec_id , given_name, surname , email, dob, notes\n\
+        c1, Anna , Kowalski, anna.k@example.com, 1984-07-21, vip\n\
+        c2, Bob, Okafor, bob@example.org, 1962-11-03,\n\
+        c3, Priya, Raman, , 1990-02-14, \n",
+    );
+    let web = write(
+        &d,
+        "Web Shop.csv",
+        "rec_id,given_name,surname,email,dob,notes\n\
+        w1,Ana,Kowalsky,ANNA.K@EXAMPLE.COM,21/07/1984,\n\
+        w2,Carl,Jensen,carl@example.dk,1970-01-05,x\n",
+    );
+    let out = d.join("clusters.csv");
+    let (ok, _, err) = mdm(&[
+        "dedupe",
+        "--entity",
+        "customer",
+        "--id-column",
+        "rec_id",
+        "--map",
+        "surname=family_name",
+        "--map",
+        "dob=date_of_birth",
+        "--out",
+        out.to_str().expect("path"),
+        crm.to_str().expect("path"),
+        web.to_str().expect("path"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ignoring columns notes"), "unmapped columns are named once per file: {err}");
+    assert!(
+        err.contains("records 5")
+            && err.contains("golden records 4")
+            && err.contains("records/s")
+            && err.contains("peak memory"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&out).expect("output");
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0], vec!["source", "record_id", "golden_id"]);
+    let ids: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(
+        ids,
+        vec![("crm", "c1"), ("crm", "c2"), ("crm", "c3"), ("web_shop", "w1"), ("web_shop", "w2")],
+        "input order"
+    );
+    assert_eq!(rows[1][2], rows[4][2], "Anna from two files: one golden record");
+    let distinct: std::collections::BTreeSet<&str> = rows[1..].iter().map(|r| r[2]).collect();
+    assert_eq!(distinct.len(), 4);
+}
+
+#[test]
+fn products_and_user_defined_entities_work_the_same() {
+    let d = dir("entities");
+    let erp = write(
+        &d,
+        "erp.csv",
+        "id,gtin,name,brand\np1,4006381333931,Oat Milk 1l,Acme\np2,5000000000012,Green Tea,Sunfield\n",
+    );
+    let shop = write(&d, "shop.csv", "id,gtin,name,brand\ns1,04006381333931,Acme Oat Milk,acme\n");
+    let out = d.join("p.csv");
+    let (ok, _, err) = mdm(&[
+        "dedupe",
+        "--entity",
+        "product",
+        "--id-column",
+        "id",
+        "--out",
+        out.to_str().expect("p"),
+        erp.to_str().expect("p"),
+        shop.to_str().expect("p"),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out).expect("out");
+    let g: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or("")).collect();
+    assert_eq!(g[0], g[2], "same GTIN, one product");
+    assert_ne!(g[0], g[1]);
+
+    let schemas = d.join("schemas");
+    std::fs::create_dir_all(&schemas).expect("dir");
+    std::fs::write(schemas.join("supplier.toml"), "entity = \"supplier\"\n[matching]\nlink_threshold = 10.0\nreview_threshold = 5.0\n\
+        [[attributes]]\nname = \"vat\"\ntype = \"identifier\"\nnormalisers = [\"uppercase\", \"alphanumeric\"]\n\
+        comparator = { kind = \"exact\", m = [0.95], u = [0.0001] }\nblocking = [{ transform = \"value\" }]\nsurvivorship = \"most_recent\"\n")
+        .expect("schema");
+    let s = write(&d, "suppliers.csv", "key,vat\nA,GB 123 456\nB,gb123456\nC,DE999\n");
+    let out = d.join("s.csv");
+    let (ok, _, err) = mdm(&[
+        "dedupe",
+        "--entity",
+        "supplier",
+        "--schemas",
+        schemas.to_str().expect("p"),
+        "--id-column",
+        "key",
+        "--out",
+        out.to_str().expect("p"),
+        s.to_str().expect("p"),
+    ]);
+    assert!(ok, "a new entity type needs no rebuild: {err}");
+    let text = std::fs::read_to_string(&out).expect("out");
+    let g: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or("")).collect();
+    assert_eq!(g[0], g[1]);
+    assert_ne!(g[0], g[2]);
+}
+
+fn one_line_error(args: &[&str], wants: &[&str]) {
+    let (ok, _, err) = mdm(args);
+    assert!(!ok, "expected failure for {args:?}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("ignoring columns")).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    for w in wants {
+        assert!(lines[0].contains(w), "{w:?} in {:?}", lines[0]);
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
+    let d = dir("bad");
+    let out = d.join("o.csv");
+    let o = out.to_str().expect("p");
+    let missing = d.join("nope.csv");
+    one_line_error(
+        &["dedupe", "--entity", "customer", "--id-column", "id", "--out", o, missing.to_str().expect("p")],
+        &["nope.csv", "cannot read"],
+    );
+    let no_id = write(&d, "noid.csv", "key,given_name\n1,Anna\n");
+    one_line_error(
+        &["dedupe", "--entity", "customer", "--id-column", "id", "--out", o, no_id.to_str().expect("p")],
+        &["noid.csv", "no id column 'id'"],
+    );
+    let ragged = write(&d, "ragged.csv", "id,given_name,family_name\n1,Anna,Smith\n2,Bob\n");
+    one_line_error(
+        &["dedupe", "--entity", "customer", "--id-column", "id", "--out", o, ragged.to_str().expect("p")],
+        &["ragged.csv", "line 3", "expected 3 fields, found 2"],
+    );
+    let repeated = write(&d, "rep.csv", "id,given_name\n1,Anna\n2,Bob\n1,Carl\n");
+    one_line_error(
+        &["dedupe", "--entity", "customer", "--id-column", "id", "--out", o, repeated.to_str().expect("p")],
+        &["rep.csv", "line 4", "column 'id'", "repeats line 2"],
+    );
+    let fine = write(&d, "fine.csv", "id,given_name\n1,Anna\n");
+    one_line_error(
+        &[
+            "dedupe",
+            "--entity",
+            "customer",
+            "--id-column",
+            "id",
+            "--map",
+            "given_name=shoe_size",
+            "--out",
+            o,
+            fine.to_str().expect("p"),
+        ],
+        &["--map given_name=shoe_size", "no attribute 'shoe_size'"],
+    );
+    one_line_error(
+        &["dedupe", "--entity", "planet", "--id-column", "id", "--out", o, fine.to_str().expect("p")],
+        &["unknown entity type 'planet'"],
+    );
+    assert!(!out.exists(), "no output written on error");
+}
