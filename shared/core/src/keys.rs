@@ -89,8 +89,14 @@ pub fn digest_hex(parts: &[&str], bytes: usize) -> String {
         }
         h.update(p.as_bytes());
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = h.finalize();
-    d.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes * 2);
+    for b in d.iter().take(bytes) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// The id of a golden record created for a source record: derived from that first source key, so
