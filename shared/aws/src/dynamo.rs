@@ -87,14 +87,19 @@ fn unavailable<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     move |e| StoreError::Unavailable(crate::errors::describe(op, &e))
 }
 
+/// A serde error described without its message, which can quote the offending value.
+fn json_error(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {}, column {}", e.classify(), e.line(), e.column())
+}
+
 fn data<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(v).map(AttributeValue::S).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(v).map(AttributeValue::S).map_err(|e| StoreError::Corrupt(json_error(&e)))
 }
 
 fn parse<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let text =
         item.get("data").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("item data: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("item data: {}", json_error(&e))))
 }
 
 fn source_key_item(k: &SourceKey) -> Item {

@@ -7,6 +7,7 @@ use mdm_core::plan::{plan_merge, GoldenState, MergeInput};
 use mdm_core::store::{ClaimStore, Expect, GoldenStore, Outbox, SourceStore, StoreError, Transactor, WriteOp};
 use mdm_core::{MatchDecision, SourceKey};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn a_failed_merge_transaction_leaves_no_partial_item() {
@@ -49,6 +50,7 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
         now_ms: 1,
         keep_history: true,
         emit_events: true,
+        merged_holders: &BTreeMap::new(),
     });
     assert!(plan.writes.len() >= 5, "golden, history, xref, outbox, index/claims: {}", plan.writes.len());
 

@@ -152,7 +152,7 @@ impl ComparatorDef {
                 if a == b {
                     Some(0)
                 } else {
-                    let tail = |s: &str| s.len().checked_sub(8).map(|i| s[i..].to_owned());
+                    let tail = |s: &str| s.len().checked_sub(8).and_then(|i| s.get(i..)).map(str::to_owned);
                     (tail(a).is_some() && tail(a) == tail(b)).then_some(1)
                 }
             }
@@ -193,7 +193,7 @@ fn date_level(a: &str, b: &str) -> Option<usize> {
     if a == b {
         return Some(0);
     }
-    if a.len() != 10 || b.len() != 10 {
+    if a.len() != 10 || b.len() != 10 || !a.is_ascii() || !b.is_ascii() {
         return None;
     }
     let (ay, am, ad) = (&a[..4], &a[5..7], &a[8..10]);
@@ -246,6 +246,7 @@ mod tests {
         assert_eq!(d.compare("1985-03-12", "1985-07-30", true).level, Some(2));
         assert_eq!(d.compare("1985-03-12", "1971-07-30", true).level, None);
         assert_eq!(d.compare("1999-02-31", "1999-02-31", false).level, Some(0), "raw values as plain strings");
+        assert_eq!(d.compare("1985-€3-12", "1985-03-1€", true).level, None, "non-ASCII never panics");
     }
 
     #[test]
@@ -259,6 +260,7 @@ mod tests {
         assert_eq!(e.compare("jane.doe@a.com", "jane.doe@b.org", true).level, Some(1));
         let p = def(ComparatorKind::Phone, &[], &[0.8, 0.05], &[0.001, 0.01]);
         assert_eq!(p.compare("+447700900123", "+4407700900123", true).level, Some(1));
+        assert_eq!(p.compare("1€€abc", "1€€abd", true).level, None, "non-ASCII never panics");
         let pc = def(ComparatorKind::Postcode, &[], &[0.8, 0.05], &[0.001, 0.01]);
         assert_eq!(pc.compare("SW1A1AA", "SW1A2BB", true).level, Some(1));
     }

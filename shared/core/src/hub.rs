@@ -218,6 +218,23 @@ impl<S: Store> Hub<S> {
         }
         let claim_keys: Vec<String> = claim_keys.into_iter().collect();
         let claims = self.store.get_claims(&schema.entity, &claim_keys).await?;
+        // Holders outside the group that were merged into another golden record.
+        let group: BTreeSet<&str> = current.iter().chain(targets.iter()).map(|g| g.golden.golden_id.as_str()).collect();
+        let outside: Vec<String> = claims
+            .values()
+            .filter(|h| !group.contains(h.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut merged_holders = BTreeMap::new();
+        if !outside.is_empty() {
+            for (holder, active) in self.resolve(&schema.entity, &outside).await? {
+                if active.golden_id != holder {
+                    merged_holders.insert(holder, active.golden_id);
+                }
+            }
+        }
         let review_exists = match &result.decision {
             MatchDecision::Review { golden_ids } => {
                 let holder =
@@ -238,41 +255,40 @@ impl<S: Store> Hub<S> {
             now_ms: self.now_ms(),
             keep_history: self.config.keep_history,
             emit_events: self.config.emit_events,
+            merged_holders: &merged_holders,
         }))
     }
 
-    /// A decision is stale when a golden record that holds one of the record's strong keys was
-    /// not among the candidates it considered: it was created after the decision was made (the
-    /// match queue runs ahead of the merge queue). Such a decision is made again.
+    /// A decision is stale when a golden record found under the record's blocking keys now was
+    /// not among the candidates it considered: it was created or changed after the decision was
+    /// made (the match queue runs ahead of the merge queue). Such a decision is made again.
     async fn is_stale(
         &self,
         schema: &EntitySchema,
         source: &SourceRecord,
         result: &MatchResult,
     ) -> Result<bool, HubError> {
-        let keys: Vec<String> = block_keys(schema, source).into_iter().filter(|k| k.claim).map(|k| k.key()).collect();
+        let keys: Vec<String> = block_keys(schema, source).iter().map(BlockKey::key).collect();
         if keys.is_empty() {
             return Ok(false);
         }
-        let holders: Vec<String> = self
-            .store
-            .get_claims(&schema.entity, &keys)
-            .await?
-            .into_values()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if holders.is_empty() {
-            return Ok(false);
-        }
+        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
         if let Some(own) = &source.golden_id {
             considered.insert(own);
         }
-        if holders.iter().all(|h| considered.contains(h.as_str())) {
+        let unseen: Vec<String> = hits
+            .iter()
+            .flat_map(|h| h.golden_ids.iter())
+            .filter(|g| !considered.contains(g.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if unseen.is_empty() {
             return Ok(false);
         }
-        let resolved = self.resolve(&schema.entity, &holders).await?;
+        let resolved = self.resolve(&schema.entity, &unseen).await?;
         let own = match &source.golden_id {
             Some(id) => self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next(),
             None => None,
@@ -282,25 +298,43 @@ impl<S: Store> Hub<S> {
         }))
     }
 
-    /// Applies a decision for a source record. On a conflict (another writer changed what was
-    /// read) it re-reads, re-matches and tries again; a stale decision is made again first.
+    /// Applies a decision that came through a queue (it may be stale). See [`Hub::merge_decision`].
     pub async fn merge_source(&self, key: &SourceKey, result: MatchResult) -> Result<MergeReport, HubError> {
+        self.merge_decision(key, result, None, false).await
+    }
+
+    /// Applies a decision for a source record. The decision is made again first when it is not
+    /// `fresh` and either the stored record is no longer the version it was made for (`seq`) or a
+    /// golden record it did not consider now shares a blocking key. On a conflict (another writer
+    /// changed what was read) it re-reads, re-matches and tries again.
+    pub async fn merge_decision(
+        &self,
+        key: &SourceKey,
+        result: MatchResult,
+        seq: Option<u64>,
+        fresh: bool,
+    ) -> Result<MergeReport, HubError> {
         let mut result = result;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
             let schema = self.schema(&source.key.entity)?;
-            if attempt > 1 || self.is_stale(schema, &source, &result).await? {
+            let rematch = attempt > 1
+                || (!fresh
+                    && (seq.is_some_and(|s| s != source.seq) || self.is_stale(schema, &source, &result).await?));
+            if rematch {
                 result = self.match_record(&source).await?;
             }
             let plan = self.plan(&source, &result).await?;
             match self.store.transact(plan.writes.clone()).await {
                 Ok(()) => {
                     for chunk in &plan.follow_ups {
-                        // Idempotent maintenance; a failure here is repaired on the next change.
+                        // Idempotent maintenance. On a failure stop: the stored golden record does
+                        // not list what is missing, so the retry (or the next change) writes it.
                         if let Err(e) = self.store.transact(chunk.clone()).await {
-                            warn!(golden_id = %plan.outcome.golden_id(), error = %e, "follow-up chunk failed");
+                            warn!(golden_id = %plan.outcome.golden_id(), error = %e, "follow-up chunk failed; will retry");
+                            return Err(e.into());
                         }
                     }
                     debug!(source = %key, outcome = plan.outcome.name(), attempt, "merged");
@@ -327,6 +361,6 @@ impl<S: Store> Hub<S> {
     /// Match then merge (the batch engine's path; the Lambda path runs the two in separate handlers).
     pub async fn process(&self, key: &SourceKey) -> Result<MergeReport, HubError> {
         let (_, result) = self.match_source(key).await?;
-        self.merge_source(key, result).await
+        self.merge_decision(key, result, None, true).await
     }
 }

@@ -43,6 +43,9 @@ pub struct MergeInput<'a> {
     pub keep_history: bool,
     /// Write events to the outbox (the batch engine turns this off: nobody publishes them).
     pub emit_events: bool,
+    /// Claim holders that were merged into another golden record, resolved to the active one
+    /// (holder → survivor). A claim still held by a record merged into ours is moved to ours.
+    pub merged_holders: &'a BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,7 +224,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             Some(h) if h == golden_id => {
                 held.insert(key.clone());
             }
-            Some(h) if loser_ids.contains(h) => {
+            Some(h) if loser_ids.contains(h) || input.merged_holders.get(h) == Some(&golden_id) => {
                 moved_claims.push(op(Some(h.to_owned())));
                 held.insert(key.clone());
             }
@@ -418,6 +421,42 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         // Only with extraordinary numbers of new claims: later ones go in a follow-up.
         let extra = main.split_off(MAX_TRANSACTION_ITEMS);
         follow_ups.insert(0, extra);
+    }
+    // The stored golden record lists only the index entries and claims the main transaction
+    // writes. If a follow-up chunk is lost, the next plan for this golden record sees the
+    // difference and writes it again: maintenance heals itself.
+    if !follow_ups.is_empty() {
+        let mut index_keys = old_keys.cloned().unwrap_or_default();
+        let mut claims: BTreeSet<String> = survivor_old.map(|g| g.claims.clone()).unwrap_or_default();
+        for op in &main {
+            match op {
+                WriteOp::PutIndex { key, golden_id: g, .. } if *g == golden_id => {
+                    index_keys.insert(key.clone());
+                }
+                WriteOp::DeleteIndex { key, golden_id: g, .. } if *g == golden_id => {
+                    index_keys.remove(key);
+                }
+                WriteOp::PutClaim { key, golden_id: g, .. } if *g == golden_id => {
+                    claims.insert(key.clone());
+                }
+                _ => {}
+            }
+        }
+        golden.index_keys = index_keys;
+        golden.claims = claims;
+        for op in main.iter_mut() {
+            match op {
+                WriteOp::PutGolden { golden: g, .. } if g.golden_id == golden_id => {
+                    g.index_keys = golden.index_keys.clone();
+                    g.claims = golden.claims.clone();
+                }
+                WriteOp::PutHistory(h) if h.golden_id == golden_id => {
+                    h.snapshot.index_keys = golden.index_keys.clone();
+                    h.snapshot.claims = golden.claims.clone();
+                }
+                _ => {}
+            }
+        }
     }
 
     let outcome = match (survivor_old, losers.is_empty()) {

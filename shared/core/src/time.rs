@@ -37,6 +37,9 @@ pub fn format_rfc3339(ms: i64) -> String {
 
 /// Parses RFC 3339 (`2024-05-01T10:00:00Z`, fractional seconds and `±HH:MM` offsets allowed).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -110,5 +113,7 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-02-29T12:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2024-01-01T00:00:00"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+€ab"), None, "non-ASCII never panics");
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00.€Z"), None);
     }
 }

@@ -248,3 +248,71 @@ async fn two_different_valid_gtins_never_link_automatically() {
     let c = feed(&hub, product("P3", "4006381333931")).await.1.expect("c");
     assert_eq!(c.outcome.golden_id(), a.outcome.golden_id(), "the same GTIN links");
 }
+
+#[tokio::test]
+async fn fuzzy_duplicates_decided_before_either_merge_still_link() {
+    // No strong key in common (no e-mail, phone or id): only blocking keys. Both decided NEW
+    // before either merged; the second merge sees a golden record it did not consider under its
+    // blocking keys, decides again and links.
+    let hub = hub();
+    let a = mdm_core::record::validate(
+        hub.registry(),
+        &customer(
+            "crm",
+            "f1",
+            1,
+            json!({"given_name": "Jonathan",
+        "family_name": "Smith", "date_of_birth": "1971-03-09", "postcode": "YO1 7HH", "locality": "York",
+        "address_line1": "Kings Road", "street_number": "14"}),
+        ),
+        0,
+    )
+    .expect("valid");
+    let b = mdm_core::record::validate(
+        hub.registry(),
+        &customer(
+            "erp",
+            "f2",
+            1,
+            json!({"given_name": "Jonathon",
+        "family_name": "Smyth", "date_of_birth": "1971-03-09", "postcode": "YO17HH", "locality": "York",
+        "address_line1": "Kings Rd", "street_number": "14"}),
+        ),
+        0,
+    )
+    .expect("valid");
+    for r in [&a, &b] {
+        hub.ingest(r).await.expect("ingest");
+    }
+    let (_, ra) = hub.match_source(&a.key).await.expect("match");
+    let (_, rb) = hub.match_source(&b.key).await.expect("match");
+    assert_eq!(rb.decision, MatchDecision::New);
+    let first = hub.merge_source(&a.key, ra).await.expect("merge a");
+    let second = hub.merge_source(&b.key, rb).await.expect("merge b");
+    assert_eq!(second.outcome, MergeOutcome::Linked { golden_id: first.outcome.golden_id().to_owned() });
+}
+
+#[tokio::test]
+async fn a_decision_for_an_older_version_is_made_again() {
+    let hub = hub();
+    let anna = feed(&hub, anna_crm()).await.1.expect("anna");
+    // v1 of a web-shop record looks like Anna; its decision is queued ...
+    let v1 = mdm_core::record::validate(hub.registry(), &anna_web(), 0).expect("valid");
+    hub.ingest(&v1).await.expect("ingest");
+    let (_, decided_for_v1) = hub.match_source(&v1.key).await.expect("match");
+    assert!(matches!(decided_for_v1.decision, MatchDecision::Link { .. }));
+    // ... but v2, someone else entirely, is stored before the merge runs.
+    let mut v2 = customer(
+        "webshop",
+        "w-9",
+        2,
+        json!({"given_name": "Bob", "family_name": "Okafor",
+        "date_of_birth": "1962-11-03", "email": "bob.okafor@example.org"}),
+    );
+    v2["sourceUpdatedAt"] = json!("2026-02-01T00:00:00Z");
+    let v2 = mdm_core::record::validate(hub.registry(), &v2, 0).expect("valid");
+    hub.ingest(&v2).await.expect("ingest");
+    let report = hub.merge_decision(&v1.key, decided_for_v1, Some(1), false).await.expect("merge");
+    assert!(matches!(report.outcome, MergeOutcome::Created { .. }), "{:?}", report.outcome);
+    assert_ne!(report.outcome.golden_id(), anna.outcome.golden_id(), "v2 is not linked to Anna on v1's decision");
+}

@@ -20,7 +20,13 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
 async fn one(ctx: &Ctx, body: &str) -> Settle {
     let msg: MatchMessage = match serde_json::from_str(body) {
         Ok(m) => m,
-        Err(e) => return Settle::DeadLetter(reason(HANDLER, "invalid_message", format!("not a match message: {e}"))),
+        Err(e) => {
+            return Settle::DeadLetter(reason(
+                HANDLER,
+                "invalid_message",
+                format!("not a match message ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()),
+            ))
+        }
     };
     let started = std::time::Instant::now();
     match ctx.hub.match_source(&msg.source).await {

@@ -22,11 +22,17 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
 async fn one(ctx: &Ctx, body: &str) -> Settle {
     let msg: MergeMessage = match serde_json::from_str(body) {
         Ok(m) => m,
-        Err(e) => return Settle::DeadLetter(reason(HANDLER, "invalid_message", format!("not a merge message: {e}"))),
+        Err(e) => {
+            return Settle::DeadLetter(reason(
+                HANDLER,
+                "invalid_message",
+                format!("not a merge message ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()),
+            ))
+        }
     };
     // Boxed: the merge future is deep (re-read, re-match, plan, transact) and would otherwise
     // exceed the compiler's layout depth where the handler is nested in the runtime's futures.
-    match Box::pin(ctx.hub.merge_source(&msg.source, msg.result)).await {
+    match Box::pin(ctx.hub.merge_decision(&msg.source, msg.result, Some(msg.seq), false)).await {
         Ok(report) => {
             info!(
                 source = %msg.source,

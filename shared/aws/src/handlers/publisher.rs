@@ -33,9 +33,11 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             Ok(Some(entry)) => batch.push((seq, entry.event_id, entry.event)),
             Ok(None) => ctx.metrics.incr("OutboxAlreadyDelivered"),
             Err(e) => {
+                // Retry from the first record not yet published: those read before it are not
+                // published either, and Lambda checkpoints everything before the reported one.
                 error!(error = %e, "reading an outbox item failed");
                 let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = Some(seq);
+                f.item_identifier = Some(batch.first().map_or(seq, |(first, _, _)| first.clone()));
                 response.batch_item_failures.push(f);
                 ctx.metrics.flush();
                 return response;

@@ -194,11 +194,14 @@ impl LocalRunner {
             "mdm-merge" => merger::handle_sqs(&self.handlers.merger, event).await,
             other => return Err(LocalError::Bootstrap(format!("no local handler for {other}"))),
         };
-        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        // Without ReportBatchItemFailures, Lambda ignores the response of a successful invocation
+        // and deletes the whole batch.
+        let failed: Vec<&str> = if partial {
+            response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+        } else {
+            Vec::new()
+        };
         stats.failures_reported += failed.len();
-        if !partial && !failed.is_empty() {
-            return Ok(messages.len()); // the whole batch is retried
-        }
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
             .iter()
             .filter(|m| !failed.contains(&m.message_id().unwrap_or("")))
