@@ -2,28 +2,44 @@
 mod common;
 
 use mdm_core::matching::{BlockingStats, MatchDecision, MatchResult};
-use mdm_core::plan::{plan_merge, GoldenState, MergeInput, MergeOutcome};
+use mdm_core::plan::{plan_merge, GoldenState, MergeInput, MergeOutcome, MergePlan};
 use mdm_core::record::validate;
+use mdm_core::store::memory::MemoryStore;
 use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, SourceStore, Transactor, WriteOp, MAX_TRANSACTION_ITEMS};
 use mdm_core::GoldenStatus;
+use mdm_core::{Hub, SourceKey};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-#[tokio::test]
-async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
-    let hub = common::hub();
+/// One group of records of one person, fed through the pipeline into one golden record.
+struct Group {
+    system: &'static str,
+    given: &'static str,
+    family: &'static str,
+    email: &'static str,
+    /// Give every record its own phone number (more blocking keys per member).
+    phones: Option<u32>,
+}
+
+/// Builds a golden record per group (`members` records each), then plans the merge of all of
+/// them by a bridging record carrying `bridge_email`. Returns the plan, the golden ids and the
+/// bridging record's key.
+async fn wide_bridge(
+    hub: &Hub<MemoryStore>,
+    groups: &[Group],
+    members: usize,
+    bridge_email: &str,
+) -> (MergePlan, Vec<String>, SourceKey) {
     let schema = hub.registry().get("customer").expect("schema").clone();
-    // Two golden records of 150 members each, built through the real pipeline (same person).
     let mut goldens = Vec::new();
-    for (g, email) in [("a", "wide.one@example.com"), ("b", "wide.two@example.com")] {
-        for i in 0..150 {
-            let input = common::customer(
-                &format!("sys{g}"),
-                &format!("{g}{i}"),
-                1,
-                json!({
-                "given_name": "Wide", "family_name": "Merge", "email": email, "street_number": format!("{i}")}),
-            );
+    for g in groups {
+        for i in 0..members {
+            let mut attrs = json!({"given_name": g.given, "family_name": g.family, "email": g.email,
+                                   "street_number": format!("{i}")});
+            if let Some(p) = g.phones {
+                attrs["phone"] = json!(format!("07700 9{p}{i:04}"));
+            }
+            let input = common::customer(g.system, &format!("{}{i}", g.system), 1, attrs);
             let r = validate(hub.registry(), &input, 0).expect("valid");
             hub.ingest(&r).await.expect("ingest");
             let report = hub.process(&r.key).await.expect("process");
@@ -35,22 +51,18 @@ async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
     let mut states = Vec::new();
     for id in &goldens {
         let golden = hub.store().get_golden("customer", id).await.expect("get").expect("exists");
-        assert_eq!(golden.members.len(), 150);
-        let members = hub.store().get_sources(&golden.members).await.expect("members");
-        states.push(GoldenState { golden, members });
+        assert_eq!(golden.members.len(), members, "each group is one golden record");
+        let records = hub.store().get_sources(&golden.members).await.expect("members");
+        states.push(GoldenState { golden, members: records });
     }
-    let bridge = validate(
-        hub.registry(),
-        &common::customer(
-            "erp",
-            "bridge",
-            1,
-            json!({
-        "given_name": "Wide", "family_name": "Merge", "email": "wide.one@example.com"}),
-        ),
-        0,
-    )
-    .expect("valid");
+    let input = common::customer(
+        "erp",
+        "bridge",
+        1,
+        json!({"given_name": groups[0].given,
+        "family_name": groups[0].family, "email": bridge_email}),
+    );
+    let bridge = validate(hub.registry(), &input, 0).expect("valid");
     hub.ingest(&bridge).await.expect("ingest");
     let result = MatchResult {
         decision: MatchDecision::Link { golden_ids: goldens.clone() },
@@ -73,6 +85,15 @@ async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
         emit_events: true,
         merged_holders: &BTreeMap::new(),
     });
+    (plan, goldens, bridge.key)
+}
+
+#[tokio::test]
+async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
+    let hub = common::hub();
+    let group = |system, email| Group { system, given: "Wide", family: "Merge", email, phones: None };
+    let groups = [group("sysa", "wide.one@example.com"), group("sysb", "wide.two@example.com")];
+    let (plan, goldens, _) = wide_bridge(&hub, &groups, 150, "wide.one@example.com").await;
     assert!(matches!(plan.outcome, MergeOutcome::Merged { .. }));
     assert!(plan.writes.len() <= MAX_TRANSACTION_ITEMS);
     assert!(!plan.follow_ups.is_empty(), "150 members to re-point do not fit one transaction");
@@ -105,80 +126,17 @@ async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
 #[tokio::test]
 async fn lost_follow_up_chunks_are_written_by_the_next_plan() {
     let hub = common::hub();
-    let mut first_ids = Vec::new();
-    for (g, given, family, email) in
-        [("a", "Heal", "Chunks", "heal.one@example.com"), ("b", "Mend", "Parts", "mend.two@example.com")]
-    {
-        for i in 0..120 {
-            let phone = format!("07700 9{}{i:04}", if g == "a" { 1 } else { 2 });
-            let input = common::customer(
-                &format!("sys{g}"),
-                &format!("{g}{i}"),
-                1,
-                json!({
-                "given_name": given, "family_name": family, "email": email, "phone": phone}),
-            );
-            let r = validate(hub.registry(), &input, 0).expect("valid");
-            hub.ingest(&r).await.expect("ingest");
-            let report = hub.process(&r.key).await.expect("process");
-            if i == 0 {
-                first_ids.push(report.outcome.golden_id().to_owned());
-            }
-        }
-    }
-    let schema = hub.registry().get("customer").expect("schema").clone();
-    let mut states = Vec::new();
-    for id in &first_ids {
-        let golden = hub.store().get_golden("customer", id).await.expect("get").expect("exists");
-        let members = hub.store().get_sources(&golden.members).await.expect("members");
-        states.push(GoldenState { golden, members });
-    }
-    let bridge = validate(
-        hub.registry(),
-        &common::customer(
-            "erp",
-            "bridge",
-            1,
-            json!({
-        "given_name": "Heal", "family_name": "Chunks", "email": "heal.one@example.com"}),
-        ),
-        0,
-    )
-    .expect("valid");
-    hub.ingest(&bridge).await.expect("ingest");
-    let mut keys: Vec<String> = states.iter().flat_map(|s| s.golden.claims.iter().cloned()).collect();
-    keys.extend(mdm_core::blocking::block_keys(&schema, &bridge).into_iter().filter(|k| k.claim).map(|k| k.key()));
-    let claims = hub.store().get_claims("customer", &keys).await.expect("claims");
-    let result = MatchResult {
-        decision: MatchDecision::Link { golden_ids: first_ids.clone() },
-        candidates: vec![],
-        blocking: BlockingStats::default(),
-    };
-    let plan = plan_merge(&MergeInput {
-        schema: &schema,
-        source: &bridge,
-        current: None,
-        targets: &states,
-        result: &result,
-        claims: &claims,
-        review_exists: false,
-        now_ms: 5,
-        keep_history: true,
-        emit_events: true,
-        merged_holders: &BTreeMap::new(),
-    });
-    assert!(
-        !plan.follow_ups.is_empty(),
-        "{:?} {} {:?}",
-        plan.outcome,
-        plan.writes.len(),
-        states.iter().map(|s| s.golden.members.len()).collect::<Vec<_>>()
-    );
+    let groups = [
+        Group { system: "sysa", given: "Heal", family: "Chunks", email: "heal.one@example.com", phones: Some(1) },
+        Group { system: "sysb", given: "Mend", family: "Parts", email: "mend.two@example.com", phones: Some(2) },
+    ];
+    let (plan, _, bridge) = wide_bridge(&hub, &groups, 120, "heal.one@example.com").await;
+    assert!(!plan.follow_ups.is_empty(), "240 members do not fit one transaction");
     // The main transaction commits; every follow-up chunk is lost.
     hub.store().transact(plan.writes.clone()).await.expect("main");
     let survivor = plan.golden.golden_id.clone();
     // The next change to the golden record (here: the same record again) heals it.
-    hub.process(&bridge.key).await.expect("again");
+    hub.process(&bridge).await.expect("again");
     let s = hub.store().get_golden("customer", &survivor).await.expect("get").expect("exists");
     assert_eq!(s.members.len(), 241);
     for k in &s.members {
