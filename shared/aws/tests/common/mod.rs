@@ -68,22 +68,29 @@ impl TestStack {
         self.sqs.send_message().queue_url(self.queue(logical)).message_body(body).send().await.expect("send");
     }
 
+    /// Up to 10 messages from a queue, with their attributes; `hold` keeps them invisible that long.
+    async fn receive(&self, url: &str, hold: Option<i32>) -> Vec<aws_sdk_sqs::types::Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .set_visibility_timeout(hold)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    }
+
     /// Every message on a queue (received and deleted), with its message attributes.
     pub async fn take_all(&self, logical: &str) -> Vec<(String, HashMap<String, String>)> {
         let url = self.queue(logical);
         let mut out = Vec::new();
         for _ in 0..50 {
-            let resp = self
-                .sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let msgs = resp.messages();
+            let msgs = self.receive(&url, None).await;
             if msgs.is_empty() {
                 break;
             }
@@ -169,20 +176,11 @@ impl TestStack {
         let url = self.queue(logical);
         let mut msgs = Vec::new();
         for _ in 0..20 {
-            let resp = self
-                .sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive");
-            if resp.messages().is_empty() {
+            let batch = self.receive(&url, Some(60)).await;
+            if batch.is_empty() {
                 break;
             }
-            msgs.extend(resp.messages().iter().cloned());
+            msgs.extend(batch);
         }
         let handlers = self.runner.handlers();
         let ctx: Arc<Ctx> = match handler {
