@@ -159,6 +159,15 @@ impl DynamoStore {
 
     /// Reads many items by key (chunks of 100, unprocessed keys retried).
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        self.batch_get_projected(keys, None).await
+    }
+
+    /// [`Self::batch_get`], returning only the named attributes (`(name, placeholder)` pairs).
+    async fn batch_get_projected(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<&[(&str, &str)]>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
             let mut pending: Vec<Item> = chunk.to_vec();
@@ -172,11 +181,15 @@ impl DynamoStore {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
                 }
                 self.count(&self.counts.batch_get_item);
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_err)?;
+                let mut ka = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true);
+                if let Some(attrs) = projection {
+                    let expr: Vec<&str> = attrs.iter().map(|(_, p)| *p).collect();
+                    ka = ka.projection_expression(expr.join(", "));
+                    for (name, placeholder) in attrs {
+                        ka = ka.expression_attribute_names(*placeholder, *name);
+                    }
+                }
+                let ka = ka.build().map_err(build_err)?;
                 let resp = self
                     .client
                     .batch_get_item()
@@ -462,6 +475,68 @@ impl GoldenStore for DynamoStore {
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None).await?;
         items.iter().map(parse).collect()
+    }
+}
+
+impl LookupStore for DynamoStore {
+    /// One `BatchGetItem` per 100 distinct identifiers, claims and source items mixed, reading
+    /// only the key and the golden id.
+    async fn resolve_lookups(&self, lookups: &[Lookup]) -> Result<HashMap<Lookup, String>, StoreError> {
+        let mut by_pk: HashMap<String, Vec<&Lookup>> = HashMap::with_capacity(lookups.len());
+        for l in lookups {
+            let pk = match l {
+                Lookup::Claim { entity, key } => keys::claim_item_key(entity, key),
+                Lookup::Source(k) => k.item_key(),
+            };
+            by_pk.entry(pk).or_default().push(l);
+        }
+        let item_keys = by_pk.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
+        let items = self.batch_get_projected(item_keys, Some(&[("pk", "#pk"), ("golden_id", "#g")])).await?;
+        let mut out = HashMap::with_capacity(items.len());
+        for item in items {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            let g = item.get("golden_id").and_then(|v| v.as_s().ok());
+            if let (Some(pk), Some(g)) = (pk, g) {
+                for l in by_pk.get(pk).into_iter().flatten() {
+                    out.insert((*l).clone(), g.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_golden_refs(&self, refs: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
+        let mut unique: Vec<&(String, String)> = refs.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let items = self.batch_get(unique.iter().map(|(e, id)| golden_key(e, id)).collect()).await?;
+        items.iter().map(parse::<GoldenRecord>).collect()
+    }
+
+    async fn history_page(
+        &self,
+        entity: &str,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.count(&self.counts.query);
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(keys::golden_item_key(entity, id)))
+            .expression_attribute_values(":from", s(keys::history_sort_key(after.saturating_add(1))))
+            .expression_attribute_values(":to", s("V#~"))
+            .limit(limit.clamp(1, 1000) as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable("Query"))?;
+        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+        resp.items().iter().take(limit).map(parse).collect()
     }
 }
 

@@ -14,4 +14,6 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.attr("HubTable", "ref").expect("table"));
     let passed = conformance::run_all(&store, "ddb").await;
     assert_eq!(passed.len(), 10);
+    let passed = conformance::run_lookups(&store, "ddb").await;
+    assert_eq!(passed.len(), 3);
 }

@@ -88,6 +88,10 @@ impl<S: Store> Hub<S> {
         self
     }
 
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }

@@ -6,6 +6,7 @@
 //!
 //! Pure Rust with no AWS dependency: the AWS adapters live in `mdm-aws`.
 
+pub mod api;
 pub mod blocking;
 pub mod compare;
 pub mod events;
@@ -16,6 +17,8 @@ pub mod matching;
 pub mod normalise;
 pub mod plan;
 pub mod record;
+#[cfg(feature = "conformance")]
+pub mod scenario;
 pub mod schema;
 pub mod store;
 pub mod survivorship;

@@ -7,3 +7,10 @@ async fn in_process_store_passes_the_conformance_suite() {
     let passed = conformance::run_all(&store, "mem").await;
     assert_eq!(passed.len(), 10);
 }
+
+#[tokio::test]
+async fn in_process_store_passes_the_read_api_checks() {
+    let store = MemoryStore::new();
+    let passed = conformance::run_lookups(&store, "mem").await;
+    assert_eq!(passed.len(), 3);
+}

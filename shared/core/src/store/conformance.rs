@@ -293,3 +293,74 @@ pub async fn batch_reads_skip_missing<S: Store>(store: &S, e: &str) {
     let got = store.get_goldens(e, &["g-b".to_string(), "g-zz".to_string()]).await.expect("batch");
     assert_eq!(got, vec![g]);
 }
+
+/// Runs the read-API checks ([`LookupStore`]); returns their names.
+pub async fn run_lookups<S: Store + LookupStore>(store: &S, ns: &str) -> Vec<&'static str> {
+    let e = format!("conf_{ns}");
+    lookups_resolve_claims_and_xrefs(store, &e).await;
+    golden_refs_across_entities(store, &e).await;
+    history_pages(store, &e).await;
+    vec!["lookups_resolve_claims_and_xrefs", "golden_refs_across_entities", "history_pages"]
+}
+
+/// Claims resolve to their holder, source keys to their cross-reference; unknown identifiers and
+/// stored-but-unlinked sources are left out, also past one batch (more than 100 identifiers).
+pub async fn lookups_resolve_claims_and_xrefs<S: Store + LookupStore>(store: &S, e: &str) {
+    let linked = source(e, "l1", 1, "a");
+    let unlinked = source(e, "l2", 1, "b");
+    store.put_source(&linked).await.expect("put");
+    store.put_source(&unlinked).await.expect("put");
+    let ops = vec![
+        WriteOp::PutGolden { golden: golden(e, "g-l", 1), expect: Expect::Absent },
+        WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into() },
+        claim(e, "sku.value=abc", "g-l", None),
+    ];
+    store.transact(ops).await.expect("golden with xref and claim");
+    let mut asked = vec![
+        Lookup::Claim { entity: e.into(), key: "sku.value=abc".into() },
+        Lookup::Source(linked.key.clone()),
+        Lookup::Source(unlinked.key.clone()),
+    ];
+    asked.extend((0..120).map(|i| Lookup::Claim { entity: e.into(), key: format!("sku.value=none{i}") }));
+    asked.push(Lookup::Source(SourceKey::new(e, "crm", "never")));
+    let got = store.resolve_lookups(&asked).await.expect("resolve");
+    assert_eq!(got.len(), 2, "only the claim and the linked source resolve: {got:?}");
+    assert_eq!(got.get(&asked[0]).map(String::as_str), Some("g-l"));
+    assert_eq!(got.get(&asked[1]).map(String::as_str), Some("g-l"));
+}
+
+/// One call reads golden records of two entity types; missing ones are left out.
+pub async fn golden_refs_across_entities<S: Store + LookupStore>(store: &S, e: &str) {
+    let other = format!("{e}_other");
+    let a = golden(e, "g-r1", 1);
+    let b = golden(&other, "g-r2", 1);
+    store
+        .transact(vec![
+            WriteOp::PutGolden { golden: a.clone(), expect: Expect::Absent },
+            WriteOp::PutGolden { golden: b.clone(), expect: Expect::Absent },
+        ])
+        .await
+        .expect("goldens");
+    let mut refs = vec![(e.to_owned(), "g-r1".to_owned()), (other.clone(), "g-r2".to_owned())];
+    refs.extend((0..110).map(|i| (e.to_owned(), format!("g-missing{i}"))));
+    let mut got = store.get_golden_refs(&refs).await.expect("refs");
+    got.sort_by(|x, y| x.golden_id.cmp(&y.golden_id));
+    assert_eq!(got, vec![a, b]);
+}
+
+/// History pages: oldest first, after a version, at most `limit`.
+pub async fn history_pages<S: Store + LookupStore>(store: &S, e: &str) {
+    let mut g = golden(e, "g-p", 1);
+    for v in 1..=5u64 {
+        g.version = v;
+        store.transact(vec![WriteOp::PutHistory(history(&g))]).await.expect("history");
+    }
+    let page = |after, limit| async move {
+        store.history_page(e, "g-p", after, limit).await.expect("page").iter().map(|h| h.version).collect::<Vec<_>>()
+    };
+    assert_eq!(page(0, 2).await, vec![1, 2]);
+    assert_eq!(page(2, 2).await, vec![3, 4]);
+    assert_eq!(page(4, 10).await, vec![5]);
+    assert_eq!(page(5, 10).await, Vec::<u64>::new());
+    assert_eq!(store.history_page(e, "g-none", 0, 10).await.expect("page"), vec![]);
+}

@@ -194,6 +194,41 @@ impl GoldenStore for MemoryStore {
     }
 }
 
+impl LookupStore for MemoryStore {
+    async fn resolve_lookups(&self, lookups: &[Lookup]) -> Result<HashMap<Lookup, String>, StoreError> {
+        let s = self.lock()?;
+        let mut out = HashMap::with_capacity(lookups.len());
+        for l in lookups {
+            let found = match l {
+                Lookup::Claim { entity, key } => s.claims.get(&(entity.clone(), key.clone())).cloned(),
+                Lookup::Source(k) => s.sources.get(k).and_then(|r| r.golden_id.clone()),
+            };
+            if let Some(g) = found {
+                out.insert(l.clone(), g);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_golden_refs(&self, refs: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
+        let s = self.lock()?;
+        Ok(refs.iter().filter_map(|r| s.goldens.get(r).cloned()).collect())
+    }
+
+    async fn history_page(
+        &self,
+        entity: &str,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let s = self.lock()?;
+        let (e, i) = (entity.to_owned(), id.to_owned());
+        let from = (e.clone(), i.clone(), after.saturating_add(1));
+        Ok(s.history.range(from..=(e, i, u64::MAX)).take(limit).map(|(_, h)| h.clone()).collect())
+    }
+}
+
 impl BlockIndex for MemoryStore {
     async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         let s = self.lock()?;

@@ -6,7 +6,7 @@ use crate::golden::{GoldenRecord, HistoryEntry, ReviewTask};
 use crate::keys::SourceKey;
 use crate::record::SourceRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 #[cfg(feature = "conformance")]
@@ -208,6 +208,38 @@ pub trait Outbox: Send + Sync {
     fn pending_events(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
     /// Removes delivered events.
     fn delete_events(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// An identifier that names at most one golden record, resolvable in a batched read: a claim on
+/// a strong key (e.g. a product's SKU or GTIN) or a source key's cross-reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lookup {
+    Claim { entity: String, key: String },
+    Source(SourceKey),
+}
+
+/// Batched reads for the read API: identifiers to golden ids, golden records of several entity
+/// types at once, and history pages. An adapter answers each call with as few requests as its
+/// store allows (DynamoDB: `BatchGetItem` in chunks of 100, one `Query` per page).
+pub trait LookupStore: Send + Sync {
+    /// The golden id each identifier points at; unknown identifiers are left out.
+    fn resolve_lookups(
+        &self,
+        lookups: &[Lookup],
+    ) -> impl Future<Output = Result<HashMap<Lookup, String>, StoreError>> + Send;
+    /// Golden records by `(entity, golden_id)`; missing ones are left out.
+    fn get_golden_refs(
+        &self,
+        refs: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
+    /// At most `limit` history versions greater than `after`, oldest first.
+    fn history_page(
+        &self,
+        entity: &str,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 }
 
 /// Everything the hub needs from a store.

@@ -1,0 +1,158 @@
+//! `GET /v1/golden/{entity}/{goldenId}`, its history, and `GET /v1/xref/{entity}/{system}/{sourceId}`.
+
+use super::wire::{bool_param, etag, limit, none_match};
+use super::{unknown_entity, ApiError, ApiRequest, ApiResponse};
+use crate::events::GoldenView;
+use crate::golden::{GoldenRecord, GoldenStatus};
+use crate::hub::Hub;
+use crate::keys::SourceKey;
+use crate::store::{LookupStore, Store};
+use serde_json::{json, Value};
+
+/// Most history versions per page.
+pub const MAX_HISTORY_PAGE: usize = 100;
+
+/// The golden record as the API shows it: the subscriber view, with provenance per attribute
+/// or (`provenance=false`) values only.
+pub fn view(g: &GoldenRecord, provenance: bool) -> Value {
+    let mut v = json!(GoldenView::of(g));
+    if !provenance {
+        let plain: serde_json::Map<String, Value> =
+            g.attributes.iter().map(|(k, a)| (k.clone(), json!({"value": a.value}))).collect();
+        v["attributes"] = Value::Object(plain);
+    }
+    v
+}
+
+fn not_found(entity: &str, id: &str) -> ApiError {
+    ApiError::new(404, "not_found", "no golden record with this id")
+        .with_detail(json!({"entityType": entity, "goldenId": id}))
+}
+
+fn erased(entity: &str, id: &str) -> ApiError {
+    ApiError::new(410, "erased", "this golden record was erased")
+        .with_detail(json!({"entityType": entity, "goldenId": id}))
+}
+
+fn check_entity<S: Store>(hub: &Hub<S>, entity: &str) -> Result<(), ApiError> {
+    hub.registry().get(entity).map(|_| ()).ok_or_else(|| unknown_entity(entity))
+}
+
+/// The last record of a merged-into chain (at most the hub's pointer-hop limit).
+async fn survivor_of<S: Store>(hub: &Hub<S>, entity: &str, first: &str) -> Result<Option<GoldenRecord>, ApiError> {
+    let mut at = first.to_owned();
+    for _ in 0..=hub.config().max_pointer_hops {
+        match hub.store().get_golden(entity, &at).await? {
+            Some(g) => match &g.status {
+                GoldenStatus::MergedInto { survivor } => at = survivor.clone(),
+                _ => return Ok(Some(g)),
+            },
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+fn location(entity: &str, id: &str) -> String {
+    format!("/v1/golden/{entity}/{id}")
+}
+
+/// 200 with the record (merged: `status: merged`, `mergedInto` = the active survivor, and a
+/// `Location`), 304 when `If-None-Match` holds its ETag, 410 erased, 404 unknown.
+pub async fn get_golden<S: Store>(
+    hub: &Hub<S>,
+    entity: &str,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    check_entity(hub, entity)?;
+    let provenance = bool_param(req, "provenance", true)?;
+    let g = hub.store().get_golden(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
+    let tag = etag(g.version);
+    if g.status == GoldenStatus::Erased {
+        return Err(erased(entity, id));
+    }
+    if none_match(req.header("if-none-match"), &tag) {
+        return Ok(ApiResponse { status: 304, headers: vec![("etag".into(), tag)], body: None });
+    }
+    let mut body = view(&g, provenance);
+    let mut response_location = None;
+    if let GoldenStatus::MergedInto { survivor } = &g.status {
+        let last = survivor_of(hub, entity, survivor).await?;
+        let target = last.as_ref().filter(|s| s.is_active()).map_or(survivor.as_str(), |s| s.golden_id.as_str());
+        body["mergedInto"] = json!(target);
+        response_location = Some(location(entity, target));
+    }
+    let mut r = ApiResponse::json(200, body).with_header("etag", tag);
+    if let Some(l) = response_location {
+        r = r.with_header("location", l);
+    }
+    Ok(r)
+}
+
+/// `GET …/history?limit=&cursor=`: versions oldest first, `nextCursor` while more remain.
+pub async fn get_history<S: Store + LookupStore>(
+    hub: &Hub<S>,
+    entity: &str,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    check_entity(hub, entity)?;
+    let provenance = bool_param(req, "provenance", true)?;
+    let page = limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, MAX_HISTORY_PAGE)?;
+    let after = match req.query.get("cursor") {
+        None => 0,
+        Some(c) => c.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "'cursor' must be a value returned as 'nextCursor'")
+                .with_detail(json!({"parameter": "cursor"}))
+        })?,
+    };
+    let g = hub.store().get_golden(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
+    if g.status == GoldenStatus::Erased {
+        return Err(erased(entity, id));
+    }
+    let mut items = hub.store().history_page(entity, id, after, page + 1).await?;
+    let more = items.len() > page;
+    items.truncate(page);
+    let next = if more { items.last().map(|h| h.version.to_string()) } else { None };
+    let items: Vec<Value> = items
+        .iter()
+        .map(|h| {
+            json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
+                   "at": crate::time::format_rfc3339(h.at_ms), "golden": view(&h.snapshot, provenance)})
+        })
+        .collect();
+    Ok(ApiResponse::json(200, json!({"items": items, "nextCursor": next})))
+}
+
+/// The golden record a source record belongs to (merged-into pointers followed).
+pub async fn get_xref<S: Store>(
+    hub: &Hub<S>,
+    entity: &str,
+    system: &str,
+    source_id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    check_entity(hub, entity)?;
+    let provenance = bool_param(req, "provenance", true)?;
+    let key = SourceKey::new(entity, system, source_id);
+    let source_detail = json!({"entityType": entity, "system": system, "sourceId": source_id});
+    let source = hub.store().get_source(&key).await?.ok_or_else(|| {
+        ApiError::new(404, "unknown_source", "no source record with this key").with_detail(source_detail.clone())
+    })?;
+    let golden_id = source.golden_id.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "not_linked",
+            "the source record is stored but not linked to a golden record yet; retry shortly",
+        )
+        .with_detail(source_detail.clone())
+    })?;
+    let g = survivor_of(hub, entity, &golden_id).await?.ok_or_else(|| not_found(entity, &golden_id))?;
+    if g.status == GoldenStatus::Erased {
+        return Err(erased(entity, &g.golden_id));
+    }
+    let body = json!({"entityType": entity, "system": system, "sourceId": source_id,
+                      "goldenId": g.golden_id, "golden": view(&g, provenance)});
+    Ok(ApiResponse::json(200, body).with_header("etag", etag(g.version)))
+}

@@ -1,0 +1,276 @@
+//! The read API on the in-process store: every route, its refusals, and enrichment resolving
+//! per line. The same routes run through the Lambda handler on the emulator in mdm-aws's
+//! `emulator_api` tests, where responses are also checked against the OpenAPI document.
+use mdm_core::api::{self, scope, ApiRequest};
+use mdm_core::scenario::{self, Scenario};
+use mdm_core::store::memory::MemoryStore;
+use mdm_core::{Hub, SchemaRegistry};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+async fn seeded(products: u64) -> (Hub<MemoryStore>, Scenario) {
+    let hub = Hub::new(Arc::new(SchemaRegistry::built_in().expect("schemas")), MemoryStore::new());
+    let s = scenario::seed(&hub, products).await.expect("scenario");
+    (hub, s)
+}
+
+async fn call(hub: &Hub<MemoryStore>, req: ApiRequest) -> (u16, Value, api::ApiResponse) {
+    let r = api::handle(hub, &req.with_scopes([scope::READ])).await;
+    (r.status, r.body.clone().unwrap_or(Value::Null), r)
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn golden_record_reads_answer_by_status() {
+    let (hub, s) = seeded(0).await;
+    let (status, body, r) = call(&hub, ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.anna))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["goldenId"], json!(s.anna));
+    assert_eq!(body["status"], "active");
+    assert_eq!(body["attributes"]["family_name"]["source"], "crm", "provenance by default");
+    let etag = r.header("etag").expect("etag").to_owned();
+    assert_eq!(etag, format!("\"{}\"", body["version"]));
+
+    let (status, body, _) = call(
+        &hub,
+        ApiRequest::new("GET", &format!("/prod/v1/golden/customer/{}", s.anna)).with_query("provenance", "false"),
+    )
+    .await;
+    assert_eq!(status, 200, "a stage prefix is ignored");
+    assert_eq!(body["attributes"]["family_name"], json!({"value": "kowalski"}));
+
+    let (status, body, r) = call(
+        &hub,
+        ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.anna)).with_header("If-None-Match", &etag),
+    )
+    .await;
+    assert_eq!((status, body), (304, Value::Null));
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    let (status, _, _) = call(
+        &hub,
+        ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.anna)).with_header("If-None-Match", "\"999\""),
+    )
+    .await;
+    assert_eq!(status, 200, "a stale ETag gets the record");
+
+    let (status, body, r) = call(&hub, ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.merged))).await;
+    assert_eq!(status, 200);
+    assert_eq!((body["status"].as_str(), body["mergedInto"].as_str()), (Some("merged"), Some(s.survivor.as_str())));
+    assert_eq!(r.header("location"), Some(format!("/v1/golden/customer/{}", s.survivor).as_str()));
+
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.erased))).await;
+    assert_eq!((status, code(&body)), (410, "erased"));
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/golden/customer/g000")).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    assert!(body["error"]["message"].is_string() && body["error"]["details"].is_array());
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/golden/planet/g000")).await;
+    assert_eq!((status, code(&body)), (404, "unknown_entity_type"));
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/golden/customer/g%zz")).await;
+    assert_eq!((status, code(&body)), (400, "invalid_path"));
+    let (status, body, _) = call(&hub, ApiRequest::new("DELETE", &format!("/v1/golden/customer/{}", s.anna))).await;
+    assert_eq!((status, code(&body)), (405, "method_not_allowed"));
+    let (status, body, _) = call(
+        &hub,
+        ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.anna)).with_query("provenance", "maybe"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "invalid_parameter"));
+}
+
+#[tokio::test]
+async fn history_pages_follow_the_cursor() {
+    let (hub, s) = seeded(0).await;
+    let path = format!("/v1/golden/customer/{}/history", s.anna);
+    let (status, first, _) = call(&hub, ApiRequest::new("GET", &path).with_query("limit", "1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(first["items"][0]["version"], 1);
+    let cursor = first["nextCursor"].as_str().expect("more pages").to_owned();
+    let (_, second, _) =
+        call(&hub, ApiRequest::new("GET", &path).with_query("limit", "1").with_query("cursor", &cursor)).await;
+    assert_eq!(second["items"][0]["version"], 2);
+    assert_eq!(second["nextCursor"], Value::Null, "anna has two versions");
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", &path).with_query("limit", "101")).await;
+    assert_eq!((status, code(&body)), (400, "invalid_parameter"));
+}
+
+#[tokio::test]
+async fn xref_resolves_source_keys_to_the_active_golden_record() {
+    let (hub, s) = seeded(0).await;
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/xref/customer/CRM/c-100")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["goldenId"], json!(s.anna));
+    assert_eq!(body["golden"]["goldenId"], json!(s.anna));
+    for system in ["crm/c-1", "webshop/w-1"] {
+        let (status, body, _) = call(&hub, ApiRequest::new("GET", &format!("/v1/xref/customer/{system}"))).await;
+        assert_eq!((status, body["goldenId"].as_str()), (200, Some(s.survivor.as_str())), "merged sources → survivor");
+    }
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/xref/customer/crm/c-900")).await;
+    assert_eq!((status, code(&body)), (410, "erased"));
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", "/v1/xref/customer/crm/nobody")).await;
+    assert_eq!((status, code(&body)), (404, "unknown_source"));
+}
+
+#[tokio::test]
+async fn match_scores_without_storing() {
+    let (hub, s) = seeded(0).await;
+    let before = hub.store().counts();
+    let probe = json!({"entityType": "customer", "limit": 3, "attributes": {
+        "given_name": "Anna", "family_name": "Kowalsky", "email": "ANNA.KOWALSKI@example.com", "date_of_birth": "21/07/1984"}});
+    let (status, body, _) = call(&hub, ApiRequest::new("POST", "/v1/match").with_json(&probe)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "link");
+    assert_eq!(body["goldenIds"], json!([s.anna]));
+    let top = &body["candidates"][0];
+    assert_eq!(top["goldenId"], json!(s.anna));
+    assert_eq!(top["band"], "link");
+    let explained: Vec<&str> =
+        top["attributes"].as_array().expect("explanation").iter().filter_map(|a| a["attribute"].as_str()).collect();
+    assert!(explained.contains(&"family_name") && explained.contains(&"email"), "{explained:?}");
+    assert_eq!(hub.store().counts(), before, "nothing stored");
+
+    let nobody = json!({"entityType": "customer", "attributes": {"given_name": "Zed", "family_name": "Quorn"}});
+    let (_, body, _) = call(&hub, ApiRequest::new("POST", "/v1/match").with_json(&nobody)).await;
+    assert_eq!((body["decision"].as_str(), body["candidates"].as_array().map(Vec::len)), (Some("new"), Some(0)));
+
+    for (bad, want) in [
+        (json!({"entityType": "customer", "attributes": {}, "limit": 21}), "invalid_parameter"),
+        (json!({"entityType": "customer"}), "missing_field"),
+        (json!({"entityType": "planet", "attributes": {}}), "unknown_entity_type"),
+        (json!({"entityType": "customer", "attributes": {"shoe_size": "9"}}), "unknown_attribute"),
+        (json!({"entityType": "customer", "attributes": {}, "extra": 1}), "unknown_field"),
+        (json!([1, 2]), "invalid_body"),
+    ] {
+        let (status, body, _) = call(&hub, ApiRequest::new("POST", "/v1/match").with_json(&bad)).await;
+        assert_eq!((status, code(&body)), (400, want), "{bad}");
+    }
+    let mut req = ApiRequest::new("POST", "/v1/match");
+    req.body = b"{not json".to_vec();
+    let (status, body, _) = call(&hub, req).await;
+    assert_eq!((status, code(&body)), (400, "invalid_json"));
+}
+
+#[tokio::test]
+async fn enrich_resolves_every_line_in_its_place() {
+    let (hub, s) = seeded(97).await;
+    // 100 lines: 97 known SKUs/GTINs/source keys, 3 unknown SKUs at known positions.
+    let mut lines = Vec::new();
+    for (i, (sku, gtin, _)) in s.products.iter().enumerate() {
+        lines.push(match i % 3 {
+            0 => json!({"sku": sku.to_lowercase(), "quantity": 2}),
+            1 => json!({"gtin": gtin}),
+            _ => json!({"system": "ERP", "sourceId": format!("P-{i}")}),
+        });
+    }
+    for (at, sku) in [(5, "NOPE-1"), (50, "NOPE-2"), (99, "NOPE-3")] {
+        lines.insert(at, json!({"sku": sku}));
+    }
+    assert_eq!(lines.len(), 100);
+    let order = json!({"orderId": "o-1", "customer": {"system": "crm", "sourceId": "c-100"}, "lines": lines});
+    let (status, body, _) =
+        call(&hub, ApiRequest::new("POST", "/v1/enrich").with_json(&order).with_query("fields", "name,gtin,email"))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"], json!({"lines": 100, "resolved": 97, "unresolved": 3}));
+    assert_eq!(body["customer"]["goldenId"], json!(s.anna));
+    assert_eq!(body["customer"]["attributes"], json!({"email": "anna.kowalski@example.com"}), "fields select");
+    let out = body["lines"].as_array().expect("lines");
+    let mut product = s.products.iter();
+    for (i, line) in out.iter().enumerate() {
+        assert_eq!(line["line"], i);
+        if [5, 50, 99].contains(&i) {
+            assert_eq!(code(line), "unknown_identifier", "line {i}: {line}");
+            continue;
+        }
+        let (_, gtin, id) = product.next().expect("a product");
+        assert_eq!(line["goldenId"].as_str(), Some(id.as_str()), "line {i}");
+        assert_eq!(line["attributes"]["gtin"].as_str(), Some(format!("0{gtin}").as_str()), "GTIN-14 form");
+        assert!(line["attributes"].get("price").is_none(), "not selected");
+    }
+}
+
+#[tokio::test]
+async fn enrich_reports_bad_references_in_place_and_refuses_bad_orders() {
+    let (hub, s) = seeded(2).await;
+    let lines = json!([
+        {"sku": "SKU-000001"},
+        {"gtin": "4000000000001"},
+        {"sku": "SKU-000000", "gtin": "x"},
+        {"system": "erp"},
+        "not an object",
+        {"sku": 42}
+    ]);
+    let order = json!({"customer": {"attributes": {"given_name": "Anna", "family_name": "Kowalski",
+                        "email": "anna.kowalski@example.com", "date_of_birth": "1984-07-21"}}, "lines": lines});
+    let (status, body, _) = call(&hub, ApiRequest::new("POST", "/v1/enrich").with_json(&order)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["customer"]["goldenId"], json!(s.anna), "matched by attributes");
+    let codes: Vec<&str> =
+        body["lines"].as_array().expect("lines").iter().map(|l| l["error"]["code"].as_str().unwrap_or("ok")).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "invalid_identifier",
+            "invalid_reference",
+            "invalid_reference",
+            "invalid_reference",
+            "invalid_reference"
+        ]
+    );
+
+    for (customer, want) in [
+        (json!({"system": "crm", "sourceId": "c-1"}), Some(s.survivor.as_str())),
+        (json!({"system": "crm", "sourceId": "c-900"}), None),
+    ] {
+        let (_, body, _) =
+            call(&hub, ApiRequest::new("POST", "/v1/enrich").with_json(&json!({"customer": customer}))).await;
+        match want {
+            Some(id) => assert_eq!(body["customer"]["goldenId"].as_str(), Some(id), "merged → survivor"),
+            None => assert_eq!(code(&body["customer"]), "erased"),
+        }
+    }
+
+    let too_many: Vec<Value> = (0..101).map(|_| json!({"sku": "SKU-000001"})).collect();
+    for (bad, status_want, want) in [
+        (json!({"lines": too_many}), 413, "too_many_lines"),
+        (json!({}), 400, "empty_order"),
+        (json!({"lines": "x"}), 400, "invalid_field"),
+        (json!({"lines": [], "coupon": "x"}), 400, "unknown_field"),
+    ] {
+        let (status, body, _) = call(&hub, ApiRequest::new("POST", "/v1/enrich").with_json(&bad)).await;
+        assert_eq!((status, code(&body)), (status_want, want));
+    }
+    let (status, body, _) = call(
+        &hub,
+        ApiRequest::new("POST", "/v1/enrich")
+            .with_json(&json!({"lines": [{"sku": "SKU-000001"}]}))
+            .with_query("fields", "shoe_size"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "unknown_field"));
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_caller_without_its_scope() {
+    let (hub, s) = seeded(1).await;
+    let requests = [
+        ApiRequest::new("GET", &format!("/v1/golden/customer/{}", s.anna)),
+        ApiRequest::new("GET", &format!("/v1/golden/customer/{}/history", s.anna)),
+        ApiRequest::new("GET", "/v1/xref/customer/crm/c-100"),
+        ApiRequest::new("POST", "/v1/match").with_json(&json!({"entityType": "customer", "attributes": {}})),
+        ApiRequest::new("POST", "/v1/enrich").with_json(&json!({"lines": [{"sku": "SKU-000000"}]})),
+    ];
+    for req in requests {
+        for granted in [vec![], vec![scope::WRITE, scope::STEWARD, scope::ERASURE]] {
+            let r = api::handle(&hub, &req.clone().with_scopes(granted.iter().copied())).await;
+            let body = r.body.clone().unwrap_or(Value::Null);
+            assert_eq!((r.status, code(&body)), (403, "missing_scope"), "{} {}", req.method, req.path);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("mdm/read")), "names the scope");
+        }
+        assert_eq!(api::handle(&hub, &req.clone().with_scopes([scope::READ])).await.status, 200, "{}", req.path);
+    }
+}
