@@ -230,6 +230,8 @@ class Stack:
         return {"ref": self.name_of(logical)}
 
     # ------------------------------------------------------------ functions (described, not created)
+    local_scopes = "mdm/read mdm/write mdm/steward mdm/erasure"
+
     def functions(self):
         glob = self.t.get("Globals", {}).get("Function", {})
         base_env = glob.get("Environment", {}).get("Variables", {})
@@ -241,6 +243,9 @@ class Stack:
             env = dict(base_env)
             env.update(p.get("Environment", {}).get("Variables", {}))
             env = {k: str(self.resolve(v)) for k, v in env.items()}
+            # The local stack only: function URLs carry no JWT, so every caller gets these scopes.
+            # A function honours this only while AWS_ENDPOINT_URL points at this machine.
+            env["MDM_LOCAL_SCOPES"] = self.local_scopes
             sources = []
             for ev_name, ev in p.get("Events", {}).items():
                 kind, ep = ev["Type"], ev.get("Properties", {})
@@ -259,7 +264,8 @@ class Stack:
                                     "onFailureQueueUrl": dlq,
                                     "filters": [json.loads(f["Pattern"]) for f in ep.get("FilterCriteria", {}).get("Filters", [])]})
                 elif kind == "HttpApi":
-                    sources.append({"name": ev_name, "type": "http", "method": ep.get("Method"), "path": ep.get("Path")})
+                    sources.append({"name": ev_name, "type": "http", "method": ep.get("Method"), "path": ep.get("Path"),
+                                    "scopes": ep.get("Auth", {}).get("AuthorizationScopes", [])})
             binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary", logical)
             out[logical] = {"binary": binary, "env": env, "eventSources": sources}
         return out

@@ -2,7 +2,7 @@
 //! it), so the same code runs against moto, LocalStack or AWS.
 
 use mdm_core::schema::{SchemaError, SchemaRegistry};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -25,6 +25,32 @@ pub struct Settings {
     pub metrics_namespace: String,
     /// Load entity schemas from this folder instead of the built-in set.
     pub schemas_dir: Option<String>,
+    /// Scopes every HTTP caller is granted on the local stack, where function URLs carry no
+    /// JWT (`MDM_LOCAL_SCOPES`, space-separated). Honoured only when `AWS_ENDPOINT_URL` points
+    /// at this machine (an emulator), so a deployed function never trusts it.
+    pub local_scopes: Option<BTreeSet<String>>,
+}
+
+/// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`).
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn local_scopes(vars: &HashMap<String, String>) -> Option<BTreeSet<String>> {
+    let scopes = vars.get("MDM_LOCAL_SCOPES").filter(|v| !v.trim().is_empty())?;
+    let endpoint = vars.get("AWS_ENDPOINT_URL").map(String::as_str).unwrap_or("");
+    if !is_loopback(endpoint) {
+        tracing::warn!("MDM_LOCAL_SCOPES is set but AWS_ENDPOINT_URL is not a local emulator: ignored");
+        return None;
+    }
+    Some(mdm_core::api::scope::from_claim(scopes))
 }
 
 impl Settings {
@@ -45,6 +71,7 @@ impl Settings {
             event_bus: get("MDM_EVENT_BUS_NAME")?,
             metrics_namespace: get("MDM_METRICS_NAMESPACE").unwrap_or_else(|_| "MdmHub".into()),
             schemas_dir: vars.get("MDM_SCHEMAS_DIR").filter(|v| !v.is_empty()).cloned(),
+            local_scopes: local_scopes(vars),
         })
     }
 
@@ -61,15 +88,72 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
-/// JSON logs without timestamps (CloudWatch adds them), level from `RUST_LOG`.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// Crates whose debug and trace output can hold request or response bodies (attribute values,
+/// keys): capped at INFO whatever `RUST_LOG` says, so no log level leaks personal data.
+pub const BODY_LOGGING_TARGETS: [&str; 8] =
+    ["aws_smithy", "aws_sdk", "aws_config", "hyper", "h2", "rustls", "lambda_runtime", "lambda_http"];
+
+/// The handlers' log subscriber: JSON lines with the current span, no timestamps (CloudWatch
+/// adds them), levels from `filter` (`RUST_LOG` syntax), the body-logging crates capped at INFO.
+pub fn log_subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let levels =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let cap = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO || !BODY_LOGGING_TARGETS.iter().any(|t| meta.target().starts_with(t))
+    });
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_target(false)
         .without_time()
-        .try_init();
+        .with_writer(writer)
+        .with_filter(cap);
+    tracing_subscriber::registry().with(levels).with(json)
+}
+
+/// Installs [`log_subscriber`] on stdout with the level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let _ = log_subscriber(&filter, std::io::stdout).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let base = [
+            ("MDM_TABLE_NAME", "t"),
+            ("MDM_MATCH_QUEUE_URL", "q"),
+            ("MDM_MERGE_QUEUE_URL", "q"),
+            ("MDM_INGEST_DLQ_URL", "q"),
+            ("MDM_MATCH_DLQ_URL", "q"),
+            ("MDM_MERGE_DLQ_URL", "q"),
+            ("MDM_EVENT_BUS_NAME", "b"),
+        ];
+        base.iter().chain(pairs).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn local_scopes_only_on_a_local_endpoint() {
+        let scopes = ("MDM_LOCAL_SCOPES", "mdm/read mdm/write");
+        for local in ["http://127.0.0.1:5000", "http://localhost:4566/", "http://[::1]:5000"] {
+            let s = Settings::from_map(&vars(&[scopes, ("AWS_ENDPOINT_URL", local)])).expect("settings");
+            assert_eq!(s.local_scopes.map(|s| s.len()), Some(2), "{local}");
+        }
+        for remote in
+            ["", "https://dynamodb.us-east-1.amazonaws.com", "http://127.0.0.1.evil.example", "http://10.0.0.1"]
+        {
+            let s = Settings::from_map(&vars(&[scopes, ("AWS_ENDPOINT_URL", remote)])).expect("settings");
+            assert_eq!(s.local_scopes, None, "{remote:?} is not local");
+        }
+        let s = Settings::from_map(&vars(&[])).expect("settings");
+        assert_eq!(s.local_scopes, None);
+    }
 }

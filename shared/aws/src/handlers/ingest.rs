@@ -109,11 +109,6 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummar
     Ok(summary)
 }
 
-/// The error body every HTTP error uses: `{"error": {"code", "message", "details"}}`.
-pub fn error_body(code: &str, message: &str, details: Value) -> Value {
-    json!({"error": {"code": code, "message": message, "details": details}})
-}
-
 pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
@@ -125,11 +120,19 @@ pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
 }
 
 fn http_error(status: u16, code: &str, message: &str) -> ApiGatewayV2httpResponse {
-    json_response(status, &error_body(code, message, json!([])))
+    json_response(status, &mdm_core::api::error_body(code, message, json!([])))
 }
 
 /// `POST /v1/records` with `{"records": [ ... ]}` (1 to 500 records, at most 1 MB).
+/// Needs the scope `mdm/write`.
 pub async fn handle_http(ctx: &Ctx, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let scopes = super::auth::granted_scopes(&ctx.settings, req.request_context.authorizer.as_ref());
+    if let Err(e) = mdm_core::api::scope::require(&scopes, mdm_core::api::scope::WRITE) {
+        ctx.metrics.incr("IngestForbidden");
+        ctx.metrics.flush();
+        let r = e.response();
+        return json_response(r.status, &r.body.unwrap_or_default());
+    }
     let raw = req.body.unwrap_or_default();
     let bytes = if req.is_base64_encoded {
         match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {

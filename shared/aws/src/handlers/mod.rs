@@ -1,6 +1,8 @@
 //! The Lambda handlers' logic. `functions/*/src/main.rs` only builds a [`Ctx`] and hands events
 //! here; tests and the local runner call the same functions.
 
+pub mod api;
+pub mod auth;
 pub mod ingest;
 pub mod matcher;
 pub mod merger;

@@ -124,16 +124,7 @@ impl LocalRunner {
 
     /// Calls the ingest function as API Gateway would for `POST /v1/records`; returns status and body.
     pub async fn post_records(&self, body: &str) -> (u16, Value) {
-        let event = json!({
-            "version": "2.0", "routeKey": "POST /v1/records", "rawPath": "/v1/records", "rawQueryString": "",
-            "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": "POST", "path": "/v1/records", "protocol": "HTTP/1.1",
-                                         "sourceIp": "127.0.0.1", "userAgent": "mdm-local"},
-                               "routeKey": "POST /v1/records", "stage": "$default", "requestId": "local",
-                               "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
-                               "domainPrefix": "localhost", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
-            "body": body, "isBase64Encoded": false
-        });
+        let event = super::http_event("POST", "/v1/records", "", Some(body), None);
         match ingest::handle(&self.handlers.ingest, event).await {
             Ok(resp) => {
                 let status = resp.get("statusCode").and_then(Value::as_u64).unwrap_or(0) as u16;

@@ -52,7 +52,14 @@ pub enum EventSource {
         filters: Vec<serde_json::Value>,
     },
     #[serde(rename = "http")]
-    Http { name: String, method: Option<String>, path: Option<String> },
+    Http {
+        name: String,
+        method: Option<String>,
+        path: Option<String>,
+        /// Scopes the route's JWT authorizer requires.
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
 }
 
 impl Resources {
@@ -85,8 +92,13 @@ impl Resources {
     }
 
     /// The environment every function gets (they share the template's Globals).
+    /// The endpoint is added as `AWS_ENDPOINT_URL`, as the local runner's functions see it.
     pub fn env(&self) -> HashMap<String, String> {
-        self.functions.values().next().map(|f| f.env.clone()).unwrap_or_default()
+        let mut env = self.functions.values().next().map(|f| f.env.clone()).unwrap_or_default();
+        if let Some(endpoint) = &self.endpoint {
+            env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
+        }
+        env
     }
 
     pub fn settings(&self) -> Result<crate::Settings, LocalError> {
@@ -96,6 +108,31 @@ impl Resources {
     pub fn function_by_binary(&self, binary: &str) -> Option<&FunctionDef> {
         self.functions.values().find(|f| f.binary == binary)
     }
+}
+
+/// An API Gateway HTTP API (payload v2) event, as API Gateway, a function URL or `cargo lambda
+/// watch` delivers it. `scopes`: the JWT authorizer's granted scopes (`None`: no authorizer).
+pub fn http_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&str>,
+    scopes: Option<&[&str]>,
+) -> serde_json::Value {
+    let mut context = serde_json::json!({
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "mdm-local"},
+        "routeKey": "$default", "stage": "$default", "requestId": "local", "accountId": "123456789012",
+        "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+        "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0
+    });
+    if let Some(scopes) = scopes {
+        context["authorizer"] = serde_json::json!({"jwt": {"claims": {"scope": scopes.join(" ")}, "scopes": null}});
+    }
+    serde_json::json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": {"content-type": "application/json"}, "requestContext": context,
+        "body": body, "isBase64Encoded": false
+    })
 }
 
 /// The workspace root (where `Cargo.toml`, `infra/` and `.venv/` live).
