@@ -21,8 +21,8 @@ env["MDM_EMF"] = "off"
 for k, v in sorted(env.items()):
     print(f"{k}={v}")
 PY
-echo "== building the four functions (debug)"
-cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish
+echo "== building the five functions (debug)"
+cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api
 port=$("$MDM_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$CL" lambda watch -A 127.0.0.1 -P "$port" --env-file "$envfile" > "$MDM_STATE/watch.log" 2>&1 &
 watch_pid=$!
@@ -48,6 +48,10 @@ check mdm-ingest ingest-sqs.json 'r["batchItemFailures"] == []'
 check mdm-match match.json 'r["batchItemFailures"] == []'
 check mdm-merge merge.json 'r["batchItemFailures"] == []'
 check mdm-publish publish.json 'r["batchItemFailures"] == []'
+# The read API sees what merge.json created: the source key resolves, and an order is enriched
+# with the customer resolved and each unresolvable line answered in its place.
+check mdm-api api-xref.json 'r["statusCode"] == 200 and json.loads(r["body"])["goldenId"].startswith("g")'
+check mdm-api api-enrich.json 'r["statusCode"] == 200 and json.loads(r["body"])["customer"]["goldenId"].startswith("g") and [l["error"]["code"] for l in json.loads(r["body"])["lines"]] == ["unknown_source", "unknown_identifier"]'
 # The invocations did real work on the emulator: the HTTP record was stored, the merge event
 # created its golden record, and the match handler queued a decision for the merge queue.
 if "$MDM_VENV/bin/python" - "$res" <<'PY'
@@ -66,5 +70,5 @@ print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {l
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
-echo "smoke: $((6 - failures)) passed, $failures failed"
+echo "smoke: $((8 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }

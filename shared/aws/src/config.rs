@@ -26,7 +26,7 @@ pub struct Settings {
     /// Load entity schemas from this folder instead of the built-in set.
     pub schemas_dir: Option<String>,
     /// Scopes every HTTP caller is granted on the local stack, where function URLs carry no
-    /// JWT (`MDM_LOCAL_SCOPES`, space-separated). Honoured only when `AWS_ENDPOINT_URL` points
+    /// JWT (`MDM_LOCAL_SCOPES`, comma- or space-separated). Honoured only when `AWS_ENDPOINT_URL` points
     /// at this machine (an emulator), so a deployed function never trusts it.
     pub local_scopes: Option<BTreeSet<String>>,
 }
