@@ -12,18 +12,10 @@ CL="$MDM_VENV/bin/cargo-lambda"
 res="$MDM_STATE/smoke-resources.json"
 envfile="$MDM_STATE/lambda.env"
 "$MDM_VENV/bin/python" infra/local/bootstrap.py --prefix "smoke-$$" > "$res"
-"$MDM_VENV/bin/python" - "$res" > "$envfile" <<'PY'
-import json, os, sys
-res = json.load(open(sys.argv[1]))
-env = next(iter(res["functions"].values()))["env"]
-env.update({k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
-env["MDM_EMF"] = "off"
-for k, v in sorted(env.items()):
-    print(f"{k}={v}")
-PY
+mdm_lambda_env "$res" "$envfile"
 echo "== building the five functions (debug)"
 cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api
-port=$("$MDM_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(mdm_free_port)
 "$CL" lambda watch -A 127.0.0.1 -P "$port" --env-file "$envfile" > "$MDM_STATE/watch.log" 2>&1 &
 watch_pid=$!
 trap 'kill $watch_pid 2>/dev/null || true; wait $watch_pid 2>/dev/null || true' EXIT

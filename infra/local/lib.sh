@@ -2,6 +2,8 @@
 #   mdm_setup        install the pinned tools into .venv (idempotent, offline once installed)
 #   mdm_moto_start   start the serialising moto launcher on a free loopback port; exports AWS_*
 #   mdm_moto_stop    stop it
+#   mdm_lambda_env RESOURCES OUT   write the env file `cargo lambda watch --env-file` needs
+#   mdm_free_port    print a free loopback port
 MDM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export MDM_ROOT
 MDM_VENV="$MDM_ROOT/.venv"
@@ -49,4 +51,20 @@ mdm_moto_stop() {
     wait "$MDM_MOTO_PID" 2>/dev/null || true
     unset MDM_MOTO_PID
   fi
+}
+
+mdm_lambda_env() { # resources.json out.env: the functions' environment plus the emulator's AWS_* settings
+  "$MDM_VENV/bin/python" - "$1" > "$2" <<'PY'
+import json, os, sys
+res = json.load(open(sys.argv[1]))
+env = next(iter(res["functions"].values()))["env"]
+env.update({k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
+env["MDM_EMF"] = "off"
+for k, v in sorted(env.items()):
+    print(f"{k}={v}")
+PY
+}
+
+mdm_free_port() {
+  "$MDM_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
