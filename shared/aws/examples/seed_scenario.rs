@@ -20,7 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let hub = Hub::new(Arc::new(SchemaRegistry::built_in()?), store);
     let s = scenario::seed(&hub, products.parse()?).await?;
-    let out = json!({"anna": s.anna, "survivor": s.survivor, "merged": s.merged, "erased": s.erased, "products": s.products});
+    let out =
+        json!({"anna": s.anna, "survivor": s.survivor, "merged": s.merged, "erased": s.erased, "products": s.products});
     println!("{out}");
     Ok(())
 }

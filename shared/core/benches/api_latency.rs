@@ -60,7 +60,8 @@ async fn main() {
     }
     let mut product_ids = Vec::with_capacity(products as usize);
     for i in 0..products {
-        product_ids.push(scenario::feed(&hub, &scenario::product("erp", i)).await.expect("product").golden_id().to_owned());
+        product_ids
+            .push(scenario::feed(&hub, &scenario::product("erp", i)).await.expect("product").golden_id().to_owned());
     }
     let counts = hub.store().counts();
     println!(
@@ -72,15 +73,18 @@ async fn main() {
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let read = |method: &str, path: String| ApiRequest::new(method, &path).with_scopes([scope::READ]);
-    let golden: Vec<ApiRequest> =
-        (0..20_000).map(|_| read("GET", format!("/v1/golden/product/{}", product_ids[rng.below(product_ids.len())]))).collect();
-    let xref: Vec<ApiRequest> =
-        (0..20_000).map(|_| read("GET", format!("/v1/xref/customer/crm/C-{}", rng.below(customers as usize)))).collect();
+    let golden: Vec<ApiRequest> = (0..20_000)
+        .map(|_| read("GET", format!("/v1/golden/product/{}", product_ids[rng.below(product_ids.len())])))
+        .collect();
+    let xref: Vec<ApiRequest> = (0..20_000)
+        .map(|_| read("GET", format!("/v1/xref/customer/crm/C-{}", rng.below(customers as usize))))
+        .collect();
     let matches: Vec<ApiRequest> = (0..5_000)
         .map(|_| {
             let i = rng.below(customers as usize);
             let c = scenario::customer("probe", i as u64);
-            read("POST", "/v1/match".into()).with_json(&json!({"entityType": "customer", "attributes": c["attributes"]}))
+            read("POST", "/v1/match".into())
+                .with_json(&json!({"entityType": "customer", "attributes": c["attributes"]}))
         })
         .collect();
     let enrich: Vec<ApiRequest> = (0..2_000)

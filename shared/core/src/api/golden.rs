@@ -57,6 +57,22 @@ fn location(entity: &str, id: &str) -> String {
     format!("/v1/golden/{entity}/{id}")
 }
 
+/// The stored golden record a route reads (404 unknown, 410 erased) and the `provenance` flag.
+async fn readable<S: Store>(
+    hub: &Hub<S>,
+    entity: &str,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<(GoldenRecord, bool), ApiError> {
+    check_entity(hub, entity)?;
+    let provenance = bool_param(req, "provenance", true)?;
+    let g = hub.store().get_golden(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
+    if g.status == GoldenStatus::Erased {
+        return Err(erased(entity, id));
+    }
+    Ok((g, provenance))
+}
+
 /// 200 with the record (merged: `status: merged`, `mergedInto` = the active survivor, and a
 /// `Location`), 304 when `If-None-Match` holds its ETag, 410 erased, 404 unknown.
 pub async fn get_golden<S: Store>(
@@ -65,13 +81,8 @@ pub async fn get_golden<S: Store>(
     id: &str,
     req: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
-    check_entity(hub, entity)?;
-    let provenance = bool_param(req, "provenance", true)?;
-    let g = hub.store().get_golden(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
+    let (g, provenance) = readable(hub, entity, id, req).await?;
     let tag = etag(g.version);
-    if g.status == GoldenStatus::Erased {
-        return Err(erased(entity, id));
-    }
     if none_match(req.header("if-none-match"), &tag) {
         return Ok(ApiResponse { status: 304, headers: vec![("etag".into(), tag)], body: None });
     }
@@ -97,8 +108,6 @@ pub async fn get_history<S: Store + LookupStore>(
     id: &str,
     req: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
-    check_entity(hub, entity)?;
-    let provenance = bool_param(req, "provenance", true)?;
     let page = limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, MAX_HISTORY_PAGE)?;
     let after = match req.query.get("cursor") {
         None => 0,
@@ -107,10 +116,7 @@ pub async fn get_history<S: Store + LookupStore>(
                 .with_detail(json!({"parameter": "cursor"}))
         })?,
     };
-    let g = hub.store().get_golden(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
-    if g.status == GoldenStatus::Erased {
-        return Err(erased(entity, id));
-    }
+    let (_, provenance) = readable(hub, entity, id, req).await?;
     let mut items = hub.store().history_page(entity, id, after, page + 1).await?;
     let more = items.len() > page;
     items.truncate(page);
