@@ -212,6 +212,18 @@ impl HubEvent {
         v.unwrap_or(serde_json::Value::Null)
     }
 
+    /// The golden record a golden-record event is about (`None` for `ErasureCompleted`).
+    pub fn golden_id(&self) -> Option<&str> {
+        match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => Some(&d.envelope.golden_id),
+            Self::GoldenRecordsMerged(d) => Some(&d.envelope.golden_id),
+            Self::GoldenRecordSplit(d) => Some(&d.envelope.golden_id),
+            Self::GoldenRecordErased(d) => Some(&d.envelope.golden_id),
+            Self::ReviewTaskOpened(d) => Some(&d.envelope.golden_id),
+            Self::ErasureCompleted(_) => None,
+        }
+    }
+
     fn id_parts(&self) -> (String, String) {
         match self {
             Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => {

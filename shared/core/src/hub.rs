@@ -45,11 +45,20 @@ pub struct HubConfig {
     pub max_attempts: u32,
     /// Resolve at most this many hops of merged-into pointers.
     pub max_pointer_hops: usize,
+    /// Secrets of the keyed hashes that mark erased subjects' identifiers, newest first: markers
+    /// are written with the first and checked under each (so a secret can be rotated).
+    pub suppression_secrets: Vec<Vec<u8>>,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { keep_history: true, emit_events: true, max_attempts: 32, max_pointer_hops: 8 }
+        Self {
+            keep_history: true,
+            emit_events: true,
+            max_attempts: 32,
+            max_pointer_hops: 8,
+            suppression_secrets: Vec::new(),
+        }
     }
 }
 
@@ -112,7 +121,12 @@ impl<S: Store> Hub<S> {
     /// stored already (stale or duplicate delivery).
     pub async fn ingest(&self, record: &SourceRecord) -> Result<SourceWrite, HubError> {
         self.schema(&record.key.entity)?;
-        Ok(self.store.put_source(record).await?)
+        let guards = crate::erasure::suppression_keys(
+            self.schema(&record.key.entity)?,
+            record,
+            &self.config.suppression_secrets,
+        );
+        Ok(self.store.put_source(record, &guards).await?)
     }
 
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.

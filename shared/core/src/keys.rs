@@ -125,6 +125,39 @@ pub fn review_item_key(entity: &str, task_id: &str) -> String {
     compose("REV", &[entity, task_id])
 }
 
+/// `SUP#{entity}#{keyed hash}`: a suppression marker of an erased subject's identifier.
+pub fn suppression_item_key(entity: &str, mac: &str) -> String {
+    compose("SUP", &[entity, mac])
+}
+
+/// `ERA#{request_id}`: an erasure receipt.
+pub fn erasure_item_key(request_id: &str) -> String {
+    compose("ERA", &[request_id])
+}
+
+/// HMAC-SHA-256 (RFC 2104) of `parts` joined by a unit separator, hex-encoded (first `bytes` bytes).
+pub fn hmac_hex(secret: &[u8], parts: &[&str], bytes: usize) -> String {
+    const BLOCK: usize = 64;
+    let mut key = [0u8; BLOCK];
+    if secret.len() > BLOCK {
+        key[..32].copy_from_slice(&Sha256::digest(secret));
+    } else {
+        key[..secret.len()].copy_from_slice(secret);
+    }
+    let mut inner = Sha256::new();
+    inner.update(key.map(|b| b ^ 0x36));
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            inner.update([0x1f]);
+        }
+        inner.update(p.as_bytes());
+    }
+    let mut outer = Sha256::new();
+    outer.update(key.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Sort key of a history version: `V#{version:010}`.
 pub fn history_sort_key(version: u64) -> String {
     format!("V#{version:010}")
@@ -133,6 +166,20 @@ pub fn history_sort_key(version: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            hmac_hex(b"Jefe", &["what do ya want for nothing?"], 32),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hmac_hex(&[0xaa; 131], &["Test Using Larger Than Block-Size Key - Hash Key First"], 32),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
 
     #[test]
     fn hash_in_a_value_cannot_collide_with_another_split() {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod blocking;
 pub mod compare;
+pub mod erasure;
 pub mod events;
 pub mod golden;
 pub mod hub;

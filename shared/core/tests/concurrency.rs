@@ -35,8 +35,8 @@ impl Racing {
 }
 
 impl SourceStore for Racing {
-    async fn put_source(&self, r: &SourceRecord) -> Result<SourceWrite, StoreError> {
-        self.inner.put_source(r).await
+    async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
+        self.inner.put_source(r, guards).await
     }
     async fn get_source(&self, k: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
         self.inner.get_source(k).await

@@ -14,3 +14,10 @@ async fn in_process_store_passes_the_read_api_checks() {
     let passed = conformance::run_lookups(&store, "mem").await;
     assert_eq!(passed.len(), 3);
 }
+
+#[tokio::test]
+async fn in_process_store_passes_the_erasure_checks() {
+    let store = MemoryStore::new();
+    let passed = conformance::run_erasure(&store, "mem").await;
+    assert_eq!(passed.len(), 4);
+}

@@ -100,17 +100,21 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
 /// New → written; same or lower seq → stale and nothing changes; higher → written.
 pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
     let v2 = source(e, "s#1", 2, "v2");
-    assert_eq!(store.put_source(&v2).await.expect("put v2"), SourceWrite::Written, "a new source record is written");
+    assert_eq!(
+        store.put_source(&v2, &[]).await.expect("put v2"),
+        SourceWrite::Written,
+        "a new source record is written"
+    );
     assert_eq!(store.get_source(&v2.key).await.expect("get").as_ref(), Some(&v2), "read back what was written");
     let v1 = source(e, "s#1", 1, "v1");
     assert_eq!(
-        store.put_source(&v1).await.expect("put v1"),
+        store.put_source(&v1, &[]).await.expect("put v1"),
         SourceWrite::Stale { stored_seq: 2 },
         "older seq is stale"
     );
     let dup = source(e, "s#1", 2, "dup");
     assert_eq!(
-        store.put_source(&dup).await.expect("put dup"),
+        store.put_source(&dup, &[]).await.expect("put dup"),
         SourceWrite::Stale { stored_seq: 2 },
         "equal seq is stale"
     );
@@ -120,7 +124,7 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
         "stale writes change nothing"
     );
     let v3 = source(e, "s#1", 3, "v3");
-    assert_eq!(store.put_source(&v3).await.expect("put v3"), SourceWrite::Written);
+    assert_eq!(store.put_source(&v3, &[]).await.expect("put v3"), SourceWrite::Written);
     assert_eq!(store.get_source(&v3.key).await.expect("get").map(|r| r.seq), Some(3));
     assert_eq!(store.get_source(&SourceKey::new(e, "crm", "nope")).await.expect("get missing"), None);
 }
@@ -128,9 +132,9 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
 /// The cross-reference set by a merge survives a later source update; SetXref needs the source.
 pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     let r = source(e, "x1", 1, "a");
-    store.put_source(&r).await.expect("put");
+    store.put_source(&r, &[]).await.expect("put");
     store.transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-x".into() }]).await.expect("xref");
-    store.put_source(&source(e, "x1", 2, "b")).await.expect("put v2");
+    store.put_source(&source(e, "x1", 2, "b"), &[]).await.expect("put v2");
     let got = store.get_source(&r.key).await.expect("get").expect("exists");
     assert_eq!(got.golden_id.as_deref(), Some("g-x"), "source update keeps the cross-reference");
     assert_eq!(got.seq, 2);
@@ -173,7 +177,7 @@ pub async fn golden_version_conflict<S: Store>(store: &S, e: &str) {
 pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     let a = golden(e, "g-atomic", 1);
     let src = source(e, "atomic", 1, "a");
-    store.put_source(&src).await.expect("put");
+    store.put_source(&src, &[]).await.expect("put");
     let taken = golden(e, "g-taken", 1);
     store.transact(vec![WriteOp::PutGolden { golden: taken.clone(), expect: Expect::Absent }]).await.expect("setup");
     let ops = vec![
@@ -285,7 +289,7 @@ pub async fn outbox_round_trip<S: Store>(store: &S, e: &str) {
 
 pub async fn batch_reads_skip_missing<S: Store>(store: &S, e: &str) {
     let a = source(e, "b1", 1, "a");
-    store.put_source(&a).await.expect("put");
+    store.put_source(&a, &[]).await.expect("put");
     let got = store.get_sources(&[a.key.clone(), SourceKey::new(e, "crm", "zz")]).await.expect("batch");
     assert_eq!(got, vec![a]);
     let g = golden(e, "g-b", 1);
@@ -308,8 +312,8 @@ pub async fn run_lookups<S: Store + LookupStore>(store: &S, ns: &str) -> Vec<&'s
 pub async fn lookups_resolve_claims_and_xrefs<S: Store + LookupStore>(store: &S, e: &str) {
     let linked = source(e, "l1", 1, "a");
     let unlinked = source(e, "l2", 1, "b");
-    store.put_source(&linked).await.expect("put");
-    store.put_source(&unlinked).await.expect("put");
+    store.put_source(&linked, &[]).await.expect("put");
+    store.put_source(&unlinked, &[]).await.expect("put");
     let ops = vec![
         WriteOp::PutGolden { golden: golden(e, "g-l", 1), expect: Expect::Absent },
         WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into() },
@@ -363,4 +367,234 @@ pub async fn history_pages<S: Store + LookupStore>(store: &S, e: &str) {
     assert_eq!(page(4, 10).await, vec![5]);
     assert_eq!(page(5, 10).await, Vec::<u64>::new());
     assert_eq!(store.history_page(e, "g-none", 0, 10).await.expect("page"), vec![]);
+}
+
+/// Runs the erasure checks ([`ReceiptStore`] and the erasure operations); returns their names.
+pub async fn run_erasure<S: Store + ReceiptStore + LookupStore>(store: &S, ns: &str) -> Vec<&'static str> {
+    let e = format!("conf_{ns}");
+    suppression_guards_the_source_write(store, &e).await;
+    tombstones_keep_the_sequence(store, &e).await;
+    erasure_deletes(store, &e).await;
+    receipts_lock_optimistically(store, &e).await;
+    vec![
+        "suppression_guards_the_source_write",
+        "tombstones_keep_the_sequence",
+        "erasure_deletes",
+        "receipts_lock_optimistically",
+    ]
+}
+
+/// A source write fails as suppressed when a marker exists for one of its guards, and writes
+/// nothing; other guards and other entity types are not affected.
+pub async fn suppression_guards_the_source_write<S: Store + ReceiptStore>(store: &S, e: &str) {
+    let marker = WriteOp::PutSuppression { entity: e.into(), key: "mac-1".into(), request_id: "er1".into() };
+    store.transact(vec![marker.clone()]).await.expect("marker");
+    store.transact(vec![marker]).await.expect("a marker is idempotent");
+    let r = source(e, "s1", 1, "a");
+    let guards = ["mac-0".to_string(), "mac-1".to_string()];
+    assert_eq!(store.put_source(&r, &guards).await.expect("put"), SourceWrite::Suppressed);
+    assert_eq!(store.get_source(&r.key).await.expect("get"), None, "nothing written");
+    assert_eq!(store.put_source(&r, &["mac-2".to_string()]).await.expect("put"), SourceWrite::Written);
+    let other = source(&format!("{e}_other"), "s1", 1, "a");
+    assert_eq!(
+        store.put_source(&other, &guards).await.expect("put"),
+        SourceWrite::Written,
+        "markers are per entity type"
+    );
+}
+
+/// A tombstone hides the record from reads, keeps its sequence against late or duplicate
+/// deliveries, lets a newer version in, and refuses to replace a version newer than it knows.
+pub async fn tombstones_keep_the_sequence<S: Store + ReceiptStore + LookupStore>(store: &S, e: &str) {
+    let r = source(e, "t1", 5, "a");
+    store.put_source(&r, &[]).await.expect("put");
+    let tomb = |seq| WriteOp::PutTombstone { source: r.key.clone(), seq, request_id: "er1".into() };
+    conflict(store.transact(vec![tomb(4)]).await, "a tombstone older than the stored version");
+    store.transact(vec![tomb(5)]).await.expect("tombstone");
+    store.transact(vec![tomb(5)]).await.expect("a tombstone is idempotent");
+    assert_eq!(store.get_source(&r.key).await.expect("get"), None, "a tombstone is no record");
+    assert!(store.get_sources(std::slice::from_ref(&r.key)).await.expect("batch").is_empty());
+    for seq in [3, 5] {
+        let late = source(e, "t1", seq, "a");
+        assert_eq!(store.put_source(&late, &[]).await.expect("put"), SourceWrite::Stale { stored_seq: 5 }, "seq {seq}");
+    }
+    let lookups = store.resolve_lookups(&[Lookup::Source(r.key.clone())]).await.expect("resolve");
+    assert!(lookups.is_empty(), "a tombstone resolves to nothing");
+    let newer = source(e, "t1", 6, "b");
+    assert_eq!(store.put_source(&newer, &[]).await.expect("put"), SourceWrite::Written);
+    assert_eq!(store.get_source(&r.key).await.expect("get").map(|s| s.seq), Some(6));
+}
+
+/// History, claims, reviews and outbox items are deleted; a claim held by another record is not.
+pub async fn erasure_deletes<S: Store + ReceiptStore>(store: &S, e: &str) {
+    let g = golden(e, "g-d", 1);
+    let task = ReviewTask {
+        entity: e.into(),
+        task_id: "r-d".into(),
+        golden_id: "g-other".into(),
+        source: SourceKey::new(e, "crm", "9"),
+        candidate_golden_ids: vec!["g-d".into()],
+        score: 9.0,
+        explanation: vec![],
+        status: ReviewStatus::Open,
+        created_at_ms: 1,
+    };
+    let ev = OutboxEntry {
+        event_id: format!("ev-{e}"),
+        created_at_ms: 1,
+        event: crate::events::HubEvent::GoldenRecordErased(crate::events::GoldenErased {
+            envelope: crate::events::Envelope::new(&g, vec![], Cause::Erasure, "c", 1),
+            request_id: "er1".into(),
+            sources: vec![],
+        }),
+    };
+    store
+        .transact(vec![
+            WriteOp::PutHistory(history(&g)),
+            claim(e, "email=1", "g-d", None),
+            claim(e, "email=2", "g-other", None),
+            WriteOp::PutReview(task),
+            WriteOp::PutOutbox(ev.clone()),
+        ])
+        .await
+        .expect("setup");
+    assert_eq!(store.reviews_mentioning(e, &["g-d".into()]).await.expect("reviews").len(), 1, "as a candidate");
+    assert!(store.reviews_mentioning(e, &["g-zz".into()]).await.expect("reviews").is_empty());
+    conflict(
+        store
+            .transact(vec![WriteOp::DeleteClaim { entity: e.into(), key: "email=2".into(), holder: "g-d".into() }])
+            .await,
+        "deleting another record's claim",
+    );
+    store
+        .transact(vec![
+            WriteOp::DeleteHistory { entity: e.into(), golden_id: "g-d".into(), version: 1 },
+            WriteOp::DeleteClaim { entity: e.into(), key: "email=1".into(), holder: "g-d".into() },
+            WriteOp::DeleteReview { entity: e.into(), task_id: "r-d".into() },
+            WriteOp::DeleteOutbox { event_id: ev.event_id.clone() },
+        ])
+        .await
+        .expect("deletes");
+    assert!(store.history(e, "g-d").await.expect("history").is_empty());
+    let claims = store.get_claims(e, &["email=1".into(), "email=2".into()]).await.expect("claims");
+    assert_eq!(claims.keys().collect::<Vec<_>>(), vec!["email=2"]);
+    assert_eq!(store.get_review(e, "r-d").await.expect("review"), None);
+    assert!(store.pending_events(1000).await.expect("outbox").iter().all(|o| o.event_id != ev.event_id));
+    store
+        .transact(vec![WriteOp::DeleteClaim { entity: e.into(), key: "email=1".into(), holder: "g-d".into() }])
+        .await
+        .expect("deleting a claim that is gone already is a no-op");
+}
+
+/// Receipts: revision 1 only once, then each revision over the one before.
+pub async fn receipts_lock_optimistically<S: Store + ReceiptStore>(store: &S, e: &str) {
+    let id = format!("er-{e}");
+    assert_eq!(store.get_receipt(&id).await.expect("get"), None);
+    store.put_receipt(&id, 1, "{\"n\":1}").await.expect("create");
+    conflict(store.put_receipt(&id, 1, "{\"n\":9}").await, "creating twice");
+    conflict(store.put_receipt(&id, 3, "{\"n\":3}").await, "skipping a revision");
+    store.put_receipt(&id, 2, "{\"n\":2}").await.expect("update");
+    assert_eq!(store.get_receipt(&id).await.expect("get").as_deref(), Some("{\"n\":2}"));
+}
+
+/// A store that fails on purpose: delegates everything to `inner`, except that the n-th
+/// transaction after [`Faulty::fail_at`] fails as unavailable (a crash half-way, for tests).
+pub struct Faulty<S> {
+    pub inner: S,
+    countdown: std::sync::atomic::AtomicI64,
+}
+
+impl<S> Faulty<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, countdown: std::sync::atomic::AtomicI64::new(-1) }
+    }
+
+    /// The `n`-th transaction from now (1 = the next) fails; later ones succeed again.
+    pub fn fail_at(&self, n: i64) {
+        self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<S: SourceStore> SourceStore for Faulty<S> {
+    async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
+        self.inner.put_source(r, guards).await
+    }
+    async fn get_source(&self, k: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+        self.inner.get_source(k).await
+    }
+    async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+        self.inner.get_sources(k).await
+    }
+}
+
+impl<S: GoldenStore> GoldenStore for Faulty<S> {
+    async fn get_golden(&self, e: &str, id: &str) -> Result<Option<GoldenRecord>, StoreError> {
+        self.inner.get_golden(e, id).await
+    }
+    async fn get_goldens(&self, e: &str, ids: &[String]) -> Result<Vec<GoldenRecord>, StoreError> {
+        self.inner.get_goldens(e, ids).await
+    }
+    async fn history(&self, e: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(e, id).await
+    }
+}
+
+impl<S: BlockIndex> BlockIndex for Faulty<S> {
+    async fn lookup(&self, e: &str, k: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+        self.inner.lookup(e, k, cap).await
+    }
+}
+
+impl<S: ClaimStore> ClaimStore for Faulty<S> {
+    async fn get_claims(&self, e: &str, k: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+        self.inner.get_claims(e, k).await
+    }
+}
+
+impl<S: ReviewStore> ReviewStore for Faulty<S> {
+    async fn get_review(&self, e: &str, t: &str) -> Result<Option<ReviewTask>, StoreError> {
+        self.inner.get_review(e, t).await
+    }
+}
+
+impl<S: Outbox> Outbox for Faulty<S> {
+    async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.pending_events(limit).await
+    }
+    async fn delete_events(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.inner.delete_events(ids).await
+    }
+}
+
+impl<S: Transactor> Transactor for Faulty<S> {
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.transact(ops).await
+    }
+}
+
+impl<S: ReceiptStore> ReceiptStore for Faulty<S> {
+    async fn get_receipt(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_receipt(id).await
+    }
+    async fn put_receipt(&self, id: &str, revision: u64, json: &str) -> Result<(), StoreError> {
+        self.inner.put_receipt(id, revision, json).await
+    }
+    async fn reviews_mentioning(&self, e: &str, ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
+        self.inner.reviews_mentioning(e, ids).await
+    }
+}
+
+impl<S: LookupStore> LookupStore for Faulty<S> {
+    async fn resolve_lookups(&self, l: &[Lookup]) -> Result<HashMap<Lookup, String>, StoreError> {
+        self.inner.resolve_lookups(l).await
+    }
+    async fn get_golden_refs(&self, r: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
+        self.inner.get_golden_refs(r).await
+    }
+    async fn history_page(&self, e: &str, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history_page(e, id, after, limit).await
+    }
 }

@@ -15,6 +15,10 @@ struct State {
     claims: HashMap<(String, String), String>,
     reviews: HashMap<(String, String), ReviewTask>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
+    /// Erased source records: the highest `source_seq` they had.
+    tombstones: HashMap<SourceKey, u64>,
+    suppressions: HashMap<(String, String), String>,
+    receipts: HashMap<String, (u64, String)>,
 }
 
 /// Counts of what the store holds (for summaries and tests).
@@ -107,7 +111,27 @@ impl MemoryStore {
                     )));
                 }
             }
-            WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. } | WriteOp::PutReview(_) | WriteOp::PutOutbox(_) => {}
+            WriteOp::PutTombstone { source, seq, .. } => {
+                let stored = s.sources.get(source).map(|r| r.seq).or_else(|| s.tombstones.get(source).copied());
+                if stored.is_some_and(|st| st > *seq) {
+                    return Err(StoreError::Conflict(Conflict::SourceChanged(source.to_string())));
+                }
+            }
+            WriteOp::DeleteClaim { entity, key, holder } => {
+                if s.claims.get(&(entity.clone(), key.clone())).is_some_and(|h| h != holder) {
+                    return Err(StoreError::Conflict(Conflict::Claim(
+                        crate::blocking::BlockKey::name_of(key).to_owned(),
+                    )));
+                }
+            }
+            WriteOp::PutIndex { .. }
+            | WriteOp::DeleteIndex { .. }
+            | WriteOp::PutReview(_)
+            | WriteOp::PutOutbox(_)
+            | WriteOp::PutSuppression { .. }
+            | WriteOp::DeleteHistory { .. }
+            | WriteOp::DeleteReview { .. }
+            | WriteOp::DeleteOutbox { .. } => {}
         }
         Ok(())
     }
@@ -147,20 +171,43 @@ impl MemoryStore {
                 s.outbox.retain(|(_, id), _| id != &o.event_id);
                 s.outbox.insert((o.created_at_ms, o.event_id.clone()), o);
             }
+            WriteOp::PutSuppression { entity, key, request_id } => {
+                s.suppressions.insert((entity, key), request_id);
+            }
+            WriteOp::PutTombstone { source, seq, .. } => {
+                s.sources.remove(&source);
+                s.tombstones.insert(source, seq);
+            }
+            WriteOp::DeleteHistory { entity, golden_id, version } => {
+                s.history.remove(&(entity, golden_id, version));
+            }
+            WriteOp::DeleteClaim { entity, key, .. } => {
+                s.claims.remove(&(entity, key));
+            }
+            WriteOp::DeleteReview { entity, task_id } => {
+                s.reviews.remove(&(entity, task_id));
+            }
+            WriteOp::DeleteOutbox { event_id } => {
+                s.outbox.retain(|(_, id), _| id != &event_id);
+            }
         }
     }
 }
 
 impl SourceStore for MemoryStore {
-    async fn put_source(&self, record: &SourceRecord) -> Result<SourceWrite, StoreError> {
+    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut s = self.lock()?;
+        let entity = &record.key.entity;
         let existing = s.sources.get(&record.key);
-        if let Some(e) = existing {
-            if e.seq >= record.seq {
-                return Ok(SourceWrite::Stale { stored_seq: e.seq });
-            }
+        let stored_seq = existing.map(|e| e.seq).or_else(|| s.tombstones.get(&record.key).copied());
+        if let Some(seq) = stored_seq.filter(|seq| *seq >= record.seq) {
+            return Ok(SourceWrite::Stale { stored_seq: seq });
+        }
+        if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.clone(), k.clone()))) {
+            return Ok(SourceWrite::Suppressed);
         }
         let golden_id = existing.and_then(|e| e.golden_id.clone());
+        s.tombstones.remove(&record.key);
         let mut r = record.clone();
         r.golden_id = golden_id;
         s.sources.insert(r.key.clone(), r);
@@ -191,6 +238,35 @@ impl GoldenStore for MemoryStore {
         let s = self.lock()?;
         let (e, i) = (entity.to_owned(), id.to_owned());
         Ok(s.history.range((e.clone(), i.clone(), 0)..=(e, i, u64::MAX)).map(|(_, h)| h.clone()).collect())
+    }
+}
+
+impl ReceiptStore for MemoryStore {
+    async fn get_receipt(&self, request_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.receipts.get(request_id).map(|(_, r)| r.clone()))
+    }
+
+    async fn put_receipt(&self, request_id: &str, revision: u64, receipt_json: &str) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        let stored = s.receipts.get(request_id).map(|(r, _)| *r).unwrap_or(0);
+        if stored + 1 != revision {
+            return Err(StoreError::Conflict(Conflict::Concurrent));
+        }
+        s.receipts.insert(request_id.to_owned(), (revision, receipt_json.to_owned()));
+        Ok(())
+    }
+
+    async fn reviews_mentioning(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
+        let s = self.lock()?;
+        let mut out: Vec<ReviewTask> = s
+            .reviews
+            .values()
+            .filter(|t| t.entity == entity)
+            .filter(|t| golden_ids.iter().any(|g| &t.golden_id == g || t.candidate_golden_ids.contains(g)))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        Ok(out)
     }
 }
 

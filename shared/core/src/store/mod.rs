@@ -20,10 +20,14 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceWrite {
     Written,
-    /// A version with this or a higher `source_seq` is already stored: dropped.
+    /// A version with this or a higher `source_seq` is already stored (or an erased record's
+    /// tombstone keeps that `source_seq`): dropped.
     Stale {
         stored_seq: u64,
     },
+    /// A suppression marker of an erased subject matches one of the record's identifiers:
+    /// nothing was written.
+    Suppressed,
 }
 
 /// Condition on a golden record write.
@@ -78,6 +82,38 @@ pub enum WriteOp {
     },
     PutReview(ReviewTask),
     PutOutbox(OutboxEntry),
+    /// Erasure: a keyed hash of an erased subject's identifier (no plain value). Idempotent.
+    PutSuppression {
+        entity: String,
+        key: String,
+        request_id: String,
+    },
+    /// Erasure: replaces a source record by a tombstone without attribute values that keeps its
+    /// `source_seq`, so a late or duplicate delivery cannot re-create it. Fails if a newer
+    /// version was stored since it was read (`source_seq > seq`).
+    PutTombstone {
+        source: SourceKey,
+        seq: u64,
+        request_id: String,
+    },
+    DeleteHistory {
+        entity: String,
+        golden_id: String,
+        version: u64,
+    },
+    /// Removes a claim if `holder` holds it (or it is gone already).
+    DeleteClaim {
+        entity: String,
+        key: String,
+        holder: String,
+    },
+    DeleteReview {
+        entity: String,
+        task_id: String,
+    },
+    DeleteOutbox {
+        event_id: String,
+    },
 }
 
 impl WriteOp {
@@ -97,6 +133,16 @@ impl WriteOp {
             Self::PutClaim { entity, key, .. } => crate::keys::claim_item_key(entity, key),
             Self::PutReview(t) => crate::keys::review_item_key(&t.entity, &t.task_id),
             Self::PutOutbox(o) => format!("OUT#{}", o.event_id),
+            Self::DeleteOutbox { event_id } => format!("OUT#{event_id}"),
+            Self::PutSuppression { entity, key, .. } => crate::keys::suppression_item_key(entity, key),
+            Self::PutTombstone { source, .. } => source.item_key(),
+            Self::DeleteHistory { entity, golden_id, version } => format!(
+                "{}/{}",
+                crate::keys::golden_item_key(entity, golden_id),
+                crate::keys::history_sort_key(*version)
+            ),
+            Self::DeleteClaim { entity, key, .. } => crate::keys::claim_item_key(entity, key),
+            Self::DeleteReview { entity, task_id } => crate::keys::review_item_key(entity, task_id),
         }
     }
 }
@@ -112,6 +158,8 @@ pub enum Conflict {
     Claim(String),
     #[error("source record {0} does not exist")]
     MissingSource(String),
+    #[error("source record {0} changed since it was read")]
+    SourceChanged(String),
     /// The store cancelled the transaction because another one touched the same items.
     #[error("another transaction touched the same items")]
     Concurrent,
@@ -148,8 +196,15 @@ pub struct BlockHit {
 
 pub trait SourceStore: Send + Sync {
     /// Stores a source record if it is new or its `seq` is higher than the stored one
-    /// (`attribute_not_exists(pk) OR source_seq < :seq`). Keeps the stored cross-reference.
-    fn put_source(&self, record: &SourceRecord) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send;
+    /// (`attribute_not_exists(pk) OR source_seq < :seq`), and — in the same atomic write — only
+    /// if no suppression marker of its entity type exists for any of `suppressed_by` (keyed
+    /// hashes of the record's identifiers). Keeps the stored cross-reference. Tombstones count
+    /// as stored versions and are not returned by the reads.
+    fn put_source(
+        &self,
+        record: &SourceRecord,
+        suppressed_by: &[String],
+    ) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send;
     fn get_source(&self, key: &SourceKey) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send;
     /// Batch read; missing keys are left out.
     fn get_sources(&self, keys: &[SourceKey]) -> impl Future<Output = Result<Vec<SourceRecord>, StoreError>> + Send;
@@ -216,6 +271,27 @@ pub trait Outbox: Send + Sync {
 pub enum Lookup {
     Claim { entity: String, key: String },
     Source(SourceKey),
+}
+
+/// Erasure receipts (no personal data): status, counts and times of one request.
+pub trait ReceiptStore: Send + Sync {
+    /// The stored receipt JSON of a request.
+    fn get_receipt(&self, request_id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Stores revision `revision` of a receipt: revision 1 only if none exists, revision n only
+    /// over revision n - 1 (optimistic lock); a conflict otherwise.
+    fn put_receipt(
+        &self,
+        request_id: &str,
+        revision: u64,
+        receipt_json: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Review tasks of an entity type that name any of these golden records (as the holder or a
+    /// candidate). DynamoDB: a filtered scan of the review items (erasure is rare).
+    fn reviews_mentioning(
+        &self,
+        entity: &str,
+        golden_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<ReviewTask>, StoreError>> + Send;
 }
 
 /// Batched reads for the read API: identifiers to golden ids, golden records of several entity

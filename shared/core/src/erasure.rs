@@ -1,0 +1,945 @@
+//! Right to erasure (GDPR Art. 17, CCPA): remove a data subject from the hub, prove it with a
+//! receipt that holds no personal data, tell subscribers, and keep the subject from coming back.
+//!
+//! Two steps, both idempotent:
+//! * [`accept`] resolves the subject (golden id, source key, or identifiers through the match
+//!   index) to golden ids, writes suppression markers for identifiers named in the request, and
+//!   stores a receipt (`accepted`). The same request always gets the same id and receipt.
+//! * [`process`] takes a lease on the receipt and erases: for each golden record it writes the
+//!   suppression markers of every member's identifiers **first**, then deletes history, index
+//!   entries, claims, review tasks and pending outbox events, replaces every member source
+//!   record by a tombstone that keeps its `source_seq`, and finally marks the golden record (and
+//!   the records merged into it) erased, with a `GoldenRecordErased` event (ids only) in the
+//!   same transaction. Counts are fixed per golden record before anything is deleted, so a
+//!   retry after a crash completes with the same receipt.
+//!
+//! Scope `source` erases one source record and recomputes its golden record from the others,
+//! dropping every history version that listed the erased record.
+
+use crate::blocking::block_keys;
+use crate::events::{Envelope, ErasureCompleted, GoldenChanged, GoldenErased, GoldenView, HubEvent, SourceRef};
+use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry};
+use crate::hub::{Hub, HubError};
+use crate::keys::{golden_id_for, hmac_hex, SourceKey};
+use crate::plan::match_values;
+use crate::record::{validate, SourceRecord};
+use crate::schema::EntitySchema;
+use crate::store::{Expect, OutboxEntry, ReceiptStore, Store, StoreError, WriteOp, MAX_TRANSACTION_ITEMS};
+use crate::survivorship::survive;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::info;
+
+/// How long one processing run holds a receipt before another may take over.
+pub const LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// Keyed hashes of a record's identifiers (its single-attribute claim keys with valid values),
+/// one per identifier and secret. No plain value leaves this function.
+pub fn suppression_keys(schema: &EntitySchema, record: &SourceRecord, secrets: &[Vec<u8>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in block_keys(schema, record).into_iter().filter(|k| k.claim && !k.name.contains('+')) {
+        for secret in secrets {
+            out.push(hmac_hex(secret, &[&schema.entity, &k.name, &k.value], 16));
+        }
+    }
+    out
+}
+
+/// Who is to be erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "by")]
+pub enum Subject {
+    GoldenId {
+        golden_id: String,
+    },
+    SourceKey {
+        system: String,
+        source_id: String,
+    },
+    /// Identifier attributes (e-mail, phone, national id, …), resolved through the match index.
+    Identifiers {
+        attributes: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureScope {
+    /// The whole golden record and every source linked to it.
+    Subject,
+    /// One source record; its golden record is recomputed from the rest.
+    Source,
+}
+
+/// A validated erasure request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErasureRequest {
+    pub entity: String,
+    pub subject: Subject,
+    pub scope: ErasureScope,
+    /// Erase every golden record the identifiers resolve to (otherwise more than one is a 409).
+    pub all: bool,
+    /// Who asked (the token's subject or the event's source); kept in the receipt.
+    pub principal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ErasureError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("the identifiers resolve to {} golden records; name one, or set all: true", .0.len())]
+    Ambiguous(Vec<String>),
+    #[error("erasure is not configured: no suppression secret")]
+    NotConfigured,
+    #[error("another run is processing this request")]
+    Busy,
+    #[error("no erasure request with this id")]
+    UnknownRequest,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{0}")]
+    Hub(String),
+}
+
+impl ErasureError {
+    /// Someone changed what the erasure read: re-read and retry.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_conflict())
+    }
+}
+
+impl From<HubError> for ErasureError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Store(s) => Self::Store(s),
+            other => Self::Hub(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ErasureError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ErasureError {
+    ErasureError::Invalid { code, message: message.into() }
+}
+
+fn text<'a>(obj: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, ErasureError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Ok(Some(s.trim())),
+        Some(_) => Err(invalid("invalid_field", format!("'{field}' must be a non-empty string of at most 256 bytes"))),
+    }
+}
+
+impl ErasureRequest {
+    /// Parses `{"entityType", "goldenId" | "sourceKey": {system, sourceId} | "identifiers": {…},
+    /// "scope"?: "subject"|"source", "all"?: bool}` (the HTTP body and the `ErasureRequested`
+    /// event's detail).
+    pub fn parse<S: Store>(hub: &Hub<S>, body: &Value, principal: &str) -> Result<Self, ErasureError> {
+        let obj = body.as_object().ok_or_else(|| invalid("invalid_body", "the body must be a JSON object"))?;
+        const KNOWN: [&str; 6] = ["entityType", "goldenId", "sourceKey", "identifiers", "scope", "all"];
+        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(invalid("unknown_field", format!("unknown field '{k}'")));
+        }
+        let entity = text(obj, "entityType")?.ok_or_else(|| invalid("missing_field", "'entityType' is required"))?;
+        let schema =
+            hub.registry().get(entity).ok_or_else(|| invalid("unknown_entity_type", "no entity type of this name"))?;
+        let mut subjects = Vec::new();
+        if let Some(id) = text(obj, "goldenId")? {
+            subjects.push(Subject::GoldenId { golden_id: id.to_owned() });
+        }
+        if let Some(v) = obj.get("sourceKey").filter(|v| !v.is_null()) {
+            let o = v.as_object().ok_or_else(|| invalid("invalid_field", "'sourceKey' must be an object"))?;
+            match (text(o, "system")?, text(o, "sourceId")?) {
+                (Some(system), Some(id)) => {
+                    subjects.push(Subject::SourceKey { system: system.to_lowercase(), source_id: id.to_owned() })
+                }
+                _ => return Err(invalid("invalid_field", "'sourceKey' needs 'system' and 'sourceId'")),
+            }
+        }
+        if let Some(v) = obj.get("identifiers").filter(|v| !v.is_null()) {
+            let o = v.as_object().ok_or_else(|| invalid("invalid_field", "'identifiers' must be an object"))?;
+            let mut attributes = BTreeMap::new();
+            for (name, value) in o {
+                let strong =
+                    schema.attribute(name).is_some_and(|d| d.blocking.iter().any(|b| b.claim && b.with.is_empty()));
+                if !strong {
+                    return Err(invalid(
+                        "invalid_identifier",
+                        format!("'{name}' is not an identifier of {entity} (an attribute with a claim key)"),
+                    ));
+                }
+                let value = value
+                    .as_str()
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| invalid("invalid_identifier", format!("'{name}' must be a non-empty string")))?;
+                attributes.insert(name.clone(), value.to_owned());
+            }
+            if attributes.is_empty() {
+                return Err(invalid("invalid_field", "'identifiers' names no identifier"));
+            }
+            subjects.push(Subject::Identifiers { attributes });
+        }
+        let subject = match subjects.len() {
+            1 => subjects.remove(0),
+            _ => {
+                return Err(invalid(
+                    "invalid_subject",
+                    "name the subject by exactly one of 'goldenId', 'sourceKey' or 'identifiers'",
+                ))
+            }
+        };
+        let scope = match text(obj, "scope")? {
+            None | Some("subject") => ErasureScope::Subject,
+            Some("source") => ErasureScope::Source,
+            Some(_) => return Err(invalid("invalid_field", "'scope' must be 'subject' or 'source'")),
+        };
+        if scope == ErasureScope::Source && !matches!(subject, Subject::SourceKey { .. }) {
+            return Err(invalid("invalid_subject", "scope 'source' needs a 'sourceKey'"));
+        }
+        let all = match obj.get("all") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("invalid_field", "'all' must be true or false")),
+        };
+        let principal: String = principal.chars().filter(|c| !c.is_control()).take(256).collect();
+        Ok(Self { entity: entity.to_owned(), subject, scope, all, principal })
+    }
+
+    /// The request id: a keyed hash of what the request names, so a repeated request gets the
+    /// same id (and receipt) and the id reveals nothing of the identifiers.
+    pub fn request_id(&self, secret: &[u8]) -> String {
+        let subject = serde_json::to_string(&self.subject).unwrap_or_default();
+        let scope = format!("{:?}", self.scope);
+        format!("er{}", hmac_hex(secret, &["erasure", &self.entity, &subject, &scope, &self.all.to_string()], 12))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Accepted,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// An event the erasure sent to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentEvent {
+    pub detail_type: String,
+    pub event_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_id: Option<String>,
+}
+
+/// What an erasure request did. Ids, counts and times only: no attribute value, no identifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureReceipt {
+    pub request_id: String,
+    /// Optimistic-lock counter of the stored receipt.
+    pub revision: u64,
+    pub status: ReceiptStatus,
+    pub entity_type: String,
+    pub scope: ErasureScope,
+    pub principal: String,
+    pub requested_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// The golden records the subject resolved to.
+    pub golden_ids: Vec<String>,
+    /// For scope `source`: the source record to erase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+    /// Items removed per kind, summed over the golden records.
+    pub removed: BTreeMap<String, u64>,
+    /// Per golden record: the counts fixed before its deletion started, and whether it is done.
+    #[serde(default)]
+    pub progress: BTreeMap<String, Progress>,
+    pub events: Vec<SentEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long processing took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub counts: BTreeMap<String, u64>,
+    pub done: bool,
+}
+
+impl ErasureReceipt {
+    /// The receipt as the API shows it (no lease, no internal progress).
+    pub fn public_view(&self) -> Value {
+        let mut v = json!(self);
+        if let Some(o) = v.as_object_mut() {
+            for internal in ["revision", "progress", "leaseUntilMs"] {
+                o.remove(internal);
+            }
+        }
+        v
+    }
+}
+
+async fn load<S: ReceiptStore>(store: &S, request_id: &str) -> Result<Option<ErasureReceipt>, ErasureError> {
+    match store.get_receipt(request_id).await? {
+        Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            ErasureError::Hub(format!("stored receipt is corrupt at line {}, column {}", e.line(), e.column()))
+        }),
+        None => Ok(None),
+    }
+}
+
+async fn save<S: ReceiptStore>(store: &S, r: &mut ErasureReceipt) -> Result<(), StoreError> {
+    r.revision += 1;
+    let text = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(format!("receipt: line {}", e.line())))?;
+    let result = store.put_receipt(&r.request_id, r.revision, &text).await;
+    if result.is_err() {
+        r.revision -= 1;
+    }
+    result
+}
+
+/// Follows merged-into pointers to the record a chain ends at.
+async fn final_record<S: Store>(hub: &Hub<S>, entity: &str, id: &str) -> Result<Option<GoldenRecord>, HubError> {
+    let mut at = id.to_owned();
+    for _ in 0..=hub.config().max_pointer_hops {
+        match hub.store().get_golden(entity, &at).await? {
+            Some(g) => match &g.status {
+                GoldenStatus::MergedInto { survivor } => at = survivor.clone(),
+                _ => return Ok(Some(g)),
+            },
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+fn secret<S: Store>(hub: &Hub<S>) -> Result<&[u8], ErasureError> {
+    hub.config().suppression_secrets.first().map(Vec::as_slice).ok_or(ErasureError::NotConfigured)
+}
+
+/// A record holding only the given attributes, normalised like an ingested one.
+fn probe<S: Store>(
+    hub: &Hub<S>,
+    entity: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<SourceRecord, ErasureError> {
+    let wire = json!({"entityType": entity, "sourceSystem": "erasure", "sourceId": "probe", "sourceSeq": 0, "attributes": attributes});
+    validate(hub.registry(), &wire, hub.now_ms()).map_err(|e| invalid("invalid_identifier", e.message))
+}
+
+/// The golden records a subject resolves to (active ones; merged-into pointers followed), and
+/// the suppression markers the request's own identifiers give.
+async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<String>, Vec<String>), ErasureError> {
+    let entity = &req.entity;
+    let mut ids = BTreeSet::new();
+    let mut markers = Vec::new();
+    let mut add = |g: Option<GoldenRecord>| {
+        if let Some(g) = g.filter(GoldenRecord::is_active) {
+            ids.insert(g.golden_id);
+        }
+    };
+    match &req.subject {
+        Subject::GoldenId { golden_id } => add(final_record(hub, entity, golden_id).await?),
+        Subject::SourceKey { system, source_id } => {
+            let key = SourceKey::new(entity.as_str(), system.as_str(), source_id.as_str());
+            if let Some(g) = hub.store().get_source(&key).await?.and_then(|s| s.golden_id) {
+                add(final_record(hub, entity, &g).await?);
+            }
+        }
+        Subject::Identifiers { attributes } => {
+            let record = probe(hub, entity, attributes)?;
+            let schema =
+                hub.registry().get(entity).ok_or_else(|| invalid("unknown_entity_type", "unknown entity type"))?;
+            if let Some(bad) = attributes.keys().find(|a| record.invalid.contains(*a)) {
+                return Err(invalid("invalid_identifier", format!("'{bad}' is not a valid value of its kind")));
+            }
+            markers = suppression_keys(
+                schema,
+                &record,
+                &hub.config().suppression_secrets[..1.min(hub.config().suppression_secrets.len())],
+            );
+            let keys: Vec<String> = block_keys(schema, &record)
+                .iter()
+                .filter(|k| k.claim && !k.name.contains('+'))
+                .map(|k| k.key())
+                .collect();
+            let hits = hub.store().lookup(entity, &keys, usize::MAX / 2).await?;
+            for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
+                add(final_record(hub, entity, id).await?);
+            }
+        }
+    }
+    Ok((ids.into_iter().collect(), markers))
+}
+
+/// Accepts a request: same request, same receipt (`created` says whether this call made it).
+/// More than one golden record without `all` is [`ErasureError::Ambiguous`] (ids only).
+pub async fn accept<S: Store + ReceiptStore>(
+    hub: &Hub<S>,
+    req: &ErasureRequest,
+) -> Result<(ErasureReceipt, bool), ErasureError> {
+    let request_id = req.request_id(secret(hub)?);
+    if let Some(existing) = load(hub.store(), &request_id).await? {
+        return Ok((existing, false));
+    }
+    let (golden_ids, markers) = resolve(hub, req).await?;
+    if golden_ids.len() > 1 && !req.all {
+        return Err(ErasureError::Ambiguous(golden_ids));
+    }
+    // The request's own identifiers are suppressed first, even when they match nobody yet.
+    let ops: Vec<WriteOp> = markers
+        .into_iter()
+        .map(|key| WriteOp::PutSuppression { entity: req.entity.clone(), key, request_id: request_id.clone() })
+        .collect();
+    for chunk in ops.chunks(MAX_TRANSACTION_ITEMS) {
+        hub.store().transact(chunk.to_vec()).await?;
+    }
+    let source = match &req.subject {
+        Subject::SourceKey { system, source_id } if req.scope == ErasureScope::Source => {
+            Some(SourceRef { system: system.clone(), source_id: source_id.clone() })
+        }
+        _ => None,
+    };
+    let mut receipt = ErasureReceipt {
+        request_id: request_id.clone(),
+        revision: 0,
+        status: ReceiptStatus::Accepted,
+        entity_type: req.entity.clone(),
+        scope: req.scope,
+        principal: req.principal.clone(),
+        requested_at: crate::time::format_rfc3339(hub.now_ms()),
+        started_at: None,
+        completed_at: None,
+        golden_ids,
+        source,
+        removed: BTreeMap::new(),
+        progress: BTreeMap::new(),
+        events: Vec::new(),
+        lease_until_ms: None,
+        error: None,
+        duration_ms: None,
+    };
+    match save(hub.store(), &mut receipt).await {
+        Ok(()) => Ok((receipt, true)),
+        Err(StoreError::Conflict(_)) => {
+            // A concurrent identical request stored it first: answer with that one.
+            let existing = load(hub.store(), &request_id).await?.ok_or(ErasureError::UnknownRequest)?;
+            Ok((existing, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The receipt of a request.
+pub async fn receipt<S: ReceiptStore>(store: &S, request_id: &str) -> Result<Option<ErasureReceipt>, ErasureError> {
+    load(store, request_id).await
+}
+
+/// Everything of one golden record that an erasure removes, found before anything is deleted.
+struct Found {
+    golden: GoldenRecord,
+    losers: Vec<GoldenRecord>,
+    members: Vec<SourceRecord>,
+    markers: BTreeSet<String>,
+    deletes: Vec<WriteOp>,
+    counts: BTreeMap<String, u64>,
+}
+
+async fn gather<S: Store + ReceiptStore>(
+    hub: &Hub<S>,
+    golden: GoldenRecord,
+    secret: &[u8],
+) -> Result<Found, ErasureError> {
+    let store = hub.store();
+    let entity = golden.entity.clone();
+    let schema = hub.registry().get(&entity).ok_or_else(|| invalid("unknown_entity_type", "unknown entity type"))?;
+    let members = store.get_sources(&golden.members).await?;
+    // Records merged into this one were created by one of its members: their ids derive from it.
+    let creator_ids: Vec<String> = golden
+        .members
+        .iter()
+        .map(golden_id_for)
+        .filter(|id| *id != golden.golden_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let losers: Vec<GoldenRecord> = store
+        .get_goldens(&entity, &creator_ids)
+        .await?
+        .into_iter()
+        .filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. }))
+        .collect();
+    let ids: Vec<String> =
+        std::iter::once(golden.golden_id.clone()).chain(losers.iter().map(|l| l.golden_id.clone())).collect();
+
+    let mut deletes = Vec::new();
+    let count =
+        |kind: &str, n: usize, counts: &mut BTreeMap<String, u64>| *counts.entry(kind.into()).or_default() += n as u64;
+    let mut counts = BTreeMap::new();
+    for id in &ids {
+        let versions = store.history(&entity, id).await?;
+        count("history", versions.len(), &mut counts);
+        deletes.extend(versions.into_iter().map(|h| WriteOp::DeleteHistory {
+            entity: entity.clone(),
+            golden_id: id.clone(),
+            version: h.version,
+        }));
+    }
+    let mut index: BTreeSet<String> = golden.index_keys.clone();
+    let mut claim_keys: BTreeSet<String> = golden.claims.clone();
+    let mut markers = BTreeSet::new();
+    for m in &members {
+        for k in block_keys(schema, m) {
+            if k.claim {
+                claim_keys.insert(k.key());
+            }
+            index.insert(k.key());
+        }
+        markers.extend(suppression_keys(schema, m, &[secret.to_vec()]));
+    }
+    let present: Vec<String> = index.into_iter().collect();
+    let hits = store.lookup(&entity, &present, usize::MAX / 2).await?;
+    let index_entries: Vec<WriteOp> = hits
+        .iter()
+        .flat_map(|h| h.golden_ids.iter().filter(|g| ids.contains(g)).map(|g| (h.key.clone(), g.clone())))
+        .map(|(key, golden_id)| WriteOp::DeleteIndex { entity: entity.clone(), key, golden_id })
+        .collect();
+    count("index", index_entries.len(), &mut counts);
+    deletes.extend(index_entries);
+    let claims = store.get_claims(&entity, &claim_keys.into_iter().collect::<Vec<_>>()).await?;
+    let held: Vec<WriteOp> = claims
+        .into_iter()
+        .filter(|(_, holder)| ids.contains(holder))
+        .map(|(key, holder)| WriteOp::DeleteClaim { entity: entity.clone(), key, holder })
+        .collect();
+    count("claims", held.len(), &mut counts);
+    deletes.extend(held);
+    let reviews = store.reviews_mentioning(&entity, &ids).await?;
+    count("reviews", reviews.len(), &mut counts);
+    deletes.extend(reviews.into_iter().map(|t| WriteOp::DeleteReview { entity: entity.clone(), task_id: t.task_id }));
+    let outbox: Vec<OutboxEntry> = store
+        .pending_events(100_000)
+        .await?
+        .into_iter()
+        .filter(|o| o.event.golden_id().is_some_and(|g| ids.iter().any(|i| i == g)))
+        .collect();
+    count("outbox", outbox.len(), &mut counts);
+    deletes.extend(outbox.into_iter().map(|o| WriteOp::DeleteOutbox { event_id: o.event_id }));
+    count("sources", members.len(), &mut counts);
+    count("goldens", ids.len(), &mut counts);
+    count("suppressionMarkers", markers.len(), &mut counts);
+    Ok(Found { golden, losers, members, markers, deletes, counts })
+}
+
+async fn apply_chunks<S: Store>(hub: &Hub<S>, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+    for chunk in ops.chunks(MAX_TRANSACTION_ITEMS) {
+        hub.store().transact(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// A golden record stripped to its ids: status erased, no attributes, members or keys.
+fn erased_marker(g: &GoldenRecord, now: i64) -> GoldenRecord {
+    let mut m = g.clone();
+    m.status = GoldenStatus::Erased;
+    m.version += 1;
+    m.revision += 1;
+    m.updated_at_ms = now;
+    m.attributes.clear();
+    m.members.clear();
+    m.match_values.clear();
+    m.index_keys.clear();
+    m.claims.clear();
+    m
+}
+
+/// Erases one golden record (and the records merged into it). Returns its event.
+async fn erase_golden<S: Store + ReceiptStore>(
+    hub: &Hub<S>,
+    found: Found,
+    request_id: &str,
+) -> Result<SentEvent, ErasureError> {
+    let now = hub.now_ms();
+    let entity = found.golden.entity.clone();
+    // 1. Suppression first: from here on, no ingest can bring the subject back.
+    let markers: Vec<WriteOp> = found
+        .markers
+        .iter()
+        .map(|k| WriteOp::PutSuppression { entity: entity.clone(), key: k.clone(), request_id: request_id.to_owned() })
+        .collect();
+    apply_chunks(hub, markers).await?;
+    // 2. Everything that copies the subject's values or keys.
+    apply_chunks(hub, found.deletes).await?;
+    // 3. Source records become tombstones that keep their highest source_seq.
+    let tombstones: Vec<WriteOp> = found
+        .members
+        .iter()
+        .map(|m| WriteOp::PutTombstone { source: m.key.clone(), seq: m.seq, request_id: request_id.to_owned() })
+        .collect();
+    apply_chunks(hub, tombstones).await?;
+    // 4. The golden record and the records merged into it: erased markers, and the event.
+    let marker = erased_marker(&found.golden, now);
+    let event = HubEvent::GoldenRecordErased(GoldenErased {
+        envelope: Envelope::new(&marker, Vec::new(), Cause::Erasure, request_id, now),
+        request_id: request_id.to_owned(),
+        sources: found.golden.members.iter().map(SourceRef::from).collect(),
+    });
+    let sent = SentEvent {
+        detail_type: event.detail_type().to_owned(),
+        event_id: event.event_id(),
+        golden_id: Some(found.golden.golden_id.clone()),
+    };
+    let mut last = vec![WriteOp::PutGolden { golden: marker, expect: Expect::Revision(found.golden.revision) }];
+    for l in &found.losers {
+        last.push(WriteOp::PutGolden { golden: erased_marker(l, now), expect: Expect::Revision(l.revision) });
+    }
+    if hub.config().emit_events {
+        last.push(WriteOp::PutOutbox(OutboxEntry { event_id: sent.event_id.clone(), created_at_ms: now, event }));
+    }
+    apply_chunks(hub, last).await?;
+    Ok(sent)
+}
+
+/// Erases one source record and recomputes its golden record from the remaining members.
+async fn erase_source<S: Store + ReceiptStore>(
+    hub: &Hub<S>,
+    golden: GoldenRecord,
+    key: &SourceKey,
+    request_id: &str,
+    secret: &[u8],
+) -> Result<(BTreeMap<String, u64>, Option<SentEvent>), ErasureError> {
+    let store = hub.store();
+    let now = hub.now_ms();
+    let entity = golden.entity.clone();
+    let schema = hub.registry().get(&entity).ok_or_else(|| invalid("unknown_entity_type", "unknown entity type"))?;
+    let all = store.get_sources(&golden.members).await?;
+    let Some(erased) = all.iter().find(|m| &m.key == key).cloned() else {
+        return Ok((BTreeMap::new(), None));
+    };
+    let rest: Vec<&SourceRecord> = all.iter().filter(|m| &m.key != key).collect();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ops = Vec::new();
+    // Identifiers only the erased record had are suppressed; shared ones belong to the rest too.
+    let kept: BTreeSet<String> = rest.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
+    let markers: Vec<String> =
+        suppression_keys(schema, &erased, &[secret.to_vec()]).into_iter().filter(|k| !kept.contains(k)).collect();
+    counts.insert("suppressionMarkers".into(), markers.len() as u64);
+    apply_chunks(
+        hub,
+        markers
+            .into_iter()
+            .map(|k| WriteOp::PutSuppression { entity: entity.clone(), key: k, request_id: request_id.to_owned() })
+            .collect(),
+    )
+    .await?;
+    // History versions that listed the erased record (they hold its values) go.
+    let history = store.history(&entity, &golden.golden_id).await?;
+    let stale: Vec<&HistoryEntry> = history.iter().filter(|h| h.snapshot.members.contains(key)).collect();
+    counts.insert("history".into(), stale.len() as u64);
+    ops.extend(stale.iter().map(|h| WriteOp::DeleteHistory {
+        entity: entity.clone(),
+        golden_id: golden.golden_id.clone(),
+        version: h.version,
+    }));
+    // A record the erased one created and that was merged into this one holds its values too.
+    let creator = golden_id_for(key);
+    let mut goldens = 0;
+    if creator != golden.golden_id {
+        if let Some(l) =
+            store.get_golden(&entity, &creator).await?.filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. }))
+        {
+            for h in store.history(&entity, &l.golden_id).await? {
+                *counts.entry("history".into()).or_default() += 1;
+                ops.push(WriteOp::DeleteHistory {
+                    entity: entity.clone(),
+                    golden_id: l.golden_id.clone(),
+                    version: h.version,
+                });
+            }
+            ops.push(WriteOp::PutGolden { golden: erased_marker(&l, now), expect: Expect::Revision(l.revision) });
+            goldens += 1;
+        }
+    }
+    counts.insert("goldens".into(), goldens);
+    // Index entries and claims only the erased record supported.
+    let keep_keys: BTreeSet<String> = rest.iter().flat_map(|m| block_keys(schema, m)).map(|k| k.key()).collect();
+    let own_keys: BTreeSet<String> =
+        block_keys(schema, &erased).iter().map(|k| k.key()).chain(golden.index_keys.iter().cloned()).collect();
+    let gone: Vec<String> = own_keys.difference(&keep_keys).cloned().collect();
+    let index_ops: Vec<WriteOp> = gone
+        .iter()
+        .map(|k| WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: golden.golden_id.clone() })
+        .collect();
+    counts.insert("index".into(), index_ops.len() as u64);
+    ops.extend(index_ops);
+    let holders = store.get_claims(&entity, &gone).await?;
+    let claim_ops: Vec<WriteOp> = holders
+        .into_iter()
+        .filter(|(_, h)| *h == golden.golden_id)
+        .map(|(key, holder)| WriteOp::DeleteClaim { entity: entity.clone(), key, holder })
+        .collect();
+    counts.insert("claims".into(), claim_ops.len() as u64);
+    ops.extend(claim_ops);
+    let reviews: Vec<WriteOp> = store
+        .reviews_mentioning(&entity, std::slice::from_ref(&golden.golden_id))
+        .await?
+        .into_iter()
+        .filter(|t| &t.source == key)
+        .map(|t| WriteOp::DeleteReview { entity: entity.clone(), task_id: t.task_id })
+        .collect();
+    counts.insert("reviews".into(), reviews.len() as u64);
+    ops.extend(reviews);
+    // Pending events of this golden record carry the erased values; a new one supersedes them.
+    let outbox: Vec<WriteOp> = store
+        .pending_events(100_000)
+        .await?
+        .into_iter()
+        .filter(|o| o.event.golden_id() == Some(golden.golden_id.as_str()))
+        .map(|o| WriteOp::DeleteOutbox { event_id: o.event_id })
+        .collect();
+    counts.insert("outbox".into(), outbox.len() as u64);
+    ops.extend(outbox);
+    apply_chunks(hub, ops).await?;
+    apply_chunks(
+        hub,
+        vec![WriteOp::PutTombstone { source: key.clone(), seq: erased.seq, request_id: request_id.to_owned() }],
+    )
+    .await?;
+    counts.insert("sources".into(), 1);
+
+    // The golden record, recomputed from the rest.
+    let mut g = golden.clone();
+    g.members.retain(|m| m != key);
+    g.attributes = survive(schema, &rest);
+    g.match_values = match_values(schema, &rest);
+    g.index_keys = keep_keys.clone();
+    g.claims = golden.claims.intersection(&keep_keys).cloned().collect();
+    g.version += 1;
+    g.revision += 1;
+    g.updated_at_ms = now;
+    let changed: Vec<String> = g
+        .attributes
+        .keys()
+        .chain(golden.attributes.keys())
+        .filter(|a| g.value(a) != golden.value(a))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let envelope = Envelope::new(&g, changed, Cause::Erasure, request_id, now);
+    let event = HubEvent::GoldenRecordUpdated(GoldenChanged { envelope, golden: GoldenView::of(&g) });
+    let sent = SentEvent {
+        detail_type: event.detail_type().into(),
+        event_id: event.event_id(),
+        golden_id: Some(g.golden_id.clone()),
+    };
+    let mut last = vec![WriteOp::PutGolden { golden: g.clone(), expect: Expect::Revision(golden.revision) }];
+    if hub.config().keep_history {
+        last.push(WriteOp::PutHistory(HistoryEntry {
+            entity: entity.clone(),
+            golden_id: g.golden_id.clone(),
+            version: g.version,
+            cause: Cause::Erasure,
+            correlation_id: request_id.to_owned(),
+            at_ms: now,
+            snapshot: g.clone(),
+        }));
+    }
+    if hub.config().emit_events {
+        last.push(WriteOp::PutOutbox(OutboxEntry { event_id: sent.event_id.clone(), created_at_ms: now, event }));
+    }
+    apply_chunks(hub, last).await?;
+    Ok((counts, Some(sent)))
+}
+
+/// Processes an accepted request to completion (or resumes one a crash interrupted). A request
+/// another run holds a lease on answers [`ErasureError::Busy`]; a completed one, its receipt.
+/// A run that fails releases its lease (best effort) so the retry need not wait for it.
+pub async fn process<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<ErasureReceipt, ErasureError> {
+    let result = run(hub, request_id).await;
+    if let Err(e) = &result {
+        if !matches!(e, ErasureError::Busy | ErasureError::UnknownRequest) {
+            if let Ok(Some(mut r)) = load(hub.store(), request_id).await {
+                if r.status == ReceiptStatus::InProgress {
+                    r.lease_until_ms = None;
+                    r.error = Some(e.to_string());
+                    let _ = save(hub.store(), &mut r).await;
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<ErasureReceipt, ErasureError> {
+    let secret = secret(hub)?.to_vec();
+    let store = hub.store();
+    let started = hub.now_ms();
+    let mut r = load(store, request_id).await?.ok_or(ErasureError::UnknownRequest)?;
+    if r.status == ReceiptStatus::Completed {
+        return Ok(r);
+    }
+    if r.status == ReceiptStatus::InProgress && r.lease_until_ms.is_some_and(|l| l > started) {
+        return Err(ErasureError::Busy);
+    }
+    r.status = ReceiptStatus::InProgress;
+    r.lease_until_ms = Some(started + LEASE_MS);
+    r.started_at.get_or_insert_with(|| crate::time::format_rfc3339(started));
+    save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
+
+    let entity = r.entity_type.clone();
+    match (r.scope, r.source.clone()) {
+        (ErasureScope::Source, Some(src)) => {
+            let key = SourceKey::new(entity.as_str(), src.system.as_str(), src.source_id.as_str());
+            if !r.progress.get(&key.item_key()).is_some_and(|p| p.done) {
+                let mut result = (BTreeMap::new(), None);
+                for attempt in 0..hub.config().max_attempts {
+                    let golden = match store.get_source(&key).await?.and_then(|s| s.golden_id) {
+                        Some(g) => final_record(hub, &entity, &g).await?.filter(GoldenRecord::is_active),
+                        None => None,
+                    };
+                    let outcome = match golden {
+                        Some(g) if g.members.len() > 1 => erase_source(hub, g, &key, request_id, &secret).await,
+                        Some(g) => {
+                            let found = gather(hub, g, &secret).await?;
+                            let counts = found.counts.clone();
+                            erase_golden(hub, found, request_id).await.map(|e| (counts, Some(e)))
+                        }
+                        None => match store.get_source(&key).await? {
+                            // Stored but never linked: a tombstone is all there is to do.
+                            Some(s) => {
+                                let op = WriteOp::PutTombstone {
+                                    source: key.clone(),
+                                    seq: s.seq,
+                                    request_id: request_id.to_owned(),
+                                };
+                                apply_chunks(hub, vec![op])
+                                    .await
+                                    .map(|_| (BTreeMap::from([("sources".to_owned(), 1)]), None))
+                                    .map_err(Into::into)
+                            }
+                            None => Ok((BTreeMap::new(), None)),
+                        },
+                    };
+                    match outcome {
+                        Ok(o) => {
+                            result = o;
+                            break;
+                        }
+                        Err(e) if attempt + 1 < hub.config().max_attempts && e.is_conflict() => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                let (counts, event) = result;
+                r.progress.insert(key.item_key(), Progress { counts, done: true });
+                r.events.extend(event);
+                save(store, &mut r).await?;
+            }
+        }
+        _ => {
+            for gid in r.golden_ids.clone() {
+                if r.progress.get(&gid).is_some_and(|p| p.done) {
+                    continue;
+                }
+                let mut event = None;
+                for attempt in 0..hub.config().max_attempts {
+                    let Some(golden) = store.get_golden(&entity, &gid).await? else { break };
+                    if golden.status == GoldenStatus::Erased && !r.progress.contains_key(&gid) {
+                        break;
+                    }
+                    let found = gather(hub, golden, &secret).await?;
+                    // Counts are fixed once, before the first deletion, so a resumed run reports the same.
+                    if !r.progress.contains_key(&gid) {
+                        r.progress.insert(gid.clone(), Progress { counts: found.counts.clone(), done: false });
+                        save(store, &mut r).await.map_err(|e| {
+                            if e.is_conflict() {
+                                ErasureError::Busy
+                            } else {
+                                e.into()
+                            }
+                        })?;
+                    }
+                    if found.golden.status == GoldenStatus::Erased {
+                        // A previous run finished the golden record but not the receipt.
+                        break;
+                    }
+                    match erase_golden(hub, found, request_id).await {
+                        Ok(e) => {
+                            event = Some(e);
+                            break;
+                        }
+                        Err(e) if attempt + 1 < hub.config().max_attempts && e.is_conflict() => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                let p = r.progress.entry(gid.clone()).or_default();
+                p.done = true;
+                if let Some(e) = event {
+                    if !r.events.iter().any(|x| x.event_id == e.event_id) {
+                        r.events.push(e);
+                    }
+                }
+                save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
+            }
+        }
+    }
+
+    // Done: the totals, the ErasureCompleted event, the receipt.
+    let mut removed = BTreeMap::new();
+    for p in r.progress.values() {
+        for (k, v) in &p.counts {
+            *removed.entry(k.clone()).or_default() += v;
+        }
+    }
+    r.removed = removed;
+    let now = hub.now_ms();
+    let completed = HubEvent::ErasureCompleted(ErasureCompleted {
+        schema_version: crate::events::SCHEMA_VERSION.into(),
+        request_id: request_id.to_owned(),
+        entity_type: entity.clone(),
+        golden_ids: r.golden_ids.clone(),
+        removed: r.removed.clone(),
+        correlation_id: request_id.to_owned(),
+        occurred_at: crate::time::format_rfc3339(now),
+    });
+    let sent =
+        SentEvent { detail_type: completed.detail_type().into(), event_id: completed.event_id(), golden_id: None };
+    if hub.config().emit_events {
+        apply_chunks(
+            hub,
+            vec![WriteOp::PutOutbox(OutboxEntry {
+                event_id: sent.event_id.clone(),
+                created_at_ms: now,
+                event: completed,
+            })],
+        )
+        .await?;
+    }
+    if !r.events.iter().any(|e| e.event_id == sent.event_id) {
+        r.events.push(sent);
+    }
+    r.status = ReceiptStatus::Completed;
+    r.error = None;
+    r.completed_at = Some(crate::time::format_rfc3339(now));
+    r.lease_until_ms = None;
+    r.duration_ms = Some(now - started);
+    save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
+    info!(request_id, goldens = r.golden_ids.len(), "erasure completed");
+    Ok(r)
+}

@@ -1,0 +1,229 @@
+//! Erasure on the in-process store: what goes, what stays, what cannot come back, and that a
+//! repeated, concurrent or interrupted request ends with one receipt and the same counts.
+mod common;
+
+use common::*;
+use mdm_core::erasure::{self, ErasureError, ErasureRequest, ReceiptStatus};
+use mdm_core::hub::{Hub, HubConfig};
+use mdm_core::record::validate;
+use mdm_core::store::memory::MemoryStore;
+use mdm_core::store::{GoldenStore, Outbox, SourceStore, SourceWrite};
+use mdm_core::{GoldenStatus, SchemaRegistry};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn erasing_hub() -> Hub<MemoryStore> {
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..HubConfig::default() };
+    Hub::new(registry, MemoryStore::new()).with_config(config)
+}
+
+fn request(hub: &Hub<MemoryStore>, body: Value) -> ErasureRequest {
+    ErasureRequest::parse(hub, &body, "privacy-team").expect("a valid request")
+}
+
+/// Anna from three systems (two versions of one), with a review task of a fourth record.
+async fn seed_anna(hub: &Hub<MemoryStore>) -> String {
+    let id = feed(hub, anna_crm()).await.1.expect("crm").outcome.golden_id().to_owned();
+    feed(hub, anna_web()).await;
+    feed(hub, anna_crm_dup()).await;
+    let mut v2 = anna_crm();
+    v2["sourceSeq"] = json!(2);
+    v2["attributes"]["locality"] = json!("Leeds City");
+    feed(hub, v2).await;
+    feed(hub, anna_maybe()).await; // a review: possibly Anna
+    id
+}
+
+#[tokio::test]
+async fn erasing_by_email_removes_the_subject_and_nobody_else() {
+    let hub = erasing_hub();
+    let anna = seed_anna(&hub).await;
+    let bob_id = feed(&hub, bob()).await.1.expect("bob").outcome.golden_id().to_owned();
+    let bob_before = hub.store().get_golden("customer", &bob_id).await.expect("get").expect("bob");
+    assert!(!hub.store().reviews().is_empty(), "a review task mentions anna");
+
+    let req = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "ANNA.kowalski@example.com"}}));
+    let (accepted, created) = erasure::accept(&hub, &req).await.expect("accept");
+    assert!(created);
+    assert_eq!((accepted.status, accepted.golden_ids.clone()), (ReceiptStatus::Accepted, vec![anna.clone()]));
+    let done = erasure::process(&hub, &accepted.request_id).await.expect("process");
+    assert_eq!(done.status, ReceiptStatus::Completed);
+    assert_eq!(done.removed["sources"], 3, "{:?}", done.removed);
+    assert_eq!(done.removed["goldens"], 1);
+    assert!(done.removed["history"] >= 4 && done.removed["index"] > 0 && done.removed["claims"] > 0);
+    assert_eq!(done.removed["reviews"], 1);
+    let kinds: Vec<&str> = done.events.iter().map(|e| e.detail_type.as_str()).collect();
+    assert_eq!(kinds, ["GoldenRecordErased", "ErasureCompleted"]);
+
+    let g = hub.store().get_golden("customer", &anna).await.expect("get").expect("marker");
+    assert_eq!(g.status, GoldenStatus::Erased);
+    assert!(g.attributes.is_empty() && g.members.is_empty() && g.match_values.is_empty());
+    assert!(hub.store().history("customer", &anna).await.expect("history").is_empty());
+    for k in [key("crm", "c-100"), key("webshop", "w-9"), key("crm", "c-101")] {
+        assert_eq!(hub.store().get_source(&k).await.expect("get"), None, "{k} is a tombstone");
+    }
+    assert!(hub.store().reviews().is_empty(), "the review that named anna is gone");
+    let events: Vec<String> =
+        hub.store().pending_events(1000).await.expect("outbox").iter().map(|o| format!("{:?}", o.event)).collect();
+    // (The erp record under review is another "Anna Kowalski"; these values are this Anna's alone.)
+    for v in ["anna.kowalski@example.com", "akowalski@mail.example", "+447700900461", "harbour"] {
+        assert!(events.iter().all(|e| !e.to_lowercase().contains(v)), "a pending event holds {v}");
+    }
+    let bob_after = hub.store().get_golden("customer", &bob_id).await.expect("get").expect("bob");
+    assert_eq!(bob_after, bob_before, "other people are untouched");
+    // The erp record under review is another golden record; its own values stay.
+    assert!(hub.store().get_source(&key("erp", "e-7")).await.expect("get").is_some());
+}
+
+#[tokio::test]
+async fn erased_people_do_not_come_back() {
+    let hub = erasing_hub();
+    seed_anna(&hub).await;
+    let req = request(&hub, json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+
+    // A late duplicate of an erased source record: stale against its tombstone.
+    let late = validate(hub.registry(), &anna_web(), 0).expect("valid");
+    assert_eq!(hub.ingest(&late).await.expect("ingest"), SourceWrite::Stale { stored_seq: 1 });
+    // The same person from another source, or a newer version: suppressed by the markers.
+    let mut again = anna_web();
+    again["sourceSystem"] = json!("partner");
+    let again = validate(hub.registry(), &again, 0).expect("valid");
+    assert_eq!(hub.ingest(&again).await.expect("ingest"), SourceWrite::Suppressed);
+    let mut newer = anna_crm();
+    newer["sourceSeq"] = json!(9);
+    assert_eq!(
+        hub.ingest(&validate(hub.registry(), &newer, 0).expect("valid")).await.expect("ingest"),
+        SourceWrite::Suppressed
+    );
+    assert_eq!(hub.store().counts().goldens_active, 1, "only the erp record of the review remains");
+    // Someone else still gets in.
+    let bob = validate(hub.registry(), &bob(), 0).expect("valid");
+    assert_eq!(hub.ingest(&bob).await.expect("ingest"), SourceWrite::Written);
+}
+
+#[tokio::test]
+async fn scope_source_recomputes_the_golden_record_without_the_erased_values() {
+    let hub = erasing_hub();
+    let anna = seed_anna(&hub).await;
+    let req = request(
+        &hub,
+        json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "webshop", "sourceId": "w-9"}}),
+    );
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    let done = erasure::process(&hub, &r.request_id).await.expect("process");
+    assert_eq!(done.removed["sources"], 1);
+    let g = hub.store().get_golden("customer", &anna).await.expect("get").expect("golden");
+    assert_eq!(g.status, GoldenStatus::Active);
+    assert_eq!(g.members.len(), 2, "the crm records remain");
+    assert!(g.attributes.values().all(|a| a.source != "webshop"), "no provenance from the erased record");
+    let history = hub.store().history("customer", &anna).await.expect("history");
+    assert!(!history.is_empty(), "the recomputed version is kept");
+    for h in &history {
+        let text = format!("{:?}", h.snapshot).to_lowercase();
+        assert!(
+            !text.contains("kowalsky") && !text.contains("webshop"),
+            "history v{} holds the erased record's values",
+            h.version
+        );
+        assert!(!h.snapshot.members.contains(&key("webshop", "w-9")), "history v{} lists the erased record", h.version);
+    }
+    assert_eq!(hub.store().get_source(&key("webshop", "w-9")).await.expect("get"), None);
+    assert_eq!(done.events[0].detail_type, "GoldenRecordUpdated");
+}
+
+#[tokio::test]
+async fn repeated_requests_share_one_receipt_and_unknown_subjects_complete_empty() {
+    let hub = erasing_hub();
+    seed_anna(&hub).await;
+    let body = json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}});
+    let (a, created_a) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("accept");
+    let (b, created_b) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("accept");
+    assert!(created_a && !created_b);
+    assert_eq!(a.request_id, b.request_id);
+    let first = erasure::process(&hub, &a.request_id).await.expect("process");
+    let again = erasure::process(&hub, &a.request_id).await.expect("process again");
+    assert_eq!(first, again, "a completed request answers with its receipt");
+    let (c, _) = erasure::accept(&hub, &request(&hub, body)).await.expect("accept after completion");
+    assert_eq!((c.request_id.as_str(), c.status), (a.request_id.as_str(), ReceiptStatus::Completed));
+
+    let unknown = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "nobody@example.net"}}));
+    let (u, _) = erasure::accept(&hub, &unknown).await.expect("accept");
+    let u = erasure::process(&hub, &u.request_id).await.expect("process");
+    assert_eq!(u.status, ReceiptStatus::Completed);
+    assert!(u.golden_ids.is_empty() && u.removed.is_empty(), "{:?}", u.removed);
+}
+
+#[tokio::test]
+async fn identifiers_of_two_people_need_all() {
+    let hub = erasing_hub();
+    feed(&hub, customer("crm", "p1", 1, json!({"given_name": "Sam", "family_name": "Lee", "phone": "07700 900300"})))
+        .await;
+    feed(
+        &hub,
+        customer("crm", "p2", 1, json!({"given_name": "Kim", "family_name": "Park", "email": "kim@example.com"})),
+    )
+    .await;
+    let body = json!({"entityType": "customer", "identifiers": {"phone": "07700900300", "email": "kim@example.com"}});
+    match erasure::accept(&hub, &request(&hub, body.clone())).await {
+        Err(ErasureError::Ambiguous(ids)) => assert_eq!(ids.len(), 2),
+        other => panic!("expected ambiguous, got {other:?}"),
+    }
+    let mut all = body;
+    all["all"] = json!(true);
+    let (r, _) = erasure::accept(&hub, &request(&hub, all)).await.expect("accept with all");
+    let done = erasure::process(&hub, &r.request_id).await.expect("process");
+    assert_eq!(done.removed["goldens"], 2);
+    assert_eq!(hub.store().counts().goldens_active, 0);
+}
+
+#[tokio::test]
+async fn malformed_requests_name_the_problem() {
+    let hub = erasing_hub();
+    for (body, code) in [
+        (json!({"entityType": "customer"}), "invalid_subject"),
+        (json!({"entityType": "planet", "goldenId": "g1"}), "unknown_entity_type"),
+        (json!({"entityType": "customer", "identifiers": {"given_name": "Anna"}}), "invalid_identifier"),
+        (json!({"entityType": "customer", "goldenId": "g1", "scope": "source"}), "invalid_subject"),
+        (json!({"entityType": "customer", "goldenId": "g1", "extra": 1}), "unknown_field"),
+        (json!({"entityType": "customer", "goldenId": "g1", "all": "yes"}), "invalid_field"),
+    ] {
+        match ErasureRequest::parse(&hub, &body, "p") {
+            Err(ErasureError::Invalid { code: c, .. }) => assert_eq!(c, code, "{body}"),
+            other => panic!("{body}: expected {code}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failure_half_way_is_finished_by_the_retry_with_the_same_counts() {
+    use mdm_core::store::conformance::Faulty;
+    // The same history on two stores; one fails in the middle of the erasure.
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..HubConfig::default() };
+    let clean = erasing_hub();
+    let flaky = Hub::new(registry, Faulty::new(MemoryStore::new())).with_config(config);
+    for input in [anna_crm(), anna_web(), anna_crm_dup(), anna_maybe()] {
+        feed(&clean, input.clone()).await;
+        let r = validate(flaky.registry(), &input, 0).expect("valid");
+        flaky.ingest(&r).await.expect("ingest");
+        flaky.process(&r.key).await.expect("process");
+    }
+    let body = json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}});
+    let (r, _) = erasure::accept(&clean, &request(&clean, body.clone())).await.expect("accept");
+    let want = erasure::process(&clean, &r.request_id).await.expect("process");
+
+    let req = ErasureRequest::parse(&flaky, &body, "privacy-team").expect("valid");
+    let (r, _) = erasure::accept(&flaky, &req).await.expect("accept");
+    flaky.store().fail_at(3); // after the markers and the first deletes
+    assert!(erasure::process(&flaky, &r.request_id).await.is_err(), "the injected failure stops the run");
+    let stuck = erasure::receipt(flaky.store(), &r.request_id).await.expect("receipt").expect("stored");
+    assert_eq!(stuck.status, ReceiptStatus::InProgress);
+    assert!(stuck.error.is_some() && stuck.lease_until_ms.is_none(), "the failed run says why and frees its lease");
+    let got = erasure::process(&flaky, &r.request_id).await.expect("the retry completes");
+    assert_eq!(got.status, ReceiptStatus::Completed);
+    assert_eq!(got.removed, want.removed, "the same counts as an uninterrupted run");
+    assert_eq!(flaky.store().inner.counts().goldens_active, clean.store().counts().goldens_active);
+}
