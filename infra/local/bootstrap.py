@@ -51,6 +51,8 @@ class Stack:
         self.prefix = prefix
         self.region = region
         self.params = {k: v.get("Default") for k, v in template.get("Parameters", {}).items()}
+        # The local stack's own secret for suppression markers (a deployment supplies its own).
+        self.params["SuppressionSecrets"] = "local-stack-suppression-secret-not-for-production"
         self.params.update(parameters)
         self.resources = template.get("Resources", {})
         self.made = {}  # logical id -> {"ref": ..., attrs...}

@@ -29,6 +29,12 @@ pub struct Settings {
     /// JWT (`MDM_LOCAL_SCOPES`, comma- or space-separated). Honoured only when `AWS_ENDPOINT_URL` points
     /// at this machine (an emulator), so a deployed function never trusts it.
     pub local_scopes: Option<BTreeSet<String>>,
+    /// The erasure queue (requests accepted over HTTP or from `ErasureRequested` events) and its DLQ.
+    pub erasure_queue_url: String,
+    pub erasure_dlq_url: String,
+    /// Secrets of the suppression markers' keyed hashes, newest first (`MDM_SUPPRESSION_SECRETS`,
+    /// comma-separated). Markers are written with the first and checked under every one.
+    pub suppression_secrets: Vec<Vec<u8>>,
 }
 
 /// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`).
@@ -72,6 +78,12 @@ impl Settings {
             metrics_namespace: get("MDM_METRICS_NAMESPACE").unwrap_or_else(|_| "MdmHub".into()),
             schemas_dir: vars.get("MDM_SCHEMAS_DIR").filter(|v| !v.is_empty()).cloned(),
             local_scopes: local_scopes(vars),
+            erasure_queue_url: get("MDM_ERASURE_QUEUE_URL")?,
+            erasure_dlq_url: get("MDM_ERASURE_DLQ_URL")?,
+            suppression_secrets: vars
+                .get("MDM_SUPPRESSION_SECRETS")
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -136,6 +148,8 @@ mod tests {
             ("MDM_MATCH_DLQ_URL", "q"),
             ("MDM_MERGE_DLQ_URL", "q"),
             ("MDM_EVENT_BUS_NAME", "b"),
+            ("MDM_ERASURE_QUEUE_URL", "q"),
+            ("MDM_ERASURE_DLQ_URL", "q"),
         ];
         base.iter().chain(pairs).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }

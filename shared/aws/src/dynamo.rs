@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use mdm_core::golden::{GoldenRecord, HistoryEntry, ReviewTask};
@@ -108,6 +108,11 @@ fn source_key_item(k: &SourceKey) -> Item {
 
 fn golden_key(entity: &str, id: &str) -> Item {
     HashMap::from([("pk".into(), s(keys::golden_item_key(entity, id))), ("sk".into(), s(META))])
+}
+
+/// An erased source record's tombstone: a stored sequence without a record.
+fn is_tombstone(item: &Item) -> bool {
+    item.get("kind").and_then(|v| v.as_s().ok()).is_some_and(|k| k == "tombstone")
 }
 
 fn source_from(item: &Item) -> Result<SourceRecord, StoreError> {
@@ -264,6 +269,16 @@ impl DynamoStore {
             }
             Ok(TransactWriteItem::builder().put(p.build().map_err(build_err)?).build())
         };
+        let delete = |pk: String,
+                      sk: String,
+                      cond: Option<(&str, &str, AttributeValue)>|
+         -> Result<TransactWriteItem, StoreError> {
+            let mut d = Delete::builder().table_name(t).key("pk", s(pk)).key("sk", s(sk));
+            if let Some((c, k, v)) = cond {
+                d = d.condition_expression(c).expression_attribute_values(k, v);
+            }
+            Ok(TransactWriteItem::builder().delete(d.build().map_err(build_err)?).build())
+        };
         match op {
             WriteOp::PutGolden { golden, expect } => {
                 let mut item = golden_key(&golden.entity, &golden.golden_id);
@@ -306,13 +321,38 @@ impl DynamoStore {
                 put(item, None, vec![])
             }
             WriteOp::DeleteIndex { entity, key, golden_id } => {
-                let d = Delete::builder()
-                    .table_name(t)
-                    .key("pk", s(keys::block_item_key(entity, key)))
-                    .key("sk", s(golden_id))
-                    .build()
-                    .map_err(build_err)?;
-                Ok(TransactWriteItem::builder().delete(d).build())
+                delete(keys::block_item_key(entity, key), golden_id.clone(), None)
+            }
+            WriteOp::PutSuppression { entity, key, request_id } => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::suppression_item_key(entity, key))),
+                    ("sk".into(), s(META)),
+                    ("kind".into(), s("suppression")),
+                    ("request_id".into(), s(request_id)),
+                ]);
+                put(item, None, vec![])
+            }
+            WriteOp::PutTombstone { source, seq, request_id } => {
+                let mut item = source_key_item(source);
+                item.insert("kind".into(), s("tombstone"));
+                item.insert("source_seq".into(), n(*seq));
+                item.insert("request_id".into(), s(request_id));
+                put(item, Some("attribute_not_exists(pk) OR source_seq <= :seq"), vec![(":seq", n(*seq))])
+            }
+            WriteOp::DeleteHistory { entity, golden_id, version } => {
+                delete(keys::golden_item_key(entity, golden_id), keys::history_sort_key(*version), None)
+            }
+            WriteOp::DeleteClaim { entity, key, holder } => delete(
+                keys::claim_item_key(entity, key),
+                META.to_owned(),
+                Some(("attribute_not_exists(pk) OR golden_id = :g", ":g", s(holder))),
+            ),
+            WriteOp::DeleteReview { entity, task_id } => {
+                delete(keys::review_item_key(entity, task_id), META.to_owned(), None)
+            }
+            WriteOp::DeleteOutbox { event_id } => {
+                let (pk, sk) = Self::outbox_key(event_id);
+                delete(pk, sk, None)
             }
             WriteOp::PutClaim { entity, key, golden_id, from } => {
                 let item = HashMap::from([
@@ -348,6 +388,96 @@ impl DynamoStore {
                 ]);
                 put(item, None, vec![])
             }
+        }
+    }
+
+    /// The stored sequence that made a source write stale.
+    async fn stale(&self, record: &SourceRecord) -> Result<SourceWrite, StoreError> {
+        let current = self.get(source_key_item(&record.key), true).await?;
+        let stored_seq = current
+            .as_ref()
+            .and_then(|i| i.get("source_seq"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(record.seq);
+        Ok(SourceWrite::Stale { stored_seq })
+    }
+
+    /// The source write and one `ConditionCheck` per suppression marker, in one transaction:
+    /// the record is stored only if no marker exists (checked in the same atomic write).
+    async fn put_source_guarded(
+        &self,
+        record: &SourceRecord,
+        guards: &[String],
+        update: &str,
+        condition: &str,
+        values: [(&str, AttributeValue); 3],
+    ) -> Result<SourceWrite, StoreError> {
+        let mut items = Vec::with_capacity(guards.len() + 1);
+        let mut u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(source_key_item(&record.key)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#k", "kind")
+            .expression_attribute_names("#d", "data");
+        for (k, v) in values {
+            u = u.expression_attribute_values(k, v);
+        }
+        items.push(TransactWriteItem::builder().update(u.build().map_err(build_err)?).build());
+        let mut unique: Vec<&String> = guards.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for g in &unique {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(keys::suppression_item_key(&record.key.entity, g)))
+                .key("sk", s(META))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::TooLarge(items.len()));
+        }
+        self.count(&self.counts.transact_write_items);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                for c in out.consumed_capacity() {
+                    self.counts.capacity(c.capacity_units());
+                }
+                Ok(SourceWrite::Written)
+            }
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let failed: Vec<usize> = tc
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    match failed.first() {
+                        // An older or equal version: stale takes precedence over suppression.
+                        Some(0) => self.stale(record).await,
+                        Some(_) => Ok(SourceWrite::Suppressed),
+                        None => Err(StoreError::Conflict(Conflict::Concurrent)),
+                    }
+                }
+                other => Err(StoreError::Unavailable(format!(
+                    "TransactWriteItems: {}",
+                    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(other).unwrap_or("service error")
+                ))),
+            },
+            Err(e) => Err(unavailable("TransactWriteItems")(e)),
         }
     }
 
@@ -392,45 +522,45 @@ fn conflict_for(op: &WriteOp) -> Conflict {
         WriteOp::PutGolden { golden, .. } => Conflict::Golden(golden.golden_id.clone()),
         WriteOp::PutHistory(h) => Conflict::History(h.golden_id.clone(), h.version),
         WriteOp::SetXref { source, .. } => Conflict::MissingSource(source.to_string()),
-        WriteOp::PutClaim { key, .. } => Conflict::Claim(mdm_core::blocking::BlockKey::name_of(key).to_owned()),
+        WriteOp::PutClaim { key, .. } | WriteOp::DeleteClaim { key, .. } => {
+            Conflict::Claim(mdm_core::blocking::BlockKey::name_of(key).to_owned())
+        }
+        WriteOp::PutTombstone { source, .. } => Conflict::SourceChanged(source.to_string()),
         _ => Conflict::Concurrent,
     }
 }
 
 impl SourceStore for DynamoStore {
-    async fn put_source(&self, record: &SourceRecord) -> Result<SourceWrite, StoreError> {
+    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut stored = record.clone();
         stored.golden_id = None;
+        const UPDATE: &str = "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id";
+        const CONDITION: &str = "attribute_not_exists(pk) OR source_seq < :seq";
+        let values = [(":k", s("source")), (":seq", n(record.seq)), (":d", data(&stored)?)];
+        if !suppressed_by.is_empty() {
+            return self.put_source_guarded(record, suppressed_by, UPDATE, CONDITION, values).await;
+        }
         self.count(&self.counts.update_item);
-        let result = self
+        let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(source_key_item(&record.key)))
-            .update_expression("SET #k = :k, source_seq = :seq, #d = :d")
-            .condition_expression("attribute_not_exists(pk) OR source_seq < :seq")
+            .update_expression(UPDATE)
+            .condition_expression(CONDITION)
             .expression_attribute_names("#k", "kind")
             .expression_attribute_names("#d", "data")
-            .expression_attribute_values(":k", s("source"))
-            .expression_attribute_values(":seq", n(record.seq))
-            .expression_attribute_values(":d", data(&stored)?)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (k, v) in values {
+            u = u.expression_attribute_values(k, v);
+        }
+        match u.send().await {
             Ok(out) => {
                 self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
                 Ok(SourceWrite::Written)
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let current = self.get(source_key_item(&record.key), true).await?;
-                let stored_seq = current
-                    .as_ref()
-                    .and_then(|i| i.get("source_seq"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(record.seq);
-                Ok(SourceWrite::Stale { stored_seq })
+                self.stale(record).await
             }
             Err(e) => Err(unavailable("UpdateItem")(e)),
         }
@@ -438,15 +568,19 @@ impl SourceStore for DynamoStore {
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
         match self.get(source_key_item(key), true).await? {
-            Some(item) => Ok(Some(source_from(&item)?)),
-            None => Ok(None),
+            Some(item) if !is_tombstone(&item) => Ok(Some(source_from(&item)?)),
+            _ => Ok(None),
         }
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
         let items = self.batch_get(keys.iter().map(source_key_item).collect()).await?;
-        let mut by_key: HashMap<SourceKey, SourceRecord> =
-            items.iter().map(source_from).map(|r| r.map(|r| (r.key.clone(), r))).collect::<Result<_, _>>()?;
+        let mut by_key: HashMap<SourceKey, SourceRecord> = items
+            .iter()
+            .filter(|i| !is_tombstone(i))
+            .map(source_from)
+            .map(|r| r.map(|r| (r.key.clone(), r)))
+            .collect::<Result<_, _>>()?;
         Ok(keys.iter().filter_map(|k| by_key.remove(k)).collect())
     }
 }
@@ -475,6 +609,70 @@ impl GoldenStore for DynamoStore {
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None).await?;
         items.iter().map(parse).collect()
+    }
+}
+
+impl ReceiptStore for DynamoStore {
+    async fn get_receipt(&self, request_id: &str) -> Result<Option<String>, StoreError> {
+        let key = HashMap::from([("pk".into(), s(keys::erasure_item_key(request_id))), ("sk".into(), s(META))]);
+        Ok(self.get(key, true).await?.and_then(|i| i.get("data").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn put_receipt(&self, request_id: &str, revision: u64, receipt_json: &str) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".into(), s(keys::erasure_item_key(request_id))),
+            ("sk".into(), s(META)),
+            ("kind".into(), s("erasure")),
+            ("revision".into(), n(revision)),
+            ("data".into(), s(receipt_json)),
+        ]);
+        self.count(&self.counts.update_item);
+        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put = if revision <= 1 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("revision = :r").expression_attribute_values(":r", n(revision - 1))
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::Conflict(Conflict::Concurrent))
+            }
+            Err(e) => Err(unavailable("PutItem")(e)),
+        }
+    }
+
+    /// A scan of the review items filtered to the entity type (erasure is rare; a review index
+    /// would make this a query).
+    async fn reviews_mentioning(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
+        let prefix = keys::review_item_key(entity, "");
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.scan);
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", s(prefix.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable("Scan"))?;
+            for item in resp.items() {
+                let t: ReviewTask = parse(item)?;
+                if golden_ids.iter().any(|g| &t.golden_id == g || t.candidate_golden_ids.contains(g)) {
+                    out.push(t);
+                }
+            }
+            match resp.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 }
 

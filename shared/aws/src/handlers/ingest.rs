@@ -23,6 +23,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 500;
 const HANDLER: &str = "ingest";
+/// The rejection code of a record that matches an erased subject's suppression marker.
+pub const SUPPRESSED: &str = "suppressed";
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Rejected {
@@ -82,6 +84,15 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummar
             Ok(SourceWrite::Stale { .. }) => {
                 summary.stale += 1;
                 false
+            }
+            Ok(SourceWrite::Suppressed) => {
+                summary.rejected.push(Rejected {
+                    index,
+                    code: SUPPRESSED,
+                    message: "the record matches a data subject erased earlier; it was not stored".into(),
+                    field: None,
+                });
+                continue;
             }
             Err(mdm_core::HubError::Store(e)) => return Err(e.into()),
             Err(e) => {
@@ -227,6 +238,16 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
 
 type BadRecords = Vec<(Value, crate::sqs::DeadLetterReason)>;
 
+/// A record of an erased subject goes to the DLQ without its attribute values: keys only.
+fn redacted(record: &Value) -> Value {
+    let keep = ["entityType", "sourceSystem", "sourceId", "sourceSeq", "correlationId"];
+    let fields: serde_json::Map<String, Value> =
+        keep.iter().filter_map(|k| record.get(*k).map(|v| ((*k).to_owned(), v.clone()))).collect();
+    let mut out = Value::Object(fields);
+    out["redacted"] = json!("attribute values removed: the record matches an erased data subject");
+    out
+}
+
 async fn one_message(ctx: &Ctx, body: &str) -> Result<Settle, BadRecords> {
     let parsed: Value = match serde_json::from_str(body) {
         Ok(v) => v,
@@ -245,6 +266,10 @@ async fn one_message(ctx: &Ctx, body: &str) -> Result<Settle, BadRecords> {
     };
     match ingest_records(ctx, &records).await {
         Ok(summary) if summary.rejected.is_empty() => Ok(Settle::Done),
+        Ok(summary) if single && summary.rejected[0].code == SUPPRESSED => {
+            let r = &summary.rejected[0];
+            Err(vec![(redacted(&records[0]), reason(HANDLER, r.code, r.message.clone()))])
+        }
         Ok(summary) if single => {
             let r = &summary.rejected[0];
             let field = r.field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default();
@@ -255,7 +280,8 @@ async fn one_message(ctx: &Ctx, body: &str) -> Result<Settle, BadRecords> {
             .iter()
             .map(|r| {
                 let field = r.field.as_deref().map(|f| format!(" (field {f})")).unwrap_or_default();
-                (records[r.index].clone(), reason(HANDLER, r.code, format!("{}{field}", r.message)))
+                let body = if r.code == SUPPRESSED { redacted(&records[r.index]) } else { records[r.index].clone() };
+                (body, reason(HANDLER, r.code, format!("{}{field}", r.message)))
             })
             .collect()),
         Err(e) => Ok(Settle::Retry(e.to_string())),

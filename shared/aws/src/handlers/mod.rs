@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod erasure;
 pub mod ingest;
 pub mod matcher;
 pub mod merger;
@@ -31,8 +32,12 @@ impl Ctx {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
         let registry = Arc::new(settings.registry()?);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
+        let config = mdm_core::HubConfig {
+            suppression_secrets: settings.suppression_secrets.clone(),
+            ..mdm_core::HubConfig::default()
+        };
         Ok(Self {
-            hub: Hub::new(registry, store),
+            hub: Hub::new(registry, store).with_config(config),
             queues: Queues::new(aws_sdk_sqs::Client::new(sdk)),
             bus: EventPublisher::new(aws_sdk_eventbridge::Client::new(sdk), settings.event_bus.clone()),
             metrics: Metrics::new(settings.metrics_namespace.clone(), function),

@@ -5,7 +5,7 @@
 //! the stream retry from the failed record, then send it to the on-failure queue.
 
 use super::{EventSource, LocalError, Resources};
-use crate::handlers::{ingest, matcher, merger, publisher, Ctx};
+use crate::handlers::{erasure, ingest, matcher, merger, publisher, Ctx};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
@@ -22,26 +22,35 @@ pub struct Handlers {
     pub matcher: Arc<Ctx>,
     pub merger: Arc<Ctx>,
     pub publisher: Arc<Ctx>,
+    pub erasure: Arc<Ctx>,
 }
 
 impl Handlers {
     pub fn new(sdk: &aws_config::SdkConfig, res: &Resources) -> Result<Self, LocalError> {
-        let settings = res.settings()?;
-        let make = |f: &'static str| Ctx::new(sdk, settings.clone(), f).map(Arc::new);
+        // Each handler gets its own function's environment, as on Lambda.
+        let make = |f: &'static str| -> Result<Arc<Ctx>, LocalError> {
+            let settings = res.settings_for(&format!("mdm-{f}"))?;
+            Ok(Arc::new(Ctx::new(sdk, settings, f)?))
+        };
         Ok(Self {
             ingest: make("ingest")?,
             matcher: make("match")?,
             merger: make("merge")?,
             publisher: make("publish")?,
+            erasure: make("erasure")?,
         })
     }
 
     /// Counters of every handler since start (`function.metric` → value).
     pub fn totals(&self) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
-        for (name, ctx) in
-            [("ingest", &self.ingest), ("match", &self.matcher), ("merge", &self.merger), ("publish", &self.publisher)]
-        {
+        for (name, ctx) in [
+            ("ingest", &self.ingest),
+            ("match", &self.matcher),
+            ("merge", &self.merger),
+            ("publish", &self.publisher),
+            ("erasure", &self.erasure),
+        ] {
             for (k, v) in ctx.metrics.totals() {
                 out.insert(format!("{name}.{k}"), v);
             }
@@ -183,6 +192,7 @@ impl LocalRunner {
             "mdm-ingest" => ingest::handle_sqs(&self.handlers.ingest, event).await,
             "mdm-match" => matcher::handle_sqs(&self.handlers.matcher, event).await,
             "mdm-merge" => merger::handle_sqs(&self.handlers.merger, event).await,
+            "mdm-erasure" => erasure::handle_sqs(&self.handlers.erasure, event).await,
             other => return Err(LocalError::Bootstrap(format!("no local handler for {other}"))),
         };
         // Without ReportBatchItemFailures, Lambda ignores the response of a successful invocation

@@ -92,9 +92,13 @@ impl Resources {
     }
 
     /// The environment every function gets (they share the template's Globals).
-    /// The endpoint is added as `AWS_ENDPOINT_URL`, as the local runner's functions see it.
+    /// Every variable any function gets (they share the template's Globals; some add their own),
+    /// with the endpoint as `AWS_ENDPOINT_URL`, as the local runner's functions see it.
     pub fn env(&self) -> HashMap<String, String> {
-        let mut env = self.functions.values().next().map(|f| f.env.clone()).unwrap_or_default();
+        let mut env = HashMap::new();
+        for f in self.functions.values() {
+            env.extend(f.env.clone());
+        }
         if let Some(endpoint) = &self.endpoint {
             env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
         }
@@ -103,6 +107,15 @@ impl Resources {
 
     pub fn settings(&self) -> Result<crate::Settings, LocalError> {
         Ok(crate::Settings::from_map(&self.env())?)
+    }
+
+    /// The settings of one function (its own environment only), e.g. `mdm-match`.
+    pub fn settings_for(&self, binary: &str) -> Result<crate::Settings, LocalError> {
+        let mut env = self.function_by_binary(binary).map(|f| f.env.clone()).unwrap_or_default();
+        if let Some(endpoint) = &self.endpoint {
+            env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
+        }
+        Ok(crate::Settings::from_map(&env)?)
     }
 
     pub fn function_by_binary(&self, binary: &str) -> Option<&FunctionDef> {

@@ -1,0 +1,326 @@
+//! Erasure end to end on the emulator: the subject's values leave the table, the stream records
+//! and every queue; nobody else is touched; late deliveries and re-ingests do not bring them
+//! back; repeated, concurrent and interrupted requests end with one receipt.
+mod common;
+
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use common::*;
+use mdm_aws::handlers::{erasure as erasure_handler, Ctx};
+use mdm_aws::local::http_event;
+use mdm_core::api::scope;
+use mdm_core::erasure::{self, ErasureRequest, ReceiptStatus};
+use mdm_core::store::conformance::Faulty;
+use mdm_core::{Hub, HubConfig, SchemaRegistry};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Ines, from three systems: crm (two versions), webshop, and an erp record with another national
+/// id, which the `different_national_id` rule sends to review (a second golden record).
+fn ines() -> Vec<Value> {
+    let base = json!({"given_name": "Ineslinde", "family_name": "Quarlesworth", "date_of_birth": "1979-03-14",
+                      "email": "ineslinde.q@example.org", "phone": "07700 900555", "national_id": "QZ123456A",
+                      "street_number": "41", "address_line1": "Lindenwegstrasse", "locality": "Kirkbymoor", "postcode": "KM9 9ZZ"});
+    let mut v2 = base.clone();
+    v2["address_line1"] = json!("Lindenwegallee");
+    let mut web = base.clone();
+    web["national_id"] = Value::Null;
+    let mut erp = base.clone();
+    erp["national_id"] = json!("QZ987654B");
+    erp["phone"] = json!("07700 900556");
+    vec![
+        customer("crm", "c-ines", 1, base),
+        customer("crm", "c-ines", 2, v2),
+        customer("webshop", "w-ines", 1, web),
+        customer("erp", "e-ines", 1, erp),
+    ]
+}
+
+/// Every value of Ines's records, as sent and as normalised.
+const INES_VALUES: [&str; 14] = [
+    "ineslinde",
+    "quarlesworth",
+    "1979-03-14",
+    "ineslinde.q@example.org",
+    "07700 900555",
+    "7700900555",
+    "7700900556",
+    "qz123456a",
+    "qz987654b",
+    "lindenwegstrasse",
+    "lindenwegallee",
+    "kirkbymoor",
+    "km9 9zz",
+    "km99zz",
+];
+
+fn other() -> Value {
+    customer(
+        "crm",
+        "c-olu",
+        1,
+        json!({"given_name": "Olumide", "family_name": "Adeyemi", "email": "olu@example.net",
+                                        "phone": "07700 900123", "date_of_birth": "1990-10-10"}),
+    )
+}
+
+async fn call(ctx: &Ctx, method: &str, path: &str, body: Option<&Value>, scopes: Option<&[&str]>) -> (u16, Value) {
+    let text = body.map(Value::to_string);
+    let event = http_event(method, path, "", text.as_deref(), scopes);
+    let resp = erasure_handler::handle(ctx, event).await.expect("the erasure handler answers");
+    let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
+    let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Every value that is found in `haystack` (case-insensitive).
+fn leaks<'a>(haystack: &str, values: &[&'a str]) -> Vec<&'a str> {
+    let h = haystack.to_lowercase();
+    values.iter().filter(|v| h.contains(&v.to_lowercase())).copied().collect()
+}
+
+/// The table's stream records, as the hub keeps them (24 h on AWS).
+async fn stream_text(s: &TestStack) -> String {
+    let sdk = mdm_aws::config::sdk_config().await;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let desc = s.ddb.describe_table().table_name(s.table()).send().await.expect("describe");
+    let arn = desc.table().and_then(|t| t.latest_stream_arn()).expect("a stream").to_owned();
+    let stream = streams.describe_stream().stream_arn(&arn).send().await.expect("stream");
+    let mut out = String::new();
+    for shard in stream.stream_description().map(|d| d.shards()).unwrap_or_default() {
+        let mut it = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard.shard_id().unwrap_or_default())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator;
+        for _ in 0..100 {
+            let Some(i) = it.take() else { break };
+            let r = streams.get_records().shard_iterator(i).send().await.expect("records");
+            if r.records().is_empty() {
+                break;
+            }
+            out.push_str(&format!("{:?}", r.records()));
+            it = r.next_shard_iterator;
+        }
+    }
+    out
+}
+
+/// Every message of every queue of the stack (received and deleted).
+async fn queues_text(s: &TestStack) -> String {
+    let mut out = String::new();
+    for (logical, attrs) in &s.res.resources {
+        if attrs.contains_key("QueueUrl") {
+            for (body, a) in s.take_all(logical).await {
+                out.push_str(&format!("{logical}: {body} {a:?}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn ctx_without_local_scopes(s: &TestStack, sdk: &aws_config::SdkConfig) -> Ctx {
+    let mut settings = s.res.settings().expect("settings");
+    settings.local_scopes = None;
+    Ctx::new(sdk, settings, "erasure").expect("ctx")
+}
+
+#[tokio::test]
+async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
+    let Some(s) = stack("erasure").await else { return };
+    let sdk = mdm_aws::config::sdk_config().await;
+    let ctx = &s.runner.handlers().erasure;
+    for r in ines() {
+        assert_eq!(s.post(vec![r]).await.0, 202);
+        s.drain().await;
+    }
+    s.post(vec![other()]).await;
+    s.drain().await;
+    let olu_before = s.golden_of(&mdm_core::SourceKey::new("customer", "crm", "c-olu")).await;
+    assert_eq!(s.items_with_prefix("REV#customer#").await.len(), 1, "the erp record waits for review");
+    assert!(
+        s.items_with_prefix("GOLD#").await.iter().any(|i| i["sk"].as_s().is_ok_and(|k| k.starts_with("V#0000000002"))),
+        "history versions"
+    );
+    let stored = leaks(&format!("{:?}", s.scan().await), &INES_VALUES);
+    assert!(stored.len() >= 12, "the byte search finds the values while they are stored: {stored:?}");
+    // Subscribers consumed what they were sent (their copies are theirs to erase on the event).
+    assert!(!s.subscriber_events().await.is_empty());
+
+    // By e-mail: two golden records (the review pair), so `all` is needed.
+    let by_email = json!({"entityType": "customer", "identifiers": {"email": "Ineslinde.Q@example.org"}});
+    let (status, body) = call(ctx, "POST", "/v1/erasure", Some(&by_email), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ambiguous_subject")), "{body}");
+    assert_eq!(body["error"]["details"][0]["goldenIds"].as_array().map(Vec::len), Some(2));
+    assert!(leaks(&body.to_string(), &INES_VALUES).is_empty(), "a 409 names ids, not values");
+    let mut all = by_email.clone();
+    all["all"] = json!(true);
+    // The same request twice at once: one receipt.
+    let ((s1, b1), (s2, b2)) = tokio::join!(
+        call(ctx, "POST", "/v1/erasure", Some(&all), None),
+        call(ctx, "POST", "/v1/erasure", Some(&all), None)
+    );
+    assert_eq!((s1, s2), (202, 202), "{b1} {b2}");
+    let request_id = b1["requestId"].as_str().expect("request id").to_owned();
+    assert_eq!(b2["requestId"].as_str(), Some(request_id.as_str()));
+    s.drain().await; // the erasure queue (twice the same id), then publish
+
+    let (status, receipt) = call(ctx, "GET", &format!("/v1/erasure/{request_id}"), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(receipt["status"], "completed", "{receipt}");
+    assert_eq!(receipt["removed"]["sources"], 3, "{receipt}");
+    assert_eq!(receipt["removed"]["goldens"], 2);
+    assert_eq!(receipt["removed"]["reviews"], 1);
+    assert!(receipt["removed"]["history"].as_u64().unwrap_or(0) >= 4);
+    assert!(receipt.get("revision").is_none() && receipt.get("progress").is_none(), "internal fields stay internal");
+    let kinds: Vec<&str> =
+        receipt["events"].as_array().expect("events").iter().filter_map(|e| e["detailType"].as_str()).collect();
+    assert_eq!(kinds, ["GoldenRecordErased", "GoldenRecordErased", "ErasureCompleted"]);
+    let (status, again) = call(ctx, "POST", "/v1/erasure", Some(&all), None).await;
+    assert_eq!(
+        (status, again["requestId"].as_str(), &again["receipt"]["removed"]),
+        (202, Some(request_id.as_str()), &receipt["removed"])
+    );
+
+    // Subscribers are told, with ids only.
+    let told = s.subscriber_events().await;
+    let erased: Vec<&Value> = told.iter().filter(|e| e["detail-type"] == "GoldenRecordErased").collect();
+    assert_eq!(erased.len(), 2, "{told:?}");
+    assert!(leaks(&format!("{told:?}"), &INES_VALUES).is_empty(), "the events hold no values");
+
+    // A late duplicate of an erased record, and the person again from a new source.
+    s.send("IngestQueue", &ines()[2].to_string()).await;
+    let mut back = ines()[0].clone();
+    back["sourceSystem"] = json!("partner");
+    s.send("IngestQueue", &back.to_string()).await;
+    let (status, answer) = s.post(vec![back.clone()]).await;
+    assert_eq!((status, answer["rejected"][0]["code"].as_str()), (202, Some("suppressed")), "{answer}");
+    assert!(leaks(&answer.to_string(), &INES_VALUES).is_empty(), "the rejection echoes no data");
+    s.drain().await;
+    assert!(s.items_with_prefix("SRC#customer#partner#").await.is_empty(), "not re-created");
+
+    // Nothing left: table, stream records, queues and DLQs.
+    let table = format!("{:?}", s.scan().await);
+    assert_eq!(leaks(&table, &INES_VALUES), Vec::<&str>::new(), "the table");
+    assert_eq!(leaks(&stream_text(&s).await, &INES_VALUES), Vec::<&str>::new(), "the stream records");
+    let queues = queues_text(&s).await;
+    assert_eq!(leaks(&queues, &INES_VALUES), Vec::<&str>::new(), "the queues and DLQs:\n{queues}");
+    assert!(queues.contains("suppressed"), "the bulk re-ingest was dead-lettered with its reason: {queues}");
+    // Tombstones keep the keys and sequences; others are untouched.
+    let tomb = s.items_with_prefix("SRC#customer#crm#c-ines").await;
+    assert_eq!(
+        (tomb[0]["kind"].as_s().ok().map(String::as_str), tomb[0]["source_seq"].as_n().ok().map(String::as_str)),
+        (Some("tombstone"), Some("2"))
+    );
+    assert_eq!(s.golden_of(&mdm_core::SourceKey::new("customer", "crm", "c-olu")).await, olu_before);
+
+    // Scope and body checks.
+    let plain = ctx_without_local_scopes(&s, &sdk);
+    let (status, body) =
+        call(&plain, "POST", "/v1/erasure", Some(&all), Some(&[scope::READ, scope::WRITE, scope::STEWARD])).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("missing_scope")));
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(scope::ERASURE)));
+    let (status, _) = call(&plain, "GET", &format!("/v1/erasure/{request_id}"), None, Some(&[])).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&plain, "GET", &format!("/v1/erasure/{request_id}"), None, Some(&[scope::ERASURE])).await;
+    assert_eq!(status, 200, "with the scope from the token");
+    for (bad, code) in [
+        (Value::String("{not json".into()), "invalid_json"),
+        (json!({"entityType": "customer"}), "invalid_subject"),
+        (json!({"entityType": "customer", "identifiers": {"given_name": "X"}}), "invalid_identifier"),
+    ] {
+        let text = match &bad {
+            Value::String(t) => t.clone(),
+            v => v.to_string(),
+        };
+        let event = http_event("POST", "/v1/erasure", "", Some(&text), None);
+        let resp = erasure_handler::handle(ctx, event).await.expect("answers");
+        let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).expect("JSON");
+        assert_eq!((resp["statusCode"].as_u64(), body["error"]["code"].as_str()), (Some(400), Some(code)), "{bad}");
+        assert!(body["error"]["message"].is_string() && body["error"]["details"].is_array());
+    }
+    // An unknown subject completes with zero counts.
+    let nobody = json!({"entityType": "customer", "identifiers": {"email": "nobody@example.net"}});
+    let (_, b) = call(ctx, "POST", "/v1/erasure", Some(&nobody), None).await;
+    s.drain().await;
+    let (_, r) = call(ctx, "GET", &format!("/v1/erasure/{}", b["requestId"].as_str().unwrap_or("")), None, None).await;
+    assert_eq!((r["status"].as_str(), &r["removed"]), (Some("completed"), &json!({})));
+}
+
+#[tokio::test]
+async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
+    let Some(s) = stack("erasure-src").await else { return };
+    let crm = customer(
+        "crm",
+        "c-ravi",
+        1,
+        json!({"given_name": "Ravindra", "family_name": "Okonkwo-Lund",
+        "email": "ravi.ol@example.com", "date_of_birth": "1985-05-05", "locality": "Amberfield"}),
+    );
+    let web = customer(
+        "webshop",
+        "w-ravi",
+        1,
+        json!({"given_name": "Ravi", "family_name": "Okonkwo-Lund",
+        "email": "ravi.ol@example.com", "phone": "07700 900777", "locality": "Westmarshton"}),
+    );
+    s.post(vec![crm]).await;
+    s.drain().await;
+    s.post(vec![web]).await;
+    s.drain().await;
+    let key = mdm_core::SourceKey::new("customer", "crm", "c-ravi");
+    assert_eq!(s.golden_of(&key).await.members.len(), 2);
+    // Another system asks, through an ErasureRequested event on the hub's bus.
+    let bus = s.res.attr("HubBus", "ref").expect("bus").to_owned();
+    let sdk = mdm_aws::config::sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source("shop.privacy")
+        .detail_type("ErasureRequested")
+        .detail(json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "webshop", "sourceId": "w-ravi"}}).to_string())
+        .build();
+    let out = events.put_events().entries(entry).send().await.expect("put events");
+    assert_eq!(out.failed_entry_count(), 0);
+    s.drain().await;
+    let g = s.golden_of(&key).await;
+    assert_eq!(g.members, vec![key.clone()], "recomputed from the crm record");
+    let web_only = ["Westmarshton", "westmarshton", "07700 900777", "7700900777", "\"ravi\""];
+    let table = format!("{:?}", s.scan().await);
+    assert_eq!(leaks(&table, &web_only), Vec::<&str>::new(), "no history version or item holds the webshop values");
+    assert!(table.contains("amberfield"), "the crm values stay");
+}
+
+#[tokio::test]
+async fn a_failure_half_way_is_completed_by_the_retry() {
+    let Some(s) = stack("erasure-fail").await else { return };
+    for r in ines().into_iter().take(3) {
+        s.post(vec![r]).await;
+        s.drain().await;
+    }
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig {
+        suppression_secrets: s.res.settings().expect("settings").suppression_secrets,
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(registry, Faulty::new(s.store.clone())).with_config(config);
+    let req = ErasureRequest::parse(
+        &hub,
+        &json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-ines"}}),
+        "test",
+    )
+    .expect("request");
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    hub.store().fail_at(3);
+    assert!(erasure::process(&hub, &r.request_id).await.is_err(), "the injected failure stops the run");
+    let done = erasure::process(&hub, &r.request_id).await.expect("the retry completes");
+    assert_eq!(done.status, ReceiptStatus::Completed);
+    assert_eq!(done.removed["sources"], 2);
+    let again = erasure::process(&hub, &r.request_id).await.expect("repeat");
+    assert_eq!(again.removed, done.removed);
+    let table = format!("{:?}", s.scan().await);
+    assert_eq!(leaks(&table, &INES_VALUES), Vec::<&str>::new());
+}
