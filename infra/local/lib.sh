@@ -57,7 +57,9 @@ mdm_lambda_env() { # resources.json out.env: the functions' environment plus the
   "$MDM_VENV/bin/python" - "$1" > "$2" <<'PY'
 import json, os, sys
 res = json.load(open(sys.argv[1]))
-env = next(iter(res["functions"].values()))["env"]
+env = {}
+for f in res["functions"].values():  # one env file serves every function: the union of theirs
+    env.update(f["env"])
 env.update({k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
 env["MDM_EMF"] = "off"
 for k, v in sorted(env.items()):

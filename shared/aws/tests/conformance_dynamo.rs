@@ -16,4 +16,6 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     assert_eq!(passed.len(), 10);
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
+    let passed = conformance::run_erasure(&store, "ddb").await;
+    assert_eq!(passed.len(), 4);
 }

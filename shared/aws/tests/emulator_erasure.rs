@@ -68,8 +68,16 @@ async fn call(ctx: &Ctx, method: &str, path: &str, body: Option<&Value>, scopes:
     let event = http_event(method, path, "", text.as_deref(), scopes);
     let resp = erasure_handler::handle(ctx, event).await.expect("the erasure handler answers");
     let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
-    let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
-    (status, body)
+    let body: Value = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+    let headers = resp["headers"]
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
+        .unwrap_or_default();
+    // Every answer matches the OpenAPI document.
+    let template = if method == "POST" { "/v1/erasure" } else { "/v1/erasure/{requestId}" };
+    let answer = Answer { status, headers, body };
+    conform(&openapi(), template, &method.to_lowercase(), &answer);
+    (answer.status, answer.body)
 }
 
 /// Every value that is found in `haystack` (case-insensitive).

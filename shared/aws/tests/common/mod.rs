@@ -228,3 +228,43 @@ pub fn assert_valid_event(envelope: &Value) {
         v.iter_errors(&envelope["detail"]).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{detail_type}: {errors:?}");
 }
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Value,
+}
+
+pub fn openapi() -> Value {
+    serde_json::from_str(include_str!("../../../../docs/openapi.json")).expect("docs/openapi.json is JSON")
+}
+
+/// Checks an answer against the OpenAPI document: the status is documented for the operation,
+/// required headers are present, and the body validates against the documented schema.
+pub fn conform(doc: &Value, path: &str, method: &str, a: &Answer) {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is not in the OpenAPI document");
+    let resp = &op["responses"][a.status.to_string()];
+    assert!(resp.is_object(), "status {} of {method} {path} is not documented: {}", a.status, a.body);
+    if let Some(headers) = resp["headers"].as_object() {
+        for (name, h) in headers {
+            if h["required"] == json!(true) {
+                assert!(
+                    a.headers.contains_key(&name.to_ascii_lowercase()),
+                    "{method} {path} {}: header {name}",
+                    a.status
+                );
+            }
+        }
+    }
+    let schema = &resp["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        assert!(a.body.is_null(), "{method} {path} {}: no body documented, got {}", a.status, a.body);
+        return;
+    }
+    let root = json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                      "components": doc["components"], "allOf": [schema]});
+    let v = jsonschema::options().should_validate_formats(true).build(&root).expect("schema compiles");
+    let errors: Vec<String> = v.iter_errors(&a.body).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{method} {path} {} does not match the document: {errors:?}\n{:#}", a.status, a.body);
+}
