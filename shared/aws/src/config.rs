@@ -10,6 +10,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error("environment variable {0} has an invalid value (expected {1})")]
+    Invalid(&'static str, &'static str),
 }
 
 /// Names and URLs of the hub's resources, as the SAM template passes them to every function.
@@ -35,6 +37,8 @@ pub struct Settings {
     /// Secrets of the suppression markers' keyed hashes, newest first (`MDM_SUPPRESSION_SECRETS`,
     /// comma-separated). Markers are written with the first and checked under every one.
     pub suppression_secrets: Vec<Vec<u8>>,
+    /// `MDM_SUPPRESSION_MODE`: `reject` (default) or `hold` a record of an erased subject.
+    pub suppression_mode: mdm_core::SuppressionMode,
 }
 
 /// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`).
@@ -84,6 +88,11 @@ impl Settings {
                 .get("MDM_SUPPRESSION_SECRETS")
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect())
                 .unwrap_or_default(),
+            suppression_mode: match vars.get("MDM_SUPPRESSION_MODE").map(|v| v.trim()) {
+                None | Some("") | Some("reject") => mdm_core::SuppressionMode::Reject,
+                Some("hold") => mdm_core::SuppressionMode::Hold,
+                Some(_) => return Err(ConfigError::Invalid("MDM_SUPPRESSION_MODE", "reject or hold")),
+            },
         })
     }
 

@@ -24,6 +24,8 @@ pub enum HubError {
     SourceMissing(String),
     #[error("gave up after {0} conflicting attempts; retry later")]
     TooManyConflicts(u32),
+    #[error("source record {0} is held for review (it matched an erased subject)")]
+    Held(String),
 }
 
 impl HubError {
@@ -32,7 +34,7 @@ impl HubError {
         match self {
             Self::Store(e) => matches!(e, StoreError::Conflict(_) | StoreError::Unavailable(_)),
             Self::TooManyConflicts(_) => true,
-            Self::UnknownEntity(_) | Self::SourceMissing(_) => false,
+            Self::UnknownEntity(_) | Self::SourceMissing(_) | Self::Held(_) => false,
         }
     }
 }
@@ -48,6 +50,18 @@ pub struct HubConfig {
     /// Secrets of the keyed hashes that mark erased subjects' identifiers, newest first: markers
     /// are written with the first and checked under each (so a secret can be rotated).
     pub suppression_secrets: Vec<Vec<u8>>,
+    /// What ingest does with a record that matches an erased subject.
+    pub suppression_mode: SuppressionMode,
+}
+
+/// What ingest does with a record that matches an erased subject's suppression marker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SuppressionMode {
+    /// Not stored; the caller is told (`suppressed`).
+    #[default]
+    Reject,
+    /// Stored as held: kept for a steward's review, never matched or merged.
+    Hold,
 }
 
 impl Default for HubConfig {
@@ -58,6 +72,7 @@ impl Default for HubConfig {
             max_attempts: 32,
             max_pointer_hops: 8,
             suppression_secrets: Vec::new(),
+            suppression_mode: SuppressionMode::Reject,
         }
     }
 }
@@ -126,7 +141,17 @@ impl<S: Store> Hub<S> {
             record,
             &self.config.suppression_secrets,
         );
-        Ok(self.store.put_source(record, &guards).await?)
+        match self.store.put_source(record, &guards).await? {
+            SourceWrite::Suppressed if self.config.suppression_mode == SuppressionMode::Hold => {
+                let mut held = record.clone();
+                held.held = true;
+                Ok(match self.store.put_source(&held, &[]).await? {
+                    SourceWrite::Written => SourceWrite::Held,
+                    other => other,
+                })
+            }
+            other => Ok(other),
+        }
     }
 
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.
@@ -194,6 +219,9 @@ impl<S: Store> Hub<S> {
     /// Reads a stored source record and decides what it belongs to.
     pub async fn match_source(&self, key: &SourceKey) -> Result<(SourceRecord, MatchResult), HubError> {
         let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+        if source.held {
+            return Err(HubError::Held(key.to_string()));
+        }
         let result = self.match_record(&source).await?;
         Ok((source, result))
     }
@@ -337,6 +365,9 @@ impl<S: Store> Hub<S> {
         loop {
             attempt += 1;
             let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+            if source.held {
+                return Err(HubError::Held(key.to_string()));
+            }
             let schema = self.schema(&source.key.entity)?;
             let rematch = attempt > 1
                 || (!fresh

@@ -26,7 +26,7 @@ pub mod survivorship;
 pub mod time;
 
 pub use golden::{GoldenRecord, GoldenStatus, HistoryEntry, ReviewTask};
-pub use hub::{Hub, HubConfig, HubError, MergeReport};
+pub use hub::{Hub, HubConfig, HubError, MergeReport, SuppressionMode};
 pub use keys::SourceKey;
 pub use matching::{MatchDecision, MatchResult};
 pub use record::{RecordError, SourceRecord};

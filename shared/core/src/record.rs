@@ -42,6 +42,10 @@ pub struct SourceRecord {
     /// Cross-reference: the golden record this source record belongs to (set by merge).
     #[serde(default)]
     pub golden_id: Option<String>,
+    /// Held for a steward's review instead of matched: it matched an erased subject's
+    /// suppression marker while suppression mode is `hold`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl SourceRecord {
@@ -324,6 +328,7 @@ pub(crate) fn normalise_attributes(
         correlation_id,
         received_at_ms,
         golden_id: None,
+        held: false,
     })
 }
 

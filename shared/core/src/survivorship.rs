@@ -101,6 +101,7 @@ mod tests {
             correlation_id: String::new(),
             received_at_ms: 0,
             golden_id: None,
+            held: false,
         }
     }
 

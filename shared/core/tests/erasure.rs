@@ -227,3 +227,29 @@ async fn a_failure_half_way_is_finished_by_the_retry_with_the_same_counts() {
     assert_eq!(got.removed, want.removed, "the same counts as an uninterrupted run");
     assert_eq!(flaky.store().inner.counts().goldens_active, clean.store().counts().goldens_active);
 }
+
+#[tokio::test]
+async fn in_hold_mode_a_returning_subject_is_kept_for_review_and_never_matched() {
+    use mdm_core::SuppressionMode;
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig {
+        suppression_secrets: vec![b"test-secret".to_vec()],
+        suppression_mode: SuppressionMode::Hold,
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    seed_anna(&hub).await;
+    let req = request(&hub, json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+    let goldens = hub.store().counts().goldens_active;
+
+    let mut again = anna_web();
+    again["sourceSystem"] = json!("partner");
+    let again = validate(hub.registry(), &again, 0).expect("valid");
+    assert_eq!(hub.ingest(&again).await.expect("ingest"), SourceWrite::Held);
+    let stored = hub.store().get_source(&again.key).await.expect("get").expect("held record");
+    assert!(stored.held && stored.golden_id.is_none());
+    assert!(matches!(hub.process(&again.key).await, Err(mdm_core::HubError::Held(_))), "never matched");
+    assert_eq!(hub.store().counts().goldens_active, goldens, "no golden record re-created");
+}

@@ -46,6 +46,9 @@ pub struct IngestSummary {
     pub duplicates: usize,
     /// Older than the stored version: dropped.
     pub stale: usize,
+    /// Matched an erased subject and stored for a steward's review, not matched (suppression
+    /// mode `hold`; in mode `reject` such records are listed in `rejected` as `suppressed`).
+    pub held: usize,
     pub rejected: Vec<Rejected>,
 }
 
@@ -85,6 +88,10 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummar
                 summary.stale += 1;
                 false
             }
+            Ok(SourceWrite::Held) => {
+                summary.held += 1;
+                false
+            }
             Ok(SourceWrite::Suppressed) => {
                 summary.rejected.push(Rejected {
                     index,
@@ -116,6 +123,7 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummar
     ctx.metrics.add("RecordsStored", summary.stored as f64);
     ctx.metrics.add("RecordsDuplicate", summary.duplicates as f64);
     ctx.metrics.add("RecordsStale", summary.stale as f64);
+    ctx.metrics.add("RecordsHeld", summary.held as f64);
     ctx.metrics.add("RecordsRejected", summary.rejected.len() as f64);
     Ok(summary)
 }

@@ -59,8 +59,8 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
                 Err(e) => Settle::Retry(e.to_string()),
             }
         }
-        Err(HubError::SourceMissing(_)) => {
-            // Erased (or never stored): nothing to match.
+        Err(HubError::SourceMissing(_) | HubError::Held(_)) => {
+            // Erased, never stored, or held for review: nothing to match.
             ctx.metrics.incr("MatchSourceMissing");
             Settle::Done
         }

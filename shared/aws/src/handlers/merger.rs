@@ -57,7 +57,7 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
             ctx.metrics.add("MergeConflicts", f64::from(report.attempts.saturating_sub(1)));
             Settle::Done
         }
-        Err(HubError::SourceMissing(_)) => {
+        Err(HubError::SourceMissing(_) | HubError::Held(_)) => {
             ctx.metrics.incr("MergeSourceMissing");
             Settle::Done
         }

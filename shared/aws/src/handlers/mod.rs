@@ -34,6 +34,7 @@ impl Ctx {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
         let config = mdm_core::HubConfig {
             suppression_secrets: settings.suppression_secrets.clone(),
+            suppression_mode: settings.suppression_mode,
             ..mdm_core::HubConfig::default()
         };
         Ok(Self {

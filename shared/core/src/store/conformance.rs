@@ -23,6 +23,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         correlation_id: "conformance".into(),
         received_at_ms: 1_700_000_000_000,
         golden_id: None,
+        held: false,
     }
 }
 

@@ -28,6 +28,9 @@ pub enum SourceWrite {
     /// A suppression marker of an erased subject matches one of the record's identifiers:
     /// nothing was written.
     Suppressed,
+    /// (From `Hub::ingest` in suppression mode `hold` only.) Suppressed, then stored as held:
+    /// kept for a steward's review, never matched.
+    Held,
 }
 
 /// Condition on a golden record write.
