@@ -31,16 +31,24 @@ def main():
     rnd = random.Random(7)
     products = sc["products"]
 
+    retried = []
+
     def call(method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
-        t = time.perf_counter()
-        conn.request(method, url.path + path, body=data, headers={"content-type": "application/json"})
-        r = conn.getresponse()
-        payload = r.read()
-        dt = time.perf_counter() - t
-        if r.status != 200:
+        for attempt in range(3):
+            t = time.perf_counter()
+            conn.request(method, url.path + path, body=data, headers={"content-type": "application/json"})
+            r = conn.getresponse()
+            payload = r.read()
+            dt = time.perf_counter() - t
+            if r.status == 200:
+                return dt, json.loads(payload)
+            # cargo lambda watch now and then answers 500 itself while the function answered 200
+            # (its log shows both); such a sample is retried and counted, not measured.
+            if r.status >= 500 and b"httpstatuses" in payload and attempt < 2:
+                retried.append(path)
+                continue
             sys.exit(f"{method} {path}: {r.status} {payload[:300]!r}")
-        return dt, json.loads(payload)
 
     def order():
         lines = []
@@ -83,7 +91,7 @@ def main():
         batch.append((time.perf_counter() - t) * 1000)
     print(f"{'emulator GetItem':<24} {n:>5} {pct(get, 0.5):>8.1f} {pct(get, 0.95):>8.1f}")
     print(f"{'emulator BatchGet(100)':<24} {len(batch):>5} {pct(batch, 0.5):>8.1f} {pct(batch, 0.95):>8.1f}")
-    print(f"(mean GetItem {statistics.mean(get):.1f} ms)")
+    print(f"(mean GetItem {statistics.mean(get):.1f} ms; {len(retried)} samples retried after a 500 from cargo lambda watch)")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ async fn every_route_answers_end_to_end_as_documented() {
         .collect();
     assert_eq!(failed, vec![(5, "unknown_identifier"), (50, "unknown_identifier"), (99, "unknown_identifier")]);
     let used: BTreeMap<&str, u64> = after.iter().map(|(k, v)| (*k, v - before[k])).filter(|(_, v)| *v > 0).collect();
+    eprintln!("DynamoDB requests for a 100-line enrich: {used:?}");
     let batch_gets = used.get("BatchGetItem").copied().unwrap_or(0);
     assert!(batch_gets <= 4 && used.len() == 1, "DynamoDB requests for a 100-line enrich: {used:?}");
     let a = t.read("POST", "/v1/enrich", "", Some(&json!({"lines": vec![json!({"sku": "x"}); 101]})), READ).await;
