@@ -859,7 +859,9 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
                 }
                 let mut event = None;
                 for attempt in 0..hub.config().max_attempts {
-                    let Some(golden) = store.get_golden(&entity, &gid).await? else { break };
+                    // Merged into another record since the request was accepted: the person now
+                    // lives in the survivor.
+                    let Some(golden) = final_record(hub, &entity, &gid).await? else { break };
                     if golden.status == GoldenStatus::Erased && !r.progress.contains_key(&gid) {
                         break;
                     }
