@@ -446,6 +446,25 @@ pub async fn accept<S: Store + ReceiptStore>(
     }
 }
 
+/// Marks a request failed for good (its queue gives up on it); a later identical request gets
+/// this receipt and can be re-driven from the DLQ.
+pub async fn mark_failed<S: ReceiptStore>(store: &S, request_id: &str, why: &str) -> Result<(), ErasureError> {
+    for _ in 0..3 {
+        let Some(mut r) = load(store, request_id).await? else { return Ok(()) };
+        if r.status == ReceiptStatus::Completed {
+            return Ok(());
+        }
+        r.status = ReceiptStatus::Failed;
+        r.lease_until_ms = None;
+        r.error = Some(why.chars().take(500).collect());
+        match save(store, &mut r).await {
+            Err(e) if e.is_conflict() => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+    Ok(())
+}
+
 /// The receipt of a request.
 pub async fn receipt<S: ReceiptStore>(store: &S, request_id: &str) -> Result<Option<ErasureReceipt>, ErasureError> {
     load(store, request_id).await

@@ -222,6 +222,10 @@ async fn a_failure_half_way_is_finished_by_the_retry_with_the_same_counts() {
     let stuck = erasure::receipt(flaky.store(), &r.request_id).await.expect("receipt").expect("stored");
     assert_eq!(stuck.status, ReceiptStatus::InProgress);
     assert!(stuck.error.is_some() && stuck.lease_until_ms.is_none(), "the failed run says why and frees its lease");
+    // Had the queue given up, the receipt says failed; a re-driven message still completes it.
+    erasure::mark_failed(flaky.store(), &r.request_id, "gave up").await.expect("mark");
+    let failed = erasure::receipt(flaky.store(), &r.request_id).await.expect("receipt").expect("stored");
+    assert_eq!(failed.status, ReceiptStatus::Failed);
     let got = erasure::process(&flaky, &r.request_id).await.expect("the retry completes");
     assert_eq!(got.status, ReceiptStatus::Completed);
     assert_eq!(got.removed, want.removed, "the same counts as an uninterrupted run");

@@ -132,9 +132,13 @@ async fn get(ctx: &Ctx, request_id: &str) -> ApiGatewayV2httpResponse {
     }
 }
 
+/// Receives after which the queue moves a message to the DLQ (the template's `maxReceiveCount`).
+pub const MAX_RECEIVES: u32 = 10;
+
 /// One queue message: `{"requestId"}` (accepted over HTTP) or an EventBridge `ErasureRequested`
-/// envelope (accepted here, then processed).
-async fn one_message(ctx: &Ctx, body: String) -> Settle {
+/// envelope (accepted here, then processed). On its last receive, a failure marks the receipt
+/// `failed` before the queue gives up on it.
+async fn one_message(ctx: &Ctx, body: String, receives: u32) -> Settle {
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -183,6 +187,12 @@ async fn one_message(ctx: &Ctx, body: String) -> Settle {
         }
         Err(e) => {
             ctx.metrics.incr("ErasureRetries");
+            if receives >= MAX_RECEIVES && !matches!(e, ErasureError::Busy) {
+                if let Err(mark) = erasure::mark_failed(ctx.hub.store(), &request_id, &e.to_string()).await {
+                    warn!(error = %mark, "marking the erasure failed did not work");
+                }
+                ctx.metrics.incr("ErasuresFailed");
+            }
             Settle::Retry(e.to_string())
         }
     }
@@ -193,7 +203,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
         let body = msg.body.clone().unwrap_or_default();
-        let outcome = one_message(ctx, body).instrument(info_span!("erasure", message_id = %id)).await;
+        let receives = msg.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let outcome = one_message(ctx, body, receives).instrument(info_span!("erasure", message_id = %id)).await;
         if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.erasure_dlq_url).await {
             failures.push(f);
         }
