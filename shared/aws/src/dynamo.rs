@@ -441,6 +441,21 @@ impl DynamoStore {
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::TooLarge(items.len()));
         }
+        match self.send_transaction(items).await? {
+            None => Ok(SourceWrite::Written),
+            // An older or equal version: stale takes precedence over suppression.
+            Some(reasons) => match reasons.iter().position(|r| r == "ConditionalCheckFailed") {
+                Some(0) => self.stale(record).await,
+                Some(_) => Ok(SourceWrite::Suppressed),
+                None => Err(StoreError::Conflict(Conflict::Concurrent)),
+            },
+        }
+    }
+
+    /// Sends one `TransactWriteItems`: `None` when it succeeded, the cancellation reason codes
+    /// (one per item) when DynamoDB cancelled it; a transaction in progress on the same items
+    /// is a conflict.
+    async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<String>>, StoreError> {
         self.count(&self.counts.transact_write_items);
         let result = self
             .client
@@ -454,23 +469,14 @@ impl DynamoStore {
                 for c in out.consumed_capacity() {
                     self.counts.capacity(c.capacity_units());
                 }
-                Ok(SourceWrite::Written)
+                Ok(None)
             }
             Err(SdkError::ServiceError(e)) => match e.err() {
                 TransactWriteItemsError::TransactionCanceledException(tc) => {
-                    let failed: Vec<usize> = tc
-                        .cancellation_reasons()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    match failed.first() {
-                        // An older or equal version: stale takes precedence over suppression.
-                        Some(0) => self.stale(record).await,
-                        Some(_) => Ok(SourceWrite::Suppressed),
-                        None => Err(StoreError::Conflict(Conflict::Concurrent)),
-                    }
+                    Ok(Some(tc.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()))
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(StoreError::Conflict(Conflict::Concurrent))
                 }
                 other => Err(StoreError::Unavailable(format!(
                     "TransactWriteItems: {}",
@@ -793,45 +799,13 @@ impl Transactor for DynamoStore {
             return Ok(());
         }
         let items = ops.iter().map(|op| self.op_item(op)).collect::<Result<Vec<_>, _>>()?;
-        self.count(&self.counts.transact_write_items);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                for c in out.consumed_capacity() {
-                    self.counts.capacity(c.capacity_units());
-                }
-                Ok(())
+        let Some(reasons) = self.send_transaction(items).await? else { return Ok(()) };
+        match reasons.iter().position(|r| r == "ConditionalCheckFailed") {
+            Some(i) => Err(StoreError::Conflict(ops.get(i).map_or(Conflict::Concurrent, conflict_for))),
+            None if reasons.iter().any(|r| r == "TransactionConflict") => {
+                Err(StoreError::Conflict(Conflict::Concurrent))
             }
-            Err(SdkError::ServiceError(e)) => match e.err() {
-                TransactWriteItemsError::TransactionCanceledException(tc) => {
-                    let reasons = tc.cancellation_reasons();
-                    let failed = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed"));
-                    match failed {
-                        Some(i) => Err(StoreError::Conflict(ops.get(i).map_or(Conflict::Concurrent, conflict_for))),
-                        None if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
-                            Err(StoreError::Conflict(Conflict::Concurrent))
-                        }
-                        None => Err(StoreError::Unavailable(format!(
-                            "TransactWriteItems cancelled: {:?}",
-                            reasons.iter().filter_map(|r| r.code()).collect::<Vec<_>>()
-                        ))),
-                    }
-                }
-                TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(StoreError::Conflict(Conflict::Concurrent))
-                }
-                other => Err(StoreError::Unavailable(format!(
-                    "TransactWriteItems: {}",
-                    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(other).unwrap_or("service error")
-                ))),
-            },
-            Err(e) => Err(unavailable("TransactWriteItems")(e)),
+            None => Err(StoreError::Unavailable(format!("TransactWriteItems cancelled: {reasons:?}"))),
         }
     }
 }

@@ -314,21 +314,6 @@ async fn save<S: ReceiptStore>(store: &S, r: &mut ErasureReceipt) -> Result<(), 
     result
 }
 
-/// Follows merged-into pointers to the record a chain ends at.
-async fn final_record<S: Store>(hub: &Hub<S>, entity: &str, id: &str) -> Result<Option<GoldenRecord>, HubError> {
-    let mut at = id.to_owned();
-    for _ in 0..=hub.config().max_pointer_hops {
-        match hub.store().get_golden(entity, &at).await? {
-            Some(g) => match &g.status {
-                GoldenStatus::MergedInto { survivor } => at = survivor.clone(),
-                _ => return Ok(Some(g)),
-            },
-            None => return Ok(None),
-        }
-    }
-    Ok(None)
-}
-
 fn secret<S: Store>(hub: &Hub<S>) -> Result<&[u8], ErasureError> {
     hub.config().suppression_secrets.first().map(Vec::as_slice).ok_or(ErasureError::NotConfigured)
 }
@@ -355,11 +340,11 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
         }
     };
     match &req.subject {
-        Subject::GoldenId { golden_id } => add(final_record(hub, entity, golden_id).await?),
+        Subject::GoldenId { golden_id } => add(hub.final_record(entity, golden_id).await?),
         Subject::SourceKey { system, source_id } => {
             let key = SourceKey::new(entity.as_str(), system.as_str(), source_id.as_str());
             if let Some(g) = hub.store().get_source(&key).await?.and_then(|s| s.golden_id) {
-                add(final_record(hub, entity, &g).await?);
+                add(hub.final_record(entity, &g).await?);
             }
         }
         Subject::Identifiers { attributes } => {
@@ -381,7 +366,7 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
                 .collect();
             let hits = hub.store().lookup(entity, &keys, usize::MAX / 2).await?;
             for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
-                add(final_record(hub, entity, id).await?);
+                add(hub.final_record(entity, id).await?);
             }
         }
     }
@@ -830,7 +815,7 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
                 let mut result = (BTreeMap::new(), None);
                 for attempt in 0..hub.config().max_attempts {
                     let golden = match store.get_source(&key).await?.and_then(|s| s.golden_id) {
-                        Some(g) => final_record(hub, &entity, &g).await?.filter(GoldenRecord::is_active),
+                        Some(g) => hub.final_record(&entity, &g).await?.filter(GoldenRecord::is_active),
                         None => None,
                     };
                     let outcome = match golden {
@@ -880,7 +865,7 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
                 for attempt in 0..hub.config().max_attempts {
                     // Merged into another record since the request was accepted: the person now
                     // lives in the survivor.
-                    let Some(golden) = final_record(hub, &entity, &gid).await? else { break };
+                    let Some(golden) = hub.final_record(&entity, &gid).await? else { break };
                     if golden.status == GoldenStatus::Erased && !r.progress.contains_key(&gid) {
                         break;
                     }

@@ -154,6 +154,22 @@ impl<S: Store> Hub<S> {
         }
     }
 
+    /// The record a merged-into chain starting at `id` ends at (active or erased), within the
+    /// pointer-hop limit.
+    pub async fn final_record(&self, entity: &str, id: &str) -> Result<Option<GoldenRecord>, HubError> {
+        let mut at = id.to_owned();
+        for _ in 0..=self.config.max_pointer_hops {
+            match self.store.get_golden(entity, &at).await? {
+                Some(g) => match &g.status {
+                    GoldenStatus::MergedInto { survivor } => at = survivor.clone(),
+                    _ => return Ok(Some(g)),
+                },
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.
     async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, GoldenRecord>, HubError> {
         let mut out = BTreeMap::new();

@@ -38,21 +38,6 @@ fn check_entity<S: Store>(hub: &Hub<S>, entity: &str) -> Result<(), ApiError> {
     hub.registry().get(entity).map(|_| ()).ok_or_else(|| unknown_entity(entity))
 }
 
-/// The last record of a merged-into chain (at most the hub's pointer-hop limit).
-async fn survivor_of<S: Store>(hub: &Hub<S>, entity: &str, first: &str) -> Result<Option<GoldenRecord>, ApiError> {
-    let mut at = first.to_owned();
-    for _ in 0..=hub.config().max_pointer_hops {
-        match hub.store().get_golden(entity, &at).await? {
-            Some(g) => match &g.status {
-                GoldenStatus::MergedInto { survivor } => at = survivor.clone(),
-                _ => return Ok(Some(g)),
-            },
-            None => return Ok(None),
-        }
-    }
-    Ok(None)
-}
-
 fn location(entity: &str, id: &str) -> String {
     format!("/v1/golden/{entity}/{id}")
 }
@@ -89,7 +74,7 @@ pub async fn get_golden<S: Store>(
     let mut body = view(&g, provenance);
     let mut response_location = None;
     if let GoldenStatus::MergedInto { survivor } = &g.status {
-        let last = survivor_of(hub, entity, survivor).await?;
+        let last = hub.final_record(entity, survivor).await?;
         let target = last.as_ref().filter(|s| s.is_active()).map_or(survivor.as_str(), |s| s.golden_id.as_str());
         body["mergedInto"] = json!(target);
         response_location = Some(location(entity, target));
@@ -154,7 +139,7 @@ pub async fn get_xref<S: Store>(
         )
         .with_detail(source_detail.clone())
     })?;
-    let g = survivor_of(hub, entity, &golden_id).await?.ok_or_else(|| not_found(entity, &golden_id))?;
+    let g = hub.final_record(entity, &golden_id).await?.ok_or_else(|| not_found(entity, &golden_id))?;
     if g.status == GoldenStatus::Erased {
         return Err(erased(entity, &g.golden_id));
     }
