@@ -487,6 +487,32 @@ impl DynamoStore {
         }
     }
 
+    /// Every item whose partition key starts with `prefix` (a filtered scan, page by page), or
+    /// the pages up to the first that reaches `limit` items.
+    async fn scan_prefix(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.scan);
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable("Scan"))?;
+            out.extend(resp.items().iter().cloned());
+            match resp.last_evaluated_key {
+                Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// The outbox item's key for an event id (the publisher reads and deletes it).
     pub fn outbox_key(event_id: &str) -> (String, String) {
         (format!("{OUTBOX_PREFIX}{event_id}"), META.to_owned())
@@ -651,31 +677,11 @@ impl ReceiptStore for DynamoStore {
     /// A scan of the review items filtered to the entity type (erasure is rare; a review index
     /// would make this a query).
     async fn reviews_mentioning(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
-        let prefix = keys::review_item_key(entity, "");
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.count(&self.counts.scan);
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :p)")
-                .expression_attribute_values(":p", s(prefix.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable("Scan"))?;
-            for item in resp.items() {
-                let t: ReviewTask = parse(item)?;
-                if golden_ids.iter().any(|g| &t.golden_id == g || t.candidate_golden_ids.contains(g)) {
-                    out.push(t);
-                }
-            }
-            match resp.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
+        for item in self.scan_prefix(&keys::review_item_key(entity, ""), None).await? {
+            let t: ReviewTask = parse(&item)?;
+            if golden_ids.iter().any(|g| &t.golden_id == g || t.candidate_golden_ids.contains(g)) {
+                out.push(t);
             }
         }
         Ok(out)
@@ -813,29 +819,8 @@ impl Transactor for DynamoStore {
 impl Outbox for DynamoStore {
     /// A recovery sweep (the stream normally drives publishing): scans for outbox items.
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut out: Vec<OutboxEntry> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.count(&self.counts.scan);
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :p)")
-                .expression_attribute_values(":p", s(OUTBOX_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable("Scan"))?;
-            for item in resp.items() {
-                out.push(parse(item)?);
-            }
-            match resp.last_evaluated_key {
-                Some(k) if out.len() < limit => start = Some(k),
-                _ => break,
-            }
-        }
+        let items = self.scan_prefix(OUTBOX_PREFIX, Some(limit)).await?;
+        let mut out: Vec<OutboxEntry> = items.iter().map(parse).collect::<Result<_, _>>()?;
         out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.event_id.cmp(&b.event_id)));
         out.truncate(limit);
         Ok(out)

@@ -215,11 +215,8 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
 
 /// One entry point for both triggers: an SQS event has `Records`, anything else is HTTP.
 pub async fn handle(ctx: &Ctx, payload: Value) -> Result<Value, serde_json::Error> {
-    if payload.get("Records").is_some() {
-        let event: SqsEvent = serde_json::from_value(payload)?;
-        serde_json::to_value(handle_sqs(ctx, event).await)
-    } else {
-        let req: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
-        serde_json::to_value(handle_http(ctx, req).await)
+    match super::trigger(payload)? {
+        super::Trigger::Sqs(event) => serde_json::to_value(handle_sqs(ctx, event).await),
+        super::Trigger::Http(req) => serde_json::to_value(handle_http(ctx, *req).await),
     }
 }

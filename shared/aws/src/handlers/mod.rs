@@ -133,3 +133,18 @@ pub fn batch_response(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
 pub(crate) fn reason(handler: &'static str, code: &str, message: impl Into<String>) -> DeadLetterReason {
     DeadLetterReason { code: code.to_owned(), message: message.into(), handler }
 }
+
+/// What invoked a function that has both an SQS and an HTTP trigger.
+pub enum Trigger {
+    Sqs(aws_lambda_events::sqs::SqsEvent),
+    Http(Box<aws_lambda_events::apigw::ApiGatewayV2httpRequest>),
+}
+
+/// An SQS event has `Records`; anything else is an HTTP API (payload v2) request.
+pub fn trigger(payload: serde_json::Value) -> Result<Trigger, serde_json::Error> {
+    if payload.get("Records").is_some() {
+        Ok(Trigger::Sqs(serde_json::from_value(payload)?))
+    } else {
+        Ok(Trigger::Http(Box::new(serde_json::from_value(payload)?)))
+    }
+}
