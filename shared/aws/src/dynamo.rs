@@ -751,10 +751,23 @@ impl LookupStore for DynamoStore {
 }
 
 impl BlockIndex for DynamoStore {
+    /// One `Query` per key (a block is a partition), all sent at once: a record's six or so keys
+    /// cost one round trip of latency, not six.
     async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, k) in keys.iter().enumerate() {
+            let this = self.clone();
+            let pk = keys::block_item_key(entity, k);
+            tasks.spawn(async move { (i, this.query(pk, None, Some(cap.saturating_add(1))).await) });
+        }
+        let mut found: Vec<Option<Vec<Item>>> = vec![None; keys.len()];
+        while let Some(done) = tasks.join_next().await {
+            let (i, items) = done.map_err(|e| StoreError::Unavailable(format!("block lookup task: {e}")))?;
+            found[i] = Some(items?);
+        }
         let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            let items = self.query(keys::block_item_key(entity, k), None, Some(cap + 1)).await?;
+        for (k, items) in keys.iter().zip(found) {
+            let items = items.unwrap_or_default();
             let too_common = items.len() > cap;
             let golden_ids = if too_common {
                 Vec::new()
