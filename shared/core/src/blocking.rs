@@ -78,6 +78,25 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
     keys.into_iter().collect()
 }
 
+/// The stored keys (`BlockKey::key`) of every blocking key of these records: all of them, and
+/// the claim keys among them.
+pub fn stored_keys<'a>(
+    schema: &EntitySchema,
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut index = BTreeSet::new();
+    let mut claims = BTreeSet::new();
+    for r in records {
+        for k in block_keys(schema, r) {
+            if k.claim {
+                claims.insert(k.key());
+            }
+            index.insert(k.key());
+        }
+    }
+    (index, claims)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -505,18 +505,11 @@ async fn gather<S: Store + ReceiptStore>(
             version: h.version,
         }));
     }
-    let mut index: BTreeSet<String> = golden.index_keys.clone();
-    let mut claim_keys: BTreeSet<String> = golden.claims.clone();
-    let mut markers = BTreeSet::new();
-    for m in &members {
-        for k in block_keys(schema, m) {
-            if k.claim {
-                claim_keys.insert(k.key());
-            }
-            index.insert(k.key());
-        }
-        markers.extend(suppression_keys(schema, m, &[secret.to_vec()]));
-    }
+    let (mut index, mut claim_keys) = crate::blocking::stored_keys(schema, &members);
+    index.extend(golden.index_keys.iter().cloned());
+    claim_keys.extend(golden.claims.iter().cloned());
+    let markers: BTreeSet<String> =
+        members.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
     let present: Vec<String> = index.into_iter().collect();
     let hits = store.lookup(&entity, &present, usize::MAX / 2).await?;
     let index_entries: Vec<WriteOp> = hits

@@ -3,7 +3,6 @@
 //! The store applies the main transaction atomically; follow-up chunks are idempotent and ordered
 //! so that every intermediate state still resolves to the survivor.
 
-use crate::blocking::block_keys;
 use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenView, HubEvent, ReviewOpened};
 use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, ReviewStatus, ReviewTask};
 use crate::keys::{digest_hex, golden_id_for, SourceKey};
@@ -195,16 +194,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             }
         }
     }
-    let mut index_keys = BTreeSet::new();
-    let mut claim_keys = BTreeSet::new();
-    for r in &members {
-        for k in block_keys(schema, r) {
-            if k.claim {
-                claim_keys.insert(k.key());
-            }
-            index_keys.insert(k.key());
-        }
-    }
+    let (index_keys, mut claim_keys) = crate::blocking::stored_keys(schema, members.iter().copied());
     for l in &losers {
         claim_keys.extend(l.claims.iter().cloned());
     }
