@@ -53,7 +53,7 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
         for b in &def.blocking {
             let mut name = format!("{}.{}", def.name, b.transform.name());
             let Some(first) = record.value(&def.name).and_then(|v| transform(b.transform, v)) else { continue };
-            let mut value = first;
+            let mut parts = vec![first];
             let mut all_valid = record.is_valid(&def.name);
             let mut complete = true;
             for part in &b.with {
@@ -63,15 +63,18 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
                 name.push_str(part.transform.name());
                 match record.value(&part.attribute).and_then(|v| transform(part.transform, v)) {
                     Some(p) => {
-                        value.push('|');
-                        value.push_str(&p);
+                        parts.push(p);
                         all_valid &= record.is_valid(&part.attribute);
                     }
                     None => complete = false,
                 }
             }
+            if b.unordered {
+                name.push_str(".unordered");
+                parts.sort_unstable();
+            }
             if complete {
-                keys.insert(BlockKey { name, value, claim: b.claim && all_valid });
+                keys.insert(BlockKey { name, value: parts.join("|"), claim: b.claim && all_valid });
             }
         }
     }
@@ -122,6 +125,7 @@ mod tests {
             ("email.value", "a@x.com"),
             ("phone.value", "+447700900123"),
             ("postcode.value+given_name.initial", "LS14AP|a"),
+            ("given_name.soundex+family_name.soundex.unordered", "A500|S530"),
         ] {
             assert!(plain.contains(&(name.to_string(), value.to_string())), "{name} in {plain:?}");
         }
@@ -134,6 +138,22 @@ mod tests {
         let claims: Vec<_> =
             block_keys(reg.get("customer").expect("customer"), &r).into_iter().filter(|k| k.claim).collect();
         assert_eq!(claims.len(), 3, "email, phone, name+dob: {claims:?}");
+    }
+
+    #[test]
+    fn unordered_keys_survive_swapped_names() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let schema = reg.get("customer").expect("customer");
+        let rec = |given: &str, family: &str| {
+            let r = json!({"entityType":"customer","sourceSystem":"crm","sourceId":"1","sourceSeq":1,
+                           "attributes":{"given_name":given,"family_name":family}});
+            block_keys(schema, &validate(&reg, &r, 0).expect("valid"))
+        };
+        let (a, b) = (rec("Georgia", "Hague"), rec("Hague", "Georgia"));
+        let name = "given_name.soundex+family_name.soundex.unordered";
+        let pick = |keys: &[BlockKey]| keys.iter().find(|k| k.name == name).map(BlockKey::key);
+        assert!(pick(&a).is_some());
+        assert_eq!(pick(&a), pick(&b));
     }
 
     #[test]

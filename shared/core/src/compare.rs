@@ -9,8 +9,13 @@ use serde::{Deserialize, Serialize};
 pub enum ComparatorKind {
     /// Level 0: equal.
     Exact,
-    /// Levels by Jaro-Winkler similarity ≥ each threshold.
+    /// Levels by Jaro-Winkler similarity ≥ each threshold (spaces ignored when that scores higher:
+    /// `chana k` and `chanak` are equal).
     JaroWinkler,
+    /// A person's given or family name: levels by Jaro-Winkler similarity ≥ each threshold, where
+    /// a known nickname (`bob` for `robert`) counts as the first level below exact; one more level,
+    /// after the thresholds, for an initial that matches the other name (`j` and `john`).
+    PersonName,
     /// Levels by normalised Levenshtein similarity ≥ each threshold.
     Levenshtein,
     /// Jaro-Winkler over the words sorted, so word order does not matter.
@@ -21,7 +26,8 @@ pub enum ComparatorKind {
     Email,
     /// Levels: equal; same last eight digits.
     Phone,
-    /// Levels: equal; same first three characters (district).
+    /// Levels: equal; one character wrong or two adjacent characters swapped, or (five characters
+    /// or more) the same first three characters (district).
     Postcode,
     /// Levels by relative difference ≤ each threshold.
     Numeric,
@@ -35,11 +41,20 @@ impl ComparatorKind {
             Self::Email | Self::Phone | Self::Postcode => 2,
             Self::Date => 3,
             Self::JaroWinkler | Self::Levenshtein | Self::TokenJaroWinkler | Self::Numeric => 8,
+            Self::PersonName => 9,
         }
     }
 
     fn uses_thresholds(self) -> bool {
-        matches!(self, Self::JaroWinkler | Self::Levenshtein | Self::TokenJaroWinkler | Self::Numeric)
+        matches!(
+            self,
+            Self::JaroWinkler | Self::Levenshtein | Self::TokenJaroWinkler | Self::Numeric | Self::PersonName
+        )
+    }
+
+    /// Levels beyond the thresholds: a person name's `initial` level.
+    fn extra_levels(self) -> usize {
+        usize::from(self == Self::PersonName)
     }
 }
 
@@ -59,8 +74,11 @@ pub(crate) fn validate_def(d: &ComparatorDef) -> Result<(), String> {
         return Err("m (and u) probabilities must sum to less than 1: the rest is the 'different' level".into());
     }
     if d.kind.uses_thresholds() {
-        if d.thresholds.len() != d.m.len() {
-            return Err("comparator needs one threshold per agreement level".into());
+        if d.thresholds.len() + d.kind.extra_levels() != d.m.len() {
+            return Err(match d.kind.extra_levels() {
+                0 => "comparator needs one threshold per agreement level".into(),
+                n => format!("comparator {:?} needs one threshold per agreement level but the last {n}", d.kind),
+            });
         }
         let descending = d.thresholds.windows(2).all(|w| w[0] >= w[1]);
         let ascending = d.thresholds.windows(2).all(|w| w[0] <= w[1]);
@@ -103,7 +121,9 @@ impl ComparatorDef {
             ComparatorKind::Date => fixed(&["exact", "typo_or_swap", "same_year"]),
             ComparatorKind::Email => fixed(&["exact", "same_mailbox"]),
             ComparatorKind::Phone => fixed(&["exact", "same_last_8"]),
-            ComparatorKind::Postcode => fixed(&["exact", "same_district"]),
+            ComparatorKind::Postcode => fixed(&["exact", "typo_or_same_district"]),
+            ComparatorKind::PersonName if i == self.thresholds.len() => "initial".into(),
+            ComparatorKind::PersonName if i == 1 => format!("nickname_or_similarity>={}", self.thresholds[i]),
             ComparatorKind::Numeric if self.thresholds[i] == 0.0 => "exact".into(),
             ComparatorKind::Numeric => format!("within_{}pct", (self.thresholds[i] * 100.0).round()),
             _ if self.thresholds[i] >= 1.0 => "exact".into(),
@@ -134,7 +154,16 @@ impl ComparatorDef {
     fn level(&self, a: &str, b: &str) -> Option<usize> {
         match self.kind {
             ComparatorKind::Exact => (a == b).then_some(0),
-            ComparatorKind::JaroWinkler => self.by_similarity(if a == b { 1.0 } else { strsim::jaro_winkler(a, b) }),
+            ComparatorKind::JaroWinkler => self.by_similarity(text_similarity(a, b)),
+            ComparatorKind::PersonName => {
+                if a == b {
+                    return Some(0);
+                }
+                let s = text_similarity(a, b);
+                let s =
+                    if crate::names::nicknames(a, b) { s.max(self.thresholds.get(1).copied().unwrap_or(s)) } else { s };
+                self.by_similarity(s).or_else(|| crate::names::initial_of(a, b).then_some(self.thresholds.len()))
+            }
             ComparatorKind::Levenshtein => {
                 self.by_similarity(if a == b { 1.0 } else { strsim::normalized_levenshtein(a, b) })
             }
@@ -160,7 +189,8 @@ impl ComparatorDef {
                 if a == b {
                     Some(0)
                 } else {
-                    (a.len() >= 5 && b.len() >= 5 && a.get(..3) == b.get(..3)).then_some(1)
+                    let district = a.len() >= 5 && b.len() >= 5 && a.get(..3) == b.get(..3);
+                    (district || one_typo(a, b)).then_some(1)
                 }
             }
             ComparatorKind::Numeric => {
@@ -172,6 +202,34 @@ impl ComparatorDef {
                 self.thresholds.iter().position(|t| rel <= *t + 1e-12)
             }
         }
+    }
+}
+
+/// Jaro-Winkler similarity, ignoring spaces when that scores higher (`chana k`, `chanak`).
+pub fn text_similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    let s = strsim::jaro_winkler(a, b);
+    if a.contains(' ') || b.contains(' ') {
+        let squeeze = |v: &str| v.chars().filter(|c| *c != ' ').collect::<String>();
+        s.max(strsim::jaro_winkler(&squeeze(a), &squeeze(b)))
+    } else {
+        s
+    }
+}
+
+/// Same length, and one character different or two adjacent characters swapped.
+fn one_typo(a: &str, b: &str) -> bool {
+    if a.len() != b.len() || !a.is_ascii() || !b.is_ascii() {
+        return false;
+    }
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let diffs: Vec<usize> = (0..x.len()).filter(|i| x[*i] != y[*i]).take(3).collect();
+    match diffs.as_slice() {
+        [_] => true,
+        [i, j] => *j == i + 1 && x[*i] == y[*j] && x[*j] == y[*i],
+        _ => false,
     }
 }
 
@@ -201,12 +259,7 @@ fn date_level(a: &str, b: &str) -> Option<usize> {
     if ay == by && am == bd && ad == bm {
         return Some(1);
     }
-    let diffs: Vec<usize> = a.bytes().zip(b.bytes()).enumerate().filter(|(_, (x, y))| x != y).map(|(i, _)| i).collect();
-    let swapped = diffs.len() == 2
-        && diffs[1] == diffs[0] + 1
-        && a.as_bytes()[diffs[0]] == b.as_bytes()[diffs[1]]
-        && a.as_bytes()[diffs[1]] == b.as_bytes()[diffs[0]];
-    if diffs.len() == 1 || swapped {
+    if one_typo(a, b) {
         return Some(1);
     }
     (ay == by).then_some(2)
@@ -237,6 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn spaces_do_not_count_against_text() {
+        let d = def(ComparatorKind::JaroWinkler, &[1.0, 0.92], &[0.8, 0.1], &[0.01, 0.02]);
+        assert_eq!(d.compare("chana k", "chanak", true).level, Some(0), "a stray space");
+        assert_eq!(d.compare("munmurra park", "munmurrapark", true).level, Some(0));
+    }
+
+    #[test]
+    fn person_names_know_nicknames_and_initials() {
+        let d = def(ComparatorKind::PersonName, &[1.0, 0.92, 0.8], &[0.8, 0.1, 0.04, 0.02], &[0.01, 0.02, 0.03, 0.04]);
+        assert_eq!(d.compare("robert", "robert", true).level, Some(0));
+        assert_eq!(d.compare("bob", "robert", true).level, Some(1), "nickname");
+        assert_eq!(d.compare("robert", "bobby", true).level, Some(1), "nickname, either side");
+        assert_eq!(d.compare("robert", "roberta", true).level, Some(1), "similar");
+        assert_eq!(d.compare("r", "robert", true).level, Some(3), "initial");
+        assert_eq!(d.compare("robert", "r", true).level, Some(3), "initial, either side");
+        assert_eq!(d.compare("x", "robert", true).level, None);
+        assert_eq!(d.compare("bob", "william", true).level, None);
+        assert_eq!(d.level_name(Some(1)), "nickname_or_similarity>=0.92");
+        assert_eq!(d.level_name(Some(3)), "initial");
+        assert!(validate_def(&d).is_ok());
+        assert!(validate_def(&def(ComparatorKind::PersonName, &[1.0, 0.9], &[0.8, 0.1], &[0.01, 0.02])).is_err());
+    }
+
+    #[test]
     fn dates_typos_and_swaps() {
         let d = def(ComparatorKind::Date, &[], &[0.8, 0.1, 0.05], &[0.001, 0.01, 0.05]);
         assert_eq!(d.compare("1985-03-12", "1985-03-12", true).level, Some(0));
@@ -263,6 +340,9 @@ mod tests {
         assert_eq!(p.compare("1€€abc", "1€€abd", true).level, None, "non-ASCII never panics");
         let pc = def(ComparatorKind::Postcode, &[], &[0.8, 0.05], &[0.001, 0.01]);
         assert_eq!(pc.compare("SW1A1AA", "SW1A2BB", true).level, Some(1));
+        assert_eq!(pc.compare("2617", "2167", true).level, Some(1), "adjacent digits swapped");
+        assert_eq!(pc.compare("2617", "2618", true).level, Some(1), "one digit wrong");
+        assert_eq!(pc.compare("2617", "2681", true).level, None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod golden;
 pub mod hub;
 pub mod keys;
 pub mod matching;
+pub mod names;
 pub mod normalise;
 pub mod plan;
 pub mod record;

@@ -2,9 +2,10 @@
 //! (Fellegi-Sunter weights, deterministic rules) and decide LINK / REVIEW / NEW, with an
 //! explanation per attribute.
 
+use crate::compare::Comparison;
 use crate::golden::{GoldenRecord, MatchValue};
 use crate::record::SourceRecord;
-use crate::schema::{EntitySchema, RuleEffect};
+use crate::schema::{AttributeDef, EntitySchema, RuleEffect};
 use serde::{Deserialize, Serialize};
 
 /// How one attribute contributed to a score. Carries no attribute values.
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct AttributeExplanation {
     pub attribute: String,
-    /// Comparator level, e.g. `exact`, `similarity>=0.92`, `different`, or `missing`.
+    /// Comparator level, e.g. `exact`, `similarity>=0.92`, `different`, or `missing`; prefixed
+    /// `swapped:` when the value agreed with the other attribute of a swap pair.
     pub level: String,
     pub weight: f64,
 }
@@ -75,31 +77,60 @@ pub struct MatchResult {
 /// Most golden records one bridging record may merge at once; the rest are left for review.
 pub const MAX_MERGE_FAN_IN: usize = 8;
 
+/// The best comparison of a record's value with any of a golden record's values (`None` when it
+/// holds none).
+fn best(def: &AttributeDef, value: &str, valid: bool, theirs: &[MatchValue]) -> Option<Comparison> {
+    theirs
+        .iter()
+        .map(|c| def.comparator.compare(value, &c.value, valid && c.valid))
+        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+}
+
 /// Scores a record against one golden record: the best agreement over every value its members
 /// hold, summed over attributes; a missing value on either side is neutral.
 pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord) -> CandidateScore {
+    // Per attribute: the best comparison over the golden record's values, or `None` (missing).
+    let mut parts: Vec<Option<(Comparison, bool)>> = schema
+        .attributes
+        .iter()
+        .map(|def| {
+            let value = record.value(&def.name)?;
+            let theirs = golden.match_values.get(&def.name).map(Vec::as_slice).unwrap_or(&[]);
+            Some((best(def, value, record.is_valid(&def.name), theirs)?, false))
+        })
+        .collect();
+    // Swapped pairs: the crosswise reading counts when it scores higher.
+    for [a, b] in &schema.matching.swaps {
+        let (Some(ia), Some(ib)) = (schema.attribute_index(a), schema.attribute_index(b)) else { continue };
+        let (Some((sa, _)), Some((sb, _))) = (parts[ia], parts[ib]) else { continue };
+        let (da, db) = (&schema.attributes[ia], &schema.attributes[ib]);
+        let (Some(ra), Some(rb)) = (record.value(a), record.value(b)) else { continue };
+        let values = |n: &str| golden.match_values.get(n).map(Vec::as_slice).unwrap_or(&[]);
+        let (Some(ca), Some(cb)) =
+            (best(da, ra, record.is_valid(a), values(b)), best(db, rb, record.is_valid(b), values(a)))
+        else {
+            continue;
+        };
+        if ca.weight + cb.weight > sa.weight + sb.weight + 1e-9 {
+            parts[ia] = Some((ca, true));
+            parts[ib] = Some((cb, true));
+        }
+    }
     let mut total = 0.0;
     let mut attributes = Vec::with_capacity(schema.attributes.len());
-    for def in &schema.attributes {
-        let Some(value) = record.value(&def.name) else { continue };
-        let candidates = golden.match_values.get(&def.name).map(Vec::as_slice).unwrap_or(&[]);
-        if candidates.is_empty() {
-            attributes.push(AttributeExplanation { attribute: def.name.clone(), level: "missing".into(), weight: 0.0 });
+    for (def, part) in schema.attributes.iter().zip(&parts) {
+        if record.value(&def.name).is_none() {
             continue;
         }
-        let valid = record.is_valid(&def.name);
-        let best = candidates
-            .iter()
-            .map(|c| def.comparator.compare(value, &c.value, valid && c.valid))
-            .max_by(|a, b| a.weight.total_cmp(&b.weight));
-        if let Some(c) = best {
-            total += c.weight;
-            attributes.push(AttributeExplanation {
-                attribute: def.name.clone(),
-                level: def.comparator.level_name(c.level),
-                weight: (c.weight * 1000.0).round() / 1000.0,
-            });
-        }
+        let (level, weight) = match part {
+            None => ("missing".to_owned(), 0.0),
+            Some((c, swapped)) => {
+                total += c.weight;
+                let name = def.comparator.level_name(c.level);
+                (if *swapped { format!("swapped:{name}") } else { name }, (c.weight * 1000.0).round() / 1000.0)
+            }
+        };
+        attributes.push(AttributeExplanation { attribute: def.name.clone(), level, weight });
     }
     let blocked_by = schema
         .rules

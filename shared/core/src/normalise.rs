@@ -27,6 +27,9 @@ pub enum Normaliser {
     Decimal,
     Currency,
     Size,
+    /// Street-type abbreviations spelt out (`st` → `street`, `cres` → `crescent`); expects
+    /// lower-case words without punctuation. The first word is left alone (`st kilda road`).
+    Street,
 }
 
 /// Why a value could not be normalised. `code()` is machine-readable and carries no value.
@@ -107,8 +110,61 @@ impl Normaliser {
             Self::Decimal => decimal(v)?,
             Self::Currency => currency(v)?,
             Self::Size => size(v),
+            Self::Street => street(v),
         })
     }
+}
+
+const STREET_TYPES: &[(&str, &str)] = &[
+    ("al", "alley"),
+    ("ally", "alley"),
+    ("app", "approach"),
+    ("arc", "arcade"),
+    ("av", "avenue"),
+    ("ave", "avenue"),
+    ("bvd", "boulevard"),
+    ("blvd", "boulevard"),
+    ("cct", "circuit"),
+    ("ch", "chase"),
+    ("cir", "circle"),
+    ("cl", "close"),
+    ("cres", "crescent"),
+    ("cr", "crescent"),
+    ("crt", "court"),
+    ("ct", "court"),
+    ("dr", "drive"),
+    ("drv", "drive"),
+    ("esp", "esplanade"),
+    ("gdns", "gardens"),
+    ("gr", "grove"),
+    ("hwy", "highway"),
+    ("la", "lane"),
+    ("ln", "lane"),
+    ("mt", "mount"),
+    ("pde", "parade"),
+    ("pk", "park"),
+    ("pkwy", "parkway"),
+    ("pl", "place"),
+    ("plz", "plaza"),
+    ("rd", "road"),
+    ("sq", "square"),
+    ("st", "street"),
+    ("str", "street"),
+    ("tce", "terrace"),
+    ("ter", "terrace"),
+    ("wy", "way"),
+];
+
+fn street(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 8);
+    for (i, word) in v.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let long = if i == 0 { None } else { STREET_TYPES.iter().find(|(short, _)| *short == word).map(|(_, l)| *l) };
+        out.push_str(long.unwrap_or(word));
+    }
+    out
 }
 
 pub fn collapse_whitespace(v: &str) -> String {
@@ -491,6 +547,18 @@ mod tests {
         assert_eq!(n(NAME, "Straße").as_deref(), Ok("strasse"));
         assert_eq!(n(NAME, "Ｊｏｈｎ").as_deref(), Ok("john"), "NFKC folds full-width letters");
         assert_eq!(n(NAME, " -- "), Err(NormaliseError::Empty));
+    }
+
+    #[test]
+    fn street_types_spelt_out() {
+        assert_eq!(
+            n(&[Normaliser::Lowercase, Normaliser::StripPunctuation, Normaliser::Street], "12 High St.")
+                .expect("street"),
+            "12 high street"
+        );
+        assert_eq!(n(&[Normaliser::Street], "st kilda rd").expect("street"), "st kilda road", "the first word stays");
+        assert_eq!(n(&[Normaliser::Street], "pinkerton cct").expect("street"), "pinkerton circuit");
+        assert_eq!(n(&[Normaliser::Street], "stanley street").expect("street"), "stanley street");
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct BlockingKeyDef {
     /// cannot both create a golden record.
     #[serde(default)]
     pub claim: bool,
+    /// The parts in sorted order, so that the key survives the attributes being swapped
+    /// (`given_name` and `family_name` soundex, unordered).
+    #[serde(default)]
+    pub unordered: bool,
 }
 
 /// A comparator with its Fellegi-Sunter parameters: one m and one u probability per agreement
@@ -115,6 +119,10 @@ pub struct MatchingConfig {
     pub max_block_size: usize,
     #[serde(default = "default_candidates")]
     pub max_candidates: usize,
+    /// Pairs of attributes whose values sources often swap (given and family name; two address
+    /// lines): a record scores the pair crosswise too, and the better reading counts.
+    #[serde(default)]
+    pub swaps: Vec<[String; 2]>,
 }
 
 fn default_block_size() -> usize {
@@ -235,6 +243,11 @@ impl EntitySchema {
                 return Err(ctx("max_length must be at least 1".into()));
             }
         }
+        for [a, b] in &m.swaps {
+            if a == b || !names.contains(a.as_str()) || !names.contains(b.as_str()) {
+                return Err(format!("matching.swaps: [{a}, {b}] must name two different attributes of this entity"));
+            }
+        }
         for r in &self.rules {
             if r.attributes.is_empty() {
                 return Err(format!("rule '{}' names no attribute", r.name));
@@ -246,6 +259,10 @@ impl EntitySchema {
             }
         }
         Ok(())
+    }
+
+    pub fn attribute_index(&self, name: &str) -> Option<usize> {
+        self.attributes.iter().position(|a| a.name == name)
     }
 
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
