@@ -207,6 +207,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let config = HubConfig { keep_history: false, emit_events: false, ..HubConfig::default() };
     let hub = Hub::new(Arc::new(registry.clone()), MemoryStore::new()).with_config(config);
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
+    let (mut candidates, mut too_common) = (0usize, 0usize);
     let mut golden_at: Vec<String> = Vec::with_capacity(rows.len());
     for row in &rows {
         let record = validate(hub.registry(), &row.record, 0).map_err(|e| {
@@ -225,6 +226,8 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         if report.review_task.is_some() {
             reviews += 1;
         }
+        candidates += report.blocking.candidates;
+        too_common += report.blocking.too_common.len();
         golden_at.push(report.outcome.golden_id().to_owned());
     }
     // Each record's golden record after the whole input: follow merged-into pointers.
@@ -258,10 +261,12 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     std::mem::forget(hub);
     eprintln!(
         "records {}  golden records {goldens}  links {links}  merges {merges}  reviews {reviews}  elapsed {elapsed:.2} s  \
-         records/s {:.0}  peak memory {} MiB",
+         records/s {:.0}  peak memory {} MiB  candidates/record {:.2}  too-common keys/record {:.3}",
         rows.len(),
         rows.len() as f64 / elapsed.max(1e-9),
-        peak_memory_mib().map_or("?".into(), |m| format!("{m:.0}"))
+        peak_memory_mib().map_or("?".into(), |m| format!("{m:.0}")),
+        candidates as f64 / rows.len().max(1) as f64,
+        too_common as f64 / rows.len().max(1) as f64,
     );
     Ok(())
 }

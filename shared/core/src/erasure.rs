@@ -38,6 +38,9 @@ pub const LEASE_MS: i64 = 5 * 60 * 1000;
 /// one per identifier and secret. No plain value leaves this function.
 pub fn suppression_keys(schema: &EntitySchema, record: &SourceRecord, secrets: &[Vec<u8>]) -> Vec<String> {
     let mut out = Vec::new();
+    if secrets.is_empty() {
+        return out;
+    }
     for k in block_keys(schema, record).into_iter().filter(|k| k.claim && !k.name.contains('+')) {
         for secret in secrets {
             out.push(hmac_hex(secret, &[&schema.entity, &k.name, &k.value], 16));

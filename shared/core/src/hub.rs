@@ -87,6 +87,8 @@ pub struct MergeReport {
     pub events: Vec<&'static str>,
     pub attempts: u32,
     pub final_decision: MatchDecision,
+    /// Candidate retrieval for the final decision (counts and key names only).
+    pub blocking: BlockingStats,
     pub golden: GoldenRecord,
 }
 
@@ -410,6 +412,7 @@ impl<S: Store> Hub<S> {
                         events: plan.events.iter().map(|e| e.detail_type()).collect(),
                         attempts: attempt,
                         final_decision: result.decision,
+                        blocking: result.blocking,
                         golden: plan.golden,
                     });
                 }

@@ -93,7 +93,10 @@ pub fn apply(pipeline: &[Normaliser], raw: &str, opts: NormaliseOptions<'_>) -> 
 impl Normaliser {
     pub fn apply(self, v: &str, opts: NormaliseOptions<'_>) -> Result<String, NormaliseError> {
         Ok(match self {
+            // ASCII text is its own NFKC form and has no diacritics: skip the Unicode passes.
+            Self::Nfkc if v.is_ascii() => v.to_owned(),
             Self::Nfkc => v.nfkc().collect(),
+            Self::Lowercase if v.is_ascii() => v.to_ascii_lowercase(),
             Self::Lowercase => v.to_lowercase(),
             Self::Uppercase => v.to_uppercase(),
             Self::CollapseWhitespace => collapse_whitespace(v),
@@ -173,6 +176,9 @@ pub fn collapse_whitespace(v: &str) -> String {
 
 /// Removes accents (é → e) and folds letters that do not decompose (ß → ss, ø → o, æ → ae).
 pub fn strip_diacritics(v: &str) -> String {
+    if v.is_ascii() {
+        return v.to_owned();
+    }
     let mut out = String::with_capacity(v.len());
     for c in v.nfd() {
         if is_combining_mark(c) {
