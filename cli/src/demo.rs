@@ -125,7 +125,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             g.version,
             g.members.iter().map(|m| format!("{}/{}", m.system, m.source_id)).collect::<Vec<_>>().join(", ")
         );
-        for (name, a) in &g.attributes {
+        for (name, a) in g.attributes.iter() {
             println!("    {name:<14} {:<34} <- {}/{} @{}, {:?}", a.value, a.source, a.source_id, a.source_seq, a.rule);
         }
     }

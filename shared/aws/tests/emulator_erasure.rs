@@ -295,7 +295,7 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
     assert_eq!(out.failed_entry_count(), 0);
     s.drain().await;
     let g = s.golden_of(&key).await;
-    assert_eq!(g.members, vec![key.clone()], "recomputed from the crm record");
+    assert_eq!(*g.members, vec![key.clone()], "recomputed from the crm record");
     let web_only = ["Westmarshton", "westmarshton", "07700 900777", "7700900777", "\"ravi\""];
     let table = format!("{:?}", s.scan().await);
     assert_eq!(leaks(&table, &web_only), Vec::<&str>::new(), "no history version or item holds the webshop values");

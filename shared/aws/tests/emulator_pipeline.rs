@@ -70,7 +70,7 @@ async fn records_become_golden_records_with_provenance_and_events_reach_the_subs
     let given = &g.attributes["given_name"];
     assert_eq!((given.value.as_str(), given.source.as_str(), given.source_id.as_str()), ("anna", "crm", "c-100"));
     assert_eq!(g.attributes["email"].source_seq, 1);
-    for (name, a) in &g.attributes {
+    for (name, a) in g.attributes.iter() {
         assert!(!a.source.is_empty() && !a.source_id.is_empty(), "{name} has provenance");
     }
     let bob = s.golden_of(&SourceKey::new("customer", "crm", "c-200")).await;

@@ -45,6 +45,28 @@ fn transform(t: BlockTransform, v: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// A blocking key with its stored form (`BlockKey::key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: BlockKey,
+    pub stored: String,
+}
+
+/// A record's blocking keys with their stored forms, computed on first use and kept with the
+/// record (and its clones): digesting keys is a large part of matching a record, and merge plans
+/// need the keys of every member again. A record is always keyed under its own entity's schema.
+pub fn keys_of<'r>(schema: &EntitySchema, record: &'r SourceRecord) -> &'r [StoredKey] {
+    record.key_cache.0.get_or_init(|| {
+        block_keys(schema, record)
+            .into_iter()
+            .map(|key| {
+                let stored = key.key();
+                StoredKey { key, stored }
+            })
+            .collect()
+    })
+}
+
 /// Every blocking key of a record. Keys whose parts are missing are skipped; a claim key needs
 /// every part to be a valid (normalised) value.
 pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey> {
@@ -90,11 +112,11 @@ pub fn stored_keys<'a>(
     let mut index = BTreeSet::new();
     let mut claims = BTreeSet::new();
     for r in records {
-        for k in block_keys(schema, r) {
-            if k.claim {
-                claims.insert(k.key());
+        for k in keys_of(schema, r) {
+            if k.key.claim {
+                claims.insert(k.stored.clone());
             }
-            index.insert(k.key());
+            index.insert(k.stored.clone());
         }
     }
     (index, claims)

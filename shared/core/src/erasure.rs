@@ -561,11 +561,11 @@ fn erased_marker(g: &GoldenRecord, now: i64) -> GoldenRecord {
     m.version += 1;
     m.revision += 1;
     m.updated_at_ms = now;
-    m.attributes.clear();
-    m.members.clear();
-    m.match_values.clear();
-    m.index_keys.clear();
-    m.claims.clear();
+    m.attributes = Default::default();
+    m.members = Default::default();
+    m.match_values = Default::default();
+    m.index_keys = Default::default();
+    m.claims = Default::default();
     m
 }
 
@@ -725,11 +725,11 @@ async fn erase_source<S: Store + ReceiptStore>(
 
     // The golden record, recomputed from the rest.
     let mut g = golden.clone();
-    g.members.retain(|m| m != key);
-    g.attributes = survive(schema, &rest);
-    g.match_values = match_values(schema, &rest);
-    g.index_keys = keep_keys.clone();
-    g.claims = golden.claims.intersection(&keep_keys).cloned().collect();
+    std::sync::Arc::make_mut(&mut g.members).retain(|m| m != key);
+    g.attributes = survive(schema, &rest).into();
+    g.match_values = match_values(schema, &rest).into();
+    g.index_keys = keep_keys.clone().into();
+    g.claims = golden.claims.intersection(&keep_keys).cloned().collect::<BTreeSet<_>>().into();
     g.version += 1;
     g.revision += 1;
     g.updated_at_ms = now;

@@ -51,7 +51,7 @@ impl GoldenView {
             version: g.version,
             status: status.into(),
             merged_into,
-            attributes: g.attributes.clone(),
+            attributes: (*g.attributes).clone(),
             sources: g.members.iter().map(SourceRef::from).collect(),
             updated_at: crate::time::format_rfc3339(g.updated_at_ms),
         }

@@ -39,6 +39,11 @@ pub struct MatchValue {
     pub verified: bool,
 }
 
+/// A golden record's collections are shared between its copies (reads take copies of golden
+/// records all the time: candidates, merge plans, history snapshots) and copied on write
+/// (`Arc::make_mut`). Serialised as the collection itself.
+pub type Shared<T> = std::sync::Arc<T>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GoldenRecord {
@@ -49,14 +54,14 @@ pub struct GoldenRecord {
     /// Internal optimistic-lock counter: bumps on every write, effective or not.
     pub revision: u64,
     pub status: GoldenStatus,
-    pub attributes: BTreeMap<String, GoldenAttribute>,
+    pub attributes: Shared<BTreeMap<String, GoldenAttribute>>,
     /// Member source records, in the order they joined.
-    pub members: Vec<SourceKey>,
-    pub match_values: BTreeMap<String, Vec<MatchValue>>,
+    pub members: Shared<Vec<SourceKey>>,
+    pub match_values: Shared<BTreeMap<String, Vec<MatchValue>>>,
     /// Blocking keys this record is indexed under (the union over its members).
-    pub index_keys: BTreeSet<String>,
+    pub index_keys: Shared<BTreeSet<String>>,
     /// Strong keys this record holds a claim on.
-    pub claims: BTreeSet<String>,
+    pub claims: Shared<BTreeSet<String>>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

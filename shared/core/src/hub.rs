@@ -1,7 +1,7 @@
 //! The hub's use cases over the store port: ingest a record, match it, merge it. The Lambda
 //! handlers and the batch engine call these; they hold no logic of their own.
 
-use crate::blocking::{block_keys, BlockKey};
+use crate::blocking::{keys_of, BlockKey};
 use crate::golden::GoldenRecord;
 use crate::golden::GoldenStatus;
 use crate::keys::{golden_id_for, SourceKey};
@@ -203,7 +203,7 @@ impl<S: Store> Hub<S> {
     /// Scores a record against the store without writing anything (also used by `POST /v1/match`).
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
-        let keys: Vec<String> = block_keys(schema, record).iter().map(BlockKey::key).collect();
+        let keys: Vec<String> = keys_of(schema, record).iter().map(|k| k.stored.clone()).collect();
         let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut too_common = Vec::new();
         let mut votes: BTreeMap<String, usize> = BTreeMap::new();
@@ -275,7 +275,7 @@ impl<S: Store> Hub<S> {
             .chain(current.iter().flat_map(|c| c.members.iter()))
             .chain(targets.iter().flat_map(|t| t.members.iter()))
         {
-            claim_keys.extend(block_keys(schema, r).into_iter().filter(|k| k.claim).map(|k| k.key()));
+            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.key.claim).map(|k| k.stored.clone()));
         }
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.iter().cloned());
@@ -332,7 +332,7 @@ impl<S: Store> Hub<S> {
         source: &SourceRecord,
         result: &MatchResult,
     ) -> Result<bool, HubError> {
-        let keys: Vec<String> = block_keys(schema, source).iter().map(BlockKey::key).collect();
+        let keys: Vec<String> = keys_of(schema, source).iter().map(|k| k.stored.clone()).collect();
         if keys.is_empty() {
             return Ok(false);
         }
@@ -393,13 +393,13 @@ impl<S: Store> Hub<S> {
             if rematch {
                 result = self.match_record(&source).await?;
             }
-            let plan = self.plan(&source, &result).await?;
-            match self.store.transact(plan.writes.clone()).await {
+            let mut plan = self.plan(&source, &result).await?;
+            match self.store.transact(std::mem::take(&mut plan.writes)).await {
                 Ok(()) => {
-                    for chunk in &plan.follow_ups {
+                    for chunk in std::mem::take(&mut plan.follow_ups) {
                         // Idempotent maintenance. On a failure stop: the stored golden record does
                         // not list what is missing, so the retry (or the next change) writes it.
-                        if let Err(e) = self.store.transact(chunk.clone()).await {
+                        if let Err(e) = self.store.transact(chunk).await {
                             warn!(golden_id = %plan.outcome.golden_id(), error = %e, "follow-up chunk failed; will retry");
                             return Err(e.into());
                         }

@@ -135,7 +135,7 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for g in groups {
-        for k in &g.golden.members {
+        for k in g.golden.members.iter() {
             if let Some(r) = by_key.get(k) {
                 if seen.insert(k.clone()) {
                     out.push(*r);
@@ -202,7 +202,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Claims: take free ones, move the losers', leave ones held by other golden records alone.
     let mut new_claims = Vec::new();
     let mut moved_claims = Vec::new();
-    let mut held: BTreeSet<String> = survivor_old.map(|g| g.claims.clone()).unwrap_or_default();
+    let mut held: BTreeSet<String> = survivor_old.map(|g| (*g.claims).clone()).unwrap_or_default();
     for key in &claim_keys {
         let op = |from: Option<String>| WriteOp::PutClaim {
             entity: schema.entity.clone(),
@@ -233,11 +233,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         version: 1,
         revision: 1,
         status: GoldenStatus::Active,
-        attributes,
-        members: member_keys,
-        match_values: match_values(schema, &members),
-        index_keys,
-        claims: held,
+        attributes: attributes.into(),
+        members: member_keys.into(),
+        match_values: match_values(schema, &members).into(),
+        index_keys: index_keys.into(),
+        claims: held.into(),
         created_at_ms: now,
         updated_at_ms: now,
     };
@@ -294,9 +294,9 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged.version += 1;
         merged.revision += 1;
         merged.updated_at_ms = now;
-        merged.members.clear();
-        merged.index_keys.clear();
-        merged.claims.clear();
+        merged.members = Default::default();
+        merged.index_keys = Default::default();
+        merged.claims = Default::default();
         main.push(WriteOp::PutGolden { golden: merged.clone(), expect: Expect::Revision(l.revision) });
         if input.keep_history {
             main.push(WriteOp::PutHistory(HistoryEntry {
@@ -365,7 +365,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Index and cross-reference maintenance: adds before moves before deletes.
     let old_keys = survivor_old.map(|g| &g.index_keys);
     let mut rest: Vec<WriteOp> = Vec::new();
-    for k in &golden.index_keys {
+    for k in golden.index_keys.iter() {
         if old_keys.is_none_or(|o| !o.contains(k)) {
             rest.push(WriteOp::PutIndex {
                 entity: schema.entity.clone(),
@@ -390,7 +390,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
     for l in &losers {
-        for k in &l.index_keys {
+        for k in l.index_keys.iter() {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
                 key: k.clone(),
@@ -416,8 +416,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // writes. If a follow-up chunk is lost, the next plan for this golden record sees the
     // difference and writes it again: maintenance heals itself.
     if !follow_ups.is_empty() {
-        let mut index_keys = old_keys.cloned().unwrap_or_default();
-        let mut claims: BTreeSet<String> = survivor_old.map(|g| g.claims.clone()).unwrap_or_default();
+        let mut index_keys: BTreeSet<String> = old_keys.map(|k| (**k).clone()).unwrap_or_default();
+        let mut claims: BTreeSet<String> = survivor_old.map(|g| (*g.claims).clone()).unwrap_or_default();
         for op in &main {
             match op {
                 WriteOp::PutIndex { key, golden_id: g, .. } if *g == golden_id => {
@@ -432,8 +432,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 _ => {}
             }
         }
-        golden.index_keys = index_keys;
-        golden.claims = claims;
+        golden.index_keys = index_keys.into();
+        golden.claims = claims.into();
         for op in main.iter_mut() {
             match op {
                 WriteOp::PutGolden { golden: g, .. } if g.golden_id == golden_id => {

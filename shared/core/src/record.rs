@@ -46,6 +46,28 @@ pub struct SourceRecord {
     /// suppression marker while suppression mode is `hold`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// This record's blocking keys, computed on first use (`blocking::keys_of`); never stored
+    /// and ignored by `==`.
+    #[serde(skip)]
+    pub key_cache: KeyCache,
+}
+
+/// A record's blocking keys with their stored (digested) form, computed once per record value.
+/// Records are not edited after validation, so the cache cannot go stale; every clone shares it
+/// (the stored copy in the in-process store too).
+#[derive(Clone, Default)]
+pub struct KeyCache(pub(crate) std::sync::Arc<std::sync::OnceLock<std::sync::Arc<[crate::blocking::StoredKey]>>>);
+
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "KeyCache(filled)" } else { "KeyCache(empty)" })
+    }
 }
 
 impl SourceRecord {
@@ -329,6 +351,7 @@ pub(crate) fn normalise_attributes(
         received_at_ms,
         golden_id: None,
         held: false,
+        key_cache: KeyCache::default(),
     })
 }
 

@@ -76,8 +76,8 @@ pub async fn mark_erased<S: Store>(hub: &Hub<S>, entity: &str, id: &str) -> Resu
     g.revision += 1;
     g.version += 1;
     g.status = GoldenStatus::Erased;
-    g.attributes.clear();
-    g.match_values.clear();
+    g.attributes = Default::default();
+    g.match_values = Default::default();
     hub.store().transact(vec![WriteOp::PutGolden { golden: g, expect }]).await?;
     Ok(())
 }

@@ -102,6 +102,7 @@ mod tests {
             received_at_ms: 0,
             golden_id: None,
             held: false,
+            key_cache: Default::default(),
         }
     }
 

@@ -114,7 +114,7 @@ async fn a_bridge_with_hundreds_of_members_is_chunked_and_loses_no_member() {
     let survivor = plan.golden.golden_id.clone();
     let s = hub.store().get_golden("customer", &survivor).await.expect("get").expect("exists");
     assert_eq!(s.members.len(), 301, "no member lost");
-    for k in &s.members {
+    for k in s.members.iter() {
         let r = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(r.golden_id.as_ref(), Some(&survivor), "{k}");
     }
@@ -139,7 +139,7 @@ async fn lost_follow_up_chunks_are_written_by_the_next_plan() {
     hub.process(&bridge).await.expect("again");
     let s = hub.store().get_golden("customer", &survivor).await.expect("get").expect("exists");
     assert_eq!(s.members.len(), 241);
-    for k in &s.members {
+    for k in s.members.iter() {
         let r = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(r.golden_id.as_ref(), Some(&survivor), "{k} re-pointed");
     }

@@ -29,11 +29,11 @@ async fn one_person_from_two_systems_becomes_one_golden_record_with_provenance()
     assert_eq!(g.attributes["family_name"].value, "kowalski");
     assert_eq!(g.attributes["date_of_birth"].value, "1984-07-21", "most frequent birth date wins over the typo");
     assert_eq!(g.attributes["country"].value, "GB");
-    for (name, attr) in &g.attributes {
+    for (name, attr) in g.attributes.iter() {
         assert!(!attr.source.is_empty() && !attr.source_id.is_empty(), "{name} names its source");
     }
     // Every member points back at the golden record.
-    for k in &g.members {
+    for k in g.members.iter() {
         let s = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(s.golden_id.as_deref(), Some(g.golden_id.as_str()));
     }

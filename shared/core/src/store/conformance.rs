@@ -24,6 +24,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         received_at_ms: 1_700_000_000_000,
         golden_id: None,
         held: false,
+        key_cache: Default::default(),
     }
 }
 
@@ -34,11 +35,11 @@ fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         version: revision,
         revision,
         status: GoldenStatus::Active,
-        attributes: BTreeMap::new(),
-        members: vec![SourceKey::new(entity, "crm", "m#1")],
-        match_values: BTreeMap::new(),
-        index_keys: ["k=1".to_string()].into_iter().collect(),
-        claims: BTreeSet::new(),
+        attributes: Default::default(),
+        members: vec![SourceKey::new(entity, "crm", "m#1")].into(),
+        match_values: Default::default(),
+        index_keys: BTreeSet::from(["k=1".to_string()]).into(),
+        claims: Default::default(),
         created_at_ms: 1,
         updated_at_ms: 1,
     }
