@@ -137,6 +137,12 @@ impl ComparatorDef {
         let level = if !valid {
             if a.to_lowercase() == b.to_lowercase() {
                 Some(0)
+            } else if self.kind == ComparatorKind::Date {
+                // An impossible date (`19319924`) beside a real one (`1931-09-24`): compare the
+                // digits, so a typo still counts as one.
+                let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+                let (x, y) = (digits(a), digits(b));
+                (x.len() == 8 && one_typo(&x, &y)).then_some(1)
             } else {
                 None
             }
@@ -323,6 +329,8 @@ mod tests {
         assert_eq!(d.compare("1985-03-12", "1985-07-30", true).level, Some(2));
         assert_eq!(d.compare("1985-03-12", "1971-07-30", true).level, None);
         assert_eq!(d.compare("1999-02-31", "1999-02-31", false).level, Some(0), "raw values as plain strings");
+        assert_eq!(d.compare("19319924", "1931-09-24", false).level, Some(1), "an impossible date, one digit off");
+        assert_eq!(d.compare("19319924", "1975-01-01", false).level, None);
         assert_eq!(d.compare("1985-€3-12", "1985-03-1€", true).level, None, "non-ASCII never panics");
     }
 

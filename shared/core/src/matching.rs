@@ -132,11 +132,38 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
         };
         attributes.push(AttributeExplanation { attribute: def.name.clone(), level, weight });
     }
+    // Correlated groups: their summed weight is held between the group's bounds; the explanation
+    // shows the adjustment as its own line, so the weights still add up to the score.
+    for g in &schema.matching.groups {
+        let sum: f64 = g
+            .attributes
+            .iter()
+            .filter_map(|a| schema.attribute_index(a))
+            .filter_map(|i| parts[i].map(|(c, _)| c.weight))
+            .sum();
+        let bounded = sum.clamp(g.min_weight, g.max_weight);
+        if (bounded - sum).abs() > 1e-9 {
+            total += bounded - sum;
+            let level = if sum > bounded { "capped" } else { "floored" };
+            attributes.push(AttributeExplanation {
+                attribute: format!("group:{}", g.name),
+                level: level.into(),
+                weight: ((bounded - sum) * 1000.0).round() / 1000.0,
+            });
+        }
+    }
     let blocked_by = schema
         .rules
         .iter()
-        .filter(|r| r.effect == RuleEffect::BlockLink)
+        .filter(|r| r.effect != RuleEffect::Link)
         .find(|rule| {
+            if rule.effect == RuleEffect::ReviewIfAllDisagree {
+                // Both sides hold every named attribute and no comparison finds any agreement.
+                return rule
+                    .attributes
+                    .iter()
+                    .all(|a| schema.attribute_index(a).and_then(|i| parts[i]).is_some_and(|(c, _)| c.level.is_none()));
+            }
             rule.attributes.iter().all(|a| {
                 let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
                 let theirs: Vec<&MatchValue> = golden

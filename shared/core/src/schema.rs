@@ -123,6 +123,22 @@ pub struct MatchingConfig {
     /// lines): a record scores the pair crosswise too, and the better reading counts.
     #[serde(default)]
     pub swaps: Vec<[String; 2]>,
+    /// Attributes that agree or disagree together (the parts of an address): their summed weight
+    /// is held between the group's bounds, so that one shared address does not count five times.
+    #[serde(default)]
+    pub groups: Vec<WeightGroup>,
+}
+
+/// Correlated attributes whose combined evidence is bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightGroup {
+    pub name: String,
+    pub attributes: Vec<String>,
+    /// Most the group adds to a score.
+    pub max_weight: f64,
+    /// Least it adds (a negative number: a person who moved disagrees on every part at once).
+    pub min_weight: f64,
 }
 
 fn default_block_size() -> usize {
@@ -149,6 +165,10 @@ pub enum RuleEffect {
     /// All named attributes valid on both sides and different → never an automatic LINK (a high
     /// score becomes REVIEW): e.g. two different valid GTINs are two products.
     BlockLink,
+    /// Both sides hold every named attribute and their comparators find no agreement at all (not
+    /// a typo, nickname or swap) → never an automatic LINK: e.g. same family name and address but
+    /// another given name, birth date and e-mail address is a household member, not one person.
+    ReviewIfAllDisagree,
 }
 
 /// A deterministic rule over named attributes.
@@ -241,6 +261,20 @@ impl EntitySchema {
             }
             if a.max_length == 0 {
                 return Err(ctx("max_length must be at least 1".into()));
+            }
+        }
+        let mut grouped = BTreeSet::new();
+        for g in &m.groups {
+            if !(g.max_weight.is_finite() && g.min_weight.is_finite() && g.min_weight <= 0.0 && g.max_weight >= 0.0) {
+                return Err(format!("matching.groups '{}': needs min_weight <= 0 <= max_weight", g.name));
+            }
+            for a in &g.attributes {
+                if !names.contains(a.as_str()) {
+                    return Err(format!("matching.groups '{}': unknown attribute '{a}'", g.name));
+                }
+                if !grouped.insert(a.as_str()) {
+                    return Err(format!("matching.groups: attribute '{a}' is in more than one group"));
+                }
             }
         }
         for [a, b] in &m.swaps {
