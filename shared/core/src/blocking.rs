@@ -14,6 +14,8 @@ pub struct BlockKey {
     pub value: String,
     /// A strong key, claimed by a new golden record.
     pub claim: bool,
+    /// This key's own limit on golden records per block (below the entity's `max_block_size`).
+    pub max_block_size: Option<usize>,
 }
 
 impl BlockKey {
@@ -96,7 +98,12 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
                 parts.sort_unstable();
             }
             if complete {
-                keys.insert(BlockKey { name, value: parts.join("|"), claim: b.claim && all_valid });
+                keys.insert(BlockKey {
+                    name,
+                    value: parts.join("|"),
+                    claim: b.claim && all_valid,
+                    max_block_size: b.max_block_size,
+                });
             }
         }
     }

@@ -99,6 +99,16 @@ pub struct Hub<S> {
     clock: fn() -> i64,
 }
 
+/// A block skipped as too common: over the entity's limit, or over its key's own.
+fn too_full(record_keys: &[crate::blocking::StoredKey], hit: &crate::store::BlockHit) -> bool {
+    hit.too_common
+        || record_keys
+            .iter()
+            .find(|k| k.stored == hit.key)
+            .and_then(|k| k.key.max_block_size)
+            .is_some_and(|cap| hit.golden_ids.len() > cap)
+}
+
 impl<S: Store> Hub<S> {
     pub fn new(registry: Arc<SchemaRegistry>, store: S) -> Self {
         Self { registry, store, config: HubConfig::default(), clock: crate::time::now_ms }
@@ -203,13 +213,15 @@ impl<S: Store> Hub<S> {
     /// Scores a record against the store without writing anything (also used by `POST /v1/match`).
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
-        let keys: Vec<String> = keys_of(schema, record).iter().map(|k| k.stored.clone()).collect();
+        let record_keys = keys_of(schema, record);
+        let keys: Vec<String> = record_keys.iter().map(|k| k.stored.clone()).collect();
         let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut too_common = Vec::new();
         let mut votes: BTreeMap<String, usize> = BTreeMap::new();
         for h in &hits {
-            if h.too_common {
+            if too_full(record_keys, h) {
                 too_common.push(BlockKey::name_of(&h.key).to_owned());
+                continue;
             }
             for g in &h.golden_ids {
                 *votes.entry(g.clone()).or_default() += 1;
@@ -332,11 +344,13 @@ impl<S: Store> Hub<S> {
         source: &SourceRecord,
         result: &MatchResult,
     ) -> Result<bool, HubError> {
-        let keys: Vec<String> = keys_of(schema, source).iter().map(|k| k.stored.clone()).collect();
+        let record_keys = keys_of(schema, source);
+        let keys: Vec<String> = record_keys.iter().map(|k| k.stored.clone()).collect();
         if keys.is_empty() {
             return Ok(false);
         }
-        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        let mut hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        hits.retain(|h| !too_full(record_keys, h));
         let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
         if let Some(own) = &source.golden_id {
             considered.insert(own);

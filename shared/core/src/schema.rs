@@ -69,6 +69,10 @@ pub struct BlockingKeyDef {
     /// (`given_name` and `family_name` soundex, unordered).
     #[serde(default)]
     pub unordered: bool,
+    /// A weak key (a birth date alone) helps only while its blocks are small: above this many
+    /// golden records it is skipped as too common (the entity's `max_block_size` applies too).
+    #[serde(default)]
+    pub max_block_size: Option<usize>,
 }
 
 /// A comparator with its Fellegi-Sunter parameters: one m and one u probability per agreement
