@@ -86,3 +86,26 @@ async fn household_members_are_reviewed_not_linked() {
     assert!(r.candidates[0].blocked_by.is_none());
     assert!(matches!(r.decision, MatchDecision::Link { .. }), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_weak_key_is_skipped_once_its_block_is_full() {
+    let hub = hub();
+    let names = ["Ava", "Ben", "Cleo", "Dov", "Eli", "Fay", "Gus", "Hal", "Ida", "Jon", "Kai", "Lea"];
+    let families = ["Abe", "Bott", "Cray", "Dunn", "Eke", "Fitz", "Gale", "Hume", "Ivy", "Jory", "Kemp", "Lutz"];
+    let with_date = |i: usize| {
+        json!({"given_name": names[i], "family_name": families[i], "date_of_birth": "1970-01-01",
+               "postcode": format!("{}", 2000 + i * 37)})
+    };
+    let probe = |hub: &mdm_core::hub::Hub<mdm_core::store::memory::MemoryStore>| {
+        validate(hub.registry(), &customer("web", "probe", 1, with_date(11)), hub.now_ms()).expect("valid")
+    };
+    for i in 0..10 {
+        feed(&hub, customer("crm", &format!("c-{i}"), 1, with_date(i))).await;
+    }
+    let r = hub.match_record(&probe(&hub)).await.expect("match");
+    assert_eq!(r.blocking.candidates, 10, "ten people share the birth date: all are candidates");
+    feed(&hub, customer("crm", "c-10", 1, with_date(10))).await;
+    let r = hub.match_record(&probe(&hub)).await.expect("match");
+    assert!(r.blocking.too_common.iter().any(|k| k == "date_of_birth.value"), "{:?}", r.blocking);
+    assert_eq!(r.blocking.candidates, 0, "past 10 the birth date alone finds nobody");
+}
