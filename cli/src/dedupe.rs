@@ -69,13 +69,24 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(opts)
 }
 
-/// A record read from a file: where it came from, and its wire form.
+/// A record read from a file: its id, line and wire form.
 struct Row {
-    file: String,
-    system: String,
     record_id: String,
     line: u64,
     record: Value,
+}
+
+/// One input file, read a record at a time (records are processed as they are read, so the
+/// input is never held in memory whole).
+struct FileRows<'a> {
+    shown: String,
+    system: String,
+    opts: &'a Options,
+    reader: csv::Reader<std::fs::File>,
+    id_index: usize,
+    columns: Vec<(usize, String)>,
+    seen: HashMap<String, u64>,
+    record: csv::StringRecord,
 }
 
 /// The source system of a file: its stem, reduced to the characters a system name may hold.
@@ -90,43 +101,56 @@ fn system_of(path: &Path) -> String {
     }
 }
 
-fn read_file(path: &Path, opts: &Options, attributes: &BTreeSet<String>) -> Result<Vec<Row>, String> {
-    let shown = path.display().to_string();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_path(path)
-        .map_err(|e| format!("{shown}: cannot read: {}", io_reason(&e)))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("{shown}: cannot read the header: {}", io_reason(&e)))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let id_index = headers
-        .iter()
-        .position(|h| *h == opts.id_column)
-        .ok_or_else(|| format!("{shown}: no id column '{}' in the header", opts.id_column))?;
-    // Column → attribute: --map first, then a column named like an attribute.
-    let mut columns: Vec<(usize, String)> = Vec::new();
-    let mut ignored = Vec::new();
-    for (i, h) in headers.iter().enumerate() {
-        if i == id_index {
-            continue;
+impl<'a> FileRows<'a> {
+    fn open(path: &Path, opts: &'a Options, attributes: &BTreeSet<String>) -> Result<Self, String> {
+        let shown = path.display().to_string();
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_path(path)
+            .map_err(|e| format!("{shown}: cannot read: {}", io_reason(&e)))?;
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| format!("{shown}: cannot read the header: {}", io_reason(&e)))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let id_index = headers
+            .iter()
+            .position(|h| *h == opts.id_column)
+            .ok_or_else(|| format!("{shown}: no id column '{}' in the header", opts.id_column))?;
+        // Column → attribute: --map first, then a column named like an attribute.
+        let mut columns: Vec<(usize, String)> = Vec::new();
+        let mut ignored = Vec::new();
+        for (i, h) in headers.iter().enumerate() {
+            if i == id_index {
+                continue;
+            }
+            match opts.maps.get(h).cloned().or_else(|| attributes.contains(h).then(|| h.clone())) {
+                Some(attr) => columns.push((i, attr)),
+                None => ignored.push(h.as_str()),
+            }
         }
-        match opts.maps.get(h).cloned().or_else(|| attributes.contains(h).then(|| h.clone())) {
-            Some(attr) => columns.push((i, attr)),
-            None => ignored.push(h.as_str()),
+        if !ignored.is_empty() {
+            eprintln!("{shown}: ignoring columns {}", ignored.join(", "));
         }
+        let system = system_of(path);
+        Ok(Self {
+            shown,
+            system,
+            opts,
+            reader,
+            id_index,
+            columns,
+            seen: HashMap::new(),
+            record: csv::StringRecord::new(),
+        })
     }
-    if !ignored.is_empty() {
-        eprintln!("{shown}: ignoring columns {}", ignored.join(", "));
-    }
-    let system = system_of(path);
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut rows = Vec::new();
-    for result in reader.records() {
-        let rec = result.map_err(|e| match e.kind() {
+
+    /// The next record, or `None` at the end of the file.
+    fn next_row(&mut self) -> Result<Option<Row>, String> {
+        let (shown, opts) = (&self.shown, self.opts);
+        let more = self.reader.read_record(&mut self.record).map_err(|e| match e.kind() {
             csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
                 "{shown}: line {}: expected {expected_len} fields, found {len}",
                 pos.as_ref().map_or(0, |p| p.line())
@@ -138,25 +162,28 @@ fn read_file(path: &Path, opts: &Options, attributes: &BTreeSet<String>) -> Resu
             ),
             _ => format!("{shown}: {}", io_reason(&e)),
         })?;
+        if !more {
+            return Ok(None);
+        }
+        let rec = &self.record;
         let line = rec.position().map_or(0, |p| p.line());
-        let id = rec.get(id_index).unwrap_or("").to_owned();
+        let id = rec.get(self.id_index).unwrap_or("").to_owned();
         if id.is_empty() {
             return Err(format!("{shown}: line {line}, column '{}': empty record id", opts.id_column));
         }
-        if let Some(first) = seen.insert(id.clone(), line) {
+        if let Some(first) = self.seen.insert(id.clone(), line) {
             return Err(format!("{shown}: line {line}, column '{}': record id repeats line {first}", opts.id_column));
         }
         let mut attrs = Map::new();
-        for (i, attr) in &columns {
+        for (i, attr) in &self.columns {
             if let Some(v) = rec.get(*i).filter(|v| !v.is_empty()) {
                 attrs.insert(attr.clone(), Value::String(v.to_owned()));
             }
         }
-        let record = json!({"entityType": opts.entity, "sourceSystem": system, "sourceId": id, "sourceSeq": 1,
+        let record = json!({"entityType": opts.entity, "sourceSystem": self.system, "sourceId": id, "sourceSeq": 1,
                             "attributes": attrs});
-        rows.push(Row { file: shown.clone(), system: system.clone(), record_id: id, line, record });
+        Ok(Some(Row { record_id: id, line, record }))
     }
-    Ok(rows)
 }
 
 fn io_reason(e: &csv::Error) -> String {
@@ -190,7 +217,6 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("--map {col}={attr}: entity type '{}' has no attribute '{attr}'", opts.entity));
         }
     }
-    let mut rows = Vec::new();
     let mut systems = BTreeMap::new();
     for path in &opts.inputs {
         let system = system_of(path);
@@ -200,7 +226,6 @@ pub async fn run(args: &[String]) -> Result<(), String> {
                 path.display()
             ));
         }
-        rows.extend(read_file(path, &opts, &attributes)?);
     }
 
     let started = Instant::now();
@@ -208,34 +233,40 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let hub = Hub::new(Arc::new(registry.clone()), MemoryStore::new()).with_config(config);
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
-    let mut golden_at: Vec<String> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let record = validate(hub.registry(), &row.record, 0).map_err(|e| {
-            let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
-            format!("{}: line {}{column}: {}", row.file, row.line, e.message)
-        })?;
-        if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
-            return Err(format!("{}: line {}: record id repeats an earlier record", row.file, row.line));
+    // Per record, in input order: its file (index into the inputs), its id, its first golden id.
+    let mut processed: Vec<(usize, String, String)> = Vec::new();
+    for (file_index, path) in opts.inputs.iter().enumerate() {
+        let mut rows = FileRows::open(path, &opts, &attributes)?;
+        while let Some(row) = rows.next_row()? {
+            let record = validate(hub.registry(), &row.record, 0).map_err(|e| {
+                let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
+                format!("{}: line {}{column}: {}", rows.shown, row.line, e.message)
+            })?;
+            drop(row.record);
+            if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
+                return Err(format!("{}: line {}: record id repeats an earlier record", rows.shown, row.line));
+            }
+            let report = hub.process(&record.key).await.map_err(|e| e.to_string())?;
+            match &report.outcome {
+                MergeOutcome::Linked { .. } => links += 1,
+                MergeOutcome::Merged { .. } => merges += 1,
+                _ => {}
+            }
+            if report.review_task.is_some() {
+                reviews += 1;
+            }
+            candidates += report.blocking.candidates;
+            too_common += report.blocking.too_common.len();
+            processed.push((file_index, row.record_id, report.outcome.golden_id().to_owned()));
         }
-        let report = hub.process(&record.key).await.map_err(|e| e.to_string())?;
-        match &report.outcome {
-            MergeOutcome::Linked { .. } => links += 1,
-            MergeOutcome::Merged { .. } => merges += 1,
-            _ => {}
-        }
-        if report.review_task.is_some() {
-            reviews += 1;
-        }
-        candidates += report.blocking.candidates;
-        too_common += report.blocking.too_common.len();
-        golden_at.push(report.outcome.golden_id().to_owned());
     }
+    let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
     // Each record's golden record after the whole input: follow merged-into pointers.
     let mut resolved: HashMap<String, String> = HashMap::new();
     let mut out = csv::Writer::from_path(&opts.out)
         .map_err(|e| format!("{}: cannot write: {}", opts.out.display(), io_reason(&e)))?;
     out.write_record(["source", "record_id", "golden_id"]).map_err(|e| e.to_string())?;
-    for (row, first) in rows.iter().zip(&golden_at) {
+    for (file_index, record_id, first) in &processed {
         let id = match resolved.get(first) {
             Some(id) => id.clone(),
             None => {
@@ -251,7 +282,8 @@ pub async fn run(args: &[String]) -> Result<(), String> {
                 id
             }
         };
-        out.write_record([row.system.as_str(), row.record_id.as_str(), id.as_str()]).map_err(|e| e.to_string())?;
+        out.write_record([system_names[*file_index].as_str(), record_id.as_str(), id.as_str()])
+            .map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -262,11 +294,11 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     eprintln!(
         "records {}  golden records {goldens}  links {links}  merges {merges}  reviews {reviews}  elapsed {elapsed:.2} s  \
          records/s {:.0}  peak memory {} MiB  candidates/record {:.2}  too-common keys/record {:.3}",
-        rows.len(),
-        rows.len() as f64 / elapsed.max(1e-9),
+        processed.len(),
+        processed.len() as f64 / elapsed.max(1e-9),
         peak_memory_mib().map_or("?".into(), |m| format!("{m:.0}")),
-        candidates as f64 / rows.len().max(1) as f64,
-        too_common as f64 / rows.len().max(1) as f64,
+        candidates as f64 / processed.len().max(1) as f64,
+        too_common as f64 / processed.len().max(1) as f64,
     );
     Ok(())
 }

@@ -47,11 +47,13 @@ fn transform(t: BlockTransform, v: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// A blocking key with its stored form (`BlockKey::key`).
+/// A blocking key in its stored form (`BlockKey::key`), with what matching needs to know about
+/// it. Holds no attribute value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
-    pub key: BlockKey,
     pub stored: String,
+    pub claim: bool,
+    pub max_block_size: Option<usize>,
 }
 
 /// A record's blocking keys with their stored forms, computed on first use and kept with the
@@ -61,10 +63,7 @@ pub fn keys_of<'r>(schema: &EntitySchema, record: &'r SourceRecord) -> &'r [Stor
     record.key_cache.0.get_or_init(|| {
         block_keys(schema, record)
             .into_iter()
-            .map(|key| {
-                let stored = key.key();
-                StoredKey { key, stored }
-            })
+            .map(|key| StoredKey { stored: key.key(), claim: key.claim, max_block_size: key.max_block_size })
             .collect()
     })
 }
@@ -120,7 +119,7 @@ pub fn stored_keys<'a>(
     let mut claims = BTreeSet::new();
     for r in records {
         for k in keys_of(schema, r) {
-            if k.key.claim {
+            if k.claim {
                 claims.insert(k.stored.clone());
             }
             index.insert(k.stored.clone());

@@ -105,7 +105,7 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], hit: &crate::store::Bloc
         || record_keys
             .iter()
             .find(|k| k.stored == hit.key)
-            .and_then(|k| k.key.max_block_size)
+            .and_then(|k| k.max_block_size)
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
 
@@ -287,7 +287,7 @@ impl<S: Store> Hub<S> {
             .chain(current.iter().flat_map(|c| c.members.iter()))
             .chain(targets.iter().flat_map(|t| t.members.iter()))
         {
-            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.key.claim).map(|k| k.stored.clone()));
+            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(|k| k.stored.clone()));
         }
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.iter().cloned());

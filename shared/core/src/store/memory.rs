@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::golden::GoldenStatus;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Default)]
@@ -11,7 +11,8 @@ struct State {
     sources: HashMap<SourceKey, SourceRecord>,
     goldens: HashMap<(String, String), GoldenRecord>,
     history: BTreeMap<(String, String, u64), HistoryEntry>,
-    index: HashMap<(String, String), BTreeSet<String>>,
+    /// Block → golden ids, sorted (a small vector: most blocks hold one or two).
+    index: HashMap<(String, String), Vec<String>>,
     claims: HashMap<(String, String), String>,
     reviews: HashMap<(String, String), ReviewTask>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
@@ -55,7 +56,7 @@ impl MemoryStore {
             goldens_active: s.goldens.values().filter(|g| g.status == GoldenStatus::Active).count(),
             goldens_merged: s.goldens.values().filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. })).count(),
             history: s.history.len(),
-            index_entries: s.index.values().map(BTreeSet::len).sum(),
+            index_entries: s.index.values().map(Vec::len).sum(),
             claims: s.claims.len(),
             reviews: s.reviews.len(),
             outbox: s.outbox.len(),
@@ -150,12 +151,17 @@ impl MemoryStore {
                 }
             }
             WriteOp::PutIndex { entity, key, golden_id } => {
-                s.index.entry((entity, key)).or_default().insert(golden_id);
+                let ids = s.index.entry((entity, key)).or_default();
+                if let Err(at) = ids.binary_search(&golden_id) {
+                    ids.insert(at, golden_id);
+                }
             }
             WriteOp::DeleteIndex { entity, key, golden_id } => {
                 let k = (entity, key);
                 if let Some(set) = s.index.get_mut(&k) {
-                    set.remove(&golden_id);
+                    if let Ok(at) = set.binary_search(&golden_id) {
+                        set.remove(at);
+                    }
                     if set.is_empty() {
                         s.index.remove(&k);
                     }
@@ -312,14 +318,10 @@ impl BlockIndex for MemoryStore {
             .iter()
             .map(|k| {
                 let set = s.index.get(&(entity.to_owned(), k.clone()));
-                let n = set.map_or(0, BTreeSet::len);
+                let n = set.map_or(0, Vec::len);
                 BlockHit {
                     key: k.clone(),
-                    golden_ids: if n > cap {
-                        Vec::new()
-                    } else {
-                        set.map(|s| s.iter().cloned().collect()).unwrap_or_default()
-                    },
+                    golden_ids: if n > cap { Vec::new() } else { set.cloned().unwrap_or_default() },
                     too_common: n > cap,
                 }
             })
