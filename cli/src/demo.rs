@@ -75,7 +75,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     all_records.extend(web);
 
     println!("== Running the handlers as Lambda's event-source mappings would (queues and stream) ...");
-    let stats = runner.run_until_idle(Duration::from_secs(600)).await.map_err(|e| e.to_string())?;
+    let stats = runner.run_until_idle(Duration::from_secs(1800)).await.map_err(|e| e.to_string())?;
     println!(
         "  {} invocations, {} queue messages, {} stream records, {} partial-batch failures, {:.1} s",
         stats.invocations,
