@@ -3,6 +3,7 @@
 //! ```text
 //! mdm dedupe --entity E --id-column C [--map COL=ATTR]... [--schemas DIR] --out OUT.csv IN.csv...
 //! mdm local demo --resources FILE [--data DIR]   (feature "aws") run the sample data through the local stack
+//! mdm local cost --resources FILE --people F.csv  (feature "aws") what a record costs on AWS
 //! mdm schemas [--schemas DIR]                    list the entity schemas and check them
 //! ```
 #![recursion_limit = "256"]
@@ -16,6 +17,8 @@ mod generate;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(feature = "aws")]
+mod cost;
+#[cfg(feature = "aws")]
 mod demo;
 
 use std::process::ExitCode;
@@ -25,7 +28,9 @@ const USAGE: &str = "usage:
                                                    batch-deduplicate CSV files (in-process, no AWS)
   mdm generate people|products --records N [--seed S] [--dup-rate R] --out DIR   seeded test data and its ground truth
   mdm schemas [--schemas DIR]                      check and list entity schemas
-  mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)";
+  mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)
+  mdm local cost --resources FILE [--people F.csv] [--products F.csv] [--prices FILE]
+                                                   request units, queue requests, events and $ per record (--features aws)";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -59,6 +64,8 @@ async fn main() -> ExitCode {
         Some("generate") => generate::run(&args),
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
+        #[cfg(feature = "aws")]
+        Some("local") if args.get(1).map(String::as_str) == Some("cost") => cost::run(&args).await,
         #[cfg(not(feature = "aws"))]
         Some("local") => {
             Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into())

@@ -80,6 +80,9 @@ impl EventPublisher {
                     })
                     .collect();
                 report.calls += 1;
+                let sizes: Vec<usize> =
+                    pending.iter().map(|e| EVENT_SOURCE.len() + e.detail_type.len() + e.detail.len()).collect();
+                crate::capacity::meter().put_events(&sizes);
                 match self.client.put_events().set_entries(Some(entries)).send().await {
                     Ok(out) => {
                         let mut still = Vec::new();

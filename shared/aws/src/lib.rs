@@ -5,6 +5,7 @@
 //! plays Lambda's event-source mappings against an emulator.
 
 pub mod bus;
+pub mod capacity;
 pub mod config;
 pub mod dynamo;
 pub mod errors;

@@ -70,6 +70,11 @@ impl Queues {
                             .map_err(|e| sqs_err("build")(e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                crate::capacity::meter().sqs(
+                    "SendMessageBatch",
+                    pending.len() as u64,
+                    pending.iter().map(|(_, b)| b.len()).sum(),
+                );
                 let out = self
                     .client
                     .send_message_batch()
@@ -89,6 +94,7 @@ impl Queues {
     }
 
     pub async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
+        crate::capacity::meter().sqs("SendMessage", 1, body.len());
         self.client
             .send_message()
             .queue_url(queue_url)
@@ -102,6 +108,7 @@ impl Queues {
     /// Writes a message to a dead-letter queue with its reason as message attributes
     /// (`mdm-error-code`, `mdm-error-message`, `mdm-handler`).
     pub async fn dead_letter(&self, dlq_url: &str, body: &str, reason: &DeadLetterReason) -> Result<(), QueueError> {
+        crate::capacity::meter().sqs("SendMessage", 1, body.len() + reason.message.len());
         self.client
             .send_message()
             .queue_url(dlq_url)

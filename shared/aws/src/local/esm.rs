@@ -169,6 +169,10 @@ impl LocalRunner {
         if messages.is_empty() {
             return Ok(0);
         }
+        // Lambda's pollers are billed for the receives that return messages and the deletes (an
+        // idle queue's empty long polls cost the same whatever the volume, so they are not counted).
+        let bytes = messages.iter().map(|m| m.body().map_or(0, str::len)).sum();
+        crate::capacity::meter().sqs("ReceiveMessage", messages.len() as u64, bytes);
         let arn =
             format!("arn:aws:sqs:{}:123456789012:{}", self.res.region, queue_url.rsplit('/').next().unwrap_or(""));
         let records: Vec<Value> = messages
@@ -216,6 +220,7 @@ impl LocalRunner {
             })
             .collect();
         if !entries.is_empty() {
+            crate::capacity::meter().sqs("DeleteMessageBatch", entries.len() as u64, 0);
             self.sqs
                 .delete_message_batch()
                 .queue_url(queue_url)
