@@ -2,6 +2,7 @@
 //! ("DynamoDB items"). Every conditional rule of the port is a DynamoDB condition expression;
 //! every multi-item change is one `TransactWriteItems`.
 
+use crate::capacity::{self, meter, Write};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -71,6 +72,12 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     counts: Arc<CallCounts>,
+    /// Strongly consistent blocking-index and claim reads (the default); see
+    /// [`DynamoStore::eventual_lookup_reads`].
+    consistent_lookups: bool,
+    /// Strongly consistent batch reads of golden records (the default); see
+    /// [`DynamoStore::eventual_reads`].
+    consistent_goldens: bool,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -92,14 +99,45 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("{:?} error at line {}, column {}", e.classify(), e.line(), e.column())
 }
 
+/// JSON below this size is stored as text; above it, deflated (a binary attribute).
+const COMPRESS_ABOVE: usize = 256;
+
+/// An item's `data` attribute: the JSON of a record, deflated when that makes it smaller. Write
+/// units are charged per started KB of the whole item (and twice in a transaction), so a golden
+/// record's JSON of ~2.5 KB costs 3 units where its ~1 KB deflated form costs 1.
 fn data<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(v).map(AttributeValue::S).map_err(|e| StoreError::Corrupt(json_error(&e)))
+    let json = serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(json_error(&e)))?;
+    if json.len() > COMPRESS_ABOVE {
+        let mut z =
+            flate2::write::DeflateEncoder::new(Vec::with_capacity(json.len() / 2), flate2::Compression::default());
+        let packed = std::io::Write::write_all(&mut z, &json).and_then(|()| z.finish());
+        if let Ok(packed) = packed {
+            if packed.len() < json.len() {
+                return Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(packed)));
+            }
+        }
+    }
+    String::from_utf8(json).map(AttributeValue::S).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The JSON text of an item's `data` attribute (inflating a binary one); `None` without data.
+pub fn data_text(item: &Item) -> Result<Option<String>, StoreError> {
+    match item.get("data") {
+        Some(AttributeValue::S(text)) => Ok(Some(text.clone())),
+        Some(AttributeValue::B(blob)) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(blob.as_ref()), &mut text)
+                .map_err(|e| StoreError::Corrupt(format!("item data: cannot inflate: {}", e.kind())))?;
+            Ok(Some(text))
+        }
+        Some(_) => Err(StoreError::Corrupt("item data is neither text nor binary".into())),
+        None => Ok(None),
+    }
 }
 
 fn parse<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let text =
-        item.get("data").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("item data: {}", json_error(&e))))
+    let text = data_text(item)?.ok_or_else(|| StoreError::Corrupt("item has no data".into()))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("item data: {}", json_error(&e))))
 }
 
 fn source_key_item(k: &SourceKey) -> Item {
@@ -127,7 +165,33 @@ fn build_err(e: impl std::fmt::Display) -> StoreError {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), counts: Arc::new(CallCounts::default()) }
+        Self {
+            client,
+            table: table.into(),
+            counts: Arc::new(CallCounts::default()),
+            consistent_lookups: true,
+            consistent_goldens: true,
+        }
+    }
+
+    /// Reads the blocking index and the claims eventually consistently: half the read units.
+    /// Both tolerate it. An index entry written in the last second or so may be missed, the
+    /// window that the merge handler's staleness check and the claims cover for concurrent
+    /// records; a claim read stale makes the conditional claim write fail, and the merge is
+    /// re-read and retried as on any conflict.
+    pub fn eventual_lookup_reads(mut self) -> Self {
+        self.consistent_lookups = false;
+        self
+    }
+
+    /// Lookups and candidate golden records read eventually consistently, for the match handler:
+    /// its decision is advisory, and the merge handler re-reads what it changes, strongly or
+    /// under a condition. Source records are always read strongly (a record the matcher cannot
+    /// see yet would be dropped as missing).
+    pub fn eventual_reads(mut self) -> Self {
+        self.consistent_lookups = false;
+        self.consistent_goldens = false;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -148,23 +212,25 @@ impl DynamoStore {
 
     async fn get(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         self.count(&self.counts.get_item);
+        meter().request("GetItem");
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key))
+            .set_key(Some(key.clone()))
             .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable("GetItem"))?;
         self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+        meter().read_items("GetItem", &[&key], out.item.as_slice(), consistent);
         Ok(out.item)
     }
 
     /// Reads many items by key (chunks of 100, unprocessed keys retried).
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        self.batch_get_projected(keys, None).await
+        self.batch_get_projected(keys, None, true).await
     }
 
     /// [`Self::batch_get`], returning only the named attributes (`(name, placeholder)` pairs).
@@ -172,6 +238,7 @@ impl DynamoStore {
         &self,
         keys: Vec<Item>,
         projection: Option<&[(&str, &str)]>,
+        consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
@@ -186,7 +253,9 @@ impl DynamoStore {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
                 }
                 self.count(&self.counts.batch_get_item);
-                let mut ka = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true);
+                meter().request("BatchGetItem");
+                let asked = pending.clone();
+                let mut ka = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(consistent);
                 if let Some(attrs) = projection {
                     let expr: Vec<&str> = attrs.iter().map(|(_, p)| *p).collect();
                     ka = ka.projection_expression(expr.join(", "));
@@ -206,32 +275,44 @@ impl DynamoStore {
                 for c in resp.consumed_capacity() {
                     self.counts.capacity(c.capacity_units());
                 }
-                if let Some(items) = resp.responses.as_ref().and_then(|r| r.get(&self.table)) {
-                    out.extend(items.iter().cloned());
-                }
+                let items = resp.responses.as_ref().and_then(|r| r.get(&self.table)).map_or(&[][..], Vec::as_slice);
+                out.extend(items.iter().cloned());
                 pending = resp
                     .unprocessed_keys
                     .as_ref()
                     .and_then(|u| u.get(&self.table))
                     .map(|ka| ka.keys().to_vec())
                     .unwrap_or_default();
+                let charged: Vec<&Item> = asked.iter().filter(|k| !pending.contains(k)).collect();
+                if projection.is_some() {
+                    meter().read_projected("BatchGetItem", &charged, items, consistent);
+                } else {
+                    meter().read_items("BatchGetItem", &charged, items, consistent);
+                }
             }
         }
         Ok(out)
     }
 
     /// Every item of a partition whose sort key starts with `sk_prefix` (paginated), or at most `limit`.
-    async fn query(&self, pk: String, sk_prefix: Option<&str>, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+    async fn query(
+        &self,
+        pk: String,
+        sk_prefix: Option<&str>,
+        limit: Option<usize>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             self.count(&self.counts.query);
+            meter().request("Query");
             let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
             q = match sk_prefix {
@@ -245,6 +326,7 @@ impl DynamoStore {
             }
             let resp = q.send().await.map_err(unavailable("Query"))?;
             self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+            meter().read_page("Query", &pk, resp.items(), consistent);
             out.extend(resp.items().iter().cloned());
             match resp.last_evaluated_key {
                 Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
@@ -312,14 +394,7 @@ impl DynamoStore {
                     .map_err(build_err)?;
                 Ok(TransactWriteItem::builder().update(u).build())
             }
-            WriteOp::PutIndex { entity, key, golden_id } => {
-                let item = HashMap::from([
-                    ("pk".into(), s(keys::block_item_key(entity, key))),
-                    ("sk".into(), s(golden_id)),
-                    ("kind".into(), s("index")),
-                ]);
-                put(item, None, vec![])
-            }
+            WriteOp::PutIndex { entity, key, golden_id } => put(index_item(entity, key, golden_id), None, vec![]),
             WriteOp::DeleteIndex { entity, key, golden_id } => {
                 delete(keys::block_item_key(entity, key), golden_id.clone(), None)
             }
@@ -457,6 +532,8 @@ impl DynamoStore {
     /// is a conflict.
     async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<String>>, StoreError> {
         self.count(&self.counts.transact_write_items);
+        meter().request("TransactWriteItems");
+        meter().write("TransactWriteItems", &transaction_writes(&items), true);
         let result = self
             .client
             .transact_write_items()
@@ -494,6 +571,7 @@ impl DynamoStore {
         let mut start: Option<Item> = None;
         loop {
             self.count(&self.counts.scan);
+            meter().request("Scan");
             let resp = self
                 .client
                 .scan()
@@ -505,6 +583,7 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable("Scan"))?;
+            meter().read_page("Scan", prefix, resp.items(), true);
             out.extend(resp.items().iter().cloned());
             match resp.last_evaluated_key {
                 Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
@@ -529,16 +608,49 @@ impl DynamoStore {
 
     async fn delete(&self, pk: String, sk: String) -> Result<(), StoreError> {
         self.count(&self.counts.delete_item);
+        let key: Item = HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(sk))]);
+        meter().request("DeleteItem");
+        meter().write("DeleteItem", &[Write::Delete(&key)], false);
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key))
             .send()
             .await
             .map_err(unavailable("DeleteItem"))?;
         Ok(())
     }
+}
+
+/// What each item of a transaction writes, for the capacity meter.
+fn transaction_writes(items: &[TransactWriteItem]) -> Vec<Write<'_>> {
+    items
+        .iter()
+        .filter_map(|t| {
+            if let Some(p) = t.put() {
+                Some(Write::Put(p.item()))
+            } else if let Some(u) = t.update() {
+                let (set, remove) = capacity::update_parts(
+                    u.update_expression(),
+                    u.expression_attribute_names(),
+                    u.expression_attribute_values(),
+                );
+                Some(Write::Update { key: u.key(), set, remove })
+            } else if let Some(d) = t.delete() {
+                Some(Write::Delete(d.key()))
+            } else {
+                t.condition_check().map(|c| Write::Check(c.key()))
+            }
+        })
+        .collect()
+}
+
+fn index_item(entity: &str, key: &str, golden_id: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(keys::block_item_key(entity, key))),
+        ("sk".into(), s(golden_id)),
+        ("kind".into(), s("index")),
+    ])
 }
 
 fn status_name(g: &GoldenRecord) -> &'static str {
@@ -573,11 +685,18 @@ impl SourceStore for DynamoStore {
             return self.put_source_guarded(record, suppressed_by, UPDATE, CONDITION, values).await;
         }
         self.count(&self.counts.update_item);
+        meter().request("UpdateItem");
+        let key = source_key_item(&record.key);
+        let names = HashMap::from([("#k".to_owned(), "kind".to_owned()), ("#d".to_owned(), "data".to_owned())]);
+        let value_map: HashMap<String, AttributeValue> =
+            values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let (set, remove) = capacity::update_parts(UPDATE, Some(&names), Some(&value_map));
+        meter().write("UpdateItem", &[Write::Update { key: &key, set, remove }], false);
         let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(source_key_item(&record.key)))
+            .set_key(Some(key))
             .update_expression(UPDATE)
             .condition_expression(CONDITION)
             .expression_attribute_names("#k", "kind")
@@ -629,7 +748,8 @@ impl GoldenStore for DynamoStore {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        let items = self.batch_get(unique.iter().map(|id| golden_key(entity, id)).collect()).await?;
+        let keys = unique.iter().map(|id| golden_key(entity, id)).collect();
+        let items = self.batch_get_projected(keys, None, self.consistent_goldens).await?;
         let mut by_id: HashMap<String, GoldenRecord> = items
             .iter()
             .map(parse::<GoldenRecord>)
@@ -639,7 +759,7 @@ impl GoldenStore for DynamoStore {
     }
 
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None).await?;
+        let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None, true).await?;
         items.iter().map(parse).collect()
     }
 }
@@ -659,6 +779,8 @@ impl ReceiptStore for DynamoStore {
             ("data".into(), s(receipt_json)),
         ]);
         self.count(&self.counts.update_item);
+        meter().request("PutItem");
+        meter().write("PutItem", &[Write::Put(&item)], false);
         let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
         put = if revision <= 1 {
             put.condition_expression("attribute_not_exists(pk)")
@@ -701,7 +823,7 @@ impl LookupStore for DynamoStore {
             by_pk.entry(pk).or_default().push(l);
         }
         let item_keys = by_pk.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
-        let items = self.batch_get_projected(item_keys, Some(&[("pk", "#pk"), ("golden_id", "#g")])).await?;
+        let items = self.batch_get_projected(item_keys, Some(&[("pk", "#pk"), ("golden_id", "#g")]), true).await?;
         let mut out = HashMap::with_capacity(items.len());
         for item in items {
             let pk = item.get("pk").and_then(|v| v.as_s().ok());
@@ -731,12 +853,14 @@ impl LookupStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         self.count(&self.counts.query);
+        meter().request("Query");
+        let pk = keys::golden_item_key(entity, id);
         let resp = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(keys::golden_item_key(entity, id)))
+            .expression_attribute_values(":pk", s(pk.clone()))
             .expression_attribute_values(":from", s(keys::history_sort_key(after.saturating_add(1))))
             .expression_attribute_values(":to", s("V#~"))
             .limit(limit.clamp(1, 1000) as i32)
@@ -746,6 +870,7 @@ impl LookupStore for DynamoStore {
             .await
             .map_err(unavailable("Query"))?;
         self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+        meter().read_page("Query", &pk, resp.items(), true);
         resp.items().iter().take(limit).map(parse).collect()
     }
 }
@@ -758,7 +883,8 @@ impl BlockIndex for DynamoStore {
         for (i, k) in keys.iter().enumerate() {
             let this = self.clone();
             let pk = keys::block_item_key(entity, k);
-            tasks.spawn(async move { (i, this.query(pk, None, Some(cap.saturating_add(1))).await) });
+            let consistent = this.consistent_lookups;
+            tasks.spawn(async move { (i, this.query(pk, None, Some(cap.saturating_add(1)), consistent).await) });
         }
         let mut found: Vec<Option<Vec<Item>>> = vec![None; keys.len()];
         while let Some(done) = tasks.join_next().await {
@@ -784,9 +910,8 @@ impl ClaimStore for DynamoStore {
     async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
         let wanted: HashMap<String, &String> =
             claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
-        let items = self
-            .batch_get(wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect())
-            .await?;
+        let keys = wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
+        let items = self.batch_get_projected(keys, None, self.consistent_lookups).await?;
         let mut out = BTreeMap::new();
         for item in items {
             let pk = item.get("pk").and_then(|v| v.as_s().ok());
@@ -812,11 +937,89 @@ impl ReviewStore for DynamoStore {
 }
 
 impl Transactor for DynamoStore {
+    /// One `TransactWriteItems` for everything but the blocking index. Index entries are a
+    /// candidate list, not a record: new ones are written before the transaction and dropped ones
+    /// after it, with `BatchWriteItem`, at half a transaction's write units. An entry written for
+    /// a transaction that then failed names a golden record that does not exist (or, golden ids
+    /// being derived from the first source key, one the retry writes); lookups resolve it to
+    /// nothing.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
-        if ops.is_empty() {
-            return Ok(());
+        let (index, ops): (Vec<WriteOp>, Vec<WriteOp>) =
+            ops.into_iter().partition(|op| matches!(op, WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. }));
+        let (puts, deletes): (Vec<WriteOp>, Vec<WriteOp>) =
+            index.into_iter().partition(|op| matches!(op, WriteOp::PutIndex { .. }));
+        self.batch_write(&puts).await?;
+        if !ops.is_empty() {
+            self.transact_items(&ops).await?;
         }
+        self.batch_write(&deletes).await
+    }
+}
+
+impl DynamoStore {
+    /// Index puts and deletes in `BatchWriteItem` requests of 25, unprocessed ones retried.
+    async fn batch_write(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+        for chunk in ops.chunks(25) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for op in chunk {
+                pending.push(match op {
+                    WriteOp::PutIndex { entity, key, golden_id } => WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(index_item(entity, key, golden_id)))
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build(),
+                    WriteOp::DeleteIndex { entity, key, golden_id } => {
+                        let key = HashMap::from([
+                            ("pk".into(), s(keys::block_item_key(entity, key))),
+                            ("sk".into(), s(golden_id)),
+                        ]);
+                        WriteRequest::builder()
+                            .delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(build_err)?)
+                            .build()
+                    }
+                    _ => return Err(StoreError::Invalid("only index entries are batch-written".into())),
+                });
+            }
+            let mut rounds = 0;
+            while !pending.is_empty() {
+                rounds += 1;
+                if rounds > 10 {
+                    return Err(StoreError::Unavailable(
+                        "BatchWriteItem: items left unprocessed after 10 rounds".into(),
+                    ));
+                }
+                if rounds > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
+                }
+                meter().request("BatchWriteItem");
+                let writes: Vec<Write<'_>> = pending
+                    .iter()
+                    .filter_map(|w| match (w.put_request(), w.delete_request()) {
+                        (Some(p), _) => Some(Write::Put(p.item())),
+                        (_, Some(d)) => Some(Write::Delete(d.key())),
+                        _ => None,
+                    })
+                    .collect();
+                meter().write("BatchWriteItem", &writes, false);
+                let resp = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable("BatchWriteItem"))?;
+                pending = resp.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    async fn transact_items(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let items = ops.iter().map(|op| self.op_item(op)).collect::<Result<Vec<_>, _>>()?;
         let Some(reasons) = self.send_transaction(items).await? else { return Ok(()) };
         match reasons.iter().position(|r| r == "ConditionalCheckFailed") {

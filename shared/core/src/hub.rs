@@ -335,9 +335,10 @@ impl<S: Store> Hub<S> {
         }))
     }
 
-    /// A decision is stale when a golden record found under the record's blocking keys now was
-    /// not among the candidates it considered: it was created or changed after the decision was
-    /// made (the match queue runs ahead of the merge queue). Such a decision is made again.
+    /// A NEW or REVIEW decision is stale when a golden record found under the record's blocking
+    /// keys now was not among the candidates it considered: it was created or changed after the
+    /// decision was made (the match queue runs ahead of the merge queue). Such a decision is made
+    /// again.
     async fn is_stale(
         &self,
         schema: &EntitySchema,
@@ -401,9 +402,13 @@ impl<S: Store> Hub<S> {
                 return Err(HubError::Held(key.to_string()));
             }
             let schema = self.schema(&source.key.entity)?;
+            // Only a NEW or REVIEW decision can have missed a golden record created since: a LINK
+            // already joins one, and re-reading every block for it would double the index reads.
+            let may_be_stale = !matches!(result.decision, MatchDecision::Link { .. });
             let rematch = attempt > 1
                 || (!fresh
-                    && (seq.is_some_and(|s| s != source.seq) || self.is_stale(schema, &source, &result).await?));
+                    && (seq.is_some_and(|s| s != source.seq)
+                        || (may_be_stale && self.is_stale(schema, &source, &result).await?)));
             if rematch {
                 result = self.match_record(&source).await?;
             }

@@ -134,13 +134,21 @@ impl TestStack {
         out.attributes().map(|a| a.values().map(|v| v.parse::<usize>().unwrap_or(0)).sum()).unwrap_or(0)
     }
 
+    /// Every item of the table, deflated `data` inflated to its JSON text, so that checks for
+    /// leaked values see what is stored.
     pub async fn scan(&self) -> Vec<Item> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             let resp =
                 self.ddb.scan().table_name(self.table()).set_exclusive_start_key(start).send().await.expect("scan");
-            out.extend(resp.items().iter().cloned());
+            for item in resp.items() {
+                let mut item = item.clone();
+                if let Some(text) = mdm_aws::dynamo::data_text(&item).expect("readable data") {
+                    item.insert("data".into(), AttributeValue::S(text));
+                }
+                out.push(item);
+            }
             match resp.last_evaluated_key {
                 Some(k) => start = Some(k),
                 None => return out,

@@ -257,7 +257,9 @@ pub trait ReviewStore: Send + Sync {
 }
 
 pub trait Transactor: Send + Sync {
-    /// Applies every operation or none (at most [`MAX_TRANSACTION_ITEMS`], one per item).
+    /// Applies every operation or none (at most [`MAX_TRANSACTION_ITEMS`], one per item). Blocking-index
+    /// entries are the exception: an adapter may write new ones before and drop old ones after the
+    /// rest, so a failed transaction can leave an entry naming a golden record that does not exist.
     fn transact(&self, ops: Vec<WriteOp>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
