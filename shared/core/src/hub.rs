@@ -428,7 +428,7 @@ impl<S: Store> Hub<S> {
                         outcome: plan.outcome,
                         effective: plan.effective,
                         review_task: plan.review_task,
-                        events: plan.events.iter().map(|e| e.detail_type()).collect(),
+                        events: std::mem::take(&mut plan.event_types),
                         attempts: attempt,
                         final_decision: result.decision,
                         blocking: result.blocking,

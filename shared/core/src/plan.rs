@@ -91,7 +91,10 @@ pub struct MergePlan {
     pub writes: Vec<WriteOp>,
     /// Idempotent chunks applied after `writes`, in order.
     pub follow_ups: Vec<Vec<WriteOp>>,
+    /// The events written to the outbox (none without `emit_events`).
     pub events: Vec<HubEvent>,
+    /// The detail-types of the change's events, emitted or not.
+    pub event_types: Vec<&'static str>,
 }
 
 /// The id of the review task a decision opens: stable, so a redelivery never opens a second one.
@@ -315,7 +318,15 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
 
     // Events and the review task.
+    let mut event_types = Vec::new();
     if effective {
+        event_types.push(match (survivor_old, losers.is_empty()) {
+            (None, _) => "GoldenRecordCreated",
+            (Some(_), true) => "GoldenRecordUpdated",
+            (Some(_), false) => "GoldenRecordsMerged",
+        });
+    }
+    if effective && input.emit_events {
         let envelope = Envelope::new(&golden, changed, cause, corr, now);
         let view = GoldenView::of(&golden);
         events.push(match (survivor_old, losers.is_empty()) {
@@ -346,6 +357,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 status: ReviewStatus::Open,
                 created_at_ms: now,
             }));
+            event_types.push("ReviewTaskOpened");
             events.push(HubEvent::ReviewTaskOpened(ReviewOpened {
                 envelope: Envelope::new(&golden, Vec::new(), Cause::Ingest, corr, now),
                 task_id: task_id.clone(),
@@ -459,5 +471,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         (Some(_), true) if effective => MergeOutcome::Updated { golden_id: golden_id.clone() },
         (Some(_), true) => MergeOutcome::Unchanged { golden_id: golden_id.clone() },
     };
-    MergePlan { outcome, golden, effective, review_task, writes: main, follow_ups, events }
+    if !input.emit_events {
+        events.clear();
+    }
+    MergePlan { outcome, golden, effective, review_task, writes: main, follow_ups, events, event_types }
 }

@@ -119,33 +119,37 @@ pub enum WriteOp {
     },
 }
 
+/// The identity of the item an operation writes, borrowed from the operation (no allocation):
+/// two operations on one item compare equal.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub enum ItemRef<'a> {
+    Golden(&'a str, &'a str),
+    History(&'a str, &'a str, u64),
+    Source(&'a SourceKey),
+    Index(&'a str, &'a str, &'a str),
+    Claim(&'a str, &'a str),
+    Review(&'a str, &'a str),
+    Outbox(&'a str),
+    Suppression(&'a str, &'a str),
+}
+
 impl WriteOp {
-    /// The identity of the item this operation writes (for the one-op-per-item rule).
-    pub fn item_id(&self) -> String {
+    /// The item this operation writes (for the one-op-per-item rule).
+    pub fn item(&self) -> ItemRef<'_> {
         match self {
-            Self::PutGolden { golden, .. } => crate::keys::golden_item_key(&golden.entity, &golden.golden_id),
-            Self::PutHistory(h) => format!(
-                "{}/{}",
-                crate::keys::golden_item_key(&h.entity, &h.golden_id),
-                crate::keys::history_sort_key(h.version)
-            ),
-            Self::SetXref { source, .. } => source.item_key(),
+            Self::PutGolden { golden, .. } => ItemRef::Golden(&golden.entity, &golden.golden_id),
+            Self::PutHistory(h) => ItemRef::History(&h.entity, &h.golden_id, h.version),
+            Self::DeleteHistory { entity, golden_id, version } => ItemRef::History(entity, golden_id, *version),
+            Self::SetXref { source, .. } | Self::PutTombstone { source, .. } => ItemRef::Source(source),
             Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
-                format!("{}/{golden_id}", crate::keys::block_item_key(entity, key))
+                ItemRef::Index(entity, key, golden_id)
             }
-            Self::PutClaim { entity, key, .. } => crate::keys::claim_item_key(entity, key),
-            Self::PutReview(t) => crate::keys::review_item_key(&t.entity, &t.task_id),
-            Self::PutOutbox(o) => format!("OUT#{}", o.event_id),
-            Self::DeleteOutbox { event_id } => format!("OUT#{event_id}"),
-            Self::PutSuppression { entity, key, .. } => crate::keys::suppression_item_key(entity, key),
-            Self::PutTombstone { source, .. } => source.item_key(),
-            Self::DeleteHistory { entity, golden_id, version } => format!(
-                "{}/{}",
-                crate::keys::golden_item_key(entity, golden_id),
-                crate::keys::history_sort_key(*version)
-            ),
-            Self::DeleteClaim { entity, key, .. } => crate::keys::claim_item_key(entity, key),
-            Self::DeleteReview { entity, task_id } => crate::keys::review_item_key(entity, task_id),
+            Self::PutClaim { entity, key, .. } | Self::DeleteClaim { entity, key, .. } => ItemRef::Claim(entity, key),
+            Self::PutReview(t) => ItemRef::Review(&t.entity, &t.task_id),
+            Self::DeleteReview { entity, task_id } => ItemRef::Review(entity, task_id),
+            Self::PutOutbox(o) => ItemRef::Outbox(&o.event_id),
+            Self::DeleteOutbox { event_id } => ItemRef::Outbox(event_id),
+            Self::PutSuppression { entity, key, .. } => ItemRef::Suppression(entity, key),
         }
     }
 }
@@ -334,7 +338,7 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     }
     let mut seen = std::collections::HashSet::with_capacity(ops.len());
     for op in ops {
-        if !seen.insert(op.item_id()) {
+        if !seen.insert(op.item()) {
             return Err(StoreError::Invalid("an item appears twice in one transaction".into()));
         }
     }
