@@ -336,7 +336,8 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.len() > MAX_TRANSACTION_ITEMS {
         return Err(StoreError::TooLarge(ops.len()));
     }
-    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    let mut seen: std::collections::HashSet<ItemRef<'_>, foldhash::fast::RandomState> =
+        std::collections::HashSet::with_capacity_and_hasher(ops.len(), Default::default());
     for op in ops {
         if !seen.insert(op.item()) {
             return Err(StoreError::Invalid("an item appears twice in one transaction".into()));
