@@ -18,8 +18,11 @@ data="$MDM_STATE/cost-data"
 export MDM_EMF=off RUST_LOG=${RUST_LOG:-warn}
 cargo build --quiet -p mdm-cli --features aws
 mdm() { "${CARGO_TARGET_DIR:-target}/debug/mdm" "$@"; }
-mdm generate people --records "$people" --seed "$seed" --out "$data"
-args=(--people "$data/people.csv")
+args=()
+if [ "$people" -gt 0 ]; then
+  mdm generate people --records "$people" --seed "$seed" --out "$data"
+  args+=(--people "$data/people.csv")
+fi
 if [ "$products" -gt 0 ]; then
   mdm generate products --records "$products" --seed "$seed" --out "$data"
   args+=(--products "$data/products.csv")

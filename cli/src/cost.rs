@@ -108,7 +108,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn print_report(tally: &Tally, n: f64, api_requests: f64, invocations: f64, prices: &Value) -> Result<(), String> {
-    println!("\nDynamoDB per ingested record (request units by DynamoDB's rules; strongly consistent reads)");
+    println!(
+        "\nDynamoDB per ingested record (request units by DynamoDB's rules; an eventually consistent read counts half)"
+    );
     println!("  {:<20} {:<12} {:>8} {:>8} {:>8}", "operation", "item kind", "items", "RRU", "WRU");
     for ((op, kind), u) in &tally.dynamo {
         println!(

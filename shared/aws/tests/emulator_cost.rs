@@ -1,0 +1,58 @@
+//! The capacity meter against real DynamoDB calls on the emulator: the units it charges for a
+//! golden record are those of the item as stored, item data is deflated, and index entries are
+//! written outside the merge transaction. (Its own test binary: the meter is process-wide.)
+mod common;
+
+use common::*;
+use mdm_aws::capacity::{item_size, meter, write_units};
+use mdm_core::SourceKey;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_meter_charges_what_is_stored() {
+    let Some(s) = stack("cost").await else { return };
+    meter().remember_item_sizes(true);
+    meter().reset();
+    s.post(vec![customer(
+        "crm",
+        "m-1",
+        1,
+        json!({"given_name": "Maren", "family_name": "Okafor", "date_of_birth": "1984-09-17",
+               "email": "maren.okafor@example.no", "phone": "+47 912 34 567", "street_number": "12",
+               "address_line1": "Storgata", "locality": "Oslo", "postcode": "0155"}),
+    )])
+    .await;
+    s.drain().await;
+    let tally = meter().tally();
+
+    // The golden record as stored: its data deflated (a binary attribute), readable as JSON.
+    let golden = s.golden_of(&SourceKey::new("customer", "crm", "m-1")).await;
+    let raw = s
+        .ddb
+        .get_item()
+        .table_name(s.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("GOLD#customer#{}", golden.golden_id)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("golden item");
+    assert!(raw["data"].as_b().is_ok(), "golden data over 256 bytes is stored deflated");
+    let text = mdm_aws::dynamo::data_text(&raw).expect("inflates").expect("data");
+    assert!(text.contains(&golden.golden_id), "the inflated data is the record's JSON");
+
+    // One new golden record: its transactional write costs twice its stored size in KB.
+    let charged = tally.dynamo[&("TransactWriteItems", "golden")];
+    assert_eq!(charged.items, 1);
+    assert_eq!(charged.write_units, 2 * write_units(item_size(&raw)));
+
+    // Index entries go by BatchWriteItem, one unit each, never in the transaction.
+    let index = tally.dynamo.get(&("BatchWriteItem", "index")).copied().unwrap_or_default();
+    assert_eq!(index.items as usize, golden.index_keys.len(), "one entry per blocking key");
+    assert_eq!(index.write_units, index.items);
+    assert!(!tally.dynamo.contains_key(&("TransactWriteItems", "index")));
+    // Lookups are eventually consistent: each empty index query costs half a unit.
+    let queries = tally.dynamo[&("Query", "index")];
+    assert_eq!(queries.read_units, tally.requests["Query"] as f64 / 2.0, "every block was empty: half a unit each");
+}
