@@ -73,7 +73,7 @@ pub struct DynamoStore {
     table: String,
     counts: Arc<CallCounts>,
     /// Strongly consistent blocking-index and claim reads (the default); see
-    /// [`DynamoStore::eventual_lookup_reads`].
+    /// [`DynamoStore::eventual_reads`].
     consistent_lookups: bool,
     /// Strongly consistent batch reads of golden records (the default); see
     /// [`DynamoStore::eventual_reads`].
@@ -174,20 +174,12 @@ impl DynamoStore {
         }
     }
 
-    /// Reads the blocking index and the claims eventually consistently: half the read units.
-    /// Both tolerate it. An index entry written in the last second or so may be missed, the
-    /// window that the merge handler's staleness check and the claims cover for concurrent
-    /// records; a claim read stale makes the conditional claim write fail, and the merge is
-    /// re-read and retried as on any conflict.
-    pub fn eventual_lookup_reads(mut self) -> Self {
-        self.consistent_lookups = false;
-        self
-    }
-
-    /// Lookups and candidate golden records read eventually consistently, for the match handler:
-    /// its decision is advisory, and the merge handler re-reads what it changes, strongly or
-    /// under a condition. Source records are always read strongly (a record the matcher cannot
-    /// see yet would be dropped as missing).
+    /// Reads the blocking index, the claims and candidate golden records eventually consistently,
+    /// at half the read units: for the match handler, whose decision is advisory. The merge
+    /// handler reads strongly. It rematches when the source record's version changed, rechecks a
+    /// NEW or REVIEW decision against the index before it creates a golden record, and every
+    /// write it makes is conditional. Source records are always read strongly (a record the
+    /// matcher cannot see yet would be dropped as missing).
     pub fn eventual_reads(mut self) -> Self {
         self.consistent_lookups = false;
         self.consistent_goldens = false;

@@ -52,7 +52,10 @@ async fn the_meter_charges_what_is_stored() {
     assert_eq!(index.items as usize, golden.index_keys.len(), "one entry per blocking key");
     assert_eq!(index.write_units, index.items);
     assert!(!tally.dynamo.contains_key(&("TransactWriteItems", "index")));
-    // Lookups are eventually consistent: each empty index query costs half a unit.
+    // Every block was empty. The matcher queries each key eventually consistently (half a unit);
+    // the merge handler rechecks the NEW decision with as many strong queries (one unit each).
     let queries = tally.dynamo[&("Query", "index")];
-    assert_eq!(queries.read_units, tally.requests["Query"] as f64 / 2.0, "every block was empty: half a unit each");
+    let requests = tally.requests["Query"] as f64;
+    assert_eq!(requests, 2.0 * golden.index_keys.len() as f64, "match and the NEW recheck query every key");
+    assert_eq!(queries.read_units, 0.75 * requests, "half a unit in match, one in merge");
 }

@@ -32,13 +32,9 @@ impl Ctx {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
         let registry = Arc::new(settings.registry()?);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
-        // Reads that a conditional write or a later strong re-read checks are eventually
-        // consistent, at half the read units (docs/benchmarks.md, "What a record costs on AWS").
-        let store = match function {
-            "match" => store.eventual_reads(),
-            "merge" => store.eventual_lookup_reads(),
-            _ => store,
-        };
+        // The match handler's reads are advisory (half the read units): the merge handler reads
+        // strongly, rechecks a NEW or REVIEW decision against the index and writes conditionally.
+        let store = if function == "match" { store.eventual_reads() } else { store };
         let config = mdm_core::HubConfig {
             suppression_secrets: settings.suppression_secrets.clone(),
             suppression_mode: settings.suppression_mode,
