@@ -26,7 +26,9 @@ const OUTBOX_PREFIX: &str = "OUT#";
 /// DynamoDB's `BatchGetItem` limit.
 const BATCH_GET: usize = 100;
 
-/// Requests and consumed capacity per operation, for benchmarks and cost figures.
+/// Requests and consumed capacity (as DynamoDB reports it) per operation, of this store instance:
+/// per-test and per-route counts. Request units computed by DynamoDB's rules, process-wide, are
+/// [`crate::capacity::meter`]'s.
 #[derive(Debug, Default)]
 pub struct CallCounts {
     pub get_item: AtomicU64,
@@ -35,6 +37,7 @@ pub struct CallCounts {
     pub scan: AtomicU64,
     pub batch_get_item: AtomicU64,
     pub transact_write_items: AtomicU64,
+    pub batch_write_item: AtomicU64,
     pub delete_item: AtomicU64,
     /// Consumed capacity units × 1000 (read and write added up), as DynamoDB reports them.
     pub capacity_milli: AtomicU64,
@@ -49,6 +52,7 @@ impl CallCounts {
             ("Scan", &self.scan),
             ("BatchGetItem", &self.batch_get_item),
             ("TransactWriteItems", &self.transact_write_items),
+            ("BatchWriteItem", &self.batch_write_item),
             ("DeleteItem", &self.delete_item),
         ]
         .into_iter()
@@ -988,6 +992,7 @@ impl DynamoStore {
                 if rounds > 1 {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
                 }
+                self.count(&self.counts.batch_write_item);
                 meter().request("BatchWriteItem");
                 let writes: Vec<Write<'_>> = pending
                     .iter()
