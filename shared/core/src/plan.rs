@@ -122,6 +122,8 @@ pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMa
             }
         }
     }
+    // Kept for the golden record's lifetime: no spare capacity.
+    out.values_mut().for_each(Vec::shrink_to_fit);
     out
 }
 

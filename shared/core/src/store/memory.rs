@@ -9,13 +9,17 @@ use std::sync::{Mutex, MutexGuard};
 /// instructions.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Source records and golden records are found by a 128-bit hash of their key (see [`Slots`]) and
+/// kept boxed: the tables then hold 16-byte keys and pointers, which keeps their spare capacity
+/// and their regrowth cheap on large batch runs.
 #[derive(Default)]
 struct State {
-    sources: HashMap<SourceKey, SourceRecord>,
-    goldens: HashMap<(String, String), GoldenRecord>,
+    slots: Slots,
+    sources: HashMap<u128, Box<SourceRecord>>,
+    goldens: HashMap<u128, Box<GoldenRecord>>,
     history: BTreeMap<(String, String, u64), HistoryEntry>,
-    /// Block → golden ids, sorted (a small vector: most blocks hold one or two).
-    index: HashMap<(String, String), Vec<String>>,
+    /// The blocking index, kept compact: it is most of what a large batch run holds.
+    index: BlockTable,
     claims: HashMap<(String, String), String>,
     reviews: HashMap<(String, String), ReviewTask>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
@@ -36,6 +40,150 @@ pub struct MemoryCounts {
     pub claims: usize,
     pub reviews: usize,
     pub outbox: usize,
+}
+
+/// 128-bit hashes of keys: two independently, randomly seeded 64-bit hashes. Two different keys
+/// share one with a chance of about 2^-128 per pair, far below any hardware fault rate, and no
+/// input can be crafted to collide (the seeds are random per store).
+#[derive(Default)]
+struct Slots(foldhash::quality::RandomState, foldhash::quality::RandomState);
+
+impl Slots {
+    fn of<T: std::hash::Hash + Copy>(&self, key: T) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    }
+
+    fn source(&self, k: &SourceKey) -> u128 {
+        self.of((k.entity.as_str(), k.system.as_str(), k.source_id.as_str()))
+    }
+
+    fn golden(&self, entity: &str, golden_id: &str) -> u128 {
+        self.of((entity, golden_id))
+    }
+}
+
+/// The blocking index: block → golden ids. A block is named by the 128-bit hash of its entity and
+/// key, golden ids are interned as numbers, and a block holding one golden record (most do) keeps
+/// its number in the table itself: an entry takes 21 bytes instead of three strings.
+#[derive(Default)]
+struct BlockTable {
+    slots: Slots,
+    /// Block → a golden number, or (with [`LIST`] set) the index of its list in `lists`.
+    blocks: HashMap<[u32; 4], u32>,
+    /// Blocks holding more than one golden record: numbers, sorted.
+    lists: Vec<Vec<u32>>,
+    /// Unused entries of `lists`.
+    free: Vec<u32>,
+    /// Interned golden ids: number → id, and id → number.
+    ids: Vec<Box<str>>,
+    numbers: HashMap<u128, u32>,
+}
+
+/// Marks a block value as a list index.
+const LIST: u32 = 1 << 31;
+
+impl BlockTable {
+    fn block(&self, entity: &str, key: &str) -> [u32; 4] {
+        let h = self.slots.of((entity, key));
+        [h as u32, (h >> 32) as u32, (h >> 64) as u32, (h >> 96) as u32]
+    }
+
+    fn number(&mut self, golden_id: &str) -> u32 {
+        let slot = self.slots.of(golden_id);
+        if let Some(n) = self.numbers.get(&slot) {
+            return *n;
+        }
+        let n = u32::try_from(self.ids.len()).unwrap_or(LIST - 1).min(LIST - 1);
+        self.ids.push(golden_id.into());
+        self.numbers.insert(slot, n);
+        n
+    }
+
+    fn put(&mut self, entity: &str, key: &str, golden_id: &str) {
+        let block = self.block(entity, key);
+        let n = self.number(golden_id);
+        let Some(value) = self.blocks.get(&block).copied() else {
+            self.blocks.insert(block, n);
+            return;
+        };
+        if value & LIST != 0 {
+            if let Some(list) = self.lists.get_mut((value & !LIST) as usize) {
+                if let Err(at) = list.binary_search(&n) {
+                    list.insert(at, n);
+                }
+            }
+        } else if value != n {
+            let list = if value < n { vec![value, n] } else { vec![n, value] };
+            let at = match self.free.pop() {
+                Some(at) => {
+                    self.lists[at as usize] = list;
+                    at
+                }
+                None => {
+                    self.lists.push(list);
+                    u32::try_from(self.lists.len() - 1).unwrap_or(0)
+                }
+            };
+            self.blocks.insert(block, at | LIST);
+        }
+    }
+
+    fn delete(&mut self, entity: &str, key: &str, golden_id: &str) {
+        let block = self.block(entity, key);
+        let (Some(value), Some(&n)) = (self.blocks.get(&block).copied(), self.numbers.get(&self.slots.of(golden_id)))
+        else {
+            return;
+        };
+        if value & LIST == 0 {
+            if value == n {
+                self.blocks.remove(&block);
+            }
+            return;
+        }
+        let at = value & !LIST;
+        let Some(list) = self.lists.get_mut(at as usize) else { return };
+        if let Ok(i) = list.binary_search(&n) {
+            list.remove(i);
+        }
+        match list.as_slice() {
+            [] => {
+                self.blocks.remove(&block);
+                self.lists[at as usize] = Vec::new();
+                self.free.push(at);
+            }
+            [only] => {
+                let only = *only;
+                self.blocks.insert(block, only);
+                self.lists[at as usize] = Vec::new();
+                self.free.push(at);
+            }
+            _ => {}
+        }
+    }
+
+    fn get(&self, entity: &str, key: &str) -> &[u32] {
+        match self.blocks.get(&self.block(entity, key)) {
+            None => &[],
+            Some(v) if v & LIST != 0 => self.lists.get((v & !LIST) as usize).map_or(&[], Vec::as_slice),
+            Some(v) => std::slice::from_ref(v),
+        }
+    }
+
+    /// The golden ids behind numbers, sorted.
+    fn names(&self, numbers: &[u32]) -> Vec<String> {
+        let mut out: Vec<String> =
+            numbers.iter().filter_map(|n| self.ids.get(*n as usize)).map(|id| id.to_string()).collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn entries(&self) -> usize {
+        self.blocks
+            .values()
+            .map(|v| if v & LIST != 0 { self.lists.get((v & !LIST) as usize).map_or(0, Vec::len) } else { 1 })
+            .sum()
+    }
 }
 
 #[derive(Default)]
@@ -59,7 +207,7 @@ impl MemoryStore {
             goldens_active: s.goldens.values().filter(|g| g.status == GoldenStatus::Active).count(),
             goldens_merged: s.goldens.values().filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. })).count(),
             history: s.history.len(),
-            index_entries: s.index.values().map(Vec::len).sum(),
+            index_entries: s.index.entries(),
             claims: s.claims.len(),
             reviews: s.reviews.len(),
             outbox: s.outbox.len(),
@@ -70,7 +218,7 @@ impl MemoryStore {
     pub fn active_goldens(&self, entity: &str) -> Vec<GoldenRecord> {
         let Ok(s) = self.lock() else { return Vec::new() };
         let mut v: Vec<GoldenRecord> =
-            s.goldens.values().filter(|g| g.entity == entity && g.is_active()).cloned().collect();
+            s.goldens.values().filter(|g| g.entity == entity && g.is_active()).map(|g| (**g).clone()).collect();
         v.sort_by(|a, b| a.golden_id.cmp(&b.golden_id));
         v
     }
@@ -86,7 +234,7 @@ impl MemoryStore {
     fn check(s: &State, op: &WriteOp) -> Result<(), StoreError> {
         match op {
             WriteOp::PutGolden { golden, expect } => {
-                let stored = s.goldens.get(&(golden.entity.clone(), golden.golden_id.clone()));
+                let stored = s.goldens.get(&s.slots.golden(&golden.entity, &golden.golden_id));
                 let ok = match (expect, stored) {
                     (Expect::Absent, None) => true,
                     (Expect::Revision(r), Some(g)) => g.revision == *r,
@@ -102,7 +250,7 @@ impl MemoryStore {
                 }
             }
             WriteOp::SetXref { source, .. } => {
-                if !s.sources.contains_key(source) {
+                if !s.sources.contains_key(&s.slots.source(source)) {
                     return Err(StoreError::Conflict(Conflict::MissingSource(source.to_string())));
                 }
             }
@@ -116,7 +264,8 @@ impl MemoryStore {
                 }
             }
             WriteOp::PutTombstone { source, seq, .. } => {
-                let stored = s.sources.get(source).map(|r| r.seq).or_else(|| s.tombstones.get(source).copied());
+                let stored =
+                    s.sources.get(&s.slots.source(source)).map(|r| r.seq).or_else(|| s.tombstones.get(source).copied());
                 if stored.is_some_and(|st| st > *seq) {
                     return Err(StoreError::Conflict(Conflict::SourceChanged(source.to_string())));
                 }
@@ -143,33 +292,20 @@ impl MemoryStore {
     fn apply(s: &mut State, op: WriteOp) {
         match op {
             WriteOp::PutGolden { golden, .. } => {
-                s.goldens.insert((golden.entity.clone(), golden.golden_id.clone()), golden);
+                let slot = s.slots.golden(&golden.entity, &golden.golden_id);
+                s.goldens.insert(slot, Box::new(golden));
             }
             WriteOp::PutHistory(h) => {
                 s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), h);
             }
             WriteOp::SetXref { source, golden_id } => {
-                if let Some(r) = s.sources.get_mut(&source) {
+                let slot = s.slots.source(&source);
+                if let Some(r) = s.sources.get_mut(&slot) {
                     r.golden_id = Some(golden_id);
                 }
             }
-            WriteOp::PutIndex { entity, key, golden_id } => {
-                let ids = s.index.entry((entity, key)).or_default();
-                if let Err(at) = ids.binary_search(&golden_id) {
-                    ids.insert(at, golden_id);
-                }
-            }
-            WriteOp::DeleteIndex { entity, key, golden_id } => {
-                let k = (entity, key);
-                if let Some(set) = s.index.get_mut(&k) {
-                    if let Ok(at) = set.binary_search(&golden_id) {
-                        set.remove(at);
-                    }
-                    if set.is_empty() {
-                        s.index.remove(&k);
-                    }
-                }
-            }
+            WriteOp::PutIndex { entity, key, golden_id } => s.index.put(&entity, &key, &golden_id),
+            WriteOp::DeleteIndex { entity, key, golden_id } => s.index.delete(&entity, &key, &golden_id),
             WriteOp::PutClaim { entity, key, golden_id, .. } => {
                 s.claims.insert((entity, key), golden_id);
             }
@@ -184,7 +320,8 @@ impl MemoryStore {
                 s.suppressions.insert((entity, key), request_id);
             }
             WriteOp::PutTombstone { source, seq, .. } => {
-                s.sources.remove(&source);
+                let slot = s.slots.source(&source);
+                s.sources.remove(&slot);
                 s.tombstones.insert(source, seq);
             }
             WriteOp::DeleteHistory { entity, golden_id, version } => {
@@ -207,7 +344,8 @@ impl SourceStore for MemoryStore {
     async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut s = self.lock()?;
         let entity = &record.key.entity;
-        let existing = s.sources.get(&record.key);
+        let slot = s.slots.source(&record.key);
+        let existing = s.sources.get(&slot);
         let stored_seq = existing.map(|e| e.seq).or_else(|| s.tombstones.get(&record.key).copied());
         if let Some(seq) = stored_seq.filter(|seq| *seq >= record.seq) {
             return Ok(SourceWrite::Stale { stored_seq: seq });
@@ -219,28 +357,30 @@ impl SourceStore for MemoryStore {
         s.tombstones.remove(&record.key);
         let mut r = record.clone();
         r.golden_id = golden_id;
-        s.sources.insert(r.key.clone(), r);
+        s.sources.insert(slot, Box::new(r));
         Ok(SourceWrite::Written)
     }
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
-        Ok(self.lock()?.sources.get(key).cloned())
+        let s = self.lock()?;
+        Ok(s.sources.get(&s.slots.source(key)).map(|r| (**r).clone()))
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
         let s = self.lock()?;
-        Ok(keys.iter().filter_map(|k| s.sources.get(k).cloned()).collect())
+        Ok(keys.iter().filter_map(|k| s.sources.get(&s.slots.source(k))).map(|r| (**r).clone()).collect())
     }
 }
 
 impl GoldenStore for MemoryStore {
     async fn get_golden(&self, entity: &str, id: &str) -> Result<Option<GoldenRecord>, StoreError> {
-        Ok(self.lock()?.goldens.get(&(entity.to_owned(), id.to_owned())).cloned())
+        let s = self.lock()?;
+        Ok(s.goldens.get(&s.slots.golden(entity, id)).map(|g| (**g).clone()))
     }
 
     async fn get_goldens(&self, entity: &str, ids: &[String]) -> Result<Vec<GoldenRecord>, StoreError> {
         let s = self.lock()?;
-        Ok(ids.iter().filter_map(|id| s.goldens.get(&(entity.to_owned(), id.clone())).cloned()).collect())
+        Ok(ids.iter().filter_map(|id| s.goldens.get(&s.slots.golden(entity, id))).map(|g| (**g).clone()).collect())
     }
 
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -289,7 +429,7 @@ impl LookupStore for MemoryStore {
         for l in lookups {
             let found = match l {
                 Lookup::Claim { entity, key } => s.claims.get(&(entity.clone(), key.clone())).cloned(),
-                Lookup::Source(k) => s.sources.get(k).and_then(|r| r.golden_id.clone()),
+                Lookup::Source(k) => s.sources.get(&s.slots.source(k)).and_then(|r| r.golden_id.clone()),
             };
             if let Some(g) = found {
                 out.insert(l.clone(), g);
@@ -300,7 +440,7 @@ impl LookupStore for MemoryStore {
 
     async fn get_golden_refs(&self, refs: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
         let s = self.lock()?;
-        Ok(refs.iter().filter_map(|r| s.goldens.get(r).cloned()).collect())
+        Ok(refs.iter().filter_map(|(e, id)| s.goldens.get(&s.slots.golden(e, id))).map(|g| (**g).clone()).collect())
     }
 
     async fn history_page(
@@ -323,12 +463,12 @@ impl BlockIndex for MemoryStore {
         Ok(keys
             .iter()
             .map(|k| {
-                let set = s.index.get(&(entity.to_owned(), k.clone()));
-                let n = set.map_or(0, Vec::len);
+                let ids = s.index.get(entity, k);
+                let too_common = ids.len() > cap;
                 BlockHit {
                     key: k.clone(),
-                    golden_ids: if n > cap { Vec::new() } else { set.cloned().unwrap_or_default() },
-                    too_common: n > cap,
+                    golden_ids: if too_common { Vec::new() } else { s.index.names(ids) },
+                    too_common,
                 }
             })
             .collect())
@@ -374,5 +514,34 @@ impl Outbox for MemoryStore {
         let mut s = self.lock()?;
         s.outbox.retain(|(_, id), _| !event_ids.contains(id));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockTable;
+
+    #[test]
+    fn blocks_grow_into_lists_and_shrink_back() {
+        let mut t = BlockTable::default();
+        t.put("customer", "k", "g2");
+        assert_eq!(t.names(t.get("customer", "k")), ["g2"]);
+        t.put("customer", "k", "g2");
+        t.put("customer", "k", "g1");
+        t.put("customer", "k", "g3");
+        assert_eq!(t.names(t.get("customer", "k")), ["g1", "g2", "g3"]);
+        assert!(t.get("product", "k").is_empty(), "blocks are per entity type");
+        t.delete("customer", "k", "g2");
+        t.delete("customer", "k", "g9");
+        assert_eq!(t.names(t.get("customer", "k")), ["g1", "g3"]);
+        t.delete("customer", "k", "g1");
+        assert_eq!(t.names(t.get("customer", "k")), ["g3"]);
+        assert_eq!(t.free.len(), 1, "a block back to one golden record gives its list back");
+        t.put("customer", "other", "g1");
+        t.put("customer", "other", "g4");
+        assert_eq!(t.free.len(), 0, "the freed list is reused");
+        t.delete("customer", "k", "g3");
+        assert!(t.get("customer", "k").is_empty());
+        assert_eq!(t.entries(), 2);
     }
 }
