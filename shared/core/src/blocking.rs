@@ -48,24 +48,67 @@ fn transform(t: BlockTransform, v: &str) -> Option<String> {
 }
 
 /// A blocking key in its stored form (`BlockKey::key`), with what matching needs to know about
-/// it. Holds no attribute value.
+/// it. Holds no attribute value. Kept compact, because every stored source record keeps its keys:
+/// the name is shared, the digest kept as bytes, and [`StoredKey::stored`] spells the key out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
-    pub stored: String,
+    pub name: std::sync::Arc<str>,
+    pub digest: [u8; 16],
     pub claim: bool,
     pub max_block_size: Option<usize>,
+}
+
+impl StoredKey {
+    fn of(key: &BlockKey) -> Self {
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&crate::keys::digest(&[&key.name, &key.value])[..16]);
+        Self { name: shared_name(&key.name), digest, claim: key.claim, max_block_size: key.max_block_size }
+    }
+
+    /// The key as stored: the same text as [`BlockKey::key`].
+    pub fn stored(&self) -> String {
+        let mut out = String::with_capacity(self.name.len() + 33);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(&crate::keys::hex(&self.digest));
+        out
+    }
+
+    /// Whether `stored` is this key's stored text (without spelling it out).
+    pub fn is(&self, stored: &str) -> bool {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        stored.split_once('=').is_some_and(|(n, d)| {
+            n == &*self.name
+                && d.len() == 32
+                && d.as_bytes()
+                    .chunks(2)
+                    .zip(self.digest)
+                    .all(|(h, b)| h == [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
+        })
+    }
+}
+
+/// One shared copy of each key name (names come from the schemas: there are few).
+fn shared_name(name: &str) -> std::sync::Arc<str> {
+    thread_local! {
+        static NAMES: std::cell::RefCell<BTreeSet<std::sync::Arc<str>>> = const { std::cell::RefCell::new(BTreeSet::new()) };
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(n) = names.get(name) {
+            return n.clone();
+        }
+        let n: std::sync::Arc<str> = name.into();
+        names.insert(n.clone());
+        n
+    })
 }
 
 /// A record's blocking keys with their stored forms, computed on first use and kept with the
 /// record (and its clones): digesting keys is a large part of matching a record, and merge plans
 /// need the keys of every member again. A record is always keyed under its own entity's schema.
 pub fn keys_of<'r>(schema: &EntitySchema, record: &'r SourceRecord) -> &'r [StoredKey] {
-    record.key_cache.0.get_or_init(|| {
-        block_keys(schema, record)
-            .into_iter()
-            .map(|key| StoredKey { stored: key.key(), claim: key.claim, max_block_size: key.max_block_size })
-            .collect()
-    })
+    record.key_cache.0.get_or_init(|| block_keys(schema, record).iter().map(StoredKey::of).collect())
 }
 
 /// Every blocking key of a record. Keys whose parts are missing are skipped; a claim key needs
@@ -119,10 +162,11 @@ pub fn stored_keys<'a>(
     let mut claims = BTreeSet::new();
     for r in records {
         for k in keys_of(schema, r) {
+            let stored = k.stored();
             if k.claim {
-                claims.insert(k.stored.clone());
+                claims.insert(stored.clone());
             }
-            index.insert(k.stored.clone());
+            index.insert(stored);
         }
     }
     (index, claims)

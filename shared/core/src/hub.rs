@@ -104,7 +104,7 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], hit: &crate::store::Bloc
     hit.too_common
         || record_keys
             .iter()
-            .find(|k| k.stored == hit.key)
+            .find(|k| k.is(&hit.key))
             .and_then(|k| k.max_block_size)
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
@@ -214,7 +214,7 @@ impl<S: Store> Hub<S> {
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
         let record_keys = keys_of(schema, record);
-        let keys: Vec<String> = record_keys.iter().map(|k| k.stored.clone()).collect();
+        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
         let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut too_common = Vec::new();
         let mut votes: BTreeMap<String, usize> = BTreeMap::new();
@@ -287,7 +287,7 @@ impl<S: Store> Hub<S> {
             .chain(current.iter().flat_map(|c| c.members.iter()))
             .chain(targets.iter().flat_map(|t| t.members.iter()))
         {
-            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(|k| k.stored.clone()));
+            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(|k| k.stored()));
         }
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.iter().cloned());
@@ -346,7 +346,7 @@ impl<S: Store> Hub<S> {
         result: &MatchResult,
     ) -> Result<bool, HubError> {
         let record_keys = keys_of(schema, source);
-        let keys: Vec<String> = record_keys.iter().map(|k| k.stored.clone()).collect();
+        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
         if keys.is_empty() {
             return Ok(false);
         }

@@ -82,6 +82,11 @@ impl fmt::Display for SourceKey {
 
 /// Hex of the first `bytes` bytes of SHA-256 over the parts, separated by a NUL byte.
 pub fn digest_hex(parts: &[&str], bytes: usize) -> String {
+    hex(&digest(parts)[..bytes.min(32)])
+}
+
+/// SHA-256 over the parts, joined with NUL bytes (the bytes [`digest_hex`] shows).
+pub fn digest(parts: &[&str]) -> [u8; 32] {
     let mut h = Sha256::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -89,10 +94,14 @@ pub fn digest_hex(parts: &[&str], bytes: usize) -> String {
         }
         h.update(p.as_bytes());
     }
+    h.finalize().into()
+}
+
+/// Lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let d = h.finalize();
-    let mut out = String::with_capacity(bytes * 2);
-    for b in d.iter().take(bytes) {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 0x0f)] as char);
     }
