@@ -21,7 +21,7 @@ use std::time::Instant;
 
 pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --out FILE.csv INPUT.csv [INPUT.csv ...]";
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Options {
     entity: String,
     id_column: String,
@@ -186,6 +186,69 @@ impl<'a> FileRows<'a> {
     }
 }
 
+/// A record read, validated and keyed, with where it came from.
+struct Prepared {
+    file_index: usize,
+    line: u64,
+    record_id: String,
+    record: mdm_core::SourceRecord,
+}
+
+/// Records in input order, a batch at a time, from a reader thread that reads, validates and
+/// computes blocking keys ahead of the matcher. A bad input ends the stream with its error, after
+/// every record before it.
+fn read_ahead(
+    opts: Options,
+    registry: Arc<SchemaRegistry>,
+    attributes: BTreeSet<String>,
+) -> (std::sync::mpsc::Receiver<Vec<Result<Prepared, String>>>, std::thread::JoinHandle<()>) {
+    const BATCH: usize = 256;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(8);
+    let reader = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        let send = |batch: &mut Vec<Result<Prepared, String>>| tx.send(std::mem::take(batch)).is_ok();
+        'files: for (file_index, path) in opts.inputs.iter().enumerate() {
+            let mut rows = match FileRows::open(path, &opts, &attributes) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    batch.push(Err(e));
+                    break;
+                }
+            };
+            loop {
+                let prepared = match rows.next_row() {
+                    Ok(None) => break,
+                    Ok(Some(row)) => prepare(&registry, &rows.shown, file_index, row),
+                    Err(e) => Err(e),
+                };
+                let failed = prepared.is_err();
+                batch.push(prepared);
+                if failed {
+                    break 'files;
+                }
+                if batch.len() == BATCH && !send(&mut batch) {
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            send(&mut batch);
+        }
+    });
+    (rx, reader)
+}
+
+fn prepare(registry: &SchemaRegistry, shown: &str, file_index: usize, row: Row) -> Result<Prepared, String> {
+    let record = validate(registry, &row.record, 0).map_err(|e| {
+        let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
+        format!("{shown}: line {}{column}: {}", row.line, e.message)
+    })?;
+    if let Some(schema) = registry.get(&record.key.entity) {
+        mdm_core::blocking::keys_of(schema, &record);
+    }
+    Ok(Prepared { file_index, line: row.line, record_id: row.record_id, record })
+}
+
 fn io_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Io(io) => io.to_string(),
@@ -229,22 +292,22 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     }
 
     let started = Instant::now();
+    let registry = Arc::new(registry);
     let config = HubConfig { keep_history: false, emit_events: false, ..HubConfig::default() };
-    let hub = Hub::new(Arc::new(registry.clone()), MemoryStore::new()).with_config(config);
+    let hub = Hub::new(registry.clone(), MemoryStore::new()).with_config(config);
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
+    let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
     // Per record, in input order: its file (index into the inputs), its id, its first golden id.
     let mut processed: Vec<(usize, String, String)> = Vec::new();
-    for (file_index, path) in opts.inputs.iter().enumerate() {
-        let mut rows = FileRows::open(path, &opts, &attributes)?;
-        while let Some(row) = rows.next_row()? {
-            let record = validate(hub.registry(), &row.record, 0).map_err(|e| {
-                let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
-                format!("{}: line {}{column}: {}", rows.shown, row.line, e.message)
-            })?;
-            drop(row.record);
+    // Reading, validating and keying run a record ahead on their own thread; matching and
+    // merging take the records one at a time, in input order, on this one.
+    let (batches, reader) = read_ahead(opts.clone(), registry, attributes);
+    for batch in batches {
+        for prepared in batch {
+            let Prepared { file_index, line, record_id, record } = prepared?;
             if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
-                return Err(format!("{}: line {}: record id repeats an earlier record", rows.shown, row.line));
+                return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
             }
             let report = hub.process(&record.key).await.map_err(|e| e.to_string())?;
             match &report.outcome {
@@ -257,9 +320,11 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             }
             candidates += report.blocking.candidates;
             too_common += report.blocking.too_common.len();
-            processed.push((file_index, row.record_id, report.outcome.golden_id().to_owned()));
+            processed.push((file_index, record_id, report.outcome.golden_id().to_owned()));
         }
     }
+    // The reader has stopped: the channel is closed only when it returns.
+    let _ = reader.join();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
     // Each record's golden record after the whole input: follow merged-into pointers.
     let mut resolved: HashMap<String, String> = HashMap::new();
