@@ -86,28 +86,53 @@ fn best(def: &AttributeDef, value: &str, valid: bool, theirs: &[MatchValue]) -> 
         .max_by(|a, b| a.weight.total_cmp(&b.weight))
 }
 
+/// One side of a comparison per schema attribute: the record's value and whether it is valid
+/// and verified. Computed once per record, not once per candidate.
+struct Mine<'a> {
+    value: Option<&'a str>,
+    valid: bool,
+    verified: bool,
+}
+
+fn mine<'a>(schema: &EntitySchema, record: &'a SourceRecord) -> Vec<Mine<'a>> {
+    schema
+        .attributes
+        .iter()
+        .map(|def| Mine {
+            value: record.value(&def.name),
+            valid: record.is_valid(&def.name),
+            verified: record.verified.contains(&def.name),
+        })
+        .collect()
+}
+
 /// Scores a record against one golden record: the best agreement over every value its members
 /// hold, summed over attributes; a missing value on either side is neutral.
 pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord) -> CandidateScore {
+    score_with(schema, &mine(schema, record), golden)
+}
+
+fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -> CandidateScore {
+    let theirs: Vec<&[MatchValue]> = schema
+        .attributes
+        .iter()
+        .map(|def| golden.match_values.get(&def.name).map(Vec::as_slice).unwrap_or(&[]))
+        .collect();
     // Per attribute: the best comparison over the golden record's values, or `None` (missing).
     let mut parts: Vec<Option<(Comparison, bool)>> = schema
         .attributes
         .iter()
-        .map(|def| {
-            let value = record.value(&def.name)?;
-            let theirs = golden.match_values.get(&def.name).map(Vec::as_slice).unwrap_or(&[]);
-            Some((best(def, value, record.is_valid(&def.name), theirs)?, false))
-        })
+        .zip(mine)
+        .zip(&theirs)
+        .map(|((def, m), t)| Some((best(def, m.value?, m.valid, t)?, false)))
         .collect();
     // Swapped pairs: the crosswise reading counts when it scores higher.
     for [a, b] in &schema.matching.swaps {
         let (Some(ia), Some(ib)) = (schema.attribute_index(a), schema.attribute_index(b)) else { continue };
         let (Some((sa, _)), Some((sb, _))) = (parts[ia], parts[ib]) else { continue };
         let (da, db) = (&schema.attributes[ia], &schema.attributes[ib]);
-        let (Some(ra), Some(rb)) = (record.value(a), record.value(b)) else { continue };
-        let values = |n: &str| golden.match_values.get(n).map(Vec::as_slice).unwrap_or(&[]);
-        let (Some(ca), Some(cb)) =
-            (best(da, ra, record.is_valid(a), values(b)), best(db, rb, record.is_valid(b), values(a)))
+        let (Some(ra), Some(rb)) = (mine[ia].value, mine[ib].value) else { continue };
+        let (Some(ca), Some(cb)) = (best(da, ra, mine[ia].valid, theirs[ib]), best(db, rb, mine[ib].valid, theirs[ia]))
         else {
             continue;
         };
@@ -118,8 +143,8 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
     }
     let mut total = 0.0;
     let mut attributes = Vec::with_capacity(schema.attributes.len());
-    for (def, part) in schema.attributes.iter().zip(&parts) {
-        if record.value(&def.name).is_none() {
+    for ((def, part), m) in schema.attributes.iter().zip(&parts).zip(mine) {
+        if m.value.is_none() {
             continue;
         }
         let (level, weight) = match part {
@@ -152,6 +177,12 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
             });
         }
     }
+    // A rule attribute's valid value on our side, and the golden record's values.
+    let sides = |a: &str| {
+        let i = schema.attribute_index(a)?;
+        let v = mine[i].value.filter(|_| mine[i].valid)?;
+        Some((i, v, theirs[i]))
+    };
     let blocked_by = schema
         .rules
         .iter()
@@ -165,13 +196,9 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
                     .all(|a| schema.attribute_index(a).and_then(|i| parts[i]).is_some_and(|(c, _)| c.level.is_none()));
             }
             rule.attributes.iter().all(|a| {
-                let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
-                let theirs: Vec<&MatchValue> = golden
-                    .match_values
-                    .get(a)
-                    .map(|vals| vals.iter().filter(|m| m.valid).collect())
-                    .unwrap_or_default();
-                !theirs.is_empty() && theirs.iter().all(|m| m.value != v)
+                let Some((_, v, theirs)) = sides(a) else { return false };
+                let mut valid = theirs.iter().filter(|m| m.valid).peekable();
+                valid.peek().is_some() && valid.all(|m| m.value != v)
             })
         })
         .map(|r| r.name.clone());
@@ -181,13 +208,11 @@ pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord
         .filter(|r| r.effect == RuleEffect::Link)
         .find(|rule| {
             rule.attributes.iter().all(|a| {
-                let Some(v) = record.value(a).filter(|_| record.is_valid(a)) else { return false };
-                if rule.require_verified && !record.verified.contains(a) {
+                let Some((i, v, theirs)) = sides(a) else { return false };
+                if rule.require_verified && !mine[i].verified {
                     return false;
                 }
-                golden.match_values.get(a).is_some_and(|vals| {
-                    vals.iter().any(|m| m.valid && m.value == v && (!rule.require_verified || m.verified))
-                })
+                theirs.iter().any(|m| m.valid && m.value == v && (!rule.require_verified || m.verified))
             })
         })
         .map(|r| r.name.clone());
@@ -217,10 +242,11 @@ pub fn decide(
     own: Option<&str>,
     blocking: BlockingStats,
 ) -> MatchResult {
+    let mine = mine(schema, record);
     let mut scored: Vec<CandidateScore> = candidates
         .iter()
         .filter(|g| g.is_active() && Some(g.golden_id.as_str()) != own)
-        .map(|g| score(schema, record, g))
+        .map(|g| score_with(schema, &mine, g))
         .collect();
     scored.sort_by(|a, b| {
         b.rule.is_some().cmp(&a.rule.is_some()).then(b.score.total_cmp(&a.score)).then(a.golden_id.cmp(&b.golden_id))
