@@ -738,7 +738,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         .keys()
         .chain(golden.attributes.keys())
         .filter(|a| g.value(a) != golden.value(a))
-        .cloned()
+        .map(|a| a.to_string())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();

@@ -1,6 +1,7 @@
 //! Golden records: one per real-world entity, with attribute-level provenance and versioned history.
 
 use crate::keys::SourceKey;
+use crate::record::Text;
 use crate::survivorship::Rule;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GoldenAttribute {
-    pub value: String,
+    pub value: Text,
     /// The source system.
-    pub source: String,
-    pub source_id: String,
+    pub source: Text,
+    pub source_id: Text,
     pub source_seq: u64,
     pub rule: Rule,
 }
@@ -32,7 +33,7 @@ pub enum GoldenStatus {
 /// count, not only the surviving ones).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MatchValue {
-    pub value: String,
+    pub value: Text,
     /// Normalised (true) or kept raw (false).
     pub valid: bool,
     /// Some member marks this value as verified.
@@ -54,10 +55,10 @@ pub struct GoldenRecord {
     /// Internal optimistic-lock counter: bumps on every write, effective or not.
     pub revision: u64,
     pub status: GoldenStatus,
-    pub attributes: Shared<BTreeMap<String, GoldenAttribute>>,
+    pub attributes: Shared<BTreeMap<Text, GoldenAttribute>>,
     /// Member source records, in the order they joined.
     pub members: Shared<Vec<SourceKey>>,
-    pub match_values: Shared<BTreeMap<String, Vec<MatchValue>>>,
+    pub match_values: Shared<BTreeMap<Text, Vec<MatchValue>>>,
     /// Blocking keys this record is indexed under (the union over its members).
     pub index_keys: Shared<BTreeSet<String>>,
     /// Strong keys this record holds a claim on.

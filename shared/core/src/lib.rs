@@ -30,5 +30,5 @@ pub use golden::{GoldenRecord, GoldenStatus, HistoryEntry, ReviewTask};
 pub use hub::{Hub, HubConfig, HubError, MergeReport, SuppressionMode};
 pub use keys::SourceKey;
 pub use matching::{MatchDecision, MatchResult};
-pub use record::{RecordError, SourceRecord};
+pub use record::{RecordError, SourceRecord, Text};
 pub use schema::{EntitySchema, SchemaRegistry};

@@ -107,18 +107,18 @@ pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> S
 }
 
 /// Distinct values per attribute over the members (in join order), for matching.
-pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<String, Vec<MatchValue>> {
-    let mut out: BTreeMap<String, Vec<MatchValue>> = BTreeMap::new();
+pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<crate::record::Text, Vec<MatchValue>> {
+    let mut out: BTreeMap<crate::record::Text, Vec<MatchValue>> = BTreeMap::new();
     for def in &schema.attributes {
         for r in members {
             let Some(v) = r.value(&def.name) else { continue };
             let valid = r.is_valid(&def.name);
             let verified = r.verified.contains(&def.name);
-            let vals = out.entry(def.name.clone()).or_default();
+            let vals = out.entry(def.name.as_str().into()).or_default();
             if let Some(m) = vals.iter_mut().find(|m| m.value == v && m.valid == valid) {
                 m.verified |= verified;
             } else if vals.len() < MAX_MATCH_VALUES {
-                vals.push(MatchValue { value: v.to_owned(), valid, verified });
+                vals.push(MatchValue { value: v.into(), valid, verified });
             }
         }
     }
@@ -247,10 +247,10 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         updated_at_ms: now,
     };
     let changed: Vec<String> = match survivor_old {
-        None => golden.attributes.keys().cloned().collect(),
+        None => golden.attributes.keys().map(|k| k.to_string()).collect(),
         Some(old) => {
-            let names: BTreeSet<&String> = old.attributes.keys().chain(golden.attributes.keys()).collect();
-            names.into_iter().filter(|n| old.value(n) != golden.value(n)).cloned().collect()
+            let names: BTreeSet<&str> = old.attributes.keys().chain(golden.attributes.keys()).map(|k| k.as_str()).collect();
+            names.into_iter().filter(|n| old.value(n) != golden.value(n)).map(str::to_owned).collect()
         }
     };
     let (effective, needs_write) = match survivor_old {

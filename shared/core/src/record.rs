@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Attribute names and values: short strings kept inline (up to 24 bytes) instead of on the heap.
+/// A large batch run holds millions of them; most names, dates, codes and names of people fit.
+pub type Text = compact_str::CompactString;
+
 /// A data-quality issue: the value was kept raw because it could not be normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QualityIssue {
@@ -26,7 +30,7 @@ pub struct SourceRecord {
     /// The source's own update time, for "most recent" across systems.
     pub updated_at_ms: Option<i64>,
     /// Attribute values: normalised, or raw (trimmed) where `invalid` names them.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<Text, Text>,
     #[serde(default)]
     pub invalid: BTreeSet<String>,
     #[serde(default)]
@@ -72,7 +76,7 @@ impl std::fmt::Debug for KeyCache {
 
 impl SourceRecord {
     pub fn value(&self, attribute: &str) -> Option<&str> {
-        self.attributes.get(attribute).map(String::as_str)
+        self.attributes.get(attribute).map(Text::as_str)
     }
 
     pub fn is_valid(&self, attribute: &str) -> bool {
@@ -81,7 +85,7 @@ impl SourceRecord {
 
     /// How many attributes carry a valid value (used by the most-complete rule).
     pub fn completeness(&self) -> usize {
-        self.attributes.keys().filter(|a| !self.invalid.contains(*a)).count()
+        self.attributes.keys().filter(|a| !self.invalid.contains(a.as_str())).count()
     }
 }
 
@@ -321,10 +325,10 @@ pub(crate) fn normalise_attributes(
         let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
         match normalise::apply(&def.normalisers, &raw, opts) {
             Ok(n) => {
-                values.insert(name.clone(), n);
+                values.insert(Text::from(name.as_str()), Text::from(n));
             }
             Err(e) => {
-                values.insert(name.clone(), raw.trim().to_owned());
+                values.insert(Text::from(name.as_str()), Text::from(raw.trim()));
                 invalid.insert(name.clone());
                 quality.push(QualityIssue {
                     attribute: name.clone(),
@@ -355,7 +359,7 @@ pub(crate) fn normalise_attributes(
     })
 }
 
-fn content_hash(values: &BTreeMap<String, String>, verified: &BTreeSet<String>) -> String {
+fn content_hash(values: &BTreeMap<Text, Text>, verified: &BTreeSet<String>) -> String {
     let mut parts: Vec<&str> = Vec::with_capacity(values.len() * 2 + verified.len() + 1);
     for (k, v) in values {
         parts.push(k);

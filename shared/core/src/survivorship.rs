@@ -63,20 +63,20 @@ pub fn survive_attribute(
         Rule::FirstNonEmpty => cands.iter().min_by_key(|c| c.join),
     }?;
     Some(GoldenAttribute {
-        value: best.value.to_owned(),
-        source: best.record.key.system.clone(),
-        source_id: best.record.key.source_id.clone(),
+        value: best.value.into(),
+        source: best.record.key.system.as_str().into(),
+        source_id: best.record.key.source_id.as_str().into(),
         source_seq: best.record.seq,
         rule: def.survivorship,
     })
 }
 
 /// Golden attributes with provenance from the members (in join order).
-pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<String, GoldenAttribute> {
+pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<crate::record::Text, GoldenAttribute> {
     schema
         .attributes
         .iter()
-        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.clone(), a)))
+        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.as_str().into(), a)))
         .collect()
 }
 
@@ -92,7 +92,7 @@ mod tests {
             key: SourceKey::new("customer", system, id),
             seq: 1,
             updated_at_ms: Some(updated),
-            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            attributes: attrs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             invalid: BTreeSet::new(),
             quality: vec![],
             quality_score: 1.0,

@@ -204,8 +204,8 @@ fn render(
                 let attributes: Map<String, Value> = g
                     .attributes
                     .iter()
-                    .filter(|(k, _)| fields.is_none_or(|f| f.contains(*k)))
-                    .map(|(k, a)| (k.clone(), json!(a.value)))
+                    .filter(|(k, _)| fields.is_none_or(|f| f.contains(k.as_str())))
+                    .map(|(k, a)| (k.to_string(), json!(a.value)))
                     .collect();
                 json!({"entityType": entity, "goldenId": g.golden_id, "version": g.version, "attributes": attributes})
             }

@@ -18,7 +18,7 @@ pub fn view(g: &GoldenRecord, provenance: bool) -> Value {
     let mut v = json!(GoldenView::of(g));
     if !provenance {
         let plain: serde_json::Map<String, Value> =
-            g.attributes.iter().map(|(k, a)| (k.clone(), json!({"value": a.value}))).collect();
+            g.attributes.iter().map(|(k, a)| (k.to_string(), json!({"value": a.value}))).collect();
         v["attributes"] = Value::Object(plain);
     }
     v
