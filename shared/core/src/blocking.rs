@@ -48,27 +48,35 @@ fn transform(t: BlockTransform, v: &str) -> Option<String> {
 }
 
 /// A blocking key in its stored form (`BlockKey::key`), with what matching needs to know about
-/// it. Holds no attribute value. Kept compact, because every stored source record keeps its keys:
-/// the name is shared, the digest kept as bytes, and [`StoredKey::stored`] spells the key out.
+/// it. Holds no attribute value. Kept compact (40 bytes, no heap), because every stored source
+/// record keeps its keys: the name is shared, the digest kept as bytes, and
+/// [`StoredKey::stored`] spells the key out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
-    pub name: std::sync::Arc<str>,
+    pub name: &'static str,
     pub digest: [u8; 16],
     pub claim: bool,
-    pub max_block_size: Option<usize>,
+    /// This key's own block limit; `u32::MAX` when it has none.
+    block_limit: u32,
 }
 
 impl StoredKey {
     fn of(key: &BlockKey) -> Self {
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&crate::keys::digest(&[&key.name, &key.value])[..16]);
-        Self { name: shared_name(&key.name), digest, claim: key.claim, max_block_size: key.max_block_size }
+        let block_limit = key.max_block_size.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        Self { name: shared_name(&key.name), digest, claim: key.claim, block_limit }
+    }
+
+    /// This key's own limit on golden records per block, if it has one.
+    pub fn max_block_size(&self) -> Option<usize> {
+        (self.block_limit != u32::MAX).then_some(self.block_limit as usize)
     }
 
     /// The key as stored: the same text as [`BlockKey::key`].
     pub fn stored(&self) -> String {
         let mut out = String::with_capacity(self.name.len() + 33);
-        out.push_str(&self.name);
+        out.push_str(self.name);
         out.push('=');
         out.push_str(&crate::keys::hex(&self.digest));
         out
@@ -78,7 +86,7 @@ impl StoredKey {
     pub fn is(&self, stored: &str) -> bool {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         stored.split_once('=').is_some_and(|(n, d)| {
-            n == &*self.name
+            n == self.name
                 && d.len() == 32
                 && d.as_bytes()
                     .chunks(2)
@@ -88,20 +96,17 @@ impl StoredKey {
     }
 }
 
-/// One shared copy of each key name (names come from the schemas: there are few).
-fn shared_name(name: &str) -> std::sync::Arc<str> {
-    thread_local! {
-        static NAMES: std::cell::RefCell<BTreeSet<std::sync::Arc<str>>> = const { std::cell::RefCell::new(BTreeSet::new()) };
+/// The one copy of a key name. Names come from the schemas' blocking definitions, so there are
+/// few and they live as long as the process: each is allocated once and never freed.
+fn shared_name(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = names.get(name) {
+        return n;
     }
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        if let Some(n) = names.get(name) {
-            return n.clone();
-        }
-        let n: std::sync::Arc<str> = name.into();
-        names.insert(n.clone());
-        n
-    })
+    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(n);
+    n
 }
 
 /// A record's blocking keys with their stored forms, computed on first use and kept with the
@@ -210,6 +215,32 @@ mod tests {
         let claims: Vec<_> =
             block_keys(reg.get("customer").expect("customer"), &r).into_iter().filter(|k| k.claim).collect();
         assert_eq!(claims.len(), 3, "email, phone, name+dob: {claims:?}");
+    }
+
+    #[test]
+    fn stored_keys_spell_out_the_block_key() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let schema = reg.get("customer").expect("customer");
+        let r = validate(
+            &reg,
+            &json!({"entityType":"customer","sourceSystem":"crm","sourceId":"1","sourceSeq":1,"attributes":{
+                "given_name":"Anna","family_name":"Smith","date_of_birth":"1980-05-01","postcode":"LS1 4AP"}}),
+            0,
+        )
+        .expect("valid");
+        let keys = block_keys(schema, &r);
+        let stored = keys_of(schema, &r);
+        assert_eq!(keys.len(), stored.len());
+        for (k, s) in keys.iter().zip(stored) {
+            assert_eq!(s.stored(), k.key());
+            assert!(s.is(&k.key()));
+            assert_eq!(s.max_block_size(), k.max_block_size, "{}", k.name);
+            assert_eq!(s.claim, k.claim);
+        }
+        assert!(keys.iter().any(|k| k.max_block_size.is_some()), "some customer keys have their own limit");
+        let other = stored[0].stored().replace('=', "=0");
+        assert!(!stored[0].is(&other) && !stored[0].is("x") && !stored[1].is(&stored[0].stored()));
+        assert!(std::ptr::eq(keys_of(schema, &r).as_ptr(), stored.as_ptr()), "computed once per record");
     }
 
     #[test]

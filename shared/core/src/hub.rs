@@ -105,7 +105,7 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], hit: &crate::store::Bloc
         || record_keys
             .iter()
             .find(|k| k.is(&hit.key))
-            .and_then(|k| k.max_block_size)
+            .and_then(crate::blocking::StoredKey::max_block_size)
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
 

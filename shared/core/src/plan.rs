@@ -107,7 +107,10 @@ pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> S
 }
 
 /// Distinct values per attribute over the members (in join order), for matching.
-pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<crate::record::Text, Vec<MatchValue>> {
+pub fn match_values(
+    schema: &EntitySchema,
+    members: &[&SourceRecord],
+) -> BTreeMap<crate::record::Text, Vec<MatchValue>> {
     let mut out: BTreeMap<crate::record::Text, Vec<MatchValue>> = BTreeMap::new();
     for def in &schema.attributes {
         for r in members {
@@ -249,7 +252,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let changed: Vec<String> = match survivor_old {
         None => golden.attributes.keys().map(|k| k.to_string()).collect(),
         Some(old) => {
-            let names: BTreeSet<&str> = old.attributes.keys().chain(golden.attributes.keys()).map(|k| k.as_str()).collect();
+            let names: BTreeSet<&str> =
+                old.attributes.keys().chain(golden.attributes.keys()).map(|k| k.as_str()).collect();
             names.into_iter().filter(|n| old.value(n) != golden.value(n)).map(str::to_owned).collect()
         }
     };
