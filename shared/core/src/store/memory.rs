@@ -15,8 +15,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 #[derive(Default)]
 struct State {
     slots: Slots,
-    sources: HashMap<u128, Box<SourceRecord>>,
-    goldens: HashMap<u128, Box<GoldenRecord>>,
+    sources: Sharded<u128, Box<SourceRecord>>,
+    goldens: Sharded<u128, Box<GoldenRecord>>,
     history: BTreeMap<(String, String, u64), HistoryEntry>,
     /// The blocking index, kept compact: it is most of what a large batch run holds.
     index: BlockTable,
@@ -40,6 +40,66 @@ pub struct MemoryCounts {
     pub claims: usize,
     pub reviews: usize,
     pub outbox: usize,
+}
+
+/// A hash map in 64 parts, chosen by bits of the (already hashed) key: each part grows on its own,
+/// so growing never holds two copies of the whole table at once. On large batch runs that
+/// doubling was the peak of memory.
+struct Sharded<K, V> {
+    parts: Vec<HashMap<K, V>>,
+}
+
+/// A key that is itself a hash: some of its bits pick the part.
+trait ShardKey: std::hash::Hash + Eq + Copy {
+    fn part(&self) -> usize;
+}
+
+impl ShardKey for u128 {
+    fn part(&self) -> usize {
+        (self >> 122) as usize
+    }
+}
+
+impl ShardKey for [u32; 4] {
+    fn part(&self) -> usize {
+        (self[3] >> 26) as usize
+    }
+}
+
+impl<K: ShardKey, V> Default for Sharded<K, V> {
+    fn default() -> Self {
+        Self { parts: (0..64).map(|_| HashMap::default()).collect() }
+    }
+}
+
+impl<K: ShardKey, V> Sharded<K, V> {
+    fn get(&self, k: &K) -> Option<&V> {
+        self.parts[k.part()].get(k)
+    }
+
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.parts[k.part()].get_mut(k)
+    }
+
+    fn contains_key(&self, k: &K) -> bool {
+        self.parts[k.part()].contains_key(k)
+    }
+
+    fn insert(&mut self, k: K, v: V) -> Option<V> {
+        self.parts[k.part()].insert(k, v)
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        self.parts[k.part()].remove(k)
+    }
+
+    fn len(&self) -> usize {
+        self.parts.iter().map(HashMap::len).sum()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.parts.iter().flat_map(HashMap::values)
+    }
 }
 
 /// 128-bit hashes of keys: two independently, randomly seeded 64-bit hashes. Two different keys
@@ -70,7 +130,7 @@ impl Slots {
 struct BlockTable {
     slots: Slots,
     /// Block → a golden number, or (with [`LIST`] set) the index of its list in `lists`.
-    blocks: HashMap<[u32; 4], u32>,
+    blocks: Sharded<[u32; 4], u32>,
     /// Blocks holding more than one golden record: numbers, sorted.
     lists: Vec<Vec<u32>>,
     /// Unused entries of `lists`.
