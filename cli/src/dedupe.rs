@@ -11,7 +11,8 @@ use mdm_core::hub::{Hub, HubConfig};
 use mdm_core::plan::MergeOutcome;
 use mdm_core::record::validate;
 use mdm_core::store::memory::MemoryStore;
-use mdm_core::store::{GoldenStore, SourceWrite};
+use mdm_core::store::{GoldenStore, Lookup, LookupStore, SourceWrite};
+use mdm_core::SourceKey;
 use mdm_core::{GoldenStatus, SchemaRegistry};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -298,8 +299,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
     let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
-    // Per record, in input order: its file (index into the inputs), its id, its first golden id.
-    let mut processed: Vec<(usize, String, String)> = Vec::new();
+    // Per record, in input order: its file (index into the inputs) and its id. Its golden record
+    // is read from the store at the end (the cross-reference follows merges).
+    let mut processed: Vec<(u32, mdm_core::Text)> = Vec::new();
     // Reading, validating and keying run a record ahead on their own thread; matching and
     // merging take the records one at a time, in input order, on this one.
     let (batches, reader) = read_ahead(opts.clone(), registry, attributes);
@@ -320,35 +322,46 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             }
             candidates += report.blocking.candidates;
             too_common += report.blocking.too_common.len();
-            processed.push((file_index, record_id, report.outcome.golden_id().to_owned()));
+            processed.push((u32::try_from(file_index).unwrap_or(u32::MAX), record_id.as_str().into()));
         }
     }
     // The reader has stopped: the channel is closed only when it returns.
     let _ = reader.join();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
-    // Each record's golden record after the whole input: follow merged-into pointers.
+    // Each record's golden record after the whole input: its cross-reference, then merged-into
+    // pointers (a cross-reference names the survivor once a merge's follow-ups are applied).
     let mut resolved: HashMap<String, String> = HashMap::new();
     let mut out = csv::Writer::from_path(&opts.out)
         .map_err(|e| format!("{}: cannot write: {}", opts.out.display(), io_reason(&e)))?;
     out.write_record(["source", "record_id", "golden_id"]).map_err(|e| e.to_string())?;
-    for (file_index, record_id, first) in &processed {
-        let id = match resolved.get(first) {
-            Some(id) => id.clone(),
-            None => {
-                let mut id = first.clone();
-                for _ in 0..64 {
-                    match hub.store().get_golden(&opts.entity, &id).await.map_err(|e| e.to_string())?.map(|g| g.status)
-                    {
-                        Some(GoldenStatus::MergedInto { survivor }) => id = survivor,
-                        _ => break,
+    for chunk in processed.chunks(1024) {
+        let lookups: Vec<Lookup> = chunk
+            .iter()
+            .map(|(file, id)| {
+                Lookup::Source(SourceKey::new(opts.entity.as_str(), system_names[*file as usize].as_str(), id.as_str()))
+            })
+            .collect();
+        let xrefs = hub.store().resolve_lookups(&lookups).await.map_err(|e| e.to_string())?;
+        for ((file, record_id), lookup) in chunk.iter().zip(&lookups) {
+            let first = xrefs.get(lookup).ok_or_else(|| format!("{record_id}: no golden record (internal error)"))?;
+            let id = match resolved.get(first) {
+                Some(id) => id.clone(),
+                None => {
+                    let mut id = first.clone();
+                    for _ in 0..64 {
+                        let golden = hub.store().get_golden(&opts.entity, &id).await.map_err(|e| e.to_string())?;
+                        match golden.map(|g| g.status) {
+                            Some(GoldenStatus::MergedInto { survivor }) => id = survivor,
+                            _ => break,
+                        }
                     }
+                    resolved.insert(first.clone(), id.clone());
+                    id
                 }
-                resolved.insert(first.clone(), id.clone());
-                id
-            }
-        };
-        out.write_record([system_names[*file_index].as_str(), record_id.as_str(), id.as_str()])
-            .map_err(|e| e.to_string())?;
+            };
+            out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), id.as_str()])
+                .map_err(|e| e.to_string())?;
+        }
     }
     out.flush().map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let elapsed = started.elapsed().as_secs_f64();
