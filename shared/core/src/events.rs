@@ -20,7 +20,7 @@ pub struct GoldenView {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
-    pub attributes: BTreeMap<crate::record::Text, crate::golden::GoldenAttribute>,
+    pub attributes: crate::attributes::AttributeMap<crate::golden::GoldenAttribute>,
     pub sources: Vec<SourceRef>,
     pub updated_at: String,
 }

@@ -1,5 +1,6 @@
 //! Golden records: one per real-world entity, with attribute-level provenance and versioned history.
 
+use crate::attributes::AttributeMap;
 use crate::keys::SourceKey;
 use crate::record::Text;
 use crate::survivorship::Rule;
@@ -55,10 +56,10 @@ pub struct GoldenRecord {
     /// Internal optimistic-lock counter: bumps on every write, effective or not.
     pub revision: u64,
     pub status: GoldenStatus,
-    pub attributes: Shared<BTreeMap<Text, GoldenAttribute>>,
+    pub attributes: Shared<AttributeMap<GoldenAttribute>>,
     /// Member source records, in the order they joined.
     pub members: Shared<Vec<SourceKey>>,
-    pub match_values: Shared<BTreeMap<Text, Vec<MatchValue>>>,
+    pub match_values: Shared<AttributeMap<Vec<MatchValue>>>,
     /// Blocking keys this record is indexed under (the union over its members).
     pub index_keys: Shared<BTreeSet<String>>,
     /// Strong keys this record holds a claim on.

@@ -7,6 +7,7 @@
 //! Pure Rust with no AWS dependency: the AWS adapters live in `mdm-aws`.
 
 pub mod api;
+pub mod attributes;
 pub mod blocking;
 pub mod compare;
 pub mod erasure;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod survivorship;
 pub mod time;
 
+pub use attributes::AttributeMap;
 pub use golden::{GoldenRecord, GoldenStatus, HistoryEntry, ReviewTask};
 pub use hub::{Hub, HubConfig, HubError, MergeReport, SuppressionMode};
 pub use keys::SourceKey;

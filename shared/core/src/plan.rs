@@ -3,6 +3,7 @@
 //! The store applies the main transaction atomically; follow-up chunks are idempotent and ordered
 //! so that every intermediate state still resolves to the survivor.
 
+use crate::attributes::AttributeMap;
 use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenView, HubEvent, ReviewOpened};
 use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, ReviewStatus, ReviewTask};
 use crate::keys::{digest_hex, golden_id_for, SourceKey};
@@ -107,17 +108,14 @@ pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> S
 }
 
 /// Distinct values per attribute over the members (in join order), for matching.
-pub fn match_values(
-    schema: &EntitySchema,
-    members: &[&SourceRecord],
-) -> BTreeMap<crate::record::Text, Vec<MatchValue>> {
-    let mut out: BTreeMap<crate::record::Text, Vec<MatchValue>> = BTreeMap::new();
+pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap<Vec<MatchValue>> {
+    let mut out: AttributeMap<Vec<MatchValue>> = AttributeMap::new();
     for def in &schema.attributes {
         for r in members {
             let Some(v) = r.value(&def.name) else { continue };
             let valid = r.is_valid(&def.name);
             let verified = r.verified.contains(&def.name);
-            let vals = out.entry(def.name.as_str().into()).or_default();
+            let vals = out.get_or_default(&def.name);
             if let Some(m) = vals.iter_mut().find(|m| m.value == v && m.valid == valid) {
                 m.verified |= verified;
             } else if vals.len() < MAX_MATCH_VALUES {

@@ -6,7 +6,7 @@ use crate::normalise::{self, NormaliseOptions};
 use crate::schema::{AttributeType, EntitySchema, SchemaRegistry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Attribute names and values: short strings kept inline (up to 24 bytes) instead of on the heap.
 /// A large batch run holds millions of them; most names, dates, codes and names of people fit.
@@ -30,7 +30,7 @@ pub struct SourceRecord {
     /// The source's own update time, for "most recent" across systems.
     pub updated_at_ms: Option<i64>,
     /// Attribute values: normalised, or raw (trimmed) where `invalid` names them.
-    pub attributes: BTreeMap<Text, Text>,
+    pub attributes: crate::attributes::AttributeMap<Text>,
     #[serde(default)]
     pub invalid: BTreeSet<String>,
     #[serde(default)]
@@ -300,7 +300,7 @@ pub(crate) fn normalise_attributes(
     correlation_id: String,
     received_at_ms: i64,
 ) -> Result<SourceRecord, RecordError> {
-    let mut values = BTreeMap::new();
+    let mut values = crate::attributes::AttributeMap::new();
     let mut invalid = BTreeSet::new();
     let mut quality = Vec::new();
     for (name, v) in attrs {
@@ -359,7 +359,7 @@ pub(crate) fn normalise_attributes(
     })
 }
 
-fn content_hash(values: &BTreeMap<Text, Text>, verified: &BTreeSet<String>) -> String {
+fn content_hash(values: &crate::attributes::AttributeMap<Text>, verified: &BTreeSet<String>) -> String {
     let mut parts: Vec<&str> = Vec::with_capacity(values.len() * 2 + verified.len() + 1);
     for (k, v) in values {
         parts.push(k);

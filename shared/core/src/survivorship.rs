@@ -4,7 +4,6 @@ use crate::golden::GoldenAttribute;
 use crate::record::SourceRecord;
 use crate::schema::{AttributeDef, EntitySchema};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,11 +71,11 @@ pub fn survive_attribute(
 }
 
 /// Golden attributes with provenance from the members (in join order).
-pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> BTreeMap<crate::record::Text, GoldenAttribute> {
+pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> crate::attributes::AttributeMap<GoldenAttribute> {
     schema
         .attributes
         .iter()
-        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.as_str().into(), a)))
+        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.as_str(), a)))
         .collect()
 }
 
@@ -92,7 +91,7 @@ mod tests {
             key: SourceKey::new("customer", system, id),
             seq: 1,
             updated_at_ms: Some(updated),
-            attributes: attrs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            attributes: attrs.iter().map(|(k, v)| (*k, (*v).into())).collect(),
             invalid: BTreeSet::new(),
             quality: vec![],
             quality_score: 1.0,

@@ -14,7 +14,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         key: SourceKey::new(entity, "crm", id),
         seq,
         updated_at_ms: Some(1_700_000_000_000),
-        attributes: [("given_name".into(), name.into())].into_iter().collect(),
+        attributes: [("given_name", name.into())].into_iter().collect(),
         invalid: BTreeSet::new(),
         quality: vec![],
         quality_score: 1.0,
