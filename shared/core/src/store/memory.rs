@@ -20,7 +20,8 @@ struct State {
     history: BTreeMap<(String, String, u64), HistoryEntry>,
     /// The blocking index, kept compact: it is most of what a large batch run holds.
     index: BlockTable,
-    claims: HashMap<(String, String), String>,
+    /// Claim → holder, keyed and numbered like the blocking index.
+    claims: Sharded<[u32; 4], u32>,
     reviews: HashMap<(String, String), ReviewTask>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
     /// Erased source records: the highest `source_seq` they had.
@@ -143,6 +144,13 @@ struct BlockTable {
 /// Marks a block value as a list index.
 const LIST: u32 = 1 << 31;
 
+impl State {
+    /// The golden record holding a claim.
+    fn claim(&self, entity: &str, key: &str) -> Option<&str> {
+        self.claims.get(&self.index.block(entity, key)).and_then(|n| self.index.name(*n))
+    }
+}
+
 impl BlockTable {
     fn block(&self, entity: &str, key: &str) -> [u32; 4] {
         let h = self.slots.of((entity, key));
@@ -230,6 +238,11 @@ impl BlockTable {
         }
     }
 
+    /// The golden id behind a number.
+    fn name(&self, n: u32) -> Option<&str> {
+        self.ids.get(n as usize).map(|id| &**id)
+    }
+
     /// The golden ids behind numbers, sorted.
     fn names(&self, numbers: &[u32]) -> Vec<String> {
         let mut out: Vec<String> =
@@ -315,8 +328,8 @@ impl MemoryStore {
                 }
             }
             WriteOp::PutClaim { entity, key, golden_id, from } => {
-                let holder = s.claims.get(&(entity.clone(), key.clone()));
-                let ok = holder == Some(golden_id) || holder == from.as_ref();
+                let holder = s.claim(entity, key);
+                let ok = holder == Some(golden_id.as_str()) || holder == from.as_deref();
                 if !ok {
                     return Err(StoreError::Conflict(Conflict::Claim(
                         crate::blocking::BlockKey::name_of(key).to_owned(),
@@ -331,7 +344,7 @@ impl MemoryStore {
                 }
             }
             WriteOp::DeleteClaim { entity, key, holder } => {
-                if s.claims.get(&(entity.clone(), key.clone())).is_some_and(|h| h != holder) {
+                if s.claim(entity, key).is_some_and(|h| h != holder) {
                     return Err(StoreError::Conflict(Conflict::Claim(
                         crate::blocking::BlockKey::name_of(key).to_owned(),
                     )));
@@ -367,7 +380,8 @@ impl MemoryStore {
             WriteOp::PutIndex { entity, key, golden_id } => s.index.put(&entity, &key, &golden_id),
             WriteOp::DeleteIndex { entity, key, golden_id } => s.index.delete(&entity, &key, &golden_id),
             WriteOp::PutClaim { entity, key, golden_id, .. } => {
-                s.claims.insert((entity, key), golden_id);
+                let (block, n) = (s.index.block(&entity, &key), s.index.number(&golden_id));
+                s.claims.insert(block, n);
             }
             WriteOp::PutReview(t) => {
                 s.reviews.insert((t.entity.clone(), t.task_id.clone()), t);
@@ -388,7 +402,8 @@ impl MemoryStore {
                 s.history.remove(&(entity, golden_id, version));
             }
             WriteOp::DeleteClaim { entity, key, .. } => {
-                s.claims.remove(&(entity, key));
+                let block = s.index.block(&entity, &key);
+                s.claims.remove(&block);
             }
             WriteOp::DeleteReview { entity, task_id } => {
                 s.reviews.remove(&(entity, task_id));
@@ -488,7 +503,7 @@ impl LookupStore for MemoryStore {
         let mut out = std::collections::HashMap::with_capacity(lookups.len());
         for l in lookups {
             let found = match l {
-                Lookup::Claim { entity, key } => s.claims.get(&(entity.clone(), key.clone())).cloned(),
+                Lookup::Claim { entity, key } => s.claim(entity, key).map(str::to_owned),
                 Lookup::Source(k) => s.sources.get(&s.slots.source(k)).and_then(|r| r.golden_id.clone()),
             };
             if let Some(g) = found {
@@ -538,10 +553,7 @@ impl BlockIndex for MemoryStore {
 impl ClaimStore for MemoryStore {
     async fn get_claims(&self, entity: &str, keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
         let s = self.lock()?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| s.claims.get(&(entity.to_owned(), k.clone())).map(|g| (k.clone(), g.clone())))
-            .collect())
+        Ok(keys.iter().filter_map(|k| s.claim(entity, k).map(|g| (k.clone(), g.to_owned()))).collect())
     }
 }
 
