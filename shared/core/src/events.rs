@@ -34,7 +34,7 @@ pub struct SourceRef {
 
 impl From<&SourceKey> for SourceRef {
     fn from(k: &SourceKey) -> Self {
-        Self { system: k.system.clone(), source_id: k.source_id.clone() }
+        Self { system: k.system.to_string(), source_id: k.source_id.to_string() }
     }
 }
 

@@ -42,13 +42,17 @@ pub fn compose(prefix: &str, parts: &[&str]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceKey {
-    pub entity: String,
-    pub system: String,
-    pub source_id: String,
+    pub entity: crate::record::Text,
+    pub system: crate::record::Text,
+    pub source_id: crate::record::Text,
 }
 
 impl SourceKey {
-    pub fn new(entity: impl Into<String>, system: impl Into<String>, source_id: impl Into<String>) -> Self {
+    pub fn new(
+        entity: impl Into<crate::record::Text>,
+        system: impl Into<crate::record::Text>,
+        source_id: impl Into<crate::record::Text>,
+    ) -> Self {
         Self { entity: entity.into(), system: system.into(), source_id: source_id.into() }
     }
 
@@ -69,7 +73,7 @@ impl SourceKey {
         if parts.next().is_some() {
             return None;
         }
-        Some(Self { entity, system, source_id })
+        Some(Self::new(entity, system, source_id))
     }
 }
 

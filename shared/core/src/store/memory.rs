@@ -425,7 +425,7 @@ impl SourceStore for MemoryStore {
         if let Some(seq) = stored_seq.filter(|seq| *seq >= record.seq) {
             return Ok(SourceWrite::Stale { stored_seq: seq });
         }
-        if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.clone(), k.clone()))) {
+        if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.to_string(), k.clone()))) {
             return Ok(SourceWrite::Suppressed);
         }
         let golden_id = existing.and_then(|e| e.golden_id.clone());
