@@ -1,6 +1,7 @@
 //! Blocking keys: cheap keys under which golden records are indexed so that an incoming record is
 //! compared only with the few golden records that share one of its keys.
 
+use crate::index_keys::IndexKey;
 use crate::normalise::soundex;
 use crate::record::SourceRecord;
 use crate::schema::{BlockTransform, EntitySchema};
@@ -98,7 +99,7 @@ impl StoredKey {
 
 /// The one copy of a key name. Names come from the schemas' blocking definitions, so there are
 /// few and they live as long as the process: each is allocated once and never freed.
-fn shared_name(name: &str) -> &'static str {
+pub(crate) fn shared_name(name: &str) -> &'static str {
     static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
     let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(n) = names.get(name) {
@@ -162,16 +163,16 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
 pub fn stored_keys<'a>(
     schema: &EntitySchema,
     records: impl IntoIterator<Item = &'a SourceRecord>,
-) -> (BTreeSet<String>, BTreeSet<String>) {
+) -> (BTreeSet<IndexKey>, BTreeSet<IndexKey>) {
     let mut index = BTreeSet::new();
     let mut claims = BTreeSet::new();
     for r in records {
         for k in keys_of(schema, r) {
-            let stored = k.stored();
+            let key = IndexKey::from(k);
             if k.claim {
-                claims.insert(stored.clone());
+                claims.insert(key.clone());
             }
-            index.insert(stored);
+            index.insert(key);
         }
     }
     (index, claims)

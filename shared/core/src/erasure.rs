@@ -20,6 +20,7 @@ use crate::blocking::block_keys;
 use crate::events::{Envelope, ErasureCompleted, GoldenChanged, GoldenErased, GoldenView, HubEvent, SourceRef};
 use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry};
 use crate::hub::{Hub, HubError};
+use crate::index_keys::IndexKey;
 use crate::keys::{golden_id_for, hmac_hex, SourceKey};
 use crate::plan::match_values;
 use crate::record::{validate, SourceRecord};
@@ -513,7 +514,7 @@ async fn gather<S: Store + ReceiptStore>(
     claim_keys.extend(golden.claims.iter().cloned());
     let markers: BTreeSet<String> =
         members.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
-    let present: Vec<String> = index.into_iter().collect();
+    let present: Vec<String> = index.iter().map(ToString::to_string).collect();
     let hits = store.lookup(&entity, &present, usize::MAX / 2).await?;
     let index_entries: Vec<WriteOp> = hits
         .iter()
@@ -522,7 +523,7 @@ async fn gather<S: Store + ReceiptStore>(
         .collect();
     count("index", index_entries.len(), &mut counts);
     deletes.extend(index_entries);
-    let claims = store.get_claims(&entity, &claim_keys.into_iter().collect::<Vec<_>>()).await?;
+    let claims = store.get_claims(&entity, &claim_keys.iter().map(ToString::to_string).collect::<Vec<_>>()).await?;
     let held: Vec<WriteOp> = claims
         .into_iter()
         .filter(|(_, holder)| ids.contains(holder))
@@ -680,7 +681,7 @@ async fn erase_source<S: Store + ReceiptStore>(
     // Index entries and claims only the erased record supported.
     let keep_keys: BTreeSet<String> = rest.iter().flat_map(|m| block_keys(schema, m)).map(|k| k.key()).collect();
     let own_keys: BTreeSet<String> =
-        block_keys(schema, &erased).iter().map(|k| k.key()).chain(golden.index_keys.iter().cloned()).collect();
+        block_keys(schema, &erased).iter().map(|k| k.key()).chain(golden.index_keys.texts()).collect();
     let gone: Vec<String> = own_keys.difference(&keep_keys).cloned().collect();
     let index_ops: Vec<WriteOp> = gone
         .iter()
@@ -728,8 +729,8 @@ async fn erase_source<S: Store + ReceiptStore>(
     std::sync::Arc::make_mut(&mut g.members).retain(|m| m != key);
     g.attributes = survive(schema, &rest).into();
     g.match_values = match_values(schema, &rest).into();
-    g.index_keys = keep_keys.clone().into();
-    g.claims = golden.claims.intersection(&keep_keys).cloned().collect::<BTreeSet<_>>().into();
+    g.index_keys = keep_keys.iter().map(|k| IndexKey::parse(k)).collect();
+    g.claims = golden.claims.iter().filter(|k| keep_keys.contains(&k.to_string())).cloned().collect();
     g.version += 1;
     g.revision += 1;
     g.updated_at_ms = now;

@@ -5,7 +5,7 @@ use crate::keys::SourceKey;
 use crate::record::Text;
 use crate::survivorship::Rule;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Where a golden attribute's value came from, and by which survivorship rule it won.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +61,9 @@ pub struct GoldenRecord {
     pub members: Shared<Vec<SourceKey>>,
     pub match_values: Shared<AttributeMap<Vec<MatchValue>>>,
     /// Blocking keys this record is indexed under (the union over its members).
-    pub index_keys: Shared<BTreeSet<String>>,
+    pub index_keys: crate::index_keys::KeySet,
     /// Strong keys this record holds a claim on.
-    pub claims: Shared<BTreeSet<String>>,
+    pub claims: crate::index_keys::KeySet,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

@@ -290,7 +290,7 @@ impl<S: Store> Hub<S> {
             claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(|k| k.stored()));
         }
         for g in current.iter().chain(targets.iter()) {
-            claim_keys.extend(g.golden.claims.iter().cloned());
+            claim_keys.extend(g.golden.claims.texts());
         }
         let claim_keys: Vec<String> = claim_keys.into_iter().collect();
         let claims = self.store.get_claims(&schema.entity, &claim_keys).await?;

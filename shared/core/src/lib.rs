@@ -14,6 +14,7 @@ pub mod erasure;
 pub mod events;
 pub mod golden;
 pub mod hub;
+pub mod index_keys;
 pub mod keys;
 pub mod matching;
 pub mod names;

@@ -6,6 +6,7 @@
 use crate::attributes::AttributeMap;
 use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenView, HubEvent, ReviewOpened};
 use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, ReviewStatus, ReviewTask};
+use crate::index_keys::{IndexKey, KeySet};
 use crate::keys::{digest_hex, golden_id_for, SourceKey};
 use crate::matching::{MatchDecision, MatchResult};
 use crate::record::SourceRecord;
@@ -208,15 +209,16 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Claims: take free ones, move the losers', leave ones held by other golden records alone.
     let mut new_claims = Vec::new();
     let mut moved_claims = Vec::new();
-    let mut held: BTreeSet<String> = survivor_old.map(|g| (*g.claims).clone()).unwrap_or_default();
+    let mut held: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
     for key in &claim_keys {
+        let text = key.to_string();
         let op = |from: Option<String>| WriteOp::PutClaim {
             entity: schema.entity.clone(),
-            key: key.clone(),
+            key: text.clone(),
             golden_id: golden_id.clone(),
             from,
         };
-        match input.claims.get(key).map(String::as_str) {
+        match input.claims.get(&text).map(String::as_str) {
             Some(h) if h == golden_id => {
                 held.insert(key.clone());
             }
@@ -385,7 +387,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         if old_keys.is_none_or(|o| !o.contains(k)) {
             rest.push(WriteOp::PutIndex {
                 entity: schema.entity.clone(),
-                key: k.clone(),
+                key: k.to_string(),
                 golden_id: golden_id.clone(),
             });
         }
@@ -400,7 +402,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in old.difference(&golden.index_keys) {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.clone(),
+                key: k.to_string(),
                 golden_id: golden_id.clone(),
             });
         }
@@ -409,7 +411,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in l.index_keys.iter() {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.clone(),
+                key: k.to_string(),
                 golden_id: l.golden_id.clone(),
             });
         }
@@ -432,18 +434,18 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // writes. If a follow-up chunk is lost, the next plan for this golden record sees the
     // difference and writes it again: maintenance heals itself.
     if !follow_ups.is_empty() {
-        let mut index_keys: BTreeSet<String> = old_keys.map(|k| (**k).clone()).unwrap_or_default();
-        let mut claims: BTreeSet<String> = survivor_old.map(|g| (*g.claims).clone()).unwrap_or_default();
+        let mut index_keys: BTreeSet<IndexKey> = old_keys.map(KeySet::to_set).unwrap_or_default();
+        let mut claims: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
         for op in &main {
             match op {
                 WriteOp::PutIndex { key, golden_id: g, .. } if *g == golden_id => {
-                    index_keys.insert(key.clone());
+                    index_keys.insert(IndexKey::parse(key));
                 }
                 WriteOp::DeleteIndex { key, golden_id: g, .. } if *g == golden_id => {
-                    index_keys.remove(key);
+                    index_keys.remove(&IndexKey::parse(key));
                 }
                 WriteOp::PutClaim { key, golden_id: g, .. } if *g == golden_id => {
-                    claims.insert(key.clone());
+                    claims.insert(IndexKey::parse(key));
                 }
                 _ => {}
             }

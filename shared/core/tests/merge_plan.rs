@@ -69,7 +69,7 @@ async fn wide_bridge(
         candidates: vec![],
         blocking: BlockingStats::default(),
     };
-    let mut keys: Vec<String> = states.iter().flat_map(|s| s.golden.claims.iter().cloned()).collect();
+    let mut keys: Vec<String> = states.iter().flat_map(|s| s.golden.claims.texts()).collect();
     keys.extend(mdm_core::blocking::block_keys(&schema, &bridge).into_iter().filter(|k| k.claim).map(|k| k.key()));
     let claims: BTreeMap<String, String> = hub.store().get_claims("customer", &keys).await.expect("claims");
     let plan = plan_merge(&MergeInput {
@@ -143,12 +143,12 @@ async fn lost_follow_up_chunks_are_written_by_the_next_plan() {
         let r = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(r.golden_id.as_ref(), Some(&survivor), "{k} re-pointed");
     }
-    let all: Vec<String> = s.index_keys.iter().cloned().collect();
+    let all: Vec<String> = s.index_keys.texts().collect();
     assert_eq!(all.len(), 2 + 2 + 240, "both e-mails, both names and every phone (no birth date or postcode keys)");
     let hits = hub.store().lookup("customer", &all, 1000).await.expect("lookup");
     for h in &hits {
         assert!(h.golden_ids.contains(&survivor), "index entry {} written", h.key);
     }
-    let held = hub.store().get_claims("customer", &s.claims.iter().cloned().collect::<Vec<_>>()).await.expect("claims");
+    let held = hub.store().get_claims("customer", &s.claims.texts().collect::<Vec<_>>()).await.expect("claims");
     assert!(held.values().all(|g| g == &survivor), "claims moved to the survivor");
 }

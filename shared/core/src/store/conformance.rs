@@ -38,7 +38,7 @@ fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         attributes: Default::default(),
         members: vec![SourceKey::new(entity, "crm", "m#1")].into(),
         match_values: Default::default(),
-        index_keys: BTreeSet::from(["k=1".to_string()]).into(),
+        index_keys: [crate::index_keys::IndexKey::parse("k=1")].into_iter().collect(),
         claims: Default::default(),
         created_at_ms: 1,
         updated_at_ms: 1,

@@ -1,0 +1,216 @@
+//! The blocking keys a golden record is indexed under and the claims it holds, kept compact.
+//!
+//! A stored key reads `{name}={32 hex digits}` (`BlockKey::key`). Golden records keep each as the
+//! shared name and the 16 digest bytes ([`IndexKey`]), in a sorted, shared slice ([`KeySet`]):
+//! a golden record holds ten to twenty keys, and as strings in a B-tree they were a large part of
+//! a batch run's memory. Both serialise as the strings they stand for.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::sync::Arc;
+
+/// One stored blocking key. Keys the hub makes are held as name and digest; any other text (a
+/// key written by hand, say) is kept as it is. Parsing is canonical, so equal text gives equal
+/// keys.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IndexKey {
+    Digest(&'static str, [u8; 16]),
+    Other(Box<str>),
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl IndexKey {
+    pub fn parse(text: &str) -> Self {
+        let digest = text.split_once('=').and_then(|(name, hex)| {
+            let hex = hex.as_bytes();
+            if name.is_empty() || name.contains('=') || hex.len() != 32 {
+                return None;
+            }
+            let mut digest = [0u8; 16];
+            for (i, pair) in hex.chunks(2).enumerate() {
+                digest[i] = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+            }
+            Some((name, digest))
+        });
+        match digest {
+            Some((name, digest)) => Self::Digest(crate::blocking::shared_name(name), digest),
+            None => Self::Other(text.into()),
+        }
+    }
+
+    /// The name part (safe to log: no values).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Digest(name, _) => name,
+            Self::Other(text) => crate::blocking::BlockKey::name_of(text),
+        }
+    }
+}
+
+impl From<&str> for IndexKey {
+    fn from(text: &str) -> Self {
+        Self::parse(text)
+    }
+}
+
+impl From<&crate::blocking::StoredKey> for IndexKey {
+    fn from(k: &crate::blocking::StoredKey) -> Self {
+        Self::Digest(k.name, k.digest)
+    }
+}
+
+impl fmt::Display for IndexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Digest(name, digest) => {
+                f.write_str(name)?;
+                f.write_str("=")?;
+                f.write_str(&crate::keys::hex(digest))
+            }
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl Serialize for IndexKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IndexKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
+/// A sorted set of keys without duplicates, shared between copies of a golden record.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KeySet(Arc<[IndexKey]>);
+
+impl KeySet {
+    pub fn iter(&self) -> std::slice::Iter<'_, IndexKey> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, key: &IndexKey) -> bool {
+        self.0.binary_search(key).is_ok()
+    }
+
+    /// Keys in `self` and not in `other`.
+    pub fn difference<'a>(&'a self, other: &'a KeySet) -> impl Iterator<Item = &'a IndexKey> {
+        self.iter().filter(move |k| !other.contains(k))
+    }
+
+    /// The keys as a B-tree set, to edit.
+    pub fn to_set(&self) -> std::collections::BTreeSet<IndexKey> {
+        self.iter().cloned().collect()
+    }
+
+    /// The keys as the strings they stand for.
+    pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.iter().map(IndexKey::to_string)
+    }
+}
+
+impl FromIterator<IndexKey> for KeySet {
+    fn from_iter<I: IntoIterator<Item = IndexKey>>(iter: I) -> Self {
+        let mut keys: Vec<IndexKey> = iter.into_iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Self(keys.into())
+    }
+}
+
+impl From<std::collections::BTreeSet<IndexKey>> for KeySet {
+    fn from(set: std::collections::BTreeSet<IndexKey>) -> Self {
+        Self(set.into_iter().collect::<Vec<_>>().into())
+    }
+}
+
+impl<'a> IntoIterator for &'a KeySet {
+    type Item = &'a IndexKey;
+    type IntoIter = std::slice::Iter<'a, IndexKey>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for KeySet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeySet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<IndexKey>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_canonically_and_print_back() {
+        let text = "email.value=00112233445566778899aabbccddeeff";
+        let k = IndexKey::parse(text);
+        assert!(matches!(k, IndexKey::Digest("email.value", _)));
+        assert_eq!(k.to_string(), text);
+        assert_eq!(k.name(), "email.value");
+        for other in ["k=1", "no-equals", "a=00112233445566778899AABBCCDDEEFF", "=00112233445566778899aabbccddeeff"] {
+            let k = IndexKey::parse(other);
+            assert!(matches!(k, IndexKey::Other(_)), "{other}");
+            assert_eq!(k.to_string(), other);
+        }
+        assert_eq!(IndexKey::parse("k=1").name(), "k");
+    }
+
+    #[test]
+    fn sets_are_sorted_unique_and_serialise_as_strings() {
+        let a = "b.x=00000000000000000000000000000001";
+        let b = "a.x=00000000000000000000000000000002";
+        let set: KeySet = [a, b, a, "k=1"].into_iter().map(IndexKey::parse).collect();
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&IndexKey::parse(b)) && !set.contains(&IndexKey::parse("k=2")));
+        let json = serde_json::to_string(&set).expect("json");
+        let back: KeySet = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, set);
+        let texts: Vec<String> = set.texts().collect();
+        assert!(texts.contains(&a.to_string()) && texts.contains(&"k=1".to_string()));
+        let fewer: KeySet = [IndexKey::parse(a)].into_iter().collect();
+        let gone: Vec<String> = set.difference(&fewer).map(IndexKey::to_string).collect();
+        assert_eq!(gone.len(), 2);
+        assert!(!gone.contains(&a.to_string()));
+    }
+}
