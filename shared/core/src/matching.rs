@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeExplanation {
-    pub attribute: String,
+    pub attribute: crate::record::Text,
     /// Comparator level, e.g. `exact`, `similarity>=0.92`, `different`, or `missing`; prefixed
     /// `swapped:` when the value agreed with the other attribute of a swap pair.
-    pub level: String,
+    pub level: crate::record::Text,
     pub weight: f64,
 }
 
@@ -148,14 +148,15 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
             continue;
         }
         let (level, weight) = match part {
-            None => ("missing".to_owned(), 0.0),
+            None => (crate::record::Text::const_new("missing"), 0.0),
             Some((c, swapped)) => {
                 total += c.weight;
                 let name = def.comparator.level_name(c.level);
-                (if *swapped { format!("swapped:{name}") } else { name }, (c.weight * 1000.0).round() / 1000.0)
+                let level = if *swapped { compact_str::format_compact!("swapped:{name}") } else { name.into() };
+                (level, (c.weight * 1000.0).round() / 1000.0)
             }
         };
-        attributes.push(AttributeExplanation { attribute: def.name.clone(), level, weight });
+        attributes.push(AttributeExplanation { attribute: def.name.as_str().into(), level, weight });
     }
     // Correlated groups: their summed weight is held between the group's bounds; the explanation
     // shows the adjustment as its own line, so the weights still add up to the score.
@@ -171,7 +172,7 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
             total += bounded - sum;
             let level = if sum > bounded { "capped" } else { "floored" };
             attributes.push(AttributeExplanation {
-                attribute: format!("group:{}", g.name),
+                attribute: compact_str::format_compact!("group:{}", g.name),
                 level: level.into(),
                 weight: ((bounded - sum) * 1000.0).round() / 1000.0,
             });
