@@ -41,6 +41,90 @@ pub struct MatchValue {
     pub verified: bool,
 }
 
+/// The values one attribute holds across a golden record's members, in join order. Most golden
+/// records hold one value per attribute: it is kept inline, without an allocation of its own.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MatchValues(Values);
+
+#[derive(Clone, Default, PartialEq, Eq)]
+enum Values {
+    #[default]
+    None,
+    One(MatchValue),
+    Many(Vec<MatchValue>),
+}
+
+impl MatchValues {
+    pub fn as_slice(&self) -> &[MatchValue] {
+        match &self.0 {
+            Values::None => &[],
+            Values::One(v) => std::slice::from_ref(v),
+            Values::Many(v) => v,
+        }
+    }
+
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, MatchValue> {
+        match &mut self.0 {
+            Values::None => [].iter_mut(),
+            Values::One(v) => std::slice::from_mut(v).iter_mut(),
+            Values::Many(v) => v.iter_mut(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    pub fn push(&mut self, value: MatchValue) {
+        self.0 = match std::mem::take(&mut self.0) {
+            Values::None => Values::One(value),
+            Values::One(first) => Values::Many(vec![first, value]),
+            Values::Many(mut v) => {
+                v.push(value);
+                Values::Many(v)
+            }
+        };
+    }
+
+    /// Drops spare capacity (the values are kept for the golden record's lifetime).
+    pub fn shrink_to_fit(&mut self) {
+        if let Values::Many(v) = &mut self.0 {
+            v.shrink_to_fit();
+        }
+    }
+}
+
+impl FromIterator<MatchValue> for MatchValues {
+    fn from_iter<I: IntoIterator<Item = MatchValue>>(iter: I) -> Self {
+        let mut out = Self::default();
+        iter.into_iter().for_each(|v| out.push(v));
+        out.shrink_to_fit();
+        out
+    }
+}
+
+impl std::fmt::Debug for MatchValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for MatchValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.as_slice())
+    }
+}
+
+impl<'de> Deserialize<'de> for MatchValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<MatchValue>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
 /// A golden record's collections are shared between its copies (reads take copies of golden
 /// records all the time: candidates, merge plans, history snapshots) and copied on write
 /// (`Arc::make_mut`). Serialised as the collection itself.
@@ -59,7 +143,7 @@ pub struct GoldenRecord {
     pub attributes: Shared<AttributeMap<GoldenAttribute>>,
     /// Member source records, in the order they joined.
     pub members: Shared<Vec<SourceKey>>,
-    pub match_values: Shared<AttributeMap<Vec<MatchValue>>>,
+    pub match_values: Shared<AttributeMap<MatchValues>>,
     /// Blocking keys this record is indexed under (the union over its members).
     pub index_keys: crate::index_keys::KeySet,
     /// Strong keys this record holds a claim on.
@@ -130,4 +214,34 @@ pub struct ReviewTask {
     pub explanation: Vec<crate::matching::CandidateScore>,
     pub status: ReviewStatus,
     pub created_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> MatchValue {
+        MatchValue { value: s.into(), valid: true, verified: false }
+    }
+
+    #[test]
+    fn match_values_grow_from_one_inline_value_and_serialise_as_a_list() {
+        let mut m = MatchValues::default();
+        assert!(m.is_empty());
+        m.push(v("a"));
+        assert_eq!(m.as_slice(), [v("a")]);
+        m.push(v("b"));
+        m.push(v("c"));
+        m.iter_mut().for_each(|x| x.verified = true);
+        assert_eq!(m.len(), 3);
+        assert!(m.as_slice().iter().all(|x| x.verified));
+        let as_vec: Vec<MatchValue> = m.as_slice().to_vec();
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(json, serde_json::to_string(&as_vec).expect("json"));
+        let back: MatchValues = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, m);
+        let one: MatchValues = serde_json::from_str(r#"[{"value":"x","valid":false,"verified":true}]"#).expect("one");
+        assert_eq!(one.as_slice(), [MatchValue { value: "x".into(), valid: false, verified: true }]);
+        assert!(std::mem::size_of::<MatchValues>() <= 32, "one value fits without an allocation");
+    }
 }

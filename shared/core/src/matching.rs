@@ -116,7 +116,7 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
     let theirs: Vec<&[MatchValue]> = schema
         .attributes
         .iter()
-        .map(|def| golden.match_values.get(def.name.as_str()).map(Vec::as_slice).unwrap_or(&[]))
+        .map(|def| golden.match_values.get(def.name.as_str()).map(crate::golden::MatchValues::as_slice).unwrap_or(&[]))
         .collect();
     // Per attribute: the best comparison over the golden record's values, or `None` (missing).
     let mut parts: Vec<Option<(Comparison, bool)>> = schema

@@ -5,7 +5,9 @@
 
 use crate::attributes::AttributeMap;
 use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenView, HubEvent, ReviewOpened};
-use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, ReviewStatus, ReviewTask};
+use crate::golden::{
+    Cause, GoldenRecord, GoldenStatus, HistoryEntry, MatchValue, MatchValues, ReviewStatus, ReviewTask,
+};
 use crate::index_keys::{IndexKey, KeySet};
 use crate::keys::{digest_hex, golden_id_for, SourceKey};
 use crate::matching::{MatchDecision, MatchResult};
@@ -109,8 +111,8 @@ pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> S
 }
 
 /// Distinct values per attribute over the members (in join order), for matching.
-pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap<Vec<MatchValue>> {
-    let mut out: AttributeMap<Vec<MatchValue>> = AttributeMap::new();
+pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap<MatchValues> {
+    let mut out: AttributeMap<MatchValues> = AttributeMap::new();
     for def in &schema.attributes {
         for r in members {
             let Some(v) = r.value(&def.name) else { continue };
@@ -125,7 +127,7 @@ pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> Attribu
         }
     }
     // Kept for the golden record's lifetime: no spare capacity.
-    out.values_mut().for_each(Vec::shrink_to_fit);
+    out.values_mut().for_each(MatchValues::shrink_to_fit);
     out
 }
 
