@@ -79,7 +79,7 @@ impl StoredKey {
         let mut out = String::with_capacity(self.name.len() + 33);
         out.push_str(self.name);
         out.push('=');
-        out.push_str(&crate::keys::hex(&self.digest));
+        crate::keys::push_hex(&mut out, &self.digest);
         out
     }
 

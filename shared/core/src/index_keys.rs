@@ -45,6 +45,20 @@ impl IndexKey {
         }
     }
 
+    /// The key as stored (what `to_string` gives, without the formatting machinery).
+    pub fn text(&self) -> String {
+        match self {
+            Self::Digest(name, digest) => {
+                let mut out = String::with_capacity(name.len() + 33);
+                out.push_str(name);
+                out.push('=');
+                crate::keys::push_hex(&mut out, digest);
+                out
+            }
+            Self::Other(text) => text.to_string(),
+        }
+    }
+
     /// The name part (safe to log: no values).
     pub fn name(&self) -> &str {
         match self {
@@ -69,11 +83,7 @@ impl From<&crate::blocking::StoredKey> for IndexKey {
 impl fmt::Display for IndexKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Digest(name, digest) => {
-                f.write_str(name)?;
-                f.write_str("=")?;
-                f.write_str(&crate::keys::hex(digest))
-            }
+            Self::Digest(..) => f.write_str(&self.text()),
             Self::Other(text) => f.write_str(text),
         }
     }
@@ -131,7 +141,7 @@ impl KeySet {
 
     /// The keys as the strings they stand for.
     pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
-        self.iter().map(IndexKey::to_string)
+        self.iter().map(IndexKey::text)
     }
 }
 

@@ -213,7 +213,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let mut moved_claims = Vec::new();
     let mut held: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
     for key in &claim_keys {
-        let text = key.to_string();
+        let text = key.text();
         let op = |from: Option<String>| WriteOp::PutClaim {
             entity: schema.entity.clone(),
             key: text.clone(),
@@ -389,7 +389,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         if old_keys.is_none_or(|o| !o.contains(k)) {
             rest.push(WriteOp::PutIndex {
                 entity: schema.entity.clone(),
-                key: k.to_string(),
+                key: k.text(),
                 golden_id: golden_id.clone(),
             });
         }
@@ -404,7 +404,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in old.difference(&golden.index_keys) {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.to_string(),
+                key: k.text(),
                 golden_id: golden_id.clone(),
             });
         }
@@ -413,7 +413,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in l.index_keys.iter() {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.to_string(),
+                key: k.text(),
                 golden_id: l.golden_id.clone(),
             });
         }
