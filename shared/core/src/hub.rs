@@ -99,12 +99,14 @@ pub struct Hub<S> {
     clock: fn() -> i64,
 }
 
-/// A block skipped as too common: over the entity's limit, or over its key's own.
-fn too_full(record_keys: &[crate::blocking::StoredKey], hit: &crate::store::BlockHit) -> bool {
+/// A block skipped as too common: over the entity's limit, or over its key's own. `keys` are
+/// the stored forms of `record_keys`, in the same order.
+fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[String], hit: &crate::store::BlockHit) -> bool {
     hit.too_common
-        || record_keys
+        || keys
             .iter()
-            .find(|k| k.is(&hit.key))
+            .position(|k| *k == hit.key)
+            .and_then(|i| record_keys.get(i))
             .and_then(crate::blocking::StoredKey::max_block_size)
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
@@ -219,7 +221,7 @@ impl<S: Store> Hub<S> {
         let mut too_common = Vec::new();
         let mut votes: BTreeMap<String, usize> = BTreeMap::new();
         for h in &hits {
-            if too_full(record_keys, h) {
+            if too_full(record_keys, &keys, h) {
                 too_common.push(BlockKey::name_of(&h.key).to_owned());
                 continue;
             }
@@ -351,7 +353,7 @@ impl<S: Store> Hub<S> {
             return Ok(false);
         }
         let mut hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
-        hits.retain(|h| !too_full(record_keys, h));
+        hits.retain(|h| !too_full(record_keys, &keys, h));
         let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
         if let Some(own) = &source.golden_id {
             considered.insert(own);

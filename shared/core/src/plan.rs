@@ -387,11 +387,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let mut rest: Vec<WriteOp> = Vec::new();
     for k in golden.index_keys.iter() {
         if old_keys.is_none_or(|o| !o.contains(k)) {
-            rest.push(WriteOp::PutIndex {
-                entity: schema.entity.clone(),
-                key: k.text(),
-                golden_id: golden_id.clone(),
-            });
+            rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.text(), golden_id: golden_id.clone() });
         }
     }
     rest.extend(moved_claims);
