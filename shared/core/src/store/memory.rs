@@ -157,6 +157,8 @@ impl BlockTable {
         [h as u32, (h >> 32) as u32, (h >> 64) as u32, (h >> 96) as u32]
     }
 
+    /// A golden id's number. Numbers (and list indexes) have 31 bits: two billion golden records,
+    /// far more than one process can hold (about 2 KiB each).
     fn number(&mut self, golden_id: &str) -> u32 {
         let slot = self.slots.of(golden_id);
         if let Some(n) = self.numbers.get(&slot) {
