@@ -3,6 +3,7 @@
 //! every multi-item change is one `TransactWriteItems`.
 
 use crate::capacity::{self, meter, Write};
+use crate::recent::{ClaimState, RecentEntries};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -76,9 +77,16 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     counts: Arc<CallCounts>,
-    /// Strongly consistent blocking-index and claim reads (the default); see
-    /// [`DynamoStore::eventual_reads`].
-    consistent_lookups: bool,
+    /// Strongly consistent blocking-index reads (the default); see [`DynamoStore::eventual_reads`]
+    /// and [`DynamoStore::merge_reads`].
+    consistent_index: bool,
+    /// Strongly consistent claim reads (the default); see [`DynamoStore::eventual_reads`].
+    consistent_claims: bool,
+    /// Source records read eventually consistently first, strongly when that read is older than
+    /// the version asked for; see [`DynamoStore::eventual_reads`].
+    eventual_sources: bool,
+    /// Index entries this process wrote lately, added to eventually consistent lookups.
+    recent: Arc<RecentEntries>,
     /// Strongly consistent batch reads of golden records (the default); see
     /// [`DynamoStore::eventual_reads`].
     consistent_goldens: bool,
@@ -173,20 +181,39 @@ impl DynamoStore {
             client,
             table: table.into(),
             counts: Arc::new(CallCounts::default()),
-            consistent_lookups: true,
+            consistent_index: true,
+            consistent_claims: true,
+            eventual_sources: false,
             consistent_goldens: true,
+            recent: Arc::new(RecentEntries::default()),
         }
     }
 
     /// Reads the blocking index, the claims and candidate golden records eventually consistently,
     /// at half the read units: for the match handler, whose decision is advisory. The merge
-    /// handler reads strongly. It rematches when the source record's version changed, rechecks a
-    /// NEW or REVIEW decision against the index before it creates a golden record, and every
-    /// write it makes is conditional. Source records are always read strongly (a record the
-    /// matcher cannot see yet would be dropped as missing).
+    /// handler rematches when the source record's version changed, rechecks a NEW or REVIEW
+    /// decision against the index before it creates a golden record, and every write it makes is
+    /// conditional. A source record asked for at a version
+    /// ([`SourceStore::get_source_at`]) is read eventually consistently too, and read again
+    /// strongly when that read is missing or older (a record the matcher cannot see yet would
+    /// otherwise be dropped as missing).
     pub fn eventual_reads(mut self) -> Self {
-        self.consistent_lookups = false;
+        self.consistent_index = false;
+        self.consistent_claims = false;
         self.consistent_goldens = false;
+        self.eventual_sources = true;
+        self
+    }
+
+    /// Reads the blocking index and the claims eventually consistently, with the entries and
+    /// claims this process wrote in the last [`crate::recent::WINDOW`] laid over
+    /// ([`crate::recent`]): for the merge handler, whose recheck of a NEW or REVIEW decision
+    /// reads every block of the record. A claim read from a stale replica fails the
+    /// transaction's condition and is read strongly on the retry. Golden records and source
+    /// records stay strong: the merge plan's conditions are on their revisions.
+    pub fn merge_reads(mut self) -> Self {
+        self.consistent_index = false;
+        self.consistent_claims = false;
         self
     }
 
@@ -332,7 +359,7 @@ impl DynamoStore {
         Ok(out)
     }
 
-    fn op_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
+    fn op_item(&self, op: &WriteOp, folded: &Folded) -> Result<TransactWriteItem, StoreError> {
         let t = &self.table;
         let put = |item: Item,
                    cond: Option<&str>,
@@ -371,11 +398,12 @@ impl DynamoStore {
                 }
             }
             WriteOp::PutHistory(h) => {
+                let events = folded.get(&(h.golden_id.as_str(), h.version)).map_or(&[][..], Vec::as_slice);
                 let item = HashMap::from([
                     ("pk".into(), s(keys::golden_item_key(&h.entity, &h.golden_id))),
                     ("sk".into(), s(keys::history_sort_key(h.version))),
                     ("kind".into(), s("history")),
-                    ("data".into(), data(h)?),
+                    ("data".into(), if events.is_empty() { data(h)? } else { data(&history_with_events(h, events)?)? }),
                 ]);
                 put(item, Some("attribute_not_exists(pk)"), vec![])
             }
@@ -594,6 +622,28 @@ impl DynamoStore {
     }
 
     /// Reads one outbox entry by the keys a stream record carries.
+    /// The events a stream record names: an outbox item's event, or the events folded into a
+    /// history item (see [`fold_events`]; none for a history item without events). `None` when
+    /// the item is gone (delivered and deleted, or erased). The history item is read eventually
+    /// consistently first, and strongly when the replica does not have it yet.
+    pub async fn stream_events(&self, pk: &str, sk: &str) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+        if pk.starts_with(OUTBOX_PREFIX) {
+            return Ok(self.get_outbox(pk, sk).await?.map(|e| vec![e]));
+        }
+        if !sk.starts_with("V#") {
+            return Ok(Some(Vec::new()));
+        }
+        let key = HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(sk))]);
+        let item = match self.get(key.clone(), false).await? {
+            Some(item) => Some(item),
+            None => self.get(key, true).await?,
+        };
+        match item.map(|i| data_text(&i)).transpose()?.flatten() {
+            Some(text) => Ok(Some(events_in_history(&text)?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn get_outbox(&self, pk: &str, sk: &str) -> Result<Option<OutboxEntry>, StoreError> {
         let key = HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(sk))]);
         match self.get(key, true).await? {
@@ -616,6 +666,88 @@ impl DynamoStore {
             .map_err(unavailable("DeleteItem"))?;
         Ok(())
     }
+}
+
+/// Outbox events that travel in a history item written by the same transaction, by the golden
+/// record and version they are about.
+type Folded<'a> = HashMap<(&'a str, u64), Vec<&'a OutboxEntry>>;
+
+/// Moves every outbox event about a golden record version whose history item the same
+/// transaction writes into that item: one item written instead of two, and none to delete once
+/// published. The table's stream names the history item; the publisher reads the events from it
+/// ([`DynamoStore::stream_events`]). Other events keep an outbox item of their own.
+fn fold_events(ops: &[WriteOp]) -> (Vec<&WriteOp>, Folded<'_>) {
+    let histories: std::collections::HashSet<(&str, u64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::PutHistory(h) => Some((h.golden_id.as_str(), h.version)),
+            _ => None,
+        })
+        .collect();
+    let mut folded: Folded = HashMap::new();
+    let mut rest = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let WriteOp::PutOutbox(entry) = op {
+            if let Some(at) = entry.event.golden_version().filter(|at| histories.contains(at)) {
+                folded.entry(at).or_default().push(entry);
+                continue;
+            }
+        }
+        rest.push(op);
+    }
+    (rest, folded)
+}
+
+/// The JSON a history item's `data` holds when events travel with it: the history entry plus an
+/// `outbox` list. An event's golden-record view is left out when it is the snapshot's view (the
+/// publisher rebuilds it), so the events cost a few hundred bytes.
+fn history_with_events(h: &HistoryEntry, events: &[&OutboxEntry]) -> Result<serde_json::Value, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(json_error(&e));
+    let view = serde_json::to_value(mdm_core::events::GoldenView::of(&h.snapshot)).map_err(corrupt)?;
+    let mut list = Vec::with_capacity(events.len());
+    for e in events {
+        let mut v = serde_json::to_value(e).map_err(corrupt)?;
+        let detail = v.get_mut("event").and_then(|ev| ev.get_mut("detail")).and_then(|d| d.as_object_mut());
+        if let Some(detail) = detail {
+            if detail.get("golden") == Some(&view) {
+                detail.remove("golden");
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(GOLDEN_FROM_SNAPSHOT.into(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+        list.push(v);
+    }
+    let mut v = serde_json::to_value(h).map_err(corrupt)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("outbox".into(), serde_json::Value::Array(list));
+    }
+    Ok(v)
+}
+
+/// Marks a folded event whose golden-record view is the history snapshot's.
+const GOLDEN_FROM_SNAPSHOT: &str = "goldenFromSnapshot";
+
+/// The events a history item carries, views rebuilt from its snapshot.
+fn events_in_history(text: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("history item: {}", json_error(&e)));
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(corrupt)?;
+    let Some(serde_json::Value::Array(list)) = v.as_object_mut().and_then(|o| o.remove("outbox")) else {
+        return Ok(Vec::new());
+    };
+    let h: HistoryEntry = serde_json::from_value(v).map_err(corrupt)?;
+    let view = serde_json::to_value(mdm_core::events::GoldenView::of(&h.snapshot)).map_err(corrupt)?;
+    let mut out = Vec::with_capacity(list.len());
+    for mut e in list {
+        let rebuild = e.as_object_mut().and_then(|o| o.remove(GOLDEN_FROM_SNAPSHOT)).is_some();
+        if rebuild {
+            if let Some(d) = e.get_mut("event").and_then(|ev| ev.get_mut("detail")).and_then(|d| d.as_object_mut()) {
+                d.insert("golden".into(), view.clone());
+            }
+        }
+        out.push(serde_json::from_value(e).map_err(corrupt)?);
+    }
+    Ok(out)
 }
 
 /// What each item of a transaction writes, for the capacity meter.
@@ -718,6 +850,22 @@ impl SourceStore for DynamoStore {
             Some(item) if !is_tombstone(&item) => Ok(Some(source_from(&item)?)),
             _ => Ok(None),
         }
+    }
+
+    /// Eventually consistent first (half the read units) when the store reads eventually; a
+    /// replica without the record or with an older version is followed by a strong read.
+    async fn get_source_at(&self, key: &SourceKey, seq: u64) -> Result<Option<SourceRecord>, StoreError> {
+        if self.eventual_sources {
+            let item = self.get(source_key_item(key), false).await?;
+            let stored_seq = item.as_ref().and_then(|i| i.get("source_seq")).and_then(|v| v.as_n().ok());
+            if stored_seq.and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= seq) {
+                return match item {
+                    Some(item) if !is_tombstone(&item) => Ok(Some(source_from(&item)?)),
+                    _ => Ok(None),
+                };
+            }
+        }
+        self.get_source(key).await
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
@@ -879,7 +1027,7 @@ impl BlockIndex for DynamoStore {
         for (i, k) in keys.iter().enumerate() {
             let this = self.clone();
             let pk = keys::block_item_key(entity, k);
-            let consistent = this.consistent_lookups;
+            let consistent = this.consistent_index;
             tasks.spawn(async move { (i, this.query(pk, None, Some(cap.saturating_add(1)), consistent).await) });
         }
         let mut found: Vec<Option<Vec<Item>>> = vec![None; keys.len()];
@@ -889,13 +1037,18 @@ impl BlockIndex for DynamoStore {
         }
         let mut out = Vec::with_capacity(keys.len());
         for (k, items) in keys.iter().zip(found) {
-            let items = items.unwrap_or_default();
-            let too_common = items.len() > cap;
-            let golden_ids = if too_common {
-                Vec::new()
-            } else {
-                items.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect()
-            };
+            let mut golden_ids: Vec<String> = items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+                .collect();
+            if !self.consistent_index {
+                self.recent.complete(entity, k, &mut golden_ids);
+            }
+            let too_common = golden_ids.len() > cap;
+            if too_common {
+                golden_ids = Vec::new();
+            }
             out.push(BlockHit { key: k.clone(), golden_ids, too_common });
         }
         Ok(out)
@@ -903,18 +1056,48 @@ impl BlockIndex for DynamoStore {
 }
 
 impl ClaimStore for DynamoStore {
+    /// Strongly consistent, or (merge and match handlers) eventually consistent with this
+    /// process's own recent claim writes laid over, and keys whose conditional write failed
+    /// lately read strongly.
     async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
         let wanted: HashMap<String, &String> =
             claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
-        let keys = wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
-        let items = self.batch_get_projected(keys, None, self.consistent_lookups).await?;
+        let key_of = |pk: &String| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))]);
+        let mut items = Vec::new();
+        if self.consistent_claims {
+            items = self.batch_get_projected(wanted.keys().map(key_of).collect(), None, true).await?;
+        } else {
+            let (strong, eventual): (Vec<&String>, Vec<&String>) =
+                wanted.keys().partition(|pk| self.recent.claim(entity, wanted[*pk]) == Some(ClaimState::Suspect));
+            for (pks, consistent) in [(strong, true), (eventual, false)] {
+                if !pks.is_empty() {
+                    let keys = pks.into_iter().map(key_of).collect();
+                    items.extend(self.batch_get_projected(keys, None, consistent).await?);
+                }
+            }
+        }
         let mut out = BTreeMap::new();
+        if !self.consistent_claims {
+            for k in claim_keys {
+                if let Some(ClaimState::Written(holder)) = self.recent.claim(entity, k) {
+                    match holder {
+                        Some(h) => out.insert(k.clone(), h),
+                        None => out.remove(k),
+                    };
+                }
+            }
+        }
         for item in items {
             let pk = item.get("pk").and_then(|v| v.as_s().ok());
             let g = item.get("golden_id").and_then(|v| v.as_s().ok());
             if let (Some(pk), Some(g)) = (pk, g) {
                 if let Some(k) = wanted.get(pk) {
-                    out.insert((*k).clone(), g.clone());
+                    // What this process wrote lately wins over a replica's older answer.
+                    let own =
+                        !self.consistent_claims && matches!(self.recent.claim(entity, k), Some(ClaimState::Written(_)));
+                    if !own {
+                        out.insert((*k).clone(), g.clone());
+                    }
                 }
             }
         }
@@ -1012,15 +1195,43 @@ impl DynamoStore {
                     .map_err(unavailable("BatchWriteItem"))?;
                 pending = resp.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
             }
+            for op in chunk {
+                match op {
+                    WriteOp::PutIndex { entity, key, golden_id } => self.recent.added(entity, key, golden_id),
+                    WriteOp::DeleteIndex { entity, key, golden_id } => self.recent.removed(entity, key, golden_id),
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
 
     async fn transact_items(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        let items = ops.iter().map(|op| self.op_item(op)).collect::<Result<Vec<_>, _>>()?;
-        let Some(reasons) = self.send_transaction(items).await? else { return Ok(()) };
+        let (ops, folded) = fold_events(ops);
+        let items = ops.iter().map(|op| self.op_item(op, &folded)).collect::<Result<Vec<_>, _>>()?;
+        let Some(reasons) = self.send_transaction(items).await? else {
+            for op in ops {
+                match op {
+                    WriteOp::PutClaim { entity, key, golden_id, .. } => {
+                        self.recent.claimed(entity, key, Some(golden_id));
+                    }
+                    WriteOp::DeleteClaim { entity, key, .. } => self.recent.claimed(entity, key, None),
+                    _ => {}
+                }
+            }
+            return Ok(());
+        };
+        for (op, reason) in ops.iter().copied().zip(&reasons) {
+            if let (
+                WriteOp::PutClaim { entity, key, .. } | WriteOp::DeleteClaim { entity, key, .. },
+                "ConditionalCheckFailed",
+            ) = (op, reason.as_str())
+            {
+                self.recent.suspect(entity, key);
+            }
+        }
         match reasons.iter().position(|r| r == "ConditionalCheckFailed") {
-            Some(i) => Err(StoreError::Conflict(ops.get(i).map_or(Conflict::Concurrent, conflict_for))),
+            Some(i) => Err(StoreError::Conflict(ops.get(i).map_or(Conflict::Concurrent, |op| conflict_for(op)))),
             None if reasons.iter().any(|r| r == "TransactionConflict") => {
                 Err(StoreError::Conflict(Conflict::Concurrent))
             }
@@ -1045,5 +1256,102 @@ impl Outbox for DynamoStore {
             self.delete(pk, sk).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mdm_core::events::{Envelope, GoldenChanged, GoldenErased, GoldenView, HubEvent};
+    use mdm_core::golden::{Cause, GoldenAttribute, GoldenStatus};
+    use mdm_core::survivorship::Rule;
+
+    fn golden(id: &str, version: u64) -> GoldenRecord {
+        let mut attributes = mdm_core::attributes::AttributeMap::new();
+        attributes.insert(
+            "email",
+            GoldenAttribute {
+                value: "ana@example.com".into(),
+                source: "crm".into(),
+                source_id: "1".into(),
+                source_seq: 1,
+                rule: Rule::MostRecent,
+            },
+        );
+        GoldenRecord {
+            entity: "customer".into(),
+            golden_id: id.into(),
+            version,
+            revision: version,
+            status: GoldenStatus::Active,
+            attributes: attributes.into(),
+            members: vec![SourceKey::new("customer", "crm", "1")].into(),
+            match_values: Default::default(),
+            index_keys: Default::default(),
+            claims: Default::default(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        }
+    }
+
+    fn history(g: &GoldenRecord) -> HistoryEntry {
+        HistoryEntry {
+            entity: g.entity.clone(),
+            golden_id: g.golden_id.clone(),
+            version: g.version,
+            cause: Cause::Ingest,
+            correlation_id: "c".into(),
+            at_ms: 1,
+            snapshot: g.clone(),
+        }
+    }
+
+    fn created(g: &GoldenRecord) -> OutboxEntry {
+        let event = HubEvent::GoldenRecordCreated(GoldenChanged {
+            envelope: Envelope::new(g, vec!["email".into()], Cause::Ingest, "c", 1),
+            golden: GoldenView::of(g),
+        });
+        OutboxEntry { event_id: event.event_id(), created_at_ms: 1, event }
+    }
+
+    #[test]
+    fn events_about_a_written_history_version_travel_in_its_item() {
+        let g = golden("g1", 2);
+        let other = golden("g2", 5);
+        let ops = vec![
+            WriteOp::PutHistory(history(&g)),
+            WriteOp::PutOutbox(created(&g)),
+            // About a version this transaction writes no history for: keeps its own item.
+            WriteOp::PutOutbox(created(&other)),
+        ];
+        let (rest, folded) = fold_events(&ops);
+        assert_eq!(rest.len(), 2);
+        assert!(matches!(rest[1], WriteOp::PutOutbox(e) if e.event.golden_id() == Some("g2")));
+        assert_eq!(folded[&("g1", 2)].len(), 1);
+
+        let stored = history_with_events(&history(&g), &folded[&("g1", 2)]).expect("json");
+        let text = stored.to_string();
+        assert!(!text.contains("\"golden\":"), "the view is rebuilt from the snapshot, not stored: {text}");
+        let parsed: HistoryEntry = serde_json::from_str(&text).expect("still a history entry");
+        assert_eq!(parsed, history(&g));
+        assert_eq!(events_in_history(&text).expect("events"), vec![created(&g)], "the event comes back whole");
+        let plain = serde_json::to_string(&history(&g)).expect("json");
+        assert!(events_in_history(&plain).expect("no events").is_empty());
+    }
+
+    #[test]
+    fn an_event_whose_view_differs_from_the_snapshot_keeps_it() {
+        let g = golden("g1", 2);
+        let mut entry = created(&g);
+        let HubEvent::GoldenRecordCreated(d) = &mut entry.event else { unreachable!() };
+        d.golden.status = "other".into();
+        let erased = HubEvent::GoldenRecordErased(GoldenErased {
+            envelope: Envelope::new(&g, vec![], Cause::Erasure, "c", 1),
+            request_id: "r1".into(),
+            sources: vec![],
+        });
+        let erased = OutboxEntry { event_id: erased.event_id(), created_at_ms: 1, event: erased };
+        let text = history_with_events(&history(&g), &[&entry, &erased]).expect("json").to_string();
+        assert_eq!(events_in_history(&text).expect("events"), vec![entry, erased]);
     }
 }

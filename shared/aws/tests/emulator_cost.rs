@@ -1,6 +1,7 @@
 //! The capacity meter against real DynamoDB calls on the emulator: the units it charges for a
-//! golden record are those of the item as stored, item data is deflated, and index entries are
-//! written outside the merge transaction. (Its own test binary: the meter is process-wide.)
+//! golden record are those of the item as stored, item data is deflated, index entries are
+//! written outside the merge transaction, events travel in history items, and the reads that can
+//! be eventually consistent are. (Its own test binary: the meter is process-wide.)
 mod common;
 
 use common::*;
@@ -52,10 +53,20 @@ async fn the_meter_charges_what_is_stored() {
     assert_eq!(index.items as usize, golden.index_keys.len(), "one entry per blocking key");
     assert_eq!(index.write_units, index.items);
     assert!(!tally.dynamo.contains_key(&("TransactWriteItems", "index")));
-    // Every block was empty. The matcher queries each key eventually consistently (half a unit);
-    // the merge handler rechecks the NEW decision with as many strong queries (one unit each).
+    // Every block was empty. The matcher queries each key eventually consistently, and so does
+    // the merge handler's recheck of the NEW decision: half a unit each.
     let queries = tally.dynamo[&("Query", "index")];
     let requests = tally.requests["Query"] as f64;
     assert_eq!(requests, 2.0 * golden.index_keys.len() as f64, "match and the NEW recheck query every key");
-    assert_eq!(queries.read_units, 0.75 * requests, "half a unit in match, one in merge");
+    assert_eq!(queries.read_units, 0.5 * requests, "half a unit in match and in merge");
+    // The GoldenRecordCreated event travels in the history item: no outbox item is written,
+    // read or deleted; the publisher reads the history item, eventually consistently.
+    assert!(!tally.dynamo.keys().any(|(_, kind)| *kind == "outbox"), "{:?}", tally.dynamo.keys());
+    let history_reads = tally.dynamo[&("GetItem", "history")];
+    assert_eq!(history_reads.items, 1);
+    assert_eq!(history_reads.read_units, 0.5);
+    // The matcher reads the source record eventually consistently (it is there, at the version
+    // its message names): half a unit. The merge handler reads it strongly: one unit.
+    let source_reads = tally.dynamo[&("GetItem", "source")];
+    assert_eq!((source_reads.items, source_reads.read_units), (2, 1.5));
 }

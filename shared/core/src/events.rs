@@ -224,6 +224,20 @@ impl HubEvent {
         }
     }
 
+    /// The golden record and version a golden-record event is about (`None` for
+    /// `ErasureCompleted`).
+    pub fn golden_version(&self) -> Option<(&str, u64)> {
+        let e = match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => &d.envelope,
+            Self::GoldenRecordsMerged(d) => &d.envelope,
+            Self::GoldenRecordSplit(d) => &d.envelope,
+            Self::GoldenRecordErased(d) => &d.envelope,
+            Self::ReviewTaskOpened(d) => &d.envelope,
+            Self::ErasureCompleted(_) => return None,
+        };
+        Some((&e.golden_id, e.version))
+    }
+
     fn id_parts(&self) -> (String, String) {
         match self {
             Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => {

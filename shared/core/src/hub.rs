@@ -250,7 +250,22 @@ impl<S: Store> Hub<S> {
 
     /// Reads a stored source record and decides what it belongs to.
     pub async fn match_source(&self, key: &SourceKey) -> Result<(SourceRecord, MatchResult), HubError> {
-        let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+        self.match_source_at(key, None).await
+    }
+
+    /// [`Hub::match_source`] for a change known to be stored at version `seq` (a queue message
+    /// names it): the store may read a replica first and the primary only when the replica is
+    /// missing the record or older ([`SourceStore::get_source_at`]).
+    pub async fn match_source_at(
+        &self,
+        key: &SourceKey,
+        seq: Option<u64>,
+    ) -> Result<(SourceRecord, MatchResult), HubError> {
+        let source = match seq {
+            Some(seq) => self.store.get_source_at(key, seq).await?,
+            None => self.store.get_source(key).await?,
+        };
+        let source = source.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
         if source.held {
             return Err(HubError::Held(key.to_string()));
         }

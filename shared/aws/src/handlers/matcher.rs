@@ -29,7 +29,7 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
         }
     };
     let started = std::time::Instant::now();
-    match ctx.hub.match_source(&msg.source).await {
+    match ctx.hub.match_source_at(&msg.source, Some(msg.seq)).await {
         Ok((_, result)) => {
             let decision = match &result.decision {
                 MatchDecision::Link { golden_ids } if golden_ids.len() > 1 => "bridge",

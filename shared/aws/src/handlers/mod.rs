@@ -32,9 +32,15 @@ impl Ctx {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
         let registry = Arc::new(settings.registry()?);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
-        // The match handler's reads are advisory (half the read units): the merge handler reads
-        // strongly, rechecks a NEW or REVIEW decision against the index and writes conditionally.
-        let store = if function == "match" { store.eventual_reads() } else { store };
+        // The match handler's reads are advisory (half the read units): the merge handler
+        // rechecks a NEW or REVIEW decision against the index and writes conditionally. It reads
+        // the index and the claims eventually consistently too, with this instance's own recent
+        // writes laid over (`mdm_aws::recent`); golden and source records stay strong.
+        let store = match function {
+            "match" => store.eventual_reads(),
+            "merge" => store.merge_reads(),
+            _ => store,
+        };
         let config = mdm_core::HubConfig {
             suppression_secrets: settings.suppression_secrets.clone(),
             suppression_mode: settings.suppression_mode,

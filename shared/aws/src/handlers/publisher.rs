@@ -1,7 +1,10 @@
-//! Publish: the table's stream (keys only) names outbox items; the handler reads each, publishes
-//! the events to EventBridge in batches of 10 (failed entries retried), and deletes the delivered
-//! outbox items. A record whose event could not be delivered is reported as the batch item
-//! failure, so Lambda retries from it (and sends it to the on-failure queue after the retries).
+//! Publish: the table's stream (keys only) names outbox items and history items. Events about a
+//! golden record version travel in that version's history item (one write fewer per change);
+//! others (erasure receipts) in an outbox item of their own. The handler reads each named item,
+//! publishes its events to EventBridge in batches of 10 (failed entries retried), and deletes the
+//! delivered outbox items; history items stay. A record whose event could not be delivered is
+//! reported as the batch item failure, so Lambda retries from it (and sends it to the on-failure
+//! queue after the retries).
 
 use super::Ctx;
 use crate::dynamo::DynamoStore;
@@ -14,8 +17,10 @@ use tracing::{error, info};
 pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventResponse {
     let store: &DynamoStore = ctx.hub.store();
     let mut response = DynamoDbEventResponse::default();
-    // (sequence number, event id, event) for each outbox record, in stream order.
+    // (sequence number, event id, event) for each event named, in stream order.
     let mut batch: Vec<(String, String, HubEvent)> = Vec::new();
+    // Events with an outbox item of their own, deleted once delivered.
+    let mut standalone: Vec<String> = Vec::new();
     for record in &event.records {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             continue;
@@ -25,12 +30,20 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             _ => None,
         };
         let (Some(pk), Some(sk)) = (key("pk"), key("sk")) else { continue };
-        if !pk.starts_with("OUT#") {
+        let outbox_item = pk.starts_with("OUT#");
+        if !outbox_item && !sk.starts_with("V#") {
             continue;
         }
         let seq = record.change.sequence_number.clone().unwrap_or_default();
-        match store.get_outbox(&pk, &sk).await {
-            Ok(Some(entry)) => batch.push((seq, entry.event_id, entry.event)),
+        match store.stream_events(&pk, &sk).await {
+            Ok(Some(entries)) => {
+                for entry in entries {
+                    if outbox_item {
+                        standalone.push(entry.event_id.clone());
+                    }
+                    batch.push((seq.clone(), entry.event_id, entry.event));
+                }
+            }
             Ok(None) => ctx.metrics.incr("OutboxAlreadyDelivered"),
             Err(e) => {
                 // Retry from the first record not yet published: those read before it are not
@@ -59,7 +72,8 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             ctx.metrics.add("FreshnessMs", (now - at).max(0) as f64);
         }
     }
-    if let Err(e) = store.delete_events(&report.delivered).await {
+    let delete: Vec<String> = report.delivered.iter().filter(|id| standalone.contains(id)).cloned().collect();
+    if let Err(e) = store.delete_events(&delete).await {
         // Delivered but not deleted: a later sweep or redelivery sends it again (at-least-once).
         error!(error = %e, "deleting delivered outbox items failed");
     }

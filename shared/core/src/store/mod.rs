@@ -213,6 +213,17 @@ pub trait SourceStore: Send + Sync {
         suppressed_by: &[String],
     ) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send;
     fn get_source(&self, key: &SourceKey) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send;
+    /// The source record, for a reader that knows version `seq` was stored: an adapter may read
+    /// a cheaper, possibly stale replica first, and must read like [`SourceStore::get_source`]
+    /// when that replica is missing the record or holds an older version.
+    fn get_source_at(
+        &self,
+        key: &SourceKey,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send {
+        let _ = seq;
+        self.get_source(key)
+    }
     /// Batch read; missing keys are left out.
     fn get_sources(&self, keys: &[SourceKey]) -> impl Future<Output = Result<Vec<SourceRecord>, StoreError>> + Send;
 }

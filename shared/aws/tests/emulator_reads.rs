@@ -1,0 +1,121 @@
+//! Eventually consistent reads on the emulator: the matcher's source read falls back to a strong
+//! read when the replica is behind, and the merge handler's index lookups add the entries its own
+//! process wrote. (The emulator is always consistent, so "behind" is played by removing the item
+//! behind the store's back and by asking for a newer version than the one stored.)
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::*;
+use mdm_aws::DynamoStore;
+use mdm_core::store::{BlockIndex, ClaimStore, SourceStore, Transactor, WriteOp};
+use mdm_core::{keys, SourceKey};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+fn gets(store: &DynamoStore) -> u64 {
+    store.counts().get_item.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn the_matchers_source_read_is_strong_only_when_the_replica_is_behind() {
+    let Some(s) = stack("reads-src").await else { return };
+    s.post(vec![customer(
+        "crm",
+        "r-1",
+        3,
+        json!({"given_name": "Ines", "family_name": "Moreau", "email": "ines@example.fr"}),
+    )])
+    .await;
+    let key = SourceKey::new("customer", "crm", "r-1");
+    let matcher = DynamoStore::new(s.ddb.clone(), s.table()).eventual_reads();
+
+    let at3 = matcher.get_source_at(&key, 3).await.expect("read").expect("stored");
+    assert_eq!((at3.seq, gets(&matcher)), (3, 1), "the replica has version 3: one eventually consistent read");
+
+    let at4 = matcher.get_source_at(&key, 4).await.expect("read").expect("stored");
+    assert_eq!((at4.seq, gets(&matcher)), (3, 3), "asked for 4, replica has 3: read again, strongly");
+
+    let missing = SourceKey::new("customer", "crm", "nobody");
+    assert!(matcher.get_source_at(&missing, 1).await.expect("read").is_none());
+    assert_eq!(gets(&matcher), 5, "a missing record is read again, strongly");
+
+    let strong = DynamoStore::new(s.ddb.clone(), s.table());
+    assert_eq!(strong.get_source_at(&key, 3).await.expect("read").map(|r| r.seq), Some(3));
+    assert_eq!(gets(&strong), 1, "a strongly reading store reads once");
+}
+
+#[tokio::test]
+async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
+    let Some(s) = stack("reads-idx").await else { return };
+    let merger = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
+    let put =
+        |key: &str, g: &str| WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: g.into() };
+    merger.transact(vec![put("email=aa", "g1"), put("phone=bb", "g1"), put("phone=bb", "g2")]).await.expect("write");
+
+    // A replica that has not seen the writes yet: the items are not there.
+    for (key, g) in [("email=aa", "g1"), ("phone=bb", "g1"), ("phone=bb", "g2")] {
+        s.ddb
+            .delete_item()
+            .table_name(s.table())
+            .key("pk", AttributeValue::S(keys::block_item_key("customer", key)))
+            .key("sk", AttributeValue::S(g.into()))
+            .send()
+            .await
+            .expect("delete");
+    }
+    let keys = ["email=aa".to_owned(), "phone=bb".to_owned(), "dob=cc".to_owned()];
+    let hits = merger.lookup("customer", &keys, 1).await.expect("lookup");
+    assert_eq!(hits[0].golden_ids, ["g1"], "its own entry is found");
+    assert!(hits[1].too_common && hits[1].golden_ids.is_empty(), "own entries count toward the block cap");
+    assert!(hits[2].golden_ids.is_empty());
+
+    // Another process (and a strongly reading store) sees only what the table holds.
+    let other = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
+    assert!(other.lookup("customer", &keys, 1).await.expect("lookup").iter().all(|h| h.golden_ids.is_empty()));
+
+    // An entry this process deleted is no longer added.
+    merger
+        .transact(vec![WriteOp::DeleteIndex {
+            entity: "customer".into(),
+            key: "email=aa".into(),
+            golden_id: "g1".into(),
+        }])
+        .await
+        .expect("delete");
+    assert!(merger.lookup("customer", &keys[..1], 1).await.expect("lookup")[0].golden_ids.is_empty());
+}
+
+#[tokio::test]
+async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_ones_strongly() {
+    let Some(s) = stack("reads-claim").await else { return };
+    let merger = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
+    let claim = |key: &str, g: &str| WriteOp::PutClaim {
+        entity: "customer".into(),
+        key: key.into(),
+        golden_id: g.into(),
+        from: None,
+    };
+    merger.transact(vec![claim("email=aa", "g1")]).await.expect("claim");
+    // A replica that has not seen it yet.
+    s.ddb
+        .delete_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S(keys::claim_item_key("customer", "email=aa")))
+        .key("sk", AttributeValue::S("META".into()))
+        .send()
+        .await
+        .expect("delete");
+    let read = merger.get_claims("customer", &["email=aa".to_owned()]).await.expect("claims");
+    assert_eq!(read.get("email=aa").map(String::as_str), Some("g1"), "its own claim is found");
+
+    // Another process holds phone=bb; a claim written on a read that missed it fails its condition.
+    let other = DynamoStore::new(s.ddb.clone(), s.table());
+    other.transact(vec![claim("phone=bb", "g9")]).await.expect("other claim");
+    let err = merger.transact(vec![claim("phone=bb", "g2")]).await.expect_err("held by g9");
+    assert!(err.is_conflict(), "{err}");
+    let batches = |st: &DynamoStore| st.counts().batch_get_item.load(Ordering::Relaxed);
+    let before = batches(&merger);
+    let read = merger.get_claims("customer", &["phone=bb".to_owned(), "dob=cc".to_owned()]).await.expect("claims");
+    assert_eq!(read.get("phone=bb").map(String::as_str), Some("g9"));
+    assert_eq!(batches(&merger) - before, 2, "the failed key strongly, the other eventually consistently");
+}
