@@ -248,7 +248,7 @@ impl BlockTable {
     /// The golden ids behind numbers, sorted.
     fn names(&self, numbers: &[u32]) -> Vec<String> {
         let mut out: Vec<String> =
-            numbers.iter().filter_map(|n| self.ids.get(*n as usize)).map(|id| id.to_string()).collect();
+            numbers.iter().filter_map(|n| self.ids.get(*n as usize)).map(|id| String::from(&**id)).collect();
         out.sort_unstable();
         out
     }
