@@ -759,7 +759,7 @@ async fn erase_source<S: Store + ReceiptStore>(
             cause: Cause::Erasure,
             correlation_id: request_id.to_owned(),
             at_ms: now,
-            snapshot: g.clone(),
+            snapshot: g.history_snapshot(),
         }));
     }
     if hub.config().emit_events {

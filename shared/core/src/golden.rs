@@ -165,6 +165,20 @@ impl GoldenRecord {
     pub fn values(&self) -> BTreeMap<&str, &str> {
         self.attributes.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect()
     }
+
+    /// The record as a history version keeps it: what stewards and subscribers see (attributes
+    /// with provenance, members, status, times). The matching state (match values, index keys,
+    /// claims) follows from the members and is left out: on DynamoDB it is most of a history
+    /// item's bytes (index keys are digests, which do not compress), and history is written on
+    /// every change.
+    pub fn history_snapshot(&self) -> GoldenRecord {
+        GoldenRecord {
+            match_values: Default::default(),
+            index_keys: Default::default(),
+            claims: Default::default(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why a golden record changed.

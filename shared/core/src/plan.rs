@@ -295,7 +295,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 cause,
                 correlation_id: corr.to_owned(),
                 at_ms: now,
-                snapshot: golden.clone(),
+                snapshot: golden.history_snapshot(),
             }));
         }
     }
@@ -317,7 +317,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 cause: Cause::Merge,
                 correlation_id: corr.to_owned(),
                 at_ms: now,
-                snapshot: merged,
+                snapshot: merged.history_snapshot(),
             }));
         }
     }
@@ -455,10 +455,6 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 WriteOp::PutGolden { golden: g, .. } if g.golden_id == golden_id => {
                     g.index_keys = golden.index_keys.clone();
                     g.claims = golden.claims.clone();
-                }
-                WriteOp::PutHistory(h) if h.golden_id == golden_id => {
-                    h.snapshot.index_keys = golden.index_keys.clone();
-                    h.snapshot.claims = golden.claims.clone();
                 }
                 _ => {}
             }

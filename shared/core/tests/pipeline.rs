@@ -37,7 +37,14 @@ async fn one_person_from_two_systems_becomes_one_golden_record_with_provenance()
         let s = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(s.golden_id.as_deref(), Some(g.golden_id.as_str()));
     }
-    assert_eq!(hub.store().history("customer", &g.golden_id).await.expect("history").len(), 3);
+    let history = hub.store().history("customer", &g.golden_id).await.expect("history");
+    assert_eq!(history.len(), 3);
+    // The latest version is the record as stewards and subscribers see it, without the matching
+    // state that follows from its members.
+    let latest = &history[2].snapshot;
+    assert_eq!((&latest.attributes, &latest.members, latest.version), (&g.attributes, &g.members, g.version));
+    assert!(!g.index_keys.is_empty() && !g.match_values.is_empty());
+    assert!(latest.index_keys.is_empty() && latest.match_values.is_empty() && latest.claims.is_empty());
 
     let (_, other) = feed(&hub, bob()).await;
     let other = other.expect("bob");
