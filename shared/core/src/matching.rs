@@ -234,6 +234,45 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
     CandidateScore { golden_id: golden.golden_id.clone(), score: total, band, rule, blocked_by, attributes }
 }
 
+/// Whether two golden records hold different valid values for every attribute of a
+/// `block_link` rule (two different valid GTINs: two products).
+fn conflict(schema: &EntitySchema, a: &GoldenRecord, b: &GoldenRecord) -> bool {
+    schema.rules.iter().filter(|r| r.effect == RuleEffect::BlockLink).any(|rule| {
+        rule.attributes.iter().all(|attr| {
+            fn valid<'g>(g: &'g GoldenRecord, attr: &str) -> Vec<&'g str> {
+                g.match_values
+                    .get(attr)
+                    .map_or(&[][..], crate::golden::MatchValues::as_slice)
+                    .iter()
+                    .filter(|m| m.valid)
+                    .map(|m| m.value.as_str())
+                    .collect()
+            }
+            let (va, vb) = (valid(a, attr), valid(b, attr));
+            !va.is_empty() && !vb.is_empty() && va.iter().all(|v| !vb.contains(v))
+        })
+    })
+}
+
+/// The link targets one record may join together: best first, then every other one that does
+/// not conflict with those kept under a `block_link` rule. A record without a GTIN that resembles
+/// two flavours of one product line links to the closer one; it does not merge two products
+/// whose GTINs differ.
+fn compatible(schema: &EntitySchema, candidates: &[GoldenRecord], links: Vec<String>) -> Vec<String> {
+    if links.len() < 2 {
+        return links;
+    }
+    let by_id = |id: &str| candidates.iter().find(|g| g.golden_id == id);
+    let mut kept: Vec<String> = Vec::with_capacity(links.len());
+    for id in links {
+        let Some(g) = by_id(&id) else { continue };
+        if kept.iter().filter_map(|k| by_id(k)).all(|k| !conflict(schema, k, g)) {
+            kept.push(id);
+        }
+    }
+    kept
+}
+
 /// Scores every candidate (active golden records, own golden record excluded by the caller or by
 /// `own`) and decides.
 pub fn decide(
@@ -255,7 +294,7 @@ pub fn decide(
     let ids = |band: Band| -> Vec<String> {
         scored.iter().filter(|c| c.band == band).take(MAX_MERGE_FAN_IN).map(|c| c.golden_id.clone()).collect()
     };
-    let links = ids(Band::Link);
+    let links = compatible(schema, candidates, ids(Band::Link));
     let decision = if !links.is_empty() {
         MatchDecision::Link { golden_ids: links }
     } else {

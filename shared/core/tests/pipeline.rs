@@ -254,6 +254,13 @@ async fn two_different_valid_gtins_never_link_automatically() {
     assert!(b.review_task.is_some(), "but alike enough for a steward to look");
     let c = feed(&hub, product("P3", "4006381333931")).await.1.expect("c");
     assert_eq!(c.outcome.golden_id(), a.outcome.golden_id(), "the same GTIN links");
+    // A record without a GTIN resembles both: it joins one of them and does not merge the two.
+    let mut bridge = product("P4", "");
+    bridge["attributes"].as_object_mut().expect("attributes").remove("gtin");
+    let d = feed(&hub, bridge).await.1.expect("d");
+    assert!(matches!(d.outcome, MergeOutcome::Linked { .. }), "{:?}", d.outcome);
+    assert!([a.outcome.golden_id(), b.outcome.golden_id()].contains(&d.outcome.golden_id()));
+    assert_eq!(hub.store().counts().goldens_active, 2, "two products, still");
 }
 
 #[tokio::test]
