@@ -1295,15 +1295,7 @@ mod tests {
     }
 
     fn history(g: &GoldenRecord) -> HistoryEntry {
-        HistoryEntry {
-            entity: g.entity.clone(),
-            golden_id: g.golden_id.clone(),
-            version: g.version,
-            cause: Cause::Ingest,
-            correlation_id: "c".into(),
-            at_ms: 1,
-            snapshot: g.clone(),
-        }
+        HistoryEntry::of(g, Cause::Ingest, "c", 1)
     }
 
     fn created(g: &GoldenRecord) -> OutboxEntry {

@@ -752,15 +752,7 @@ async fn erase_source<S: Store + ReceiptStore>(
     };
     let mut last = vec![WriteOp::PutGolden { golden: g.clone(), expect: Expect::Revision(golden.revision) }];
     if hub.config().keep_history {
-        last.push(WriteOp::PutHistory(HistoryEntry {
-            entity: entity.clone(),
-            golden_id: g.golden_id.clone(),
-            version: g.version,
-            cause: Cause::Erasure,
-            correlation_id: request_id.to_owned(),
-            at_ms: now,
-            snapshot: g.history_snapshot(),
-        }));
+        last.push(WriteOp::PutHistory(HistoryEntry::of(&g, Cause::Erasure, request_id, now)));
     }
     if hub.config().emit_events {
         last.push(WriteOp::PutOutbox(OutboxEntry { event_id: sent.event_id.clone(), created_at_ms: now, event }));

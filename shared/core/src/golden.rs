@@ -193,6 +193,21 @@ pub enum Cause {
     Erasure,
 }
 
+impl HistoryEntry {
+    /// The history version of a golden record as written now: its [`GoldenRecord::history_snapshot`].
+    pub fn of(golden: &GoldenRecord, cause: Cause, correlation_id: &str, at_ms: i64) -> Self {
+        Self {
+            entity: golden.entity.clone(),
+            golden_id: golden.golden_id.clone(),
+            version: golden.version,
+            cause,
+            correlation_id: correlation_id.to_owned(),
+            at_ms,
+            snapshot: golden.history_snapshot(),
+        }
+    }
+}
+
 /// A snapshot of a golden record at one version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -288,15 +288,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         let expect = survivor_old.map_or(Expect::Absent, |g| Expect::Revision(g.revision));
         main.push(WriteOp::PutGolden { golden: golden.clone(), expect });
         if effective && input.keep_history {
-            main.push(WriteOp::PutHistory(HistoryEntry {
-                entity: golden.entity.clone(),
-                golden_id: golden.golden_id.clone(),
-                version: golden.version,
-                cause,
-                correlation_id: corr.to_owned(),
-                at_ms: now,
-                snapshot: golden.history_snapshot(),
-            }));
+            main.push(WriteOp::PutHistory(HistoryEntry::of(&golden, cause, corr, now)));
         }
     }
     for l in &losers {
@@ -310,15 +302,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged.claims = Default::default();
         main.push(WriteOp::PutGolden { golden: merged.clone(), expect: Expect::Revision(l.revision) });
         if input.keep_history {
-            main.push(WriteOp::PutHistory(HistoryEntry {
-                entity: merged.entity.clone(),
-                golden_id: merged.golden_id.clone(),
-                version: merged.version,
-                cause: Cause::Merge,
-                correlation_id: corr.to_owned(),
-                at_ms: now,
-                snapshot: merged.history_snapshot(),
-            }));
+            main.push(WriteOp::PutHistory(HistoryEntry::of(&merged, Cause::Merge, corr, now)));
         }
     }
     if source.golden_id.as_deref() != Some(golden_id.as_str()) {

@@ -46,15 +46,7 @@ fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
 }
 
 fn history(g: &GoldenRecord) -> HistoryEntry {
-    HistoryEntry {
-        entity: g.entity.clone(),
-        golden_id: g.golden_id.clone(),
-        version: g.version,
-        cause: Cause::Ingest,
-        correlation_id: "conformance".into(),
-        at_ms: 1,
-        snapshot: g.clone(),
-    }
+    HistoryEntry::of(g, Cause::Ingest, "conformance", 1)
 }
 
 fn index(entity: &str, key: &str, g: &str) -> WriteOp {
