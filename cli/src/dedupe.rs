@@ -207,7 +207,9 @@ fn read_ahead(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(8);
     let reader = std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(BATCH);
-        let send = |batch: &mut Vec<Result<Prepared, String>>| tx.send(std::mem::take(batch)).is_ok();
+        let send = |batch: &mut Vec<Result<Prepared, String>>| {
+            tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
+        };
         'files: for (file_index, path) in opts.inputs.iter().enumerate() {
             let mut rows = match FileRows::open(path, &opts, &attributes) {
                 Ok(rows) => rows,

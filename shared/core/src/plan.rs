@@ -280,7 +280,9 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
 
-    let mut main: Vec<WriteOp> = Vec::new();
+    // Golden record, history and cross-reference, the losers', events and claims: sized once
+    // (a write is a few hundred bytes; growing the vector copies them).
+    let mut main: Vec<WriteOp> = Vec::with_capacity(6 + 2 * losers.len() + new_claims.len());
     let mut events = Vec::new();
     let cause = if losers.is_empty() { Cause::Ingest } else { Cause::Merge };
     let corr = source.correlation_id.as_str();
@@ -368,7 +370,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
 
     // Index and cross-reference maintenance: adds before moves before deletes.
     let old_keys = survivor_old.map(|g| &g.index_keys);
-    let mut rest: Vec<WriteOp> = Vec::new();
+    let mut rest: Vec<WriteOp> = Vec::with_capacity(golden.index_keys.len() + moved_claims.len() + members.len());
     for k in golden.index_keys.iter() {
         if old_keys.is_none_or(|o| !o.contains(k)) {
             rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.text(), golden_id: golden_id.clone() });
