@@ -7,7 +7,7 @@ use crate::recent::{ClaimState, RecentEntries};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use mdm_core::golden::{GoldenRecord, HistoryEntry, ReviewTask};
@@ -502,52 +502,62 @@ impl DynamoStore {
         Ok(SourceWrite::Stale { stored_seq })
     }
 
-    /// The source write and one `ConditionCheck` per suppression marker, in one transaction:
-    /// the record is stored only if no marker exists (checked in the same atomic write).
-    async fn put_source_guarded(
-        &self,
-        record: &SourceRecord,
-        guards: &[String],
-        update: &str,
-        condition: &str,
-        values: [(&str, AttributeValue); 3],
-    ) -> Result<SourceWrite, StoreError> {
-        let mut items = Vec::with_capacity(guards.len() + 1);
-        let mut u = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(source_key_item(&record.key)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .expression_attribute_names("#k", "kind")
-            .expression_attribute_names("#d", "data");
-        for (k, v) in values {
-            u = u.expression_attribute_values(k, v);
-        }
-        items.push(TransactWriteItem::builder().update(u.build().map_err(build_err)?).build());
+    /// Whether a suppression marker exists for one of `guards` (strongly consistent reads).
+    async fn suppressed(&self, entity: &str, guards: &[String]) -> Result<bool, StoreError> {
         let mut unique: Vec<&String> = guards.iter().collect();
         unique.sort();
         unique.dedup();
-        for g in &unique {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("pk", s(keys::suppression_item_key(&record.key.entity, g)))
-                .key("sk", s(META))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(build_err)?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            return Err(StoreError::TooLarge(items.len()));
-        }
-        match self.send_transaction(items).await? {
-            None => Ok(SourceWrite::Written),
-            // An older or equal version: stale takes precedence over suppression.
-            Some(reasons) => match reasons.iter().position(|r| r == "ConditionalCheckFailed") {
-                Some(0) => self.stale(record).await,
-                Some(_) => Ok(SourceWrite::Suppressed),
-                None => Err(StoreError::Conflict(Conflict::Concurrent)),
-            },
+        let keys: Vec<Item> = unique
+            .iter()
+            .map(|g| HashMap::from([("pk".into(), s(keys::suppression_item_key(entity, g))), ("sk".into(), s(META))]))
+            .collect();
+        Ok(!self.batch_get_projected(keys, Some(&[("pk", "#p")]), true).await?.is_empty())
+    }
+
+    /// Takes back a source write that a suppression marker forbids: the version it replaced is
+    /// put back (or the new item deleted), unless a newer version has replaced it meanwhile.
+    async fn undo_source_write(&self, record: &SourceRecord, old: Option<Item>) -> Result<(), StoreError> {
+        let key = source_key_item(&record.key);
+        // A failed condition means a newer version replaced ours: its own write checks the markers.
+        match old {
+            Some(old) => {
+                self.count(&self.counts.update_item);
+                meter().request("PutItem");
+                meter().write("PutItem", &[Write::Put(&old)], false);
+                let sent = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(old))
+                    .condition_expression("source_seq = :seq")
+                    .expression_attribute_values(":seq", n(record.seq))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+                    Err(e) => Err(unavailable("PutItem")(e)),
+                }
+            }
+            None => {
+                self.count(&self.counts.delete_item);
+                meter().request("DeleteItem");
+                meter().write("DeleteItem", &[Write::Delete(&key)], false);
+                let sent = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .condition_expression("source_seq = :seq")
+                    .expression_attribute_values(":seq", n(record.seq))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+                    Err(e) => Err(unavailable("DeleteItem")(e)),
+                }
+            }
         }
     }
 
@@ -803,15 +813,17 @@ fn conflict_for(op: &WriteOp) -> Conflict {
 }
 
 impl SourceStore for DynamoStore {
+    /// The conditional update first, then strongly consistent reads of the suppression markers:
+    /// a marker found undoes the write. Either the erasure that wrote a marker finds this record,
+    /// or this read finds the marker (the marker is written before the erasure looks for records;
+    /// the record before this read). Reads cost half what `ConditionCheck`s in a transaction do,
+    /// and the source write is no longer transactional.
     async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut stored = record.clone();
         stored.golden_id = None;
         const UPDATE: &str = "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id";
         const CONDITION: &str = "attribute_not_exists(pk) OR source_seq < :seq";
         let values = [(":k", s("source")), (":seq", n(record.seq)), (":d", data(&stored)?)];
-        if !suppressed_by.is_empty() {
-            return self.put_source_guarded(record, suppressed_by, UPDATE, CONDITION, values).await;
-        }
         self.count(&self.counts.update_item);
         meter().request("UpdateItem");
         let key = source_key_item(&record.key);
@@ -830,19 +842,29 @@ impl SourceStore for DynamoStore {
             .expression_attribute_names("#k", "kind")
             .expression_attribute_names("#d", "data")
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if !suppressed_by.is_empty() {
+            // The replaced version comes back at no extra cost, to be put back if suppressed.
+            u = u.return_values(ReturnValue::AllOld);
+        }
         for (k, v) in values {
             u = u.expression_attribute_values(k, v);
         }
-        match u.send().await {
+        let old = match u.send().await {
             Ok(out) => {
                 self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
-                Ok(SourceWrite::Written)
+                out.attributes.filter(|a| !a.is_empty())
             }
+            // An older or equal version: stale takes precedence over suppression.
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                self.stale(record).await
+                return self.stale(record).await;
             }
-            Err(e) => Err(unavailable("UpdateItem")(e)),
+            Err(e) => return Err(unavailable("UpdateItem")(e)),
+        };
+        if suppressed_by.is_empty() || !self.suppressed(&record.key.entity, suppressed_by).await? {
+            return Ok(SourceWrite::Written);
         }
+        self.undo_source_write(record, old).await?;
+        Ok(SourceWrite::Suppressed)
     }
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {

@@ -391,6 +391,10 @@ pub async fn suppression_guards_the_source_write<S: Store + ReceiptStore>(store:
     assert_eq!(store.put_source(&r, &guards).await.expect("put"), SourceWrite::Suppressed);
     assert_eq!(store.get_source(&r.key).await.expect("get"), None, "nothing written");
     assert_eq!(store.put_source(&r, &["mac-2".to_string()]).await.expect("put"), SourceWrite::Written);
+    // A suppressed newer version leaves the stored one as it was.
+    let newer = source(e, "s1", 2, "b");
+    assert_eq!(store.put_source(&newer, &guards).await.expect("put"), SourceWrite::Suppressed);
+    assert_eq!(store.get_source(&r.key).await.expect("get"), Some(r.clone()), "the stored version is kept");
     let other = source(&format!("{e}_other"), "s1", 1, "a");
     assert_eq!(
         store.put_source(&other, &guards).await.expect("put"),

@@ -203,9 +203,11 @@ pub struct BlockHit {
 
 pub trait SourceStore: Send + Sync {
     /// Stores a source record if it is new or its `seq` is higher than the stored one
-    /// (`attribute_not_exists(pk) OR source_seq < :seq`), and — in the same atomic write — only
-    /// if no suppression marker of its entity type exists for any of `suppressed_by` (keyed
-    /// hashes of the record's identifiers). Keeps the stored cross-reference. Tombstones count
+    /// (`attribute_not_exists(pk) OR source_seq < :seq`), and only if no suppression marker of
+    /// its entity type exists for any of `suppressed_by` (keyed hashes of the record's
+    /// identifiers). A suppressed write leaves the stored version as it was; an adapter may
+    /// write first and take the write back when it then finds a marker, if it checks after
+    /// writing (a marker written before the check is seen). Keeps the stored cross-reference. Tombstones count
     /// as stored versions and are not returned by the reads.
     fn put_source(
         &self,
