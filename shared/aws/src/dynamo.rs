@@ -209,11 +209,14 @@ impl DynamoStore {
     /// claims this process wrote in the last [`crate::recent::WINDOW`] laid over
     /// ([`crate::recent`]): for the merge handler, whose recheck of a NEW or REVIEW decision
     /// reads every block of the record. A claim read from a stale replica fails the
-    /// transaction's condition and is read strongly on the retry. Golden records and source
-    /// records stay strong: the merge plan's conditions are on their revisions.
+    /// transaction's condition and is read strongly on the retry. The source record of the
+    /// message is read like the matcher reads it ([`SourceStore::get_source_at`]); the plan
+    /// checks its cross-reference against the golden records, which stay strong: the plan's
+    /// conditions are on their revisions.
     pub fn merge_reads(mut self) -> Self {
         self.consistent_index = false;
         self.consistent_claims = false;
+        self.eventual_sources = true;
         self
     }
 

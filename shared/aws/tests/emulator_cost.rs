@@ -65,8 +65,13 @@ async fn the_meter_charges_what_is_stored() {
     let history_reads = tally.dynamo[&("GetItem", "history")];
     assert_eq!(history_reads.items, 1);
     assert_eq!(history_reads.read_units, 0.5);
-    // The matcher reads the source record eventually consistently (it is there, at the version
-    // its message names): half a unit. The merge handler reads it strongly: one unit.
+    // The matcher and the merge handler read the source record eventually consistently (it is
+    // there, at the version their messages name): half a unit each.
     let source_reads = tally.dynamo[&("GetItem", "source")];
-    assert_eq!((source_reads.items, source_reads.read_units), (2, 1.5));
+    assert_eq!((source_reads.items, source_reads.read_units), (2, 1.0));
+    // Ingest writes the record outside a transaction and reads the suppression markers of its
+    // identifiers (e-mail, phone) strongly, one unit each; no ConditionCheck is written.
+    assert!(!tally.dynamo.contains_key(&("TransactWriteItems", "suppression")));
+    let markers = tally.dynamo[&("BatchGetItem", "suppression")];
+    assert_eq!((markers.items, markers.read_units), (0, 2.0), "two missing markers read strongly");
 }

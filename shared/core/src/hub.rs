@@ -9,7 +9,7 @@ use crate::matching::{decide, BlockingStats, MatchDecision, MatchResult};
 use crate::plan::{plan_merge, review_task_id, GoldenState, MergeInput, MergeOutcome, MergePlan};
 use crate::record::SourceRecord;
 use crate::schema::{EntitySchema, SchemaRegistry};
-use crate::store::{SourceWrite, Store, StoreError};
+use crate::store::{Conflict, SourceWrite, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -279,10 +279,17 @@ impl<S: Store> Hub<S> {
     }
 
     /// Builds the merge plan for a source record and a decision from the current state.
-    async fn plan(&self, source: &SourceRecord, result: &MatchResult) -> Result<MergePlan, HubError> {
+    /// With `replica`, the source record may come from a stale replica: a golden record its
+    /// cross-reference leads to that no longer lists it (a steward moved it since) is a conflict,
+    /// and the caller reads again; so is a golden record to join that lists it already. A new
+    /// golden record's id derives from the source key, so creating one twice fails its condition.
+    async fn plan(&self, source: &SourceRecord, result: &MatchResult, replica: bool) -> Result<MergePlan, HubError> {
         let schema = self.schema(&source.key.entity)?;
         let current = match &source.golden_id {
             Some(id) => match self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next() {
+                Some(g) if replica && !g.members.contains(&source.key) => {
+                    return Err(StoreError::Conflict(Conflict::SourceChanged(source.key.to_string())).into());
+                }
                 Some(g) => Some(self.state_of(g).await?),
                 None => None,
             },
@@ -293,6 +300,10 @@ impl<S: Store> Hub<S> {
             let resolved = self.resolve(&schema.entity, golden_ids).await?;
             let mut seen: BTreeSet<String> = current.iter().map(|c| c.golden.golden_id.clone()).collect();
             for g in resolved.into_values() {
+                if replica && current.is_none() && g.members.contains(&source.key) {
+                    // Joined already: the replica missed the cross-reference.
+                    return Err(StoreError::Conflict(Conflict::SourceChanged(source.key.to_string())).into());
+                }
                 if seen.insert(g.golden_id.clone()) {
                     targets.push(self.state_of(g).await?);
                 }
@@ -309,8 +320,19 @@ impl<S: Store> Hub<S> {
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.texts());
         }
-        let claim_keys: Vec<String> = claim_keys.into_iter().collect();
-        let claims = self.store.get_claims(&schema.entity, &claim_keys).await?;
+        // A claim a golden record of the group lists is its own: the transaction that wrote the
+        // claim listed it, and only merging that record away or erasure takes it (both change
+        // the list). Only the other keys are read.
+        let mut claims: BTreeMap<String, String> = BTreeMap::new();
+        for g in current.iter().chain(targets.iter()) {
+            for k in g.golden.claims.texts() {
+                claims.insert(k, g.golden.golden_id.clone());
+            }
+        }
+        let unknown: Vec<String> = claim_keys.into_iter().filter(|k| !claims.contains_key(k)).collect();
+        if !unknown.is_empty() {
+            claims.extend(self.store.get_claims(&schema.entity, &unknown).await?);
+        }
         // Holders outside the group that were merged into another golden record.
         let group: BTreeSet<&str> = current.iter().chain(targets.iter()).map(|g| g.golden.golden_id.as_str()).collect();
         let outside: Vec<String> = claims
@@ -414,7 +436,14 @@ impl<S: Store> Hub<S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+            // The first attempt of a queued decision may read a replica (the message names the
+            // version); a stale cross-reference shows in the plan and retries read strongly.
+            let replica = attempt == 1 && seq.is_some();
+            let source = match seq {
+                Some(seq) if replica => self.store.get_source_at(key, seq).await?,
+                _ => self.store.get_source(key).await?,
+            };
+            let source = source.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
             if source.held {
                 return Err(HubError::Held(key.to_string()));
             }
@@ -429,7 +458,13 @@ impl<S: Store> Hub<S> {
             if rematch {
                 result = self.match_record(&source).await?;
             }
-            let mut plan = self.plan(&source, &result).await?;
+            let mut plan = match self.plan(&source, &result, replica).await {
+                Err(HubError::Store(e)) if e.is_conflict() && attempt < self.config.max_attempts => {
+                    debug!(source = %key, attempt, error = %e, "stale read; re-reading");
+                    continue;
+                }
+                other => other?,
+            };
             match self.store.transact(std::mem::take(&mut plan.writes)).await {
                 Ok(()) => {
                     for chunk in std::mem::take(&mut plan.follow_ups) {

@@ -330,3 +330,43 @@ async fn a_decision_for_an_older_version_is_made_again() {
     assert!(matches!(report.outcome, MergeOutcome::Created { .. }), "{:?}", report.outcome);
     assert_ne!(report.outcome.golden_id(), anna.outcome.golden_id(), "v2 is not linked to Anna on v1's decision");
 }
+
+/// The merge handler reads the queued record from a replica first: a cross-reference the replica
+/// missed, or one a steward has changed since, is caught by the plan and read again.
+#[tokio::test]
+async fn a_stale_cross_reference_from_a_replica_is_read_again() {
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    let mut ids = Vec::new();
+    for input in [anna_crm(), bob()] {
+        let r = mdm_core::record::validate(hub.registry(), &input, 0).expect("valid");
+        hub.ingest(&r).await.expect("ingest");
+        ids.push(hub.process(&r.key).await.expect("process").outcome.golden_id().to_owned());
+    }
+    let (anna, bob_id) = (ids[0].clone(), ids[1].clone());
+    let web = mdm_core::record::validate(hub.registry(), &anna_web(), 0).expect("valid");
+    hub.ingest(&web).await.expect("ingest");
+    let (_, decided) = hub.match_source(&web.key).await.expect("match");
+    let first = hub.merge_decision(&web.key, decided.clone(), Some(web.seq), false).await.expect("merge");
+    assert_eq!(first.outcome, MergeOutcome::Linked { golden_id: anna.clone() });
+    assert_eq!(first.attempts, 1);
+
+    // A duplicate delivery reads a replica that has not seen the cross-reference yet.
+    hub.store().stale_xref(None);
+    let again = hub.merge_decision(&web.key, decided.clone(), Some(web.seq), false).await.expect("merge");
+    assert_eq!(again.attempts, 2, "the stale read is noticed and the record read again");
+    assert_eq!(again.outcome, MergeOutcome::Unchanged { golden_id: anna.clone() });
+
+    // A replica still naming a golden record that no longer lists the record.
+    hub.store().stale_xref(Some(&bob_id));
+    let third = hub.merge_decision(&web.key, decided, Some(web.seq), false).await.expect("merge");
+    assert_eq!(third.attempts, 2);
+    assert_eq!(third.outcome, MergeOutcome::Unchanged { golden_id: anna.clone() });
+    let bob_golden = hub.store().get_golden("customer", &bob_id).await.expect("get").expect("bob");
+    assert_eq!(bob_golden.status, GoldenStatus::Active, "Bob's golden record is not merged into Anna's");
+    assert_eq!(bob_golden.members.len(), 1);
+    let anna_golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    assert_eq!(anna_golden.members.len(), 2);
+}

@@ -498,20 +498,30 @@ pub async fn receipts_lock_optimistically<S: Store + ReceiptStore>(store: &S, e:
 }
 
 /// A store that fails on purpose: delegates everything to `inner`, except that the n-th
-/// transaction after [`Faulty::fail_at`] fails as unavailable (a crash half-way, for tests).
+/// transaction after [`Faulty::fail_at`] fails as unavailable (a crash half-way, for tests), and
+/// that [`SourceStore::get_source_at`] can stand in for a replica that lags behind.
 pub struct Faulty<S> {
     pub inner: S,
     countdown: std::sync::atomic::AtomicI64,
+    replica_xref: std::sync::Mutex<Option<Option<String>>>,
 }
 
 impl<S> Faulty<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, countdown: std::sync::atomic::AtomicI64::new(-1) }
+        Self { inner, countdown: std::sync::atomic::AtomicI64::new(-1), replica_xref: std::sync::Mutex::new(None) }
     }
 
     /// The `n`-th transaction from now (1 = the next) fails; later ones succeed again.
     pub fn fail_at(&self, n: i64) {
         self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// From now on, replica reads ([`SourceStore::get_source_at`]) return the stored record with
+    /// this cross-reference, as a replica that missed the latest one would.
+    pub fn stale_xref(&self, golden_id: Option<&str>) {
+        if let Ok(mut x) = self.replica_xref.lock() {
+            *x = Some(golden_id.map(str::to_owned));
+        }
     }
 }
 
@@ -521,6 +531,14 @@ impl<S: SourceStore> SourceStore for Faulty<S> {
     }
     async fn get_source(&self, k: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
         self.inner.get_source(k).await
+    }
+    async fn get_source_at(&self, k: &SourceKey, seq: u64) -> Result<Option<SourceRecord>, StoreError> {
+        let stale = self.replica_xref.lock().ok().and_then(|x| x.clone());
+        let found = self.inner.get_source_at(k, seq).await?;
+        Ok(match stale {
+            Some(xref) => found.map(|r| SourceRecord { golden_id: xref, ..r }),
+            None => found,
+        })
     }
     async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
         self.inner.get_sources(k).await
