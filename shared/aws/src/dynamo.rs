@@ -90,7 +90,13 @@ pub struct DynamoStore {
     /// Strongly consistent batch reads of golden records (the default); see
     /// [`DynamoStore::eventual_reads`].
     consistent_goldens: bool,
+    /// A block item keeps at most this many golden ids and one more: enough to answer every
+    /// lookup whose cap is at most this; see [`DynamoStore::with_block_cap`].
+    block_cap: usize,
 }
+
+/// Golden ids a block item keeps (and one more) unless [`DynamoStore::with_block_cap`] says.
+pub const DEFAULT_BLOCK_CAP: usize = 100;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -186,7 +192,14 @@ impl DynamoStore {
             eventual_sources: false,
             consistent_goldens: true,
             recent: Arc::new(RecentEntries::default()),
+            block_cap: DEFAULT_BLOCK_CAP,
         }
+    }
+
+    /// The largest `max_block_size` of the entity types this store serves (100 unless set).
+    pub fn with_block_cap(mut self, cap: usize) -> Self {
+        self.block_cap = cap;
+        self
     }
 
     /// Reads the blocking index, the claims and candidate golden records eventually consistently,
@@ -421,9 +434,8 @@ impl DynamoStore {
                     .map_err(build_err)?;
                 Ok(TransactWriteItem::builder().update(u).build())
             }
-            WriteOp::PutIndex { entity, key, golden_id } => put(index_item(entity, key, golden_id), None, vec![]),
-            WriteOp::DeleteIndex { entity, key, golden_id } => {
-                delete(keys::block_item_key(entity, key), golden_id.clone(), None)
+            WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. } => {
+                Err(StoreError::Invalid("index entries are written outside transactions".into()))
             }
             WriteOp::PutSuppression { entity, key, request_id } => {
                 let item = HashMap::from([
@@ -786,12 +798,16 @@ fn transaction_writes(items: &[TransactWriteItem]) -> Vec<Write<'_>> {
         .collect()
 }
 
-fn index_item(entity: &str, key: &str, golden_id: &str) -> Item {
-    HashMap::from([
-        ("pk".into(), s(keys::block_item_key(entity, key))),
-        ("sk".into(), s(golden_id)),
-        ("kind".into(), s("index")),
-    ])
+/// The item of one block of the blocking index.
+fn block_key(entity: &str, key: &str) -> Item {
+    HashMap::from([("pk".into(), s(keys::block_item_key(entity, key))), ("sk".into(), s(META))])
+}
+
+/// The golden ids a block item (or the attributes an update returned) holds, sorted.
+fn block_ids(item: &Item) -> Vec<String> {
+    let mut ids = item.get("g").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    ids.sort();
+    ids
 }
 
 fn status_name(g: &GoldenRecord) -> &'static str {
@@ -1045,28 +1061,21 @@ impl LookupStore for DynamoStore {
 }
 
 impl BlockIndex for DynamoStore {
-    /// One `Query` per key (a block is a partition), all sent at once: a record's six or so keys
-    /// cost one round trip of latency, not six.
+    /// One item per block (`BLK#…`, `META`) whose string set `g` holds the golden ids: all of a
+    /// record's blocks in one `BatchGetItem`, half a unit each when eventually consistent.
     async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, k) in keys.iter().enumerate() {
-            let this = self.clone();
-            let pk = keys::block_item_key(entity, k);
-            let consistent = this.consistent_index;
-            tasks.spawn(async move { (i, this.query(pk, None, Some(cap.saturating_add(1)), consistent).await) });
-        }
-        let mut found: Vec<Option<Vec<Item>>> = vec![None; keys.len()];
-        while let Some(done) = tasks.join_next().await {
-            let (i, items) = done.map_err(|e| StoreError::Unavailable(format!("block lookup task: {e}")))?;
-            found[i] = Some(items?);
+        let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+        let wanted: Vec<Item> = unique.into_iter().map(|k| block_key(entity, k)).collect();
+        let items = self.batch_get_projected(wanted, None, self.consistent_index).await?;
+        let mut by_pk: HashMap<String, Vec<String>> = HashMap::with_capacity(items.len());
+        for item in &items {
+            if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                by_pk.insert(pk.clone(), block_ids(item));
+            }
         }
         let mut out = Vec::with_capacity(keys.len());
-        for (k, items) in keys.iter().zip(found) {
-            let mut golden_ids: Vec<String> = items
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
-                .collect();
+        for k in keys {
+            let mut golden_ids = by_pk.get(&keys::block_item_key(entity, k)).cloned().unwrap_or_default();
             if !self.consistent_index {
                 self.recent.complete(entity, k, &mut golden_ids);
             }
@@ -1077,6 +1086,106 @@ impl BlockIndex for DynamoStore {
             out.push(BlockHit { key: k.clone(), golden_ids, too_common });
         }
         Ok(out)
+    }
+
+    /// One `UpdateItem` per block (`ADD` to the set, the set as it was returned at no extra
+    /// cost), all sent at once. A block that already holds more than the store's cap is left
+    /// as it is (it is too common for every lookup) and reported too common.
+    async fn add_to_blocks(
+        &self,
+        entity: &str,
+        keys: &[String],
+        golden_id: &str,
+        cap: usize,
+    ) -> Result<Vec<BlockHit>, StoreError> {
+        let before = self.block_updates(entity, keys.iter().map(|k| (k.as_str(), golden_id, true))).await?;
+        Ok(keys
+            .iter()
+            .zip(before)
+            .map(|(k, ids)| match ids {
+                Some(ids) if ids.len() <= cap => BlockHit { key: k.clone(), golden_ids: ids, too_common: false },
+                _ => BlockHit { key: k.clone(), golden_ids: Vec::new(), too_common: true },
+            })
+            .collect())
+    }
+}
+
+impl DynamoStore {
+    /// Adds (`true`) golden ids to or removes them from blocks, one `UpdateItem` each, all at
+    /// once; returns each block's ids before the update, or `None` for a block too full to add to.
+    async fn block_updates<'a>(
+        &self,
+        entity: &str,
+        updates: impl Iterator<Item = (&'a str, &'a str, bool)>,
+    ) -> Result<Vec<Option<Vec<String>>>, StoreError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut n = 0;
+        for (i, (key, golden_id, add)) in updates.enumerate() {
+            let this = self.clone();
+            let (entity, key, golden_id) = (entity.to_owned(), key.to_owned(), golden_id.to_owned());
+            tasks.spawn(async move { (i, this.block_update(&entity, &key, &golden_id, add).await) });
+            n += 1;
+        }
+        let mut out = vec![None; n];
+        while let Some(done) = tasks.join_next().await {
+            let (i, before) = done.map_err(|e| StoreError::Unavailable(format!("block update task: {e}")))?;
+            out[i] = before?;
+        }
+        Ok(out)
+    }
+
+    async fn block_update(
+        &self,
+        entity: &str,
+        key: &str,
+        golden_id: &str,
+        add: bool,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let item_key = block_key(entity, key);
+        self.count(&self.counts.update_item);
+        meter().request("UpdateItem");
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key.clone()))
+            .expression_attribute_values(":g", AttributeValue::Ss(vec![golden_id.to_owned()]))
+            .return_values(ReturnValue::UpdatedOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        u = if add {
+            u.update_expression("ADD g :g SET #k = :k")
+                .condition_expression("attribute_not_exists(g) OR size(g) <= :cap")
+                .expression_attribute_names("#k", "kind")
+                .expression_attribute_values(":k", s("index"))
+                .expression_attribute_values(":cap", n(self.block_cap as u64))
+        } else {
+            u.update_expression("DELETE g :g")
+        };
+        let (before, result) = match u.send().await {
+            Ok(out) => {
+                self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                let before = out.attributes.as_ref().map(block_ids).unwrap_or_default();
+                (Some(before), Ok(()))
+            }
+            // Full: more golden records share the key than any lookup takes.
+            Err(SdkError::ServiceError(e)) if add && e.err().is_conditional_check_failed_exception() => (None, Ok(())),
+            Err(e) => (None, Err(unavailable("UpdateItem")(e))),
+        };
+        result?;
+        let mut after: Vec<String> = before.clone().unwrap_or_default();
+        if before.is_some() {
+            if add {
+                self.recent.added(entity, key, golden_id);
+                after.push(golden_id.to_owned());
+            } else {
+                self.recent.removed(entity, key, golden_id);
+                after.retain(|g| g != golden_id);
+            }
+        }
+        let set = if after.is_empty() { vec![] } else { vec![("g".to_owned(), AttributeValue::Ss(after))] };
+        let remove = if set.is_empty() { vec!["g".to_owned()] } else { vec![] };
+        meter().write("UpdateItem", &[Write::Update { key: &item_key, set, remove }], false);
+        Ok(before)
     }
 }
 
@@ -1141,92 +1250,96 @@ impl ReviewStore for DynamoStore {
 }
 
 impl Transactor for DynamoStore {
-    /// One `TransactWriteItems` for everything but the blocking index. Index entries are a
-    /// candidate list, not a record: new ones are written before the transaction and dropped ones
-    /// after it, with `BatchWriteItem`, at half a transaction's write units. An entry written for
-    /// a transaction that then failed names a golden record that does not exist (or, golden ids
-    /// being derived from the first source key, one the retry writes); lookups resolve it to
-    /// nothing.
+    /// One `TransactWriteItems` for everything but the blocking index and the cross-references,
+    /// which cost half a transaction's write units outside it:
+    ///
+    /// - Index entries are a candidate list, not a record: new ones are written before the
+    ///   transaction and dropped ones after it, with `BatchWriteItem`. An entry written for a
+    ///   transaction that then failed names a golden record that does not exist (or, golden ids
+    ///   being derived from the first source key, one the retry writes); lookups resolve it to
+    ///   nothing.
+    /// - Cross-references follow the golden records that list their source records: each is a
+    ///   conditional `UpdateItem` after the transaction. A lost one fails the call, so the queue
+    ///   delivers the message again; the retry finds the golden record that lists the source
+    ///   (see `Hub::merge_decision`) and writes it.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
-        let (index, ops): (Vec<WriteOp>, Vec<WriteOp>) =
-            ops.into_iter().partition(|op| matches!(op, WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. }));
-        let (puts, deletes): (Vec<WriteOp>, Vec<WriteOp>) =
-            index.into_iter().partition(|op| matches!(op, WriteOp::PutIndex { .. }));
-        self.batch_write(&puts).await?;
-        if !ops.is_empty() {
-            self.transact_items(&ops).await?;
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        let mut xrefs = Vec::new();
+        let mut items = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                WriteOp::PutIndex { .. } => puts.push(op),
+                WriteOp::DeleteIndex { .. } => deletes.push(op),
+                WriteOp::SetXref { .. } => xrefs.push(op),
+                _ => items.push(op),
+            }
         }
-        self.batch_write(&deletes).await
+        self.index_writes(&puts).await?;
+        if !items.is_empty() {
+            self.transact_items(&items).await?;
+        }
+        for op in &xrefs {
+            if let WriteOp::SetXref { source, golden_id } = op {
+                self.set_xref(source, golden_id).await?;
+            }
+        }
+        self.index_writes(&deletes).await
     }
 }
 
 impl DynamoStore {
-    /// Index puts and deletes in `BatchWriteItem` requests of 25, unprocessed ones retried.
-    async fn batch_write(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-        for chunk in ops.chunks(25) {
-            let mut pending = Vec::with_capacity(chunk.len());
-            for op in chunk {
-                pending.push(match op {
-                    WriteOp::PutIndex { entity, key, golden_id } => WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(index_item(entity, key, golden_id)))
-                                .build()
-                                .map_err(build_err)?,
-                        )
-                        .build(),
-                    WriteOp::DeleteIndex { entity, key, golden_id } => {
-                        let key = HashMap::from([
-                            ("pk".into(), s(keys::block_item_key(entity, key))),
-                            ("sk".into(), s(golden_id)),
-                        ]);
-                        WriteRequest::builder()
-                            .delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(build_err)?)
-                            .build()
-                    }
-                    _ => return Err(StoreError::Invalid("only index entries are batch-written".into())),
-                });
+    /// Points a stored source record at its golden record (`UpdateItem`, on condition that the
+    /// source item exists).
+    async fn set_xref(&self, source: &SourceKey, golden_id: &str) -> Result<(), StoreError> {
+        let key = source_key_item(source);
+        self.count(&self.counts.update_item);
+        meter().request("UpdateItem");
+        meter().write(
+            "UpdateItem",
+            &[Write::Update { key: &key, set: vec![("golden_id".into(), s(golden_id))], remove: vec![] }],
+            false,
+        );
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression("SET golden_id = :g")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":g", s(golden_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                Ok(())
             }
-            let mut rounds = 0;
-            while !pending.is_empty() {
-                rounds += 1;
-                if rounds > 10 {
-                    return Err(StoreError::Unavailable(
-                        "BatchWriteItem: items left unprocessed after 10 rounds".into(),
-                    ));
-                }
-                if rounds > 1 {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << rounds.min(6))).await;
-                }
-                self.count(&self.counts.batch_write_item);
-                meter().request("BatchWriteItem");
-                let writes: Vec<Write<'_>> = pending
-                    .iter()
-                    .filter_map(|w| match (w.put_request(), w.delete_request()) {
-                        (Some(p), _) => Some(Write::Put(p.item())),
-                        (_, Some(d)) => Some(Write::Delete(d.key())),
-                        _ => None,
-                    })
-                    .collect();
-                meter().write("BatchWriteItem", &writes, false);
-                let resp = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(unavailable("BatchWriteItem"))?;
-                pending = resp.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::Conflict(Conflict::MissingSource(source.to_string())))
             }
-            for op in chunk {
-                match op {
-                    WriteOp::PutIndex { entity, key, golden_id } => self.recent.added(entity, key, golden_id),
-                    WriteOp::DeleteIndex { entity, key, golden_id } => self.recent.removed(entity, key, golden_id),
-                    _ => {}
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    /// Index puts and deletes, one `UpdateItem` per block, all sent at once.
+    async fn index_writes(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut by_entity: BTreeMap<&str, Vec<(&str, &str, bool)>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                WriteOp::PutIndex { entity, key, golden_id } => {
+                    by_entity.entry(entity).or_default().push((key, golden_id, true))
                 }
+                WriteOp::DeleteIndex { entity, key, golden_id } => {
+                    by_entity.entry(entity).or_default().push((key, golden_id, false))
+                }
+                _ => return Err(StoreError::Invalid("only index entries are written here".into())),
             }
+        }
+        for (entity, updates) in by_entity {
+            self.block_updates(entity, updates.into_iter()).await?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     let sdk = mdm_aws::config::sdk_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), res.attr("HubTable", "ref").expect("table"));
     let passed = conformance::run_all(&store, "ddb").await;
-    assert_eq!(passed.len(), 10);
+    assert_eq!(passed.len(), 11);
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;

@@ -52,13 +52,13 @@ async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
         |key: &str, g: &str| WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: g.into() };
     merger.transact(vec![put("email=aa", "g1"), put("phone=bb", "g1"), put("phone=bb", "g2")]).await.expect("write");
 
-    // A replica that has not seen the writes yet: the items are not there.
-    for (key, g) in [("email=aa", "g1"), ("phone=bb", "g1"), ("phone=bb", "g2")] {
+    // A replica that has not seen the writes yet: the block items are not there.
+    for key in ["email=aa", "phone=bb"] {
         s.ddb
             .delete_item()
             .table_name(s.table())
             .key("pk", AttributeValue::S(keys::block_item_key("customer", key)))
-            .key("sk", AttributeValue::S(g.into()))
+            .key("sk", AttributeValue::S("META".into()))
             .send()
             .await
             .expect("delete");
@@ -118,4 +118,45 @@ async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_one
     let read = merger.get_claims("customer", &["phone=bb".to_owned(), "dob=cc".to_owned()]).await.expect("claims");
     assert_eq!(read.get("phone=bb").map(String::as_str), Some("g9"));
     assert_eq!(batches(&merger) - before, 2, "the failed key strongly, the other eventually consistently");
+}
+
+/// A merge that creates a golden record learns from its own index writes what the blocks held:
+/// one `UpdateItem` per block, no read. A block holding more than the store's cap is left alone.
+#[tokio::test]
+async fn index_writes_return_what_the_blocks_held() {
+    let Some(s) = stack("reads-add").await else { return };
+    let store = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads().with_block_cap(2);
+    let put =
+        |key: &str, g: &str| WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: g.into() };
+    store.transact(vec![put("email=aa", "g1"), put("dob=dd", "g1"), put("dob=dd", "g2")]).await.expect("write");
+    let reads = |st: &DynamoStore| {
+        st.counts().batch_get_item.load(Ordering::Relaxed) + st.counts().query.load(Ordering::Relaxed)
+    };
+    let before = reads(&store);
+    let keys = ["email=aa".to_owned(), "dob=dd".to_owned(), "new=ee".to_owned()];
+    let held = store.add_to_blocks("customer", &keys, "g3", 1).await.expect("add");
+    assert_eq!(reads(&store), before, "nothing is read");
+    assert_eq!((held[0].golden_ids.clone(), held[0].too_common), (vec!["g1".to_owned()], false));
+    assert!(held[1].too_common && held[1].golden_ids.is_empty(), "two golden records > cap 1");
+    assert!(held[2].golden_ids.is_empty() && !held[2].too_common);
+    let strong = DynamoStore::new(s.ddb.clone(), s.table());
+    let now = strong.lookup("customer", &keys, 10).await.expect("lookup");
+    assert_eq!(now[0].golden_ids, ["g1", "g3"]);
+    assert_eq!(now[1].golden_ids, ["g1", "g2", "g3"], "the store's cap is 2: a third id still fits");
+    assert_eq!(now[2].golden_ids, ["g3"]);
+    // Full (three ids > the store's cap of 2): left as it is, reported too common.
+    let held = store.add_to_blocks("customer", &keys[1..2], "g4", 10).await.expect("add");
+    assert!(held[0].too_common);
+    let now = strong.lookup("customer", &keys[1..2], 10).await.expect("lookup");
+    assert_eq!(now[0].golden_ids, ["g1", "g2", "g3"], "a full block does not grow");
+    // Deletes take the id out of the set.
+    store
+        .transact(vec![WriteOp::DeleteIndex {
+            entity: "customer".into(),
+            key: "email=aa".into(),
+            golden_id: "g1".into(),
+        }])
+        .await
+        .expect("delete");
+    assert_eq!(strong.lookup("customer", &keys[..1], 10).await.expect("lookup")[0].golden_ids, ["g3"]);
 }

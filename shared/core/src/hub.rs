@@ -111,6 +111,27 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[String], hit: &c
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
 
+/// Removes the plan's index entries for `golden_id` (from the main transaction and the
+/// follow-ups) and returns their keys.
+fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut take = |ops: &mut Vec<crate::store::WriteOp>| {
+        ops.retain(|op| match op {
+            crate::store::WriteOp::PutIndex { key, golden_id: g, .. } if g == golden_id => {
+                keys.push(key.clone());
+                false
+            }
+            _ => true,
+        })
+    };
+    take(&mut plan.writes);
+    for chunk in plan.follow_ups.iter_mut() {
+        take(chunk);
+    }
+    plan.follow_ups.retain(|c| !c.is_empty());
+    keys
+}
+
 impl<S: Store> Hub<S> {
     pub fn new(registry: Arc<SchemaRegistry>, store: S) -> Self {
         Self { registry, store, config: HubConfig::default(), clock: crate::time::now_ms }
@@ -283,9 +304,26 @@ impl<S: Store> Hub<S> {
     /// cross-reference leads to that no longer lists it (a steward moved it since) is a conflict,
     /// and the caller reads again; so is a golden record to join that lists it already. A new
     /// golden record's id derives from the source key, so creating one twice fails its condition.
-    async fn plan(&self, source: &SourceRecord, result: &MatchResult, replica: bool) -> Result<MergePlan, HubError> {
+    ///
+    /// With `heal` (a retry), a record without a cross-reference is checked against the golden
+    /// record it would create: an adapter that writes cross-references after its transaction
+    /// may have lost one, and that golden record then lists the record already.
+    async fn plan(
+        &self,
+        source: &SourceRecord,
+        result: &MatchResult,
+        replica: bool,
+        heal: bool,
+    ) -> Result<MergePlan, HubError> {
         let schema = self.schema(&source.key.entity)?;
         let current = match &source.golden_id {
+            None if heal => {
+                let own = golden_id_for(&source.key);
+                match self.resolve(&schema.entity, std::slice::from_ref(&own)).await?.into_values().next() {
+                    Some(g) if g.members.contains(&source.key) => Some(self.state_of(g).await?),
+                    _ => None,
+                }
+            }
             Some(id) => match self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next() {
                 Some(g) if replica && !g.members.contains(&source.key) => {
                     return Err(StoreError::Conflict(Conflict::SourceChanged(source.key.to_string())).into());
@@ -389,7 +427,21 @@ impl<S: Store> Hub<S> {
         if keys.is_empty() {
             return Ok(false);
         }
-        let mut hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        self.any_unseen(schema, source, result, hits).await
+    }
+
+    /// Whether the blocks `hits` of the record's keys name an active golden record the decision
+    /// did not consider (nor the record's own).
+    async fn any_unseen(
+        &self,
+        schema: &EntitySchema,
+        source: &SourceRecord,
+        result: &MatchResult,
+        mut hits: Vec<crate::store::BlockHit>,
+    ) -> Result<bool, HubError> {
+        let record_keys = keys_of(schema, source);
+        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
         hits.retain(|h| !too_full(record_keys, &keys, h));
         let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
         if let Some(own) = &source.golden_id {
@@ -450,21 +502,42 @@ impl<S: Store> Hub<S> {
             let schema = self.schema(&source.key.entity)?;
             // Only a NEW or REVIEW decision can have missed a golden record created since: a LINK
             // already joins one, and re-reading every block for it would double the index reads.
+            // For a record not in a golden record yet, whose golden record the merge creates,
+            // the check rides on the index writes instead (below).
             let may_be_stale = !matches!(result.decision, MatchDecision::Link { .. });
+            let on_write = !fresh && may_be_stale && source.golden_id.is_none();
             let rematch = attempt > 1
                 || (!fresh
                     && (seq.is_some_and(|s| s != source.seq)
-                        || (may_be_stale && self.is_stale(schema, &source, &result).await?)));
+                        || (may_be_stale && !on_write && self.is_stale(schema, &source, &result).await?)));
             if rematch {
                 result = self.match_record(&source).await?;
             }
-            let mut plan = match self.plan(&source, &result, replica).await {
+            let mut plan = match self.plan(&source, &result, replica, attempt > 1).await {
                 Err(HubError::Store(e)) if e.is_conflict() && attempt < self.config.max_attempts => {
                     debug!(source = %key, attempt, error = %e, "stale read; re-reading");
                     continue;
                 }
                 other => other?,
             };
+            if on_write && !rematch {
+                if let MergeOutcome::Created { golden_id } = &plan.outcome {
+                    let golden_id = golden_id.clone();
+                    let keys = take_index_puts(&mut plan, &golden_id);
+                    let before = self
+                        .store
+                        .add_to_blocks(&schema.entity, &keys, &golden_id, schema.matching.max_block_size)
+                        .await?;
+                    if self.any_unseen(schema, &source, &result, before).await? {
+                        // The entries just written name a golden record that may never be
+                        // created; lookups resolve such an entry to nothing.
+                        debug!(source = %key, attempt, "a golden record appeared under the record's keys; deciding again");
+                        continue;
+                    }
+                } else if self.is_stale(schema, &source, &result).await? {
+                    continue;
+                }
+            }
             match self.store.transact(std::mem::take(&mut plan.writes)).await {
                 Ok(()) => {
                     for chunk in std::mem::take(&mut plan.follow_ups) {

@@ -5,7 +5,7 @@ use mdm_core::store::{conformance, memory::MemoryStore};
 async fn in_process_store_passes_the_conformance_suite() {
     let store = MemoryStore::new();
     let passed = conformance::run_all(&store, "mem").await;
-    assert_eq!(passed.len(), 10);
+    assert_eq!(passed.len(), 11);
 }
 
 #[tokio::test]

@@ -370,3 +370,35 @@ async fn a_stale_cross_reference_from_a_replica_is_read_again() {
     let anna_golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
     assert_eq!(anna_golden.members.len(), 2);
 }
+
+/// An adapter that writes cross-references after its transaction can lose one in a crash; the
+/// queue's next delivery finds the golden record that lists the record and writes it.
+#[tokio::test]
+async fn a_lost_cross_reference_is_written_by_the_retry() {
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    // A sparse record: matched against its own golden record it would not link, so the retry
+    // cannot rely on a re-match.
+    for (input, full) in [
+        (customer("crm", "sparse-1", 1, json!({"given_name": "Ola", "family_name": "Berg"})), false),
+        (anna_crm(), true),
+    ] {
+        let r = mdm_core::record::validate(hub.registry(), &input, 0).expect("valid");
+        hub.ingest(&r).await.expect("ingest");
+        let (_, decided) = hub.match_source(&r.key).await.expect("match");
+        assert_eq!(decided.decision, MatchDecision::New);
+        hub.store().lose_xrefs_once();
+        assert!(hub.merge_decision(&r.key, decided.clone(), Some(r.seq), false).await.is_err(), "the crash");
+        let stored = hub.store().get_source(&r.key).await.expect("get").expect("stored");
+        assert_eq!(stored.golden_id, None, "the cross-reference was lost");
+        let again = hub.merge_decision(&r.key, decided, Some(r.seq), false).await.expect("redelivery");
+        let golden_id = mdm_core::keys::golden_id_for(&r.key);
+        assert_eq!(again.outcome.golden_id(), golden_id, "full record: {full}");
+        let stored = hub.store().get_source(&r.key).await.expect("get").expect("stored");
+        assert_eq!(stored.golden_id.as_deref(), Some(golden_id.as_str()), "the cross-reference is written");
+        let golden = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("golden");
+        assert_eq!(golden.members.len(), 1);
+    }
+}

@@ -31,7 +31,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
         let registry = Arc::new(settings.registry()?);
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone());
+        let block_cap = registry
+            .entities()
+            .filter_map(|e| registry.get(e))
+            .map(|s| s.matching.max_block_size)
+            .max()
+            .unwrap_or(crate::dynamo::DEFAULT_BLOCK_CAP);
+        let store =
+            DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone()).with_block_cap(block_cap);
         // The match handler's reads are advisory (half the read units): the merge handler
         // rechecks a NEW or REVIEW decision against the index and writes conditionally. It reads
         // the index and the claims eventually consistently too, with this instance's own recent

@@ -74,6 +74,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
     claim_conflict(store, &e).await;
     history_and_review(store, &e).await;
     index_lookup_and_cap(store, &e).await;
+    add_to_blocks_returns_what_was_there(store, &e).await;
     transaction_limits(store, &e).await;
     outbox_round_trip(store, &e).await;
     batch_reads_skip_missing(store, &e).await;
@@ -85,6 +86,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
         "claim_conflict",
         "history_and_review",
         "index_lookup_and_cap",
+        "add_to_blocks_returns_what_was_there",
         "transaction_limits",
         "outbox_round_trip",
         "batch_reads_skip_missing",
@@ -256,6 +258,27 @@ pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
         .await
         .expect("delete");
     assert!(store.lookup(e, &keys[1..2], 5).await.expect("lookup")[0].golden_ids.is_empty());
+}
+
+/// Adding a golden record to blocks returns what each block held before, capped like a lookup.
+pub async fn add_to_blocks_returns_what_was_there<S: Store>(store: &S, e: &str) {
+    let ops = vec![index(e, "add=k1", "g1"), index(e, "add=k1", "g2"), index(e, "add=k3", "g1")];
+    store.transact(ops).await.expect("index");
+    let keys = ["add=k1".to_string(), "add=k2".to_string(), "add=k3".to_string()];
+    let held = store.add_to_blocks(e, &keys, "g3", 1).await.expect("add");
+    assert_eq!(held.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(), ["add=k1", "add=k2", "add=k3"]);
+    assert!(held[0].too_common && held[0].golden_ids.is_empty(), "2 > cap 1");
+    assert!(!held[1].too_common && held[1].golden_ids.is_empty(), "a new block");
+    assert_eq!(held[2].golden_ids, ["g1"]);
+    let now = store.lookup(e, &keys, 10).await.expect("lookup");
+    let sorted = |h: &BlockHit| {
+        let mut ids = h.golden_ids.clone();
+        ids.sort();
+        ids
+    };
+    assert_eq!(sorted(&now[0]), ["g1", "g2", "g3"]);
+    assert_eq!(sorted(&now[1]), ["g3"]);
+    assert_eq!(sorted(&now[2]), ["g1", "g3"]);
 }
 
 /// More than 100 items, or one item twice, is refused before anything is written.
@@ -504,16 +527,28 @@ pub struct Faulty<S> {
     pub inner: S,
     countdown: std::sync::atomic::AtomicI64,
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
+    lose_xrefs: std::sync::atomic::AtomicBool,
 }
 
 impl<S> Faulty<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, countdown: std::sync::atomic::AtomicI64::new(-1), replica_xref: std::sync::Mutex::new(None) }
+        Self {
+            inner,
+            countdown: std::sync::atomic::AtomicI64::new(-1),
+            replica_xref: std::sync::Mutex::new(None),
+            lose_xrefs: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The `n`-th transaction from now (1 = the next) fails; later ones succeed again.
     pub fn fail_at(&self, n: i64) {
         self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next transaction is written without its cross-references and then fails, as an
+    /// adapter that writes them after its transaction does when it crashes in between.
+    pub fn lose_xrefs_once(&self) {
+        self.lose_xrefs.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// From now on, replica reads ([`SourceStore::get_source_at`]) return the stored record with
@@ -561,6 +596,9 @@ impl<S: BlockIndex> BlockIndex for Faulty<S> {
     async fn lookup(&self, e: &str, k: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.lookup(e, k, cap).await
     }
+    async fn add_to_blocks(&self, e: &str, k: &[String], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+        self.inner.add_to_blocks(e, k, g, cap).await
+    }
 }
 
 impl<S: ClaimStore> ClaimStore for Faulty<S> {
@@ -588,6 +626,11 @@ impl<S: Transactor> Transactor for Faulty<S> {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
             return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        if self.lose_xrefs.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let kept: Vec<WriteOp> = ops.into_iter().filter(|op| !matches!(op, WriteOp::SetXref { .. })).collect();
+            self.inner.transact(kept).await?;
+            return Err(StoreError::Unavailable("injected failure after the transaction".into()));
         }
         self.inner.transact(ops).await
     }

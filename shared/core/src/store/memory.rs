@@ -550,6 +550,25 @@ impl BlockIndex for MemoryStore {
             })
             .collect())
     }
+
+    async fn add_to_blocks(
+        &self,
+        entity: &str,
+        keys: &[String],
+        golden_id: &str,
+        cap: usize,
+    ) -> Result<Vec<BlockHit>, StoreError> {
+        let mut s = self.lock()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let ids = s.index.get(entity, k);
+            let too_common = ids.len() > cap;
+            let golden_ids = if too_common { Vec::new() } else { s.index.names(ids) };
+            out.push(BlockHit { key: k.clone(), golden_ids, too_common });
+            s.index.put(entity, k, golden_id);
+        }
+        Ok(out)
+    }
 }
 
 impl ClaimStore for MemoryStore {

@@ -254,6 +254,18 @@ pub trait BlockIndex: Send + Sync {
         keys: &[String],
         cap: usize,
     ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
+    /// Writes `golden_id` into the block of each key (as [`WriteOp::PutIndex`] does, ahead of
+    /// the transaction that creates the golden record) and returns what each block held before,
+    /// as [`BlockIndex::lookup`] would have with `cap`. A merge that creates a golden record
+    /// learns from its own index writes whether another one appeared under its keys since the
+    /// decision was made, without reading the blocks again.
+    fn add_to_blocks(
+        &self,
+        entity: &str,
+        keys: &[String],
+        golden_id: &str,
+        cap: usize,
+    ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
 }
 
 pub trait ClaimStore: Send + Sync {
