@@ -110,19 +110,38 @@ pub fn update_parts(
         names.and_then(|m| m.get(n)).cloned().unwrap_or_else(|| n.to_owned())
     };
     let (mut set, mut remove) = (Vec::new(), Vec::new());
-    let (set_part, remove_part) = match expr.find("REMOVE") {
-        Some(i) => (&expr[..i], Some(&expr[i + "REMOVE".len()..])),
-        None => (expr, None),
-    };
-    for assignment in set_part.trim().trim_start_matches("SET").split(',') {
-        if let Some((n, v)) = assignment.split_once('=') {
-            let value = values.and_then(|m| m.get(v.trim())).cloned().unwrap_or(AttributeValue::Null(true));
-            set.push((name(n), value));
+    // Clauses: SET a = :x, b = :y | REMOVE c | ADD d :z (counted as setting d to :z) | DELETE …
+    let mut clauses: Vec<(&str, String)> = Vec::new();
+    for word in expr.split_whitespace() {
+        match word {
+            "SET" | "REMOVE" | "ADD" | "DELETE" => clauses.push((word, String::new())),
+            w => {
+                if let Some((_, text)) = clauses.last_mut() {
+                    text.push(' ');
+                    text.push_str(w);
+                }
+            }
         }
     }
-    for n in remove_part.into_iter().flat_map(|r| r.split(',')) {
-        if !n.trim().is_empty() {
-            remove.push(name(n));
+    for (clause, text) in &clauses {
+        for part in text.split(',') {
+            match *clause {
+                "SET" => {
+                    if let Some((n, v)) = part.split_once('=') {
+                        let value = values.and_then(|m| m.get(v.trim())).cloned().unwrap_or(AttributeValue::Null(true));
+                        set.push((name(n), value));
+                    }
+                }
+                "ADD" => {
+                    let mut it = part.split_whitespace();
+                    if let (Some(n), Some(v)) = (it.next(), it.next()) {
+                        let value = values.and_then(|m| m.get(v)).cloned().unwrap_or(AttributeValue::Null(true));
+                        set.push((name(n), value));
+                    }
+                }
+                "REMOVE" if !part.trim().is_empty() => remove.push(name(part)),
+                _ => {}
+            }
         }
     }
     (set, remove)
@@ -266,13 +285,19 @@ impl Meter {
     }
 
     /// Items read with a projection: charged for the whole stored item where its size is known.
-    pub fn read_projected(&self, op: &'static str, keys: &[&Item], found: &[Item], consistent: bool) {
+    /// With `claims`, block items are counted as claims (the claim is the block item's
+    /// `golden_id`, and the projection asked for it).
+    pub fn read_projected(&self, op: &'static str, keys: &[&Item], found: &[Item], consistent: bool, claims: bool) {
         self.with(|s| {
             for k in keys {
                 let (pk, sk) = key_of(k);
                 let returned = found.iter().find(|i| key_of(i) == (pk.clone(), sk.clone()));
                 let size = s.stored_size(&pk, &sk).or_else(|| returned.map(crate::capacity::item_size)).unwrap_or(0);
-                let u = s.dynamo.entry((op, kind_of(&pk, &sk))).or_default();
+                let kind = match kind_of(&pk, &sk) {
+                    "index" if claims => "claim",
+                    kind => kind,
+                };
+                let u = s.dynamo.entry((op, kind)).or_default();
                 u.items += u64::from(returned.is_some());
                 u.read_units += read_units_as(size, consistent);
             }
@@ -300,6 +325,9 @@ impl Meter {
         let factor = if transactional { 2 } else { 1 };
         self.with(|s| {
             for w in writes {
+                // A claim is the `golden_id` of its block's item: an update setting or removing
+                // it is counted as a claim write.
+                let mut claim = false;
                 let (key, units) = match w {
                     Write::Put(item) => {
                         let key = key_of(item);
@@ -311,6 +339,9 @@ impl Meter {
                         let key = key_of(key);
                         let before = s.stored_size(&key.0, &key.1).unwrap_or(0);
                         let after = s.update(&key, set, remove);
+                        if set.iter().any(|(n, _)| n == "golden_id") || remove.iter().any(|n| n == "golden_id") {
+                            claim = kind_of(&key.0, &key.1) == "index";
+                        }
                         (key, write_units(before.max(after)))
                     }
                     Write::Delete(k) => {
@@ -323,7 +354,8 @@ impl Meter {
                     }
                     Write::Check(k) => (key_of(k), 1),
                 };
-                let u = s.dynamo.entry((op, kind_of(&key.0, &key.1))).or_default();
+                let kind = if claim { "claim" } else { kind_of(&key.0, &key.1) };
+                let u = s.dynamo.entry((op, kind)).or_default();
                 u.items += 1;
                 u.write_units += units * factor;
             }
@@ -461,6 +493,23 @@ mod tests {
             update_parts("SET #d = :d, source_seq = :seq REMOVE request_id", Some(&names), Some(&values));
         assert_eq!(set, vec![("data".to_owned(), s("x")), ("source_seq".to_owned(), AttributeValue::N("3".into()))]);
         assert_eq!(remove, vec!["request_id".to_owned()]);
+        // A claim that adds its golden record to the block in the same update.
+        let values =
+            HashMap::from([(":g", s("g1")), (":k", s("index")), (":gs", AttributeValue::Ss(vec!["g1".into()]))])
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect::<HashMap<_, _>>();
+        let names = HashMap::from([("#k".to_owned(), "kind".to_owned())]);
+        let (set, remove) = update_parts("SET golden_id = :g, #k = :k ADD g :gs", Some(&names), Some(&values));
+        assert_eq!(
+            set,
+            vec![
+                ("golden_id".to_owned(), s("g1")),
+                ("kind".to_owned(), s("index")),
+                ("g".to_owned(), AttributeValue::Ss(vec!["g1".into()]))
+            ]
+        );
+        assert!(remove.is_empty());
     }
 
     #[test]

@@ -324,7 +324,8 @@ impl DynamoStore {
                     .unwrap_or_default();
                 let charged: Vec<&Item> = asked.iter().filter(|k| !pending.contains(k)).collect();
                 if projection.is_some() {
-                    meter().read_projected("BatchGetItem", &charged, items, consistent);
+                    let claims = projection.is_some_and(|p| p.iter().any(|(n, _)| *n == "golden_id"));
+                    meter().read_projected("BatchGetItem", &charged, items, consistent, claims);
                 } else {
                     meter().read_items("BatchGetItem", &charged, items, consistent);
                 }
@@ -375,7 +376,9 @@ impl DynamoStore {
         Ok(out)
     }
 
-    fn op_item(&self, op: &WriteOp, folded: &Folded) -> Result<TransactWriteItem, StoreError> {
+    /// One transaction item. A claim lives on its block's item; `claim_adds` names the claims
+    /// whose golden record's index entry is added by the same update.
+    fn op_item(&self, op: &WriteOp, folded: &Folded, claim_adds: &ClaimAdds) -> Result<TransactWriteItem, StoreError> {
         let t = &self.table;
         let put = |item: Item,
                    cond: Option<&str>,
@@ -456,11 +459,17 @@ impl DynamoStore {
             WriteOp::DeleteHistory { entity, golden_id, version } => {
                 delete(keys::golden_item_key(entity, golden_id), keys::history_sort_key(*version), None)
             }
-            WriteOp::DeleteClaim { entity, key, holder } => delete(
-                keys::claim_item_key(entity, key),
-                META.to_owned(),
-                Some(("attribute_not_exists(pk) OR golden_id = :g", ":g", s(holder))),
-            ),
+            WriteOp::DeleteClaim { entity, key, holder } => {
+                let u = Update::builder()
+                    .table_name(t)
+                    .set_key(Some(block_key(entity, key)))
+                    .update_expression("REMOVE golden_id")
+                    .condition_expression("attribute_not_exists(golden_id) OR golden_id = :g")
+                    .expression_attribute_values(":g", s(holder))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().update(u).build())
+            }
             WriteOp::DeleteReview { entity, task_id } => {
                 delete(keys::review_item_key(entity, task_id), META.to_owned(), None)
             }
@@ -469,18 +478,25 @@ impl DynamoStore {
                 delete(pk, sk, None)
             }
             WriteOp::PutClaim { entity, key, golden_id, from } => {
-                let item = HashMap::from([
-                    ("pk".into(), s(keys::claim_item_key(entity, key))),
-                    ("sk".into(), s(META)),
-                    ("kind".into(), s("claim")),
-                    ("golden_id".into(), s(golden_id)),
-                ]);
-                match from {
-                    None => put(item, Some("attribute_not_exists(pk) OR golden_id = :g"), vec![(":g", s(golden_id))]),
-                    Some(f) => {
-                        put(item, Some("golden_id = :f OR golden_id = :g"), vec![(":f", s(f)), (":g", s(golden_id))])
-                    }
-                }
+                let mut u = Update::builder()
+                    .table_name(t)
+                    .set_key(Some(block_key(entity, key)))
+                    .expression_attribute_names("#k", "kind")
+                    .expression_attribute_values(":k", s("index"))
+                    .expression_attribute_values(":g", s(golden_id));
+                u = if claim_adds.contains(&(entity.as_str(), key.as_str())) {
+                    u.update_expression("SET golden_id = :g, #k = :k ADD g :gs")
+                        .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.clone()]))
+                } else {
+                    u.update_expression("SET golden_id = :g, #k = :k")
+                };
+                u = match from {
+                    None => u.condition_expression("attribute_not_exists(golden_id) OR golden_id = :g"),
+                    Some(f) => u
+                        .condition_expression("golden_id = :f OR golden_id = :g")
+                        .expression_attribute_values(":f", s(f)),
+                };
+                Ok(TransactWriteItem::builder().update(u.build().map_err(build_err)?).build())
             }
             WriteOp::PutReview(task) => {
                 let item = HashMap::from([
@@ -692,6 +708,9 @@ impl DynamoStore {
         Ok(())
     }
 }
+
+/// Claims (entity, key) whose update also adds the claiming golden record to the block.
+type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a str)>;
 
 /// Outbox events that travel in a history item written by the same transaction, by the golden
 /// record and version they are about.
@@ -1002,7 +1021,7 @@ impl LookupStore for DynamoStore {
         let mut by_pk: HashMap<String, Vec<&Lookup>> = HashMap::with_capacity(lookups.len());
         for l in lookups {
             let pk = match l {
-                Lookup::Claim { entity, key } => keys::claim_item_key(entity, key),
+                Lookup::Claim { entity, key } => keys::block_item_key(entity, key),
                 Lookup::Source(k) => k.item_key(),
             };
             by_pk.entry(pk).or_default().push(l);
@@ -1195,18 +1214,19 @@ impl ClaimStore for DynamoStore {
     /// lately read strongly.
     async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
         let wanted: HashMap<String, &String> =
-            claim_keys.iter().map(|k| (keys::claim_item_key(entity, k), k)).collect();
+            claim_keys.iter().map(|k| (keys::block_item_key(entity, k), k)).collect();
         let key_of = |pk: &String| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))]);
         let mut items = Vec::new();
+        const HOLDER: &[(&str, &str)] = &[("pk", "#p"), ("golden_id", "#g")];
         if self.consistent_claims {
-            items = self.batch_get_projected(wanted.keys().map(key_of).collect(), None, true).await?;
+            items = self.batch_get_projected(wanted.keys().map(key_of).collect(), Some(HOLDER), true).await?;
         } else {
             let (strong, eventual): (Vec<&String>, Vec<&String>) =
                 wanted.keys().partition(|pk| self.recent.claim(entity, wanted[*pk]) == Some(ClaimState::Suspect));
             for (pks, consistent) in [(strong, true), (eventual, false)] {
                 if !pks.is_empty() {
                     let keys = pks.into_iter().map(key_of).collect();
-                    items.extend(self.batch_get_projected(keys, None, consistent).await?);
+                    items.extend(self.batch_get_projected(keys, Some(HOLDER), consistent).await?);
                 }
             }
         }
@@ -1276,9 +1296,36 @@ impl Transactor for DynamoStore {
                 _ => items.push(op),
             }
         }
+        // A new claim and its golden record's entry in the same block: one update in the
+        // transaction instead of two writes.
+        let claimed: std::collections::HashSet<(&str, &str, &str)> = items
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::PutClaim { entity, key, golden_id, .. } => {
+                    Some((entity.as_str(), key.as_str(), golden_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let (folded, puts): (Vec<WriteOp>, Vec<WriteOp>) = puts.into_iter().partition(|op| {
+            matches!(op, WriteOp::PutIndex { entity, key, golden_id }
+                if claimed.contains(&(entity.as_str(), key.as_str(), golden_id.as_str())))
+        });
+        let claim_adds: ClaimAdds = folded
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::PutIndex { entity, key, .. } => Some((entity.as_str(), key.as_str())),
+                _ => None,
+            })
+            .collect();
         self.index_writes(&puts).await?;
         if !items.is_empty() {
-            self.transact_items(&items).await?;
+            self.transact_items(&items, &claim_adds).await?;
+            for op in &folded {
+                if let WriteOp::PutIndex { entity, key, golden_id } = op {
+                    self.recent.added(entity, key, golden_id);
+                }
+            }
         }
         for op in &xrefs {
             if let WriteOp::SetXref { source, golden_id } = op {
@@ -1344,9 +1391,9 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn transact_items(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+    async fn transact_items(&self, ops: &[WriteOp], claim_adds: &ClaimAdds<'_>) -> Result<(), StoreError> {
         let (ops, folded) = fold_events(ops);
-        let items = ops.iter().map(|op| self.op_item(op, &folded)).collect::<Result<Vec<_>, _>>()?;
+        let items = ops.iter().map(|op| self.op_item(op, &folded, claim_adds)).collect::<Result<Vec<_>, _>>()?;
         let Some(reasons) = self.send_transaction(items).await? else {
             for op in ops {
                 match op {

@@ -73,8 +73,8 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
     }
     // Index entries are written ahead of the transaction (at half its write units); they can
     // only name the golden record the plan was for, and lookups resolve them like any other.
+    // (An entry under a key the plan claims goes with the claim, inside the transaction.)
     let changed: Vec<Item> = s.scan().await.into_iter().filter(|i| before.get(&key_of(i)) != Some(i)).collect();
-    assert!(!changed.is_empty(), "the plan adds index entries");
     for item in &changed {
         assert!(item["kind"].as_s().is_ok_and(|k| k == "index"), "only block items change: {item:?}");
         let old = ids(before.get(&key_of(item)));

@@ -100,7 +100,7 @@ async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_one
     s.ddb
         .delete_item()
         .table_name(s.table())
-        .key("pk", AttributeValue::S(keys::claim_item_key("customer", "email=aa")))
+        .key("pk", AttributeValue::S(keys::block_item_key("customer", "email=aa")))
         .key("sk", AttributeValue::S("META".into()))
         .send()
         .await

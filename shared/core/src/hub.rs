@@ -112,12 +112,24 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[String], hit: &c
 }
 
 /// Removes the plan's index entries for `golden_id` (from the main transaction and the
-/// follow-ups) and returns their keys.
+/// follow-ups) and returns their keys. Entries under keys the plan claims for it stay: the
+/// claim's condition already fails if another golden record took the key meanwhile, and an
+/// adapter may write the entry with the claim (the DynamoDB adapter keeps both on one item).
 fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<String> {
+    use crate::store::WriteOp;
+    let claimed: BTreeSet<String> = plan
+        .writes
+        .iter()
+        .chain(plan.follow_ups.iter().flatten())
+        .filter_map(|op| match op {
+            WriteOp::PutClaim { key, golden_id: g, .. } if g == golden_id => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
     let mut keys = Vec::new();
-    let mut take = |ops: &mut Vec<crate::store::WriteOp>| {
+    let mut take = |ops: &mut Vec<WriteOp>| {
         ops.retain(|op| match op {
-            crate::store::WriteOp::PutIndex { key, golden_id: g, .. } if g == golden_id => {
+            WriteOp::PutIndex { key, golden_id: g, .. } if g == golden_id && !claimed.contains(key) => {
                 keys.push(key.clone());
                 false
             }

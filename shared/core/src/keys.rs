@@ -128,14 +128,9 @@ pub fn golden_item_key(entity: &str, golden_id: &str) -> String {
     compose("GOLD", &[entity, golden_id])
 }
 
-/// `BLK#{entity}#{block key}`.
+/// `BLK#{entity}#{block key}`: the block's golden ids and, for a strong key, its claim.
 pub fn block_item_key(entity: &str, block_key: &str) -> String {
     compose("BLK", &[entity, block_key])
-}
-
-/// `CLM#{entity}#{claim key}`.
-pub fn claim_item_key(entity: &str, claim_key: &str) -> String {
-    compose("CLM", &[entity, claim_key])
 }
 
 /// `REV#{entity}#{task_id}`.
