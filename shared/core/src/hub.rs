@@ -111,6 +111,17 @@ fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[String], hit: &c
             .is_some_and(|cap| hit.golden_ids.len() > cap)
 }
 
+/// How [`Hub::plan`] reads: `replica`, the source record may come from a stale replica; `heal`,
+/// a retry, which looks for the golden record a lost cross-reference should name;
+/// `assume_free_claims`, claims not listed by a golden record of the group are taken as free
+/// (the transaction's conditions check them) instead of being read.
+#[derive(Debug, Clone, Copy)]
+struct PlanReads {
+    replica: bool,
+    heal: bool,
+    assume_free_claims: bool,
+}
+
 /// Removes the plan's index entries for `golden_id` (from the main transaction and the
 /// follow-ups) and returns their keys. Entries under keys the plan claims for it stay: the
 /// claim's condition already fails if another golden record took the key meanwhile, and an
@@ -320,13 +331,8 @@ impl<S: Store> Hub<S> {
     /// With `heal` (a retry), a record without a cross-reference is checked against the golden
     /// record it would create: an adapter that writes cross-references after its transaction
     /// may have lost one, and that golden record then lists the record already.
-    async fn plan(
-        &self,
-        source: &SourceRecord,
-        result: &MatchResult,
-        replica: bool,
-        heal: bool,
-    ) -> Result<MergePlan, HubError> {
+    async fn plan(&self, source: &SourceRecord, result: &MatchResult, reads: PlanReads) -> Result<MergePlan, HubError> {
+        let PlanReads { replica, heal, assume_free_claims } = reads;
         let schema = self.schema(&source.key.entity)?;
         let current = match &source.golden_id {
             None if heal => {
@@ -380,7 +386,7 @@ impl<S: Store> Hub<S> {
             }
         }
         let unknown: Vec<String> = claim_keys.into_iter().filter(|k| !claims.contains_key(k)).collect();
-        if !unknown.is_empty() {
+        if !unknown.is_empty() && !assume_free_claims {
             claims.extend(self.store.get_claims(&schema.entity, &unknown).await?);
         }
         // Holders outside the group that were merged into another golden record.
@@ -525,7 +531,15 @@ impl<S: Store> Hub<S> {
             if rematch {
                 result = self.match_record(&source).await?;
             }
-            let mut plan = match self.plan(&source, &result, replica, attempt > 1).await {
+            // A first-arrival record creating its golden record takes its claims without reading
+            // them: a claim held elsewhere (a shared family phone) fails the transaction's
+            // condition, and the retry reads the holders.
+            let reads = PlanReads {
+                replica,
+                heal: attempt > 1,
+                assume_free_claims: on_write && !rematch && matches!(result.decision, MatchDecision::New),
+            };
+            let mut plan = match self.plan(&source, &result, reads).await {
                 Err(HubError::Store(e)) if e.is_conflict() && attempt < self.config.max_attempts => {
                     debug!(source = %key, attempt, error = %e, "stale read; re-reading");
                     continue;

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mdm_core::matching::MatchDecision;
 use mdm_core::plan::MergeOutcome;
-use mdm_core::store::{GoldenStore, ReviewStore, SourceStore, SourceWrite};
+use mdm_core::store::{ClaimStore, GoldenStore, ReviewStore, SourceStore, SourceWrite};
 use mdm_core::GoldenStatus;
 use serde_json::json;
 
@@ -401,4 +401,40 @@ async fn a_lost_cross_reference_is_written_by_the_retry() {
         let golden = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("golden");
         assert_eq!(golden.members.len(), 1);
     }
+}
+
+/// A new record takes its claims without reading them first; one held by another golden record
+/// (a shared family phone) fails the transaction, and the retry leaves that claim alone.
+#[tokio::test]
+async fn a_new_record_sharing_a_held_identifier_leaves_that_claim_alone() {
+    let hub = hub();
+    let anna = feed(&hub, anna_crm()).await.1.expect("anna").outcome.golden_id().to_owned();
+    let piotr = mdm_core::record::validate(
+        hub.registry(),
+        &customer(
+            "crm",
+            "c-200",
+            1,
+            json!({"given_name": "Piotr", "family_name": "Nowak", "date_of_birth": "1951-02-03",
+                   "email": "piotr.nowak@example.org", "phone": "07700 900461"}),
+        ),
+        0,
+    )
+    .expect("valid");
+    hub.ingest(&piotr).await.expect("ingest");
+    let (_, decided) = hub.match_source(&piotr.key).await.expect("match");
+    assert_eq!(decided.decision, MatchDecision::New);
+    let report = hub.merge_decision(&piotr.key, decided, Some(piotr.seq), false).await.expect("merge");
+    let created = report.outcome.golden_id().to_owned();
+    assert_ne!(created, anna);
+    assert_eq!(report.attempts, 2, "the claim held by Anna's golden record fails the first transaction");
+    let claims =
+        hub.store().get_claims("customer", &report.golden.claims.texts().collect::<Vec<_>>()).await.expect("claims");
+    assert!(claims.values().all(|g| *g == created), "Piotr's golden record holds only its own claims");
+    let anna_golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    let phone: Vec<String> = anna_golden.claims.texts().filter(|k| k.starts_with("phone")).collect();
+    assert_eq!(phone.len(), 1);
+    let held = hub.store().get_claims("customer", &phone).await.expect("claims");
+    assert_eq!(held.get(&phone[0]), Some(&anna), "the phone stays claimed by Anna's golden record");
+    assert!(!report.golden.claims.texts().any(|k| k.starts_with("phone")), "Piotr's golden record does not claim it");
 }
