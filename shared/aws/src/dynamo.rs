@@ -1273,11 +1273,12 @@ impl Transactor for DynamoStore {
     /// One `TransactWriteItems` for everything but the blocking index and the cross-references,
     /// which cost half a transaction's write units outside it:
     ///
-    /// - Index entries are a candidate list, not a record: new ones are written before the
-    ///   transaction and dropped ones after it, with `BatchWriteItem`. An entry written for a
-    ///   transaction that then failed names a golden record that does not exist (or, golden ids
-    ///   being derived from the first source key, one the retry writes); lookups resolve it to
-    ///   nothing.
+    /// - Index entries are a candidate list, not a record: new ones are added to their block
+    ///   items before the transaction and dropped ones after it (`UpdateItem`, one per block). An
+    ///   entry written for a transaction that then failed names a golden record that does not
+    ///   exist (or, golden ids being derived from the first source key, one the retry writes);
+    ///   lookups resolve it to nothing. An entry under a key the transaction claims for the same
+    ///   golden record goes with the claim, in the transaction.
     /// - Cross-references follow the golden records that list their source records: each is a
     ///   conditional `UpdateItem` after the transaction. A lost one fails the call, so the queue
     ///   delivers the message again; the retry finds the golden record that lists the source

@@ -53,6 +53,8 @@ async fn the_meter_charges_what_is_stored() {
     let claims = tally.dynamo[&("TransactWriteItems", "claim")];
     assert!(golden.claims.len() >= 2, "e-mail and phone are claimed");
     assert_eq!((claims.items as usize, claims.write_units), (golden.claims.len(), 2 * claims.items));
+    // A record that creates its golden record takes its claims without reading them.
+    assert!(!tally.dynamo.contains_key(&("BatchGetItem", "claim")), "no claim is read");
     // The other entries go by UpdateItem, one block item each, one unit each, never in the
     // transaction.
     let index = tally.dynamo.get(&("UpdateItem", "index")).copied().unwrap_or_default();
