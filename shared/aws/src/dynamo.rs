@@ -95,6 +95,10 @@ pub struct DynamoStore {
     block_cap: usize,
 }
 
+/// A transaction is sent within this long of the claims written ahead of it, well inside the
+/// hub's claim lease (`HubConfig::claim_lease_ms`, 120 s).
+const CLAIMS_AHEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Golden ids a block item keeps (and one more) unless [`DynamoStore::with_block_cap`] says.
 pub const DEFAULT_BLOCK_CAP: usize = 100;
 
@@ -1257,6 +1261,22 @@ impl ClaimStore for DynamoStore {
         }
         Ok(out)
     }
+
+    /// `claimed_at` of claims written ahead of a transaction (strongly consistent).
+    async fn claim_times(&self, entity: &str, keys: &[String]) -> Result<BTreeMap<String, i64>, StoreError> {
+        let wanted: HashMap<String, &String> = keys.iter().map(|k| (keys::block_item_key(entity, k), k)).collect();
+        let item_keys = wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
+        let items = self.batch_get_projected(item_keys, Some(&[("pk", "#p"), ("claimed_at", "#c")]), true).await?;
+        let mut out = BTreeMap::new();
+        for item in &items {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            let at = item.get("claimed_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+            if let (Some(k), Some(at)) = (pk.and_then(|pk| wanted.get(pk)), at) {
+                out.insert((*k).clone(), at);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl ReviewStore for DynamoStore {
@@ -1288,19 +1308,22 @@ impl Transactor for DynamoStore {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         let mut xrefs = Vec::new();
+        let mut ahead = Vec::new();
         let mut items = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
                 WriteOp::PutIndex { .. } => puts.push(op),
                 WriteOp::DeleteIndex { .. } => deletes.push(op),
                 WriteOp::SetXref { .. } => xrefs.push(op),
+                WriteOp::PutClaim { from: None, .. } => ahead.push(op),
                 _ => items.push(op),
             }
         }
-        // A new claim and its golden record's entry in the same block: one update in the
-        // transaction instead of two writes.
+        // A claim and its golden record's entry in the same block: one update instead of two
+        // writes.
         let claimed: std::collections::HashSet<(&str, &str, &str)> = items
             .iter()
+            .chain(&ahead)
             .filter_map(|op| match op {
                 WriteOp::PutClaim { entity, key, golden_id, .. } => {
                     Some((entity.as_str(), key.as_str(), golden_id.as_str()))
@@ -1320,12 +1343,18 @@ impl Transactor for DynamoStore {
             })
             .collect();
         self.index_writes(&puts).await?;
+        let claims_written = std::time::Instant::now();
+        self.claims_ahead(&ahead, &claim_adds).await?;
         if !items.is_empty() {
+            if claims_written.elapsed() > CLAIMS_AHEAD_DEADLINE {
+                // Too late for the lease the claims give it; the retry claims again.
+                return Err(StoreError::Conflict(Conflict::Concurrent));
+            }
             self.transact_items(&items, &claim_adds).await?;
-            for op in &folded {
-                if let WriteOp::PutIndex { entity, key, golden_id } = op {
-                    self.recent.added(entity, key, golden_id);
-                }
+        }
+        for op in &folded {
+            if let WriteOp::PutIndex { entity, key, golden_id } = op {
+                self.recent.added(entity, key, golden_id);
             }
         }
         for op in &xrefs {
@@ -1338,6 +1367,64 @@ impl Transactor for DynamoStore {
 }
 
 impl DynamoStore {
+    /// New claims, written ahead of the transaction at half its write units: one `UpdateItem`
+    /// of the block item each (`golden_id`, `claimed_at`, and the block addition when the plan
+    /// indexes the golden record there), on condition that the claim is free or already this
+    /// golden record's. A claim held by another golden record fails the call as a conflict.
+    /// If the transaction then fails, the claims name a golden record that does not exist: the
+    /// retry, which derives the same golden id, finds them its own; another merge leaves them
+    /// alone for the lease and then takes them (`Hub::plan`, `ClaimStore::claim_times`).
+    async fn claims_ahead(&self, ops: &[WriteOp], claim_adds: &ClaimAdds<'_>) -> Result<(), StoreError> {
+        let now = mdm_core::time::now_ms().max(0) as u64;
+        for op in ops {
+            let WriteOp::PutClaim { entity, key, golden_id, .. } = op else { continue };
+            let item_key = block_key(entity, key);
+            let add = claim_adds.contains(&(entity.as_str(), key.as_str()));
+            let mut set = vec![
+                ("golden_id".to_owned(), s(golden_id)),
+                ("claimed_at".to_owned(), n(now)),
+                ("kind".to_owned(), s("index")),
+            ];
+            if add {
+                set.push(("g".to_owned(), AttributeValue::Ss(vec![golden_id.clone()])));
+            }
+            self.count(&self.counts.update_item);
+            meter().request("UpdateItem");
+            meter().write("UpdateItem", &[Write::Update { key: &item_key, set, remove: vec![] }], false);
+            let mut u = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key))
+                .condition_expression("attribute_not_exists(golden_id) OR golden_id = :g")
+                .expression_attribute_names("#k", "kind")
+                .expression_attribute_values(":g", s(golden_id))
+                .expression_attribute_values(":t", n(now))
+                .expression_attribute_values(":k", s("index"))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            u = if add {
+                u.update_expression("SET golden_id = :g, claimed_at = :t, #k = :k ADD g :gs")
+                    .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.clone()]))
+            } else {
+                u.update_expression("SET golden_id = :g, claimed_at = :t, #k = :k")
+            };
+            match u.send().await {
+                Ok(out) => {
+                    self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));
+                    self.recent.claimed(entity, key, Some(golden_id));
+                }
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                    self.recent.suspect(entity, key);
+                    return Err(StoreError::Conflict(Conflict::Claim(
+                        mdm_core::blocking::BlockKey::name_of(key).to_owned(),
+                    )));
+                }
+                Err(e) => return Err(unavailable("UpdateItem")(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Points a stored source record at its golden record (`UpdateItem`, on condition that the
     /// source item exists).
     async fn set_xref(&self, source: &SourceKey, golden_id: &str) -> Result<(), StoreError> {

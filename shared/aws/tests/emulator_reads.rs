@@ -7,7 +7,7 @@ mod common;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use mdm_aws::DynamoStore;
-use mdm_core::store::{BlockIndex, ClaimStore, SourceStore, Transactor, WriteOp};
+use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, SourceStore, Transactor, WriteOp};
 use mdm_core::{keys, SourceKey};
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -159,4 +159,59 @@ async fn index_writes_return_what_the_blocks_held() {
         .await
         .expect("delete");
     assert_eq!(strong.lookup("customer", &keys[..1], 10).await.expect("lookup")[0].golden_ids, ["g3"]);
+}
+
+/// New claims are written ahead of the transaction: one the failed transaction leaves behind
+/// names the golden record that was not created, with the time it was taken.
+#[tokio::test]
+async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
+    let Some(s) = stack("reads-ahead").await else { return };
+    let store = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
+    let golden = |id: &str, revision: u64| mdm_core::GoldenRecord {
+        entity: "customer".into(),
+        golden_id: id.into(),
+        version: revision,
+        revision,
+        status: mdm_core::GoldenStatus::Active,
+        attributes: Default::default(),
+        members: vec![SourceKey::new("customer", "crm", "m-1")].into(),
+        match_values: Default::default(),
+        index_keys: Default::default(),
+        claims: Default::default(),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    };
+    store
+        .transact(vec![WriteOp::PutGolden { golden: golden("g-taken", 1), expect: mdm_core::store::Expect::Absent }])
+        .await
+        .expect("setup");
+    let before = mdm_core::time::now_ms();
+    let failing = vec![
+        WriteOp::PutGolden { golden: golden("g-new", 1), expect: mdm_core::store::Expect::Absent },
+        WriteOp::PutClaim { entity: "customer".into(), key: "email=zz".into(), golden_id: "g-new".into(), from: None },
+        WriteOp::PutGolden { golden: golden("g-taken", 5), expect: mdm_core::store::Expect::Revision(7) },
+    ];
+    assert!(store.transact(failing).await.expect_err("revision 7 is not stored").is_conflict());
+    let strong = DynamoStore::new(s.ddb.clone(), s.table());
+    let held = strong.get_claims("customer", &["email=zz".to_owned()]).await.expect("claims");
+    assert_eq!(
+        held.get("email=zz").map(String::as_str),
+        Some("g-new"),
+        "the claim names the golden record not created"
+    );
+    assert_eq!(strong.get_golden("customer", "g-new").await.expect("get"), None);
+    let times = strong.claim_times("customer", &["email=zz".to_owned(), "free=yy".to_owned()]).await.expect("times");
+    assert_eq!(times.len(), 1);
+    assert!(times["email=zz"] >= before && times["email=zz"] <= mdm_core::time::now_ms());
+    // Another golden record cannot take it meanwhile; the one it names can.
+    let other = WriteOp::PutClaim {
+        entity: "customer".into(),
+        key: "email=zz".into(),
+        golden_id: "g-other".into(),
+        from: None,
+    };
+    assert!(store.transact(vec![other]).await.expect_err("held").is_conflict());
+    let again =
+        WriteOp::PutClaim { entity: "customer".into(), key: "email=zz".into(), golden_id: "g-new".into(), from: None };
+    store.transact(vec![again]).await.expect("the retry takes its own claim again");
 }

@@ -45,6 +45,10 @@ pub struct HubConfig {
     /// Write change events to the outbox (off for the batch engine).
     pub emit_events: bool,
     pub max_attempts: u32,
+    /// A claim naming a golden record that does not exist is left to the transaction that
+    /// wrote it for this long; after that it is free to take (see
+    /// [`crate::store::ClaimStore::claim_times`]). Longer than a merge handler can run.
+    pub claim_lease_ms: i64,
     /// Resolve at most this many hops of merged-into pointers.
     pub max_pointer_hops: usize,
     /// Secrets of the keyed hashes that mark erased subjects' identifiers, newest first: markers
@@ -70,6 +74,7 @@ impl Default for HubConfig {
             keep_history: true,
             emit_events: true,
             max_attempts: 32,
+            claim_lease_ms: 120_000,
             max_pointer_hops: 8,
             suppression_secrets: Vec::new(),
             suppression_mode: SuppressionMode::Reject,
@@ -399,11 +404,23 @@ impl<S: Store> Hub<S> {
             .into_iter()
             .collect();
         let mut merged_holders = BTreeMap::new();
+        let mut free_holders = BTreeSet::new();
         if !outside.is_empty() {
-            for (holder, active) in self.resolve(&schema.entity, &outside).await? {
-                if active.golden_id != holder {
-                    merged_holders.insert(holder, active.golden_id);
+            let resolved = self.resolve(&schema.entity, &outside).await?;
+            let mut absent = BTreeSet::new();
+            for holder in &outside {
+                match resolved.get(holder) {
+                    Some(active) if active.golden_id != *holder => {
+                        merged_holders.insert(holder.clone(), active.golden_id.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        absent.insert(holder.as_str());
+                    }
                 }
+            }
+            if !absent.is_empty() {
+                free_holders = self.free_claim_holders(schema, source, &claims, &absent).await?;
             }
         }
         let review_exists = match &result.decision {
@@ -427,7 +444,34 @@ impl<S: Store> Hub<S> {
             keep_history: self.config.keep_history,
             emit_events: self.config.emit_events,
             merged_holders: &merged_holders,
+            free_holders: &free_holders,
         }))
+    }
+
+    /// Of the claim holders that do not exist, those whose claims are free to take: the golden
+    /// record this source record would create (an earlier attempt of this very merge wrote the
+    /// claim) and claims older than the lease (a transaction that failed after writing them). A
+    /// younger claim of another golden record is a transaction in flight: a conflict, so the
+    /// merge tries again and then finds that golden record.
+    async fn free_claim_holders(
+        &self,
+        schema: &EntitySchema,
+        source: &SourceRecord,
+        claims: &BTreeMap<String, String>,
+        absent: &BTreeSet<&str>,
+    ) -> Result<BTreeSet<String>, HubError> {
+        let own = golden_id_for(&source.key);
+        let others: Vec<String> =
+            claims.iter().filter(|(_, h)| absent.contains(h.as_str()) && **h != own).map(|(k, _)| k.clone()).collect();
+        let taken_at =
+            if others.is_empty() { BTreeMap::new() } else { self.store.claim_times(&schema.entity, &others).await? };
+        let now = self.now_ms();
+        for key in &others {
+            if taken_at.get(key).is_some_and(|t| now - t < self.config.claim_lease_ms) {
+                return Err(StoreError::Conflict(Conflict::Claim(BlockKey::name_of(key).to_owned())).into());
+            }
+        }
+        Ok(absent.iter().map(|h| (*h).to_owned()).collect())
     }
 
     /// A NEW or REVIEW decision is stale when a golden record found under the record's blocking
@@ -541,9 +585,10 @@ impl<S: Store> Hub<S> {
             };
             let mut plan = match self.plan(&source, &result, reads).await {
                 Err(HubError::Store(e)) if e.is_conflict() && attempt < self.config.max_attempts => {
-                    debug!(source = %key, attempt, error = %e, "stale read; re-reading");
+                    debug!(source = %key, attempt, error = %e, "stale read or a claim in flight; re-reading");
                     continue;
                 }
+                Err(HubError::Store(e)) if e.is_conflict() => return Err(HubError::TooManyConflicts(attempt)),
                 other => other?,
             };
             if on_write && !rematch {

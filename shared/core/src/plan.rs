@@ -49,6 +49,9 @@ pub struct MergeInput<'a> {
     /// Claim holders that were merged into another golden record, resolved to the active one
     /// (holder → survivor). A claim still held by a record merged into ours is moved to ours.
     pub merged_holders: &'a BTreeMap<String, String>,
+    /// Claim holders that do not exist: claims written ahead of a transaction that failed (see
+    /// [`crate::store::ClaimStore::claim_times`]). Their claims are free to take.
+    pub free_holders: &'a BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +227,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             Some(h) if h == golden_id => {
                 held.insert(key.clone());
             }
-            Some(h) if loser_ids.contains(h) || input.merged_holders.get(h) == Some(&golden_id) => {
+            Some(h)
+                if loser_ids.contains(h)
+                    || input.merged_holders.get(h) == Some(&golden_id)
+                    || input.free_holders.contains(h) =>
+            {
                 moved_claims.push(op(Some(h.to_owned())));
                 held.insert(key.clone());
             }

@@ -84,6 +84,7 @@ async fn wide_bridge(
         keep_history: true,
         emit_events: true,
         merged_holders: &BTreeMap::new(),
+        free_holders: &Default::default(),
     });
     (plan, goldens, bridge.key)
 }

@@ -438,3 +438,39 @@ async fn a_new_record_sharing_a_held_identifier_leaves_that_claim_alone() {
     assert_eq!(held.get(&phone[0]), Some(&anna), "the phone stays claimed by Anna's golden record");
     assert!(!report.golden.claims.texts().any(|k| k.starts_with("phone")), "Piotr's golden record does not claim it");
 }
+
+/// A claim written ahead of a transaction that then failed names a golden record that does not
+/// exist. While it is young another merge waits for that transaction (a conflict, retried);
+/// once it is older than the lease the claim is taken over.
+#[tokio::test]
+async fn a_claim_left_by_a_failed_transaction_is_taken_over_after_the_lease() {
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    use mdm_core::store::{Transactor, WriteOp};
+    // The claim keys Anna's record gives (from a hub of its own).
+    let other = hub();
+    let keys: Vec<String> = feed(&other, anna_crm()).await.1.expect("anna").golden.claims.texts().collect();
+    let email = keys.iter().find(|k| k.starts_with("email")).expect("an e-mail claim").clone();
+
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    let ghost =
+        WriteOp::PutClaim { entity: "customer".into(), key: email.clone(), golden_id: "g-ghost".into(), from: None };
+    hub.store().transact(vec![ghost]).await.expect("a claim left behind");
+    let anna = mdm_core::record::validate(hub.registry(), &anna_crm(), 0).expect("valid");
+    hub.ingest(&anna).await.expect("ingest");
+    let (_, decided) = hub.match_source(&anna.key).await.expect("match");
+    let own = mdm_core::keys::golden_id_for(&anna.key);
+
+    hub.store().claims_taken_at([(email.clone(), hub.now_ms())].into());
+    let young = hub.merge_decision(&anna.key, decided.clone(), Some(anna.seq), false).await;
+    assert!(matches!(young, Err(mdm_core::hub::HubError::TooManyConflicts(_))), "{young:?}");
+    assert_eq!(hub.store().get_golden("customer", &own).await.expect("get"), None, "nothing created meanwhile");
+
+    hub.store().claims_taken_at([(email.clone(), hub.now_ms() - 10 * 60 * 1000)].into());
+    let report = hub.merge_decision(&anna.key, decided, Some(anna.seq), false).await.expect("after the lease");
+    assert_eq!(report.outcome, MergeOutcome::Created { golden_id: own.clone() });
+    let held = hub.store().get_claims("customer", &keys).await.expect("claims");
+    assert_eq!(held.len(), keys.len());
+    assert!(held.values().all(|g| *g == own), "every claim is Anna's golden record's: {held:?}");
+}

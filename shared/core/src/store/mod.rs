@@ -275,6 +275,19 @@ pub trait ClaimStore: Send + Sync {
         entity: &str,
         keys: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+    /// When the given claims were taken (ms since the epoch). An adapter may write new claims
+    /// ahead of its transaction (the DynamoDB adapter does): a claim naming a golden record that
+    /// does not exist is then a transaction in flight while it is young, and one that failed
+    /// once it is older than [`crate::HubConfig::claim_lease_ms`]. An adapter that writes claims
+    /// with their golden record has no such claims and answers nothing.
+    fn claim_times(
+        &self,
+        entity: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send {
+        let _ = (entity, keys);
+        async { Ok(BTreeMap::new()) }
+    }
 }
 
 pub trait ReviewStore: Send + Sync {
