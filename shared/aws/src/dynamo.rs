@@ -116,6 +116,18 @@ fn unavailable<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     move |e| StoreError::Unavailable(crate::errors::describe(op, &e))
 }
 
+/// The outcome of a conditional write whose failed condition is an answer, not an error.
+fn unless_condition_failed<T, E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    op: &str,
+    sent: Result<T, SdkError<E, R>>,
+) -> Result<(), StoreError> {
+    match sent {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(e) => Err(unavailable(op)(e)),
+    }
+}
+
 /// A serde error described without its message, which can quote the offending value.
 fn json_error(e: &serde_json::Error) -> String {
     format!("{:?} error at line {}, column {}", e.classify(), e.line(), e.column())
@@ -552,46 +564,25 @@ impl DynamoStore {
     /// Takes back a source write that a suppression marker forbids: the version it replaced is
     /// put back (or the new item deleted), unless a newer version has replaced it meanwhile.
     async fn undo_source_write(&self, record: &SourceRecord, old: Option<Item>) -> Result<(), StoreError> {
-        let key = source_key_item(&record.key);
         // A failed condition means a newer version replaced ours: its own write checks the markers.
+        const NOT_REPLACED: &str = "source_seq = :seq";
         match old {
             Some(old) => {
                 self.count(&self.counts.update_item);
                 meter().request("PutItem");
                 meter().write("PutItem", &[Write::Put(&old)], false);
-                let sent = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(old))
-                    .condition_expression("source_seq = :seq")
-                    .expression_attribute_values(":seq", n(record.seq))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-                    Err(e) => Err(unavailable("PutItem")(e)),
-                }
+                let put = self.client.put_item().table_name(&self.table).set_item(Some(old));
+                let sent = put.condition_expression(NOT_REPLACED).expression_attribute_values(":seq", n(record.seq));
+                unless_condition_failed("PutItem", sent.send().await)
             }
             None => {
+                let key = source_key_item(&record.key);
                 self.count(&self.counts.delete_item);
                 meter().request("DeleteItem");
                 meter().write("DeleteItem", &[Write::Delete(&key)], false);
-                let sent = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .condition_expression("source_seq = :seq")
-                    .expression_attribute_values(":seq", n(record.seq))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-                    Err(e) => Err(unavailable("DeleteItem")(e)),
-                }
+                let delete = self.client.delete_item().table_name(&self.table).set_key(Some(key));
+                let sent = delete.condition_expression(NOT_REPLACED).expression_attribute_values(":seq", n(record.seq));
+                unless_condition_failed("DeleteItem", sent.send().await)
             }
         }
     }
@@ -1102,11 +1093,7 @@ impl BlockIndex for DynamoStore {
             if !self.consistent_index {
                 self.recent.complete(entity, k, &mut golden_ids);
             }
-            let too_common = golden_ids.len() > cap;
-            if too_common {
-                golden_ids = Vec::new();
-            }
-            out.push(BlockHit { key: k.clone(), golden_ids, too_common });
+            out.push(BlockHit::capped(k, golden_ids, cap));
         }
         Ok(out)
     }
@@ -1126,8 +1113,9 @@ impl BlockIndex for DynamoStore {
             .iter()
             .zip(before)
             .map(|(k, ids)| match ids {
-                Some(ids) if ids.len() <= cap => BlockHit { key: k.clone(), golden_ids: ids, too_common: false },
-                _ => BlockHit { key: k.clone(), golden_ids: Vec::new(), too_common: true },
+                Some(ids) => BlockHit::capped(k, ids, cap),
+                // Too full to add to: too common for every lookup.
+                None => BlockHit { key: k.clone(), golden_ids: Vec::new(), too_common: true },
             })
             .collect())
     }

@@ -534,21 +534,22 @@ impl LookupStore for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A block as a lookup with `cap` reports it (names spelled out only when they are used).
+    fn block_hit(s: &State, entity: &str, key: &str, cap: usize) -> BlockHit {
+        let ids = s.index.get(entity, key);
+        if ids.len() > cap {
+            BlockHit { key: key.to_owned(), golden_ids: Vec::new(), too_common: true }
+        } else {
+            BlockHit::capped(key, s.index.names(ids), cap)
+        }
+    }
+}
+
 impl BlockIndex for MemoryStore {
     async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         let s = self.lock()?;
-        Ok(keys
-            .iter()
-            .map(|k| {
-                let ids = s.index.get(entity, k);
-                let too_common = ids.len() > cap;
-                BlockHit {
-                    key: k.clone(),
-                    golden_ids: if too_common { Vec::new() } else { s.index.names(ids) },
-                    too_common,
-                }
-            })
-            .collect())
+        Ok(keys.iter().map(|k| Self::block_hit(&s, entity, k, cap)).collect())
     }
 
     async fn add_to_blocks(
@@ -561,10 +562,7 @@ impl BlockIndex for MemoryStore {
         let mut s = self.lock()?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            let ids = s.index.get(entity, k);
-            let too_common = ids.len() > cap;
-            let golden_ids = if too_common { Vec::new() } else { s.index.names(ids) };
-            out.push(BlockHit { key: k.clone(), golden_ids, too_common });
+            out.push(Self::block_hit(&s, entity, k, cap));
             s.index.put(entity, k, golden_id);
         }
         Ok(out)

@@ -201,6 +201,17 @@ pub struct BlockHit {
     pub too_common: bool,
 }
 
+impl BlockHit {
+    /// A block's golden ids as a lookup with `cap` reports them: none, and too common, above it.
+    pub fn capped(key: &str, golden_ids: Vec<String>, cap: usize) -> Self {
+        if golden_ids.len() > cap {
+            Self { key: key.to_owned(), golden_ids: Vec::new(), too_common: true }
+        } else {
+            Self { key: key.to_owned(), golden_ids, too_common: false }
+        }
+    }
+}
+
 pub trait SourceStore: Send + Sync {
     /// Stores a source record if it is new or its `seq` is higher than the stored one
     /// (`attribute_not_exists(pk) OR source_seq < :seq`), and only if no suppression marker of
