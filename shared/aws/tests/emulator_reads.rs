@@ -12,6 +12,15 @@ use mdm_core::{keys, SourceKey};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// A customer's index entry: added, or taken out.
+fn put(key: &str, golden_id: &str) -> WriteOp {
+    WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: golden_id.into() }
+}
+
+fn unindex(key: &str, golden_id: &str) -> WriteOp {
+    WriteOp::DeleteIndex { entity: "customer".into(), key: key.into(), golden_id: golden_id.into() }
+}
+
 fn gets(store: &DynamoStore) -> u64 {
     store.counts().get_item.load(Ordering::Relaxed)
 }
@@ -48,8 +57,6 @@ async fn the_matchers_source_read_is_strong_only_when_the_replica_is_behind() {
 async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
     let Some(s) = stack("reads-idx").await else { return };
     let merger = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
-    let put =
-        |key: &str, g: &str| WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: g.into() };
     merger.transact(vec![put("email=aa", "g1"), put("phone=bb", "g1"), put("phone=bb", "g2")]).await.expect("write");
 
     // A replica that has not seen the writes yet: the block items are not there.
@@ -74,14 +81,7 @@ async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
     assert!(other.lookup("customer", &keys, 1).await.expect("lookup").iter().all(|h| h.golden_ids.is_empty()));
 
     // An entry this process deleted is no longer added.
-    merger
-        .transact(vec![WriteOp::DeleteIndex {
-            entity: "customer".into(),
-            key: "email=aa".into(),
-            golden_id: "g1".into(),
-        }])
-        .await
-        .expect("delete");
+    merger.transact(vec![unindex("email=aa", "g1")]).await.expect("delete");
     assert!(merger.lookup("customer", &keys[..1], 1).await.expect("lookup")[0].golden_ids.is_empty());
 }
 
@@ -126,8 +126,6 @@ async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_one
 async fn index_writes_return_what_the_blocks_held() {
     let Some(s) = stack("reads-add").await else { return };
     let store = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads().with_block_cap(2);
-    let put =
-        |key: &str, g: &str| WriteOp::PutIndex { entity: "customer".into(), key: key.into(), golden_id: g.into() };
     store.transact(vec![put("email=aa", "g1"), put("dob=dd", "g1"), put("dob=dd", "g2")]).await.expect("write");
     let reads = |st: &DynamoStore| {
         st.counts().batch_get_item.load(Ordering::Relaxed) + st.counts().query.load(Ordering::Relaxed)
@@ -150,14 +148,7 @@ async fn index_writes_return_what_the_blocks_held() {
     let now = strong.lookup("customer", &keys[1..2], 10).await.expect("lookup");
     assert_eq!(now[0].golden_ids, ["g1", "g2", "g3"], "a full block does not grow");
     // Deletes take the id out of the set.
-    store
-        .transact(vec![WriteOp::DeleteIndex {
-            entity: "customer".into(),
-            key: "email=aa".into(),
-            golden_id: "g1".into(),
-        }])
-        .await
-        .expect("delete");
+    store.transact(vec![unindex("email=aa", "g1")]).await.expect("delete");
     assert_eq!(strong.lookup("customer", &keys[..1], 10).await.expect("lookup")[0].golden_ids, ["g3"]);
 }
 
