@@ -109,6 +109,37 @@ impl<V> AttributeMap<V> {
         self.entries.iter_mut().map(|(_, v)| v)
     }
 
+    /// The values of the names `order` yields in ascending name order, as `(position, name)`:
+    /// a vector of `len` with each value found at its position. One walk over both orders, no
+    /// search per name.
+    pub fn aligned<'a, 'n>(
+        &'a self,
+        order: impl IntoIterator<Item = (usize, &'n str)>,
+        len: usize,
+    ) -> Vec<Option<&'a V>> {
+        let mut out = vec![None; len];
+        let mut entries = self.entries.iter().peekable();
+        'names: for (position, name) in order {
+            while let Some((k, v)) = entries.peek() {
+                match k.as_str().cmp(name) {
+                    std::cmp::Ordering::Less => {
+                        entries.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if let Some(slot) = out.get_mut(position) {
+                            *slot = Some(v);
+                        }
+                        entries.next();
+                        continue 'names;
+                    }
+                    std::cmp::Ordering::Greater => continue 'names,
+                }
+            }
+            break;
+        }
+        out
+    }
+
     /// Keeps the entries `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&Text, &mut V) -> bool) {
         self.entries.retain_mut(|(k, v)| keep(k, v));
@@ -230,6 +261,16 @@ mod tests {
         assert_eq!(m.entries.capacity(), m.len(), "no spare capacity");
         assert!(m.contains_key("bb") && !m.contains_key("c"));
         assert_eq!(m["d"], 7);
+    }
+
+    #[test]
+    fn aligned_lines_values_up_with_the_positions_asked_for() {
+        let m: AttributeMap<u32> = [("b", 2), ("d", 4), ("e", 5)].into_iter().collect();
+        // Names in ascending order with the positions they should land at.
+        let order = [(3, "a"), (0, "b"), (4, "c"), (1, "d"), (2, "f")];
+        assert_eq!(m.aligned(order, 5), vec![Some(&2), Some(&4), None, None, None]);
+        assert_eq!(m.aligned([(1, "e")], 2), vec![None, Some(&5)]);
+        assert_eq!(AttributeMap::<u32>::new().aligned(order, 5), vec![None; 5]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::compare::Comparison;
 use crate::golden::{GoldenRecord, MatchValue};
-use crate::record::SourceRecord;
+use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema, RuleEffect};
 use serde::{Deserialize, Serialize};
 
@@ -86,37 +86,20 @@ fn best(def: &AttributeDef, value: &str, valid: bool, theirs: &[MatchValue]) -> 
         .max_by(|a, b| a.weight.total_cmp(&b.weight))
 }
 
-/// One side of a comparison per schema attribute: the record's value and whether it is valid
-/// and verified. Computed once per record, not once per candidate.
-struct Mine<'a> {
-    value: Option<&'a str>,
-    valid: bool,
-    verified: bool,
-}
-
-fn mine<'a>(schema: &EntitySchema, record: &'a SourceRecord) -> Vec<Mine<'a>> {
-    schema
-        .attributes
-        .iter()
-        .map(|def| Mine {
-            value: record.value(&def.name),
-            valid: record.is_valid(&def.name),
-            verified: record.verified.contains(&def.name),
-        })
-        .collect()
-}
-
 /// Scores a record against one golden record: the best agreement over every value its members
 /// hold, summed over attributes; a missing value on either side is neutral.
 pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord) -> CandidateScore {
-    score_with(schema, &mine(schema, record), golden)
+    score_with(schema, &record.slots(schema), golden)
 }
 
-fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -> CandidateScore {
+/// `mine` is the record's side, read once per record ([`SourceRecord::slots`]), not once per
+/// candidate.
+fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord) -> CandidateScore {
+    let layout = schema.layout();
     let theirs: Vec<&[MatchValue]> = schema
-        .attributes
-        .iter()
-        .map(|def| golden.match_values.get(def.name.as_str()).map(crate::golden::MatchValues::as_slice).unwrap_or(&[]))
+        .align(&golden.match_values)
+        .into_iter()
+        .map(|v| v.map_or(&[][..], crate::golden::MatchValues::as_slice))
         .collect();
     // Per attribute: the best comparison over the golden record's values, or `None` (missing).
     let mut parts: Vec<Option<(Comparison, bool)>> = schema
@@ -127,8 +110,7 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
         .map(|((def, m), t)| Some((best(def, m.value?, m.valid, t)?, false)))
         .collect();
     // Swapped pairs: the crosswise reading counts when it scores higher.
-    for [a, b] in &schema.matching.swaps {
-        let (Some(ia), Some(ib)) = (schema.attribute_index(a), schema.attribute_index(b)) else { continue };
+    for &[ia, ib] in &layout.swaps {
         let (Some((sa, _)), Some((sb, _))) = (parts[ia], parts[ib]) else { continue };
         let (da, db) = (&schema.attributes[ia], &schema.attributes[ib]);
         let (Some(ra), Some(rb)) = (mine[ia].value, mine[ib].value) else { continue };
@@ -160,13 +142,8 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
     }
     // Correlated groups: their summed weight is held between the group's bounds; the explanation
     // shows the adjustment as its own line, so the weights still add up to the score.
-    for g in &schema.matching.groups {
-        let sum: f64 = g
-            .attributes
-            .iter()
-            .filter_map(|a| schema.attribute_index(a))
-            .filter_map(|i| parts[i].map(|(c, _)| c.weight))
-            .sum();
+    for (g, members) in schema.matching.groups.iter().zip(&layout.groups) {
+        let sum: f64 = members.iter().filter_map(|&i| parts[i].map(|(c, _)| c.weight)).sum();
         let bounded = sum.clamp(g.min_weight, g.max_weight);
         if (bounded - sum).abs() > 1e-9 {
             total += bounded - sum;
@@ -179,44 +156,37 @@ fn score_with(schema: &EntitySchema, mine: &[Mine<'_>], golden: &GoldenRecord) -
         }
     }
     // A rule attribute's valid value on our side, and the golden record's values.
-    let sides = |a: &str| {
-        let i = schema.attribute_index(a)?;
+    let sides = |i: usize| {
         let v = mine[i].value.filter(|_| mine[i].valid)?;
-        Some((i, v, theirs[i]))
+        Some((v, theirs[i]))
     };
-    let blocked_by = schema
-        .rules
-        .iter()
-        .filter(|r| r.effect != RuleEffect::Link)
-        .find(|rule| {
+    let rules = || schema.rules.iter().zip(&layout.rules);
+    let blocked_by = rules()
+        .filter(|(r, _)| r.effect != RuleEffect::Link)
+        .find(|(rule, attributes)| {
             if rule.effect == RuleEffect::ReviewIfAllDisagree {
                 // Both sides hold every named attribute and no comparison finds any agreement.
-                return rule
-                    .attributes
-                    .iter()
-                    .all(|a| schema.attribute_index(a).and_then(|i| parts[i]).is_some_and(|(c, _)| c.level.is_none()));
+                return attributes.iter().all(|&i| parts[i].is_some_and(|(c, _)| c.level.is_none()));
             }
-            rule.attributes.iter().all(|a| {
-                let Some((_, v, theirs)) = sides(a) else { return false };
+            attributes.iter().all(|&i| {
+                let Some((v, theirs)) = sides(i) else { return false };
                 let mut valid = theirs.iter().filter(|m| m.valid).peekable();
                 valid.peek().is_some() && valid.all(|m| m.value != v)
             })
         })
-        .map(|r| r.name.clone());
-    let rule = schema
-        .rules
-        .iter()
-        .filter(|r| r.effect == RuleEffect::Link)
-        .find(|rule| {
-            rule.attributes.iter().all(|a| {
-                let Some((i, v, theirs)) = sides(a) else { return false };
+        .map(|(r, _)| r.name.clone());
+    let rule = rules()
+        .filter(|(r, _)| r.effect == RuleEffect::Link)
+        .find(|(rule, attributes)| {
+            attributes.iter().all(|&i| {
+                let Some((v, theirs)) = sides(i) else { return false };
                 if rule.require_verified && !mine[i].verified {
                     return false;
                 }
                 theirs.iter().any(|m| m.valid && m.value == v && (!rule.require_verified || m.verified))
             })
         })
-        .map(|r| r.name.clone());
+        .map(|(r, _)| r.name.clone());
     let total = (total * 1000.0).round() / 1000.0;
     let band = if blocked_by.is_some() {
         if rule.is_some() || total >= schema.matching.review_threshold {
@@ -282,7 +252,7 @@ pub fn decide(
     own: Option<&str>,
     blocking: BlockingStats,
 ) -> MatchResult {
-    let mine = mine(schema, record);
+    let mine = record.slots(schema);
     let mut scored: Vec<CandidateScore> = candidates
         .iter()
         .filter(|g| g.is_active() && Some(g.golden_id.as_str()) != own)

@@ -14,6 +14,7 @@ use crate::matching::{MatchDecision, MatchResult};
 use crate::record::SourceRecord;
 use crate::schema::EntitySchema;
 use crate::store::{Expect, OutboxEntry, WriteOp, MAX_TRANSACTION_ITEMS};
+use crate::survivorship::{members_with_slots, Member};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -115,23 +116,30 @@ pub fn review_task_id(entity: &str, golden_id: &str, candidates: &[String]) -> S
 
 /// Distinct values per attribute over the members (in join order), for matching.
 pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap<MatchValues> {
-    let mut out: AttributeMap<MatchValues> = AttributeMap::new();
-    for def in &schema.attributes {
-        for r in members {
-            let Some(v) = r.value(&def.name) else { continue };
-            let valid = r.is_valid(&def.name);
-            let verified = r.verified.contains(&def.name);
-            let vals = out.get_or_default(&def.name);
-            if let Some(m) = vals.iter_mut().find(|m| m.value == v && m.valid == valid) {
-                m.verified |= verified;
+    member_match_values(schema, &members_with_slots(schema, members))
+}
+
+/// [`match_values`] for members whose slots are read already.
+pub fn member_match_values(schema: &EntitySchema, members: &[Member<'_>]) -> AttributeMap<MatchValues> {
+    let mut out: Vec<(&str, MatchValues)> = Vec::with_capacity(schema.attributes.len());
+    for (i, def) in schema.attributes.iter().enumerate() {
+        let mut vals = MatchValues::default();
+        for (_, slots) in members {
+            let Some(slot) = slots.get(i) else { continue };
+            let Some(v) = slot.value else { continue };
+            if let Some(m) = vals.iter_mut().find(|m| m.value == v && m.valid == slot.valid) {
+                m.verified |= slot.verified;
             } else if vals.len() < MAX_MATCH_VALUES {
-                vals.push(MatchValue { value: v.into(), valid, verified });
+                vals.push(MatchValue { value: v.into(), valid: slot.valid, verified: slot.verified });
             }
         }
+        if !vals.is_empty() {
+            // Kept for the golden record's lifetime: no spare capacity.
+            vals.shrink_to_fit();
+            out.push((def.name.as_str(), vals));
+        }
     }
-    // Kept for the golden record's lifetime: no spare capacity.
-    out.values_mut().for_each(MatchValues::shrink_to_fit);
-    out
+    out.into_iter().collect()
 }
 
 /// Orders members: those of `first` in join order, then the others', then `extra`; later copies
@@ -191,7 +199,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let golden_id = survivor_old.map_or_else(|| golden_id_for(&source.key), |g| g.golden_id.clone());
 
     let members = ordered_members(&group, source);
-    let mut attributes = crate::survivorship::survive(schema, &members);
+    let with_slots = members_with_slots(schema, &members);
+    let mut attributes = crate::survivorship::survive_members(schema, &with_slots);
     if let Some(old) = survivor_old {
         // A value that did not change keeps the provenance it was set with.
         for (name, attr) in attributes.iter_mut() {
@@ -252,7 +261,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         status: GoldenStatus::Active,
         attributes: attributes.into(),
         members: member_keys.into(),
-        match_values: match_values(schema, &members).into(),
+        match_values: member_match_values(schema, &with_slots).into(),
         index_keys: index_keys.into(),
         claims: held.into(),
         created_at_ms: now,

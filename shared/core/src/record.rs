@@ -89,6 +89,35 @@ impl SourceRecord {
     }
 }
 
+/// One schema attribute of a record: its value, whether the value is valid (normalised) and
+/// whether the source verified it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slot<'a> {
+    pub value: Option<&'a str>,
+    pub valid: bool,
+    pub verified: bool,
+}
+
+impl SourceRecord {
+    /// The record's values lined up with the schema's attributes (position `i` describes
+    /// `schema.attributes[i]`): what matching and survivorship read, without a search per name.
+    pub fn slots<'a>(&'a self, schema: &EntitySchema) -> Vec<Slot<'a>> {
+        schema
+            .align(&self.attributes)
+            .into_iter()
+            .zip(&schema.attributes)
+            .map(|(value, def)| match value {
+                None => Slot::default(),
+                Some(v) => Slot {
+                    value: Some(v.as_str()),
+                    valid: self.invalid.is_empty() || !self.invalid.contains(&def.name),
+                    verified: !self.verified.is_empty() && self.verified.contains(&def.name),
+                },
+            })
+            .collect()
+    }
+}
+
 /// A structural problem with one record: the record is rejected and nothing is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
@@ -383,6 +412,27 @@ mod tests {
         json!({"entityType":"customer","sourceSystem":"CRM","sourceId":"c-1","sourceSeq":3,
                "sourceUpdatedAt":"2026-01-02T03:04:05Z",
                "attributes":{"given_name":" Zoë ","email":"ZOE@Example.com","date_of_birth":"1999-02-31","phone":null}})
+    }
+
+    #[test]
+    fn slots_line_values_up_with_the_schema() {
+        let reg = reg();
+        let schema = reg.get("customer").expect("customer");
+        let mut rec = base();
+        rec["verified"] = json!(["email"]);
+        let r = validate(&reg, &rec, 0).expect("valid record");
+        let slots = r.slots(schema);
+        assert_eq!(slots.len(), schema.attributes.len());
+        for (def, slot) in schema.attributes.iter().zip(&slots) {
+            let name = def.name.as_str();
+            assert_eq!(slot.value, r.value(name), "{name}");
+            assert_eq!(slot.valid, r.is_valid(name), "{name}");
+            assert_eq!(slot.verified, r.verified.contains(name), "{name}");
+        }
+        let at = |name: &str| slots[schema.attribute_index(name).expect(name)];
+        assert_eq!(at("email"), Slot { value: Some("zoe@example.com"), valid: true, verified: true });
+        assert_eq!(at("date_of_birth"), Slot { value: Some("1999-02-31"), valid: false, verified: false });
+        assert_eq!(at("phone"), Slot::default());
     }
 
     #[test]

@@ -200,6 +200,23 @@ pub struct EntitySchema {
     #[serde(default)]
     pub rules: Vec<DeterministicRule>,
     pub attributes: Vec<AttributeDef>,
+    /// The names above resolved to attribute positions, once, when the schema is parsed.
+    #[serde(skip)]
+    layout: Layout,
+}
+
+/// Attribute positions (indices into [`EntitySchema::attributes`]) for the names that matching
+/// refers to, so scoring a candidate never searches for an attribute by name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layout {
+    /// Attribute positions in name order: records and golden records keep their attributes
+    /// sorted by name, so one walk lines them up with the schema.
+    pub(crate) by_name: Vec<usize>,
+    pub(crate) swaps: Vec<[usize; 2]>,
+    /// Per entry of `matching.groups`.
+    pub(crate) groups: Vec<Vec<usize>>,
+    /// Per entry of `rules`.
+    pub(crate) rules: Vec<Vec<usize>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -219,10 +236,36 @@ pub enum SchemaError {
 impl EntitySchema {
     /// Parses and validates one schema file's text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Self, SchemaError> {
-        let schema: EntitySchema = toml::from_str(text)
+        let mut schema: EntitySchema = toml::from_str(text)
             .map_err(|e| SchemaError::Syntax { file: file.to_owned(), reason: e.to_string().trim().to_owned() })?;
         schema.validate().map_err(|reason| SchemaError::Invalid { file: file.to_owned(), reason })?;
+        schema.layout = schema.lay_out();
         Ok(schema)
+    }
+
+    /// Resolves names to positions; `validate` has checked that every name exists.
+    fn lay_out(&self) -> Layout {
+        let index = |name: &str| self.attribute_index(name).unwrap_or(usize::MAX);
+        let indices = |names: &[String]| names.iter().map(|n| index(n)).collect();
+        let mut by_name: Vec<usize> = (0..self.attributes.len()).collect();
+        by_name.sort_by(|a, b| self.attributes[*a].name.cmp(&self.attributes[*b].name));
+        Layout {
+            by_name,
+            swaps: self.matching.swaps.iter().map(|[a, b]| [index(a), index(b)]).collect(),
+            groups: self.matching.groups.iter().map(|g| indices(&g.attributes)).collect(),
+            rules: self.rules.iter().map(|r| indices(&r.attributes)).collect(),
+        }
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// A map's values lined up with this schema's attributes (position `i` holds the value of
+    /// `attributes[i]`); names the schema does not declare are left out.
+    pub fn align<'a, V>(&self, map: &'a crate::attributes::AttributeMap<V>) -> Vec<Option<&'a V>> {
+        let order = self.layout.by_name.iter().map(|&i| (i, self.attributes[i].name.as_str()));
+        map.aligned(order, self.attributes.len())
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! Survivorship: which member's value becomes the golden value of each attribute.
 
+use crate::attributes::AttributeMap;
 use crate::golden::GoldenAttribute;
-use crate::record::SourceRecord;
+use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema};
 use serde::{Deserialize, Serialize};
 
@@ -20,10 +21,12 @@ pub enum Rule {
     FirstNonEmpty,
 }
 
+#[derive(Clone, Copy)]
 struct Candidate<'a> {
     join: usize,
     record: &'a SourceRecord,
     value: &'a str,
+    valid: bool,
 }
 
 fn recency(r: &SourceRecord) -> i64 {
@@ -34,32 +37,38 @@ fn rank(priority: &[String], system: &str) -> usize {
     priority.iter().position(|s| s == system).unwrap_or(priority.len())
 }
 
-/// Picks the surviving value of one attribute among members (given in join order). Valid values
-/// are preferred to values kept raw; ties are broken by recency, priority, then join order, so
-/// the result never depends on the order records were read in.
-pub fn survive_attribute(
-    schema: &EntitySchema,
-    def: &AttributeDef,
-    members: &[&SourceRecord],
-) -> Option<GoldenAttribute> {
-    let all: Vec<Candidate> = members
-        .iter()
-        .enumerate()
-        .filter_map(|(join, r)| r.value(&def.name).map(|value| Candidate { join, record: r, value }))
-        .collect();
-    let any_valid = all.iter().any(|c| c.record.is_valid(&def.name));
-    let cands: Vec<&Candidate> = all.iter().filter(|c| !any_valid || c.record.is_valid(&def.name)).collect();
+/// A member with its values lined up with the schema ([`SourceRecord::slots`]).
+pub type Member<'a> = (&'a SourceRecord, Vec<Slot<'a>>);
+
+/// Members (in join order) with their slots, read once for every attribute.
+pub fn members_with_slots<'a>(schema: &EntitySchema, members: &[&'a SourceRecord]) -> Vec<Member<'a>> {
+    members.iter().map(|r| (*r, r.slots(schema))).collect()
+}
+
+/// Picks the surviving value of the schema's attribute at `position` among members (given in
+/// join order). Valid values are preferred to values kept raw; ties are broken by recency,
+/// priority, then join order, so the result never depends on the order records were read in.
+pub fn survive_attribute(schema: &EntitySchema, position: usize, members: &[Member<'_>]) -> Option<GoldenAttribute> {
+    let def: &AttributeDef = schema.attributes.get(position)?;
+    let all = || {
+        members.iter().enumerate().filter_map(move |(join, (record, slots))| {
+            let slot = slots.get(position)?;
+            slot.value.map(|value| Candidate { join, record, value, valid: slot.valid })
+        })
+    };
+    let any_valid = all().any(|c| c.valid);
+    let cands = || all().filter(move |c| !any_valid || c.valid);
     let priority = schema.priority_for(def);
-    let frequency = |v: &str| cands.iter().filter(|c| c.value == v).count();
+    let frequency = |v: &str| cands().filter(|c| c.value == v).count();
     let tie = |c: &Candidate| (std::cmp::Reverse(recency(c.record)), rank(priority, &c.record.key.system), c.join);
     let best = match def.survivorship {
-        Rule::SourcePriority => cands.iter().min_by_key(|c| (rank(priority, &c.record.key.system), tie(c))),
-        Rule::MostRecent => cands.iter().min_by_key(|c| tie(c)),
-        Rule::MostFrequent => cands.iter().min_by_key(|c| (std::cmp::Reverse(frequency(c.value)), tie(c))),
-        Rule::MostComplete => cands.iter().min_by_key(|c| {
+        Rule::SourcePriority => cands().min_by_key(|c| (rank(priority, &c.record.key.system), tie(c))),
+        Rule::MostRecent => cands().min_by_key(|c| tie(c)),
+        Rule::MostFrequent => cands().min_by_key(|c| (std::cmp::Reverse(frequency(c.value)), tie(c))),
+        Rule::MostComplete => cands().min_by_key(|c| {
             (std::cmp::Reverse(c.record.completeness()), std::cmp::Reverse(c.value.chars().count()), tie(c))
         }),
-        Rule::FirstNonEmpty => cands.iter().min_by_key(|c| c.join),
+        Rule::FirstNonEmpty => cands().min_by_key(|c| c.join),
     }?;
     Some(GoldenAttribute {
         value: best.value.into(),
@@ -71,11 +80,14 @@ pub fn survive_attribute(
 }
 
 /// Golden attributes with provenance from the members (in join order).
-pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> crate::attributes::AttributeMap<GoldenAttribute> {
-    schema
-        .attributes
-        .iter()
-        .filter_map(|def| survive_attribute(schema, def, members).map(|a| (def.name.as_str(), a)))
+pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap<GoldenAttribute> {
+    survive_members(schema, &members_with_slots(schema, members))
+}
+
+/// [`survive`] for members whose slots are read already.
+pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> AttributeMap<GoldenAttribute> {
+    (0..schema.attributes.len())
+        .filter_map(|i| survive_attribute(schema, i, members).map(|a| (schema.attributes[i].name.as_str(), a)))
         .collect()
 }
 
