@@ -242,18 +242,31 @@ impl<S: Store> Hub<S> {
                 break;
             }
             let want: Vec<String> = pending.values().cloned().collect::<BTreeSet<_>>().into_iter().collect();
-            let found: BTreeMap<String, GoldenRecord> =
-                self.store.get_goldens(entity, &want).await?.into_iter().map(|g| (g.golden_id.clone(), g)).collect();
-            let mut next = BTreeMap::new();
+            // Who asked for each record read (ids merged into one survivor ask for it together).
+            let mut askers: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (asked, at) in pending {
-                match found.get(&at).map(|g| &g.status) {
-                    Some(GoldenStatus::Active) => {
-                        out.insert(asked, found[&at].clone());
+                askers.entry(at).or_default().push(asked);
+            }
+            let mut next = BTreeMap::new();
+            for g in self.store.get_goldens(entity, &want).await? {
+                let Some(mut asked) = askers.remove(&g.golden_id) else { continue };
+                match &g.status {
+                    GoldenStatus::Active => {
+                        // The last asker takes the record read, the others a copy.
+                        let last = asked.pop();
+                        for a in asked {
+                            out.insert(a, g.clone());
+                        }
+                        if let Some(a) = last {
+                            out.insert(a, g);
+                        }
                     }
-                    Some(GoldenStatus::MergedInto { survivor }) => {
-                        next.insert(asked, survivor.clone());
+                    GoldenStatus::MergedInto { survivor } => {
+                        for a in asked {
+                            next.insert(a, survivor.clone());
+                        }
                     }
-                    Some(GoldenStatus::Erased) | None => {}
+                    GoldenStatus::Erased => {}
                 }
             }
             pending = next;
@@ -268,21 +281,21 @@ impl<S: Store> Hub<S> {
         let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
         let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut too_common = Vec::new();
-        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for h in &hits {
             if too_full(record_keys, &keys, h) {
                 too_common.push(BlockKey::name_of(&h.key).to_owned());
                 continue;
             }
             for g in &h.golden_ids {
-                *votes.entry(g.clone()).or_default() += 1;
+                *votes.entry(g.as_str()).or_default() += 1;
             }
         }
         // Golden records sharing more keys first, capped.
-        let mut ranked: Vec<(String, usize)> = votes.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut ranked: Vec<(&str, usize)> = votes.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         ranked.truncate(schema.matching.max_candidates);
-        let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g).collect();
+        let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g.to_owned()).collect();
         let resolved = self.resolve(&schema.entity, &ids).await?;
         let mut seen = BTreeSet::new();
         let candidates: Vec<GoldenRecord> =

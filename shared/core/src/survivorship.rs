@@ -70,13 +70,20 @@ pub fn survive_attribute(schema: &EntitySchema, position: usize, members: &[Memb
         }),
         Rule::FirstNonEmpty => cands().min_by_key(|c| c.join),
     }?;
-    Some(GoldenAttribute {
-        value: best.value.into(),
-        source: best.record.key.system.as_str().into(),
-        source_id: best.record.key.source_id.as_str().into(),
-        source_seq: best.record.seq,
-        rule: def.survivorship,
-    })
+    Some(GoldenAttribute::of(best.record, best.value, def.survivorship))
+}
+
+impl GoldenAttribute {
+    /// `value`, taken from `record` under `rule`, with its provenance.
+    fn of(record: &SourceRecord, value: &str, rule: Rule) -> Self {
+        Self {
+            value: value.into(),
+            source: record.key.system.as_str().into(),
+            source_id: record.key.source_id.as_str().into(),
+            source_seq: record.seq,
+            rule,
+        }
+    }
 }
 
 /// Golden attributes with provenance from the members (in join order).
@@ -86,6 +93,18 @@ pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap
 
 /// [`survive`] for members whose slots are read already.
 pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> AttributeMap<GoldenAttribute> {
+    if let [(record, slots)] = members {
+        // One member (a new golden record): each of its values survives, whatever the rule.
+        return schema
+            .attributes
+            .iter()
+            .zip(slots)
+            .filter_map(|(def, slot)| {
+                let value = slot.value?;
+                Some((def.name.as_str(), GoldenAttribute::of(record, value, def.survivorship)))
+            })
+            .collect();
+    }
     (0..schema.attributes.len())
         .filter_map(|i| survive_attribute(schema, i, members).map(|a| (schema.attributes[i].name.as_str(), a)))
         .collect()
@@ -136,6 +155,24 @@ mod tests {
         assert_eq!(g["email"].source, "webshop");
         assert_eq!(g["country"].value, "GB", "most frequent");
         assert_eq!(g["locality"].source_id, "c1");
+    }
+
+    #[test]
+    fn a_single_member_gives_what_each_rule_would_pick() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let s = reg.get("customer").expect("customer");
+        let mut r =
+            rec("webshop", "w1", 300, &[("given_name", "jon"), ("date_of_birth", "1999-02-31"), ("country", "GB")]);
+        r.invalid.insert("date_of_birth".into());
+        let members = members_with_slots(s, &[&r]);
+        let by_rule: AttributeMap<GoldenAttribute> = (0..s.attributes.len())
+            .filter_map(|i| survive_attribute(s, i, &members).map(|a| (s.attributes[i].name.as_str(), a)))
+            .collect();
+        let fast = survive(s, &[&r]);
+        assert_eq!(fast, by_rule);
+        assert_eq!(fast.len(), 3);
+        assert_eq!(fast["date_of_birth"].value, "1999-02-31", "a raw value survives when it is the only one");
+        assert_eq!(fast["given_name"].source_id, "w1");
     }
 
     #[test]
