@@ -147,6 +147,11 @@ impl<V> AttributeMap<V> {
     }
 
     fn from_vec(mut entries: Vec<(Text, V)>) -> Self {
+        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Already in order without repeats (maps built in a schema's name order).
+            entries.shrink_to_fit();
+            return Self { entries };
+        }
         // Like `BTreeMap`'s `collect`: for a repeated name the last value wins.
         entries.reverse();
         entries.sort_by(|a, b| a.0.cmp(&b.0));

@@ -111,9 +111,18 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Appends lower-case hexadecimal.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0x0f)] as char);
+    // Spelled into a buffer and appended once: `String::push` per digit was most of the cost
+    // of spelling out a stored key, which matching and merging do for every key of a record.
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        let mut n = 0;
+        for b in chunk {
+            buf[n] = HEX[usize::from(b >> 4)];
+            buf[n + 1] = HEX[usize::from(b & 0x0f)];
+            n += 2;
+        }
+        // Only ASCII digits and letters were written.
+        out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
     }
 }
 
@@ -209,6 +218,15 @@ mod tests {
             assert_eq!(decode_part(&encode_part(v)), v);
         }
         assert_ne!(compose("X", &["%23"]), compose("X", &["#"]));
+    }
+
+    #[test]
+    fn hex_spells_every_byte_in_order() {
+        let bytes: Vec<u8> = (0..=40u8).map(|b| b.wrapping_mul(37)).collect();
+        let mut out = String::from("k=");
+        push_hex(&mut out, &bytes);
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, format!("k={expected}"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Person-name knowledge for matching: nicknames (`bob` is `robert`) and initials (`j` is
 //! `john`). English-language names; the table is data, small on purpose, and easy to extend.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+/// Looked up twice per given-name comparison: hashed with foldhash, not SipHash (the names are
+/// the built-in table's, not input an attacker could choose to collide).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Groups of names one person may go by: the formal name first, then its common short forms.
 /// A name may sit in more than one group (`fred`: frederick, alfred).
@@ -87,7 +90,7 @@ const GROUPS: &[&[&str]] = &[
 fn groups_of() -> &'static HashMap<&'static str, Vec<u16>> {
     static INDEX: OnceLock<HashMap<&'static str, Vec<u16>>> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut m: HashMap<&'static str, Vec<u16>> = HashMap::new();
+        let mut m: HashMap<&'static str, Vec<u16>> = HashMap::default();
         for (i, g) in GROUPS.iter().enumerate() {
             for name in *g {
                 m.entry(name).or_default().push(i as u16);

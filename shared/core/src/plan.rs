@@ -122,7 +122,8 @@ pub fn match_values(schema: &EntitySchema, members: &[&SourceRecord]) -> Attribu
 /// [`match_values`] for members whose slots are read already.
 pub fn member_match_values(schema: &EntitySchema, members: &[Member<'_>]) -> AttributeMap<MatchValues> {
     let mut out: Vec<(&str, MatchValues)> = Vec::with_capacity(schema.attributes.len());
-    for (i, def) in schema.attributes.iter().enumerate() {
+    for i in schema.positions_by_name() {
+        let def = &schema.attributes[i];
         let mut vals = MatchValues::default();
         for (_, slots) in members {
             let Some(slot) = slots.get(i) else { continue };

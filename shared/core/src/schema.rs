@@ -257,6 +257,11 @@ impl EntitySchema {
         }
     }
 
+    /// Attribute positions in the order of their names (the order attribute maps keep).
+    pub fn positions_by_name(&self) -> impl Iterator<Item = usize> + '_ {
+        self.layout.by_name.iter().copied()
+    }
+
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }

@@ -96,16 +96,15 @@ pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> Attribu
     if let [(record, slots)] = members {
         // One member (a new golden record): each of its values survives, whatever the rule.
         return schema
-            .attributes
-            .iter()
-            .zip(slots)
-            .filter_map(|(def, slot)| {
-                let value = slot.value?;
+            .positions_by_name()
+            .filter_map(|i| {
+                let (def, value) = (&schema.attributes[i], slots.get(i)?.value?);
                 Some((def.name.as_str(), GoldenAttribute::of(record, value, def.survivorship)))
             })
             .collect();
     }
-    (0..schema.attributes.len())
+    schema
+        .positions_by_name()
         .filter_map(|i| survive_attribute(schema, i, members).map(|a| (schema.attributes[i].name.as_str(), a)))
         .collect()
 }
