@@ -170,6 +170,14 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
     out
 }
 
+/// The attributes whose golden value differs from `old`'s (all of them for a new record), in name
+/// order. Borrowed: the names are spelled out only for events.
+fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> impl Iterator<Item = &'a str> {
+    let names: BTreeSet<&str> =
+        old.into_iter().flat_map(|o| o.attributes.keys()).chain(new.attributes.keys()).map(|k| k.as_str()).collect();
+    names.into_iter().filter(move |n| old.is_none_or(|o| o.value(n) != new.value(n)))
+}
+
 /// Computes the writes for one source record given the decision and the current state.
 pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let schema = input.schema;
@@ -268,18 +276,12 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         created_at_ms: now,
         updated_at_ms: now,
     };
-    let changed: Vec<String> = match survivor_old {
-        None => golden.attributes.keys().map(|k| k.to_string()).collect(),
-        Some(old) => {
-            let names: BTreeSet<&str> =
-                old.attributes.keys().chain(golden.attributes.keys()).map(|k| k.as_str()).collect();
-            names.into_iter().filter(|n| old.value(n) != golden.value(n)).map(str::to_owned).collect()
-        }
-    };
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
         Some(old) => {
-            let effective = !changed.is_empty() || old.members != golden.members || !losers.is_empty();
+            let effective = changed_attributes(Some(old), &golden).next().is_some()
+                || old.members != golden.members
+                || !losers.is_empty();
             let stored_differs = old.attributes != golden.attributes
                 || old.match_values != golden.match_values
                 || old.index_keys != golden.index_keys
@@ -338,6 +340,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         });
     }
     if effective && input.emit_events {
+        let changed = changed_attributes(survivor_old, &golden).map(str::to_owned).collect();
         let envelope = Envelope::new(&golden, changed, cause, corr, now);
         let view = GoldenView::of(&golden);
         events.push(match (survivor_old, losers.is_empty()) {
