@@ -110,19 +110,26 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Appends lower-case hexadecimal.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// The two digits of every byte value, looked up instead of computed per digit.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            pairs[b] = [HEX[b >> 4], HEX[b & 0x0f]];
+            b += 1;
+        }
+        pairs
+    };
     // Spelled into a buffer and appended once: `String::push` per digit was most of the cost
     // of spelling out a stored key, which matching and merging do for every key of a record.
     let mut buf = [0u8; 64];
     for chunk in bytes.chunks(buf.len() / 2) {
-        let mut n = 0;
-        for b in chunk {
-            buf[n] = HEX[usize::from(b >> 4)];
-            buf[n + 1] = HEX[usize::from(b & 0x0f)];
-            n += 2;
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair.copy_from_slice(&PAIRS[usize::from(*b)]);
         }
         // Only ASCII digits and letters were written.
-        out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+        out.push_str(std::str::from_utf8(&buf[..2 * chunk.len()]).unwrap_or_default());
     }
 }
 
