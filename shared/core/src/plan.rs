@@ -154,7 +154,7 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
     }
     by_key.insert(&source.key, source);
     let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(by_key.len());
     for g in groups {
         for k in g.golden.members.iter() {
             if let Some(r) = by_key.get(k) {
@@ -230,8 +230,9 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
 
     // Claims: take free ones, move the losers', leave ones held by other golden records alone.
-    let mut new_claims = Vec::new();
-    let mut moved_claims = Vec::new();
+    // Sized once: a write is a few hundred bytes, and growing a vector copies them.
+    let mut new_claims = Vec::with_capacity(claim_keys.len());
+    let mut moved_claims = Vec::with_capacity(claim_keys.len());
     let mut held: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
     for key in &claim_keys {
         let text = key.text();
@@ -302,7 +303,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Golden record, history and cross-reference, the losers', events and claims: sized once
     // (a write is a few hundred bytes; growing the vector copies them).
     let mut main: Vec<WriteOp> = Vec::with_capacity(6 + 2 * losers.len() + new_claims.len());
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(2);
     let cause = if losers.is_empty() { Cause::Ingest } else { Cause::Merge };
     let corr = source.correlation_id.as_str();
     if needs_write {
@@ -331,7 +332,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
 
     // Events and the review task.
-    let mut event_types = Vec::new();
+    let mut event_types = Vec::with_capacity(2);
     if effective {
         event_types.push(match (survivor_old, losers.is_empty()) {
             (None, _) => "GoldenRecordCreated",
