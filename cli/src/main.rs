@@ -16,18 +16,6 @@ mod generate;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `purge_delay` option (the same position in its v2 and v3 option lists).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keeps freed memory mapped for the rest of the process. By default mimalloc returns freed pages
-/// to the system after 10 ms, and a batch run that frees and allocates per record then spends a
-/// tenth of its time having the kernel zero the same pages again (`perf`: `clear_page_erms`).
-/// Peak memory is unchanged: it is what the run holds at its largest.
-fn keep_freed_memory() {
-    // SAFETY: sets a plain integer option; mimalloc reads options at any time and accepts -1.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
-
 #[cfg(feature = "aws")]
 mod cost;
 #[cfg(feature = "aws")]
@@ -72,10 +60,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(&args),
-        Some("dedupe") => {
-            keep_freed_memory();
-            dedupe::run(&args).await
-        }
+        Some("dedupe") => dedupe::run(&args).await,
         Some("generate") => generate::run(&args),
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
