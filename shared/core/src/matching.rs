@@ -160,7 +160,7 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord) -
         let v = mine[i].value.filter(|_| mine[i].valid)?;
         Some((v, theirs[i]))
     };
-    let rules = || schema.rules.iter().zip(&layout.rules);
+    let rules = || schema.rules.iter().zip(&layout.rules).filter_map(|(r, at)| Some((r, at.as_ref()?)));
     let blocked_by = rules()
         .filter(|(r, _)| r.effect != RuleEffect::Link)
         .find(|(rule, attributes)| {

@@ -200,9 +200,10 @@ pub struct EntitySchema {
     #[serde(default)]
     pub rules: Vec<DeterministicRule>,
     pub attributes: Vec<AttributeDef>,
-    /// The names above resolved to attribute positions, once, when the schema is parsed.
+    /// The names above resolved to attribute positions, once (when the schema is parsed, or on
+    /// first use for a schema built another way).
     #[serde(skip)]
-    layout: Layout,
+    layout: std::sync::OnceLock<Layout>,
 }
 
 /// Attribute positions (indices into [`EntitySchema::attributes`]) for the names that matching
@@ -215,8 +216,8 @@ pub(crate) struct Layout {
     pub(crate) swaps: Vec<[usize; 2]>,
     /// Per entry of `matching.groups`.
     pub(crate) groups: Vec<Vec<usize>>,
-    /// Per entry of `rules`.
-    pub(crate) rules: Vec<Vec<usize>>,
+    /// Per entry of `rules`; `None` for a rule naming an attribute the schema lacks.
+    pub(crate) rules: Vec<Option<Vec<usize>>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -236,40 +237,42 @@ pub enum SchemaError {
 impl EntitySchema {
     /// Parses and validates one schema file's text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Self, SchemaError> {
-        let mut schema: EntitySchema = toml::from_str(text)
+        let schema: EntitySchema = toml::from_str(text)
             .map_err(|e| SchemaError::Syntax { file: file.to_owned(), reason: e.to_string().trim().to_owned() })?;
         schema.validate().map_err(|reason| SchemaError::Invalid { file: file.to_owned(), reason })?;
-        schema.layout = schema.lay_out();
+        // Resolved now, while loading, rather than by the first record matched.
+        let _ = schema.layout();
         Ok(schema)
     }
 
-    /// Resolves names to positions; `validate` has checked that every name exists.
+    /// Resolves names to positions. `validate` rejects unknown names; for a schema built without
+    /// it, an unknown name counts as an attribute never present: a swap or a group leaves it out
+    /// and a rule naming it never applies.
     fn lay_out(&self) -> Layout {
-        let index = |name: &str| self.attribute_index(name).unwrap_or(usize::MAX);
-        let indices = |names: &[String]| names.iter().map(|n| index(n)).collect();
         let mut by_name: Vec<usize> = (0..self.attributes.len()).collect();
         by_name.sort_by(|a, b| self.attributes[*a].name.cmp(&self.attributes[*b].name));
+        let index = |name: &String| self.attribute_index(name);
         Layout {
             by_name,
-            swaps: self.matching.swaps.iter().map(|[a, b]| [index(a), index(b)]).collect(),
-            groups: self.matching.groups.iter().map(|g| indices(&g.attributes)).collect(),
-            rules: self.rules.iter().map(|r| indices(&r.attributes)).collect(),
+            swaps: self.matching.swaps.iter().filter_map(|[a, b]| Some([index(a)?, index(b)?])).collect(),
+            groups: self.matching.groups.iter().map(|g| g.attributes.iter().filter_map(index).collect()).collect(),
+            rules: self.rules.iter().map(|r| r.attributes.iter().map(index).collect()).collect(),
         }
     }
 
     /// Attribute positions in the order of their names (the order attribute maps keep).
     pub fn positions_by_name(&self) -> impl Iterator<Item = usize> + '_ {
-        self.layout.by_name.iter().copied()
+        self.layout().by_name.iter().copied()
     }
 
     pub(crate) fn layout(&self) -> &Layout {
-        &self.layout
+        self.layout.get_or_init(|| self.lay_out())
     }
 
     /// A map's values lined up with this schema's attributes (position `i` holds the value of
     /// `attributes[i]`); names the schema does not declare are left out.
     pub fn align<'a, V>(&self, map: &'a crate::attributes::AttributeMap<V>) -> Vec<Option<&'a V>> {
-        let order = self.layout.by_name.iter().map(|&i| (i, self.attributes[i].name.as_str()));
+        let order = self.layout().by_name.iter().map(|&i| (i, self.attributes[i].name.as_str()));
         map.aligned(order, self.attributes.len())
     }
 
@@ -428,6 +431,47 @@ impl SchemaRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_resolves_names_to_positions() {
+        let r = SchemaRegistry::built_in().expect("built-in schemas are valid");
+        let c = r.get("customer").expect("customer");
+        let names: Vec<&str> = c.positions_by_name().map(|i| c.attributes[i].name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "positions in name order");
+        assert_eq!(names.len(), c.attributes.len());
+        let layout = c.layout();
+        for ([a, b], [ia, ib]) in c.matching.swaps.iter().zip(&layout.swaps) {
+            assert_eq!((c.attributes[*ia].name.as_str(), c.attributes[*ib].name.as_str()), (a.as_str(), b.as_str()));
+        }
+        assert_eq!(layout.rules.len(), c.rules.len());
+        assert!(layout.rules.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn a_schema_built_without_validation_never_indexes_an_unknown_name() {
+        let text = r#"
+            entity = "thing"
+            rules = [{ name = "r", attributes = ["a", "nope"] }]
+            [matching]
+            link_threshold = 5.0
+            review_threshold = 2.0
+            swaps = [["a", "nope"]]
+            groups = [{ name = "g", attributes = ["a", "nope"], min_weight = -1.0, max_weight = 1.0 }]
+            [[attributes]]
+            name = "a"
+            type = "text"
+            survivorship = "most_recent"
+            comparator = { kind = "exact", m = [0.9], u = [0.001] }
+        "#;
+        let schema: EntitySchema = toml::from_str(text).expect("deserialises");
+        let layout = schema.layout();
+        assert!(layout.swaps.is_empty());
+        assert_eq!(layout.groups, vec![vec![0]]);
+        assert_eq!(layout.rules, vec![None], "a rule naming an unknown attribute never applies");
+        assert!(EntitySchema::parse("thing.toml", text).is_err(), "parsing rejects the unknown names");
+    }
 
     #[test]
     fn built_in_schemas_load() {
