@@ -7,7 +7,8 @@
 //!            --out clusters.csv FILE.csv [FILE.csv ...]
 //! ```
 
-use mdm_core::hub::{Hub, HubConfig};
+use mdm_core::hub::{Hub, HubConfig, MergeReport, Touched};
+use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
 use mdm_core::record::validate;
 use mdm_core::store::memory::MemoryStore;
@@ -17,6 +18,7 @@ use mdm_core::{GoldenStatus, SchemaRegistry};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -187,6 +189,10 @@ impl<'a> FileRows<'a> {
     }
 }
 
+/// A stage of the batch engine on its own thread: its output in batches, in input order (a bad
+/// input ends it with its error, after every record before it), and the thread.
+type Stage<T> = (std::sync::mpsc::Receiver<Vec<Result<T, String>>>, std::thread::JoinHandle<()>);
+
 /// A record read, validated and keyed, with where it came from.
 struct Prepared {
     file_index: usize,
@@ -202,43 +208,46 @@ fn read_ahead(
     opts: Options,
     registry: Arc<SchemaRegistry>,
     attributes: BTreeSet<String>,
-) -> (std::sync::mpsc::Receiver<Vec<Result<Prepared, String>>>, std::thread::JoinHandle<()>) {
+) -> Result<Stage<Prepared>, String> {
     const BATCH: usize = 256;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(8);
-    let reader = std::thread::spawn(move || {
-        let mut batch = Vec::with_capacity(BATCH);
-        let send = |batch: &mut Vec<Result<Prepared, String>>| {
-            tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
-        };
-        'files: for (file_index, path) in opts.inputs.iter().enumerate() {
-            let mut rows = match FileRows::open(path, &opts, &attributes) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    batch.push(Err(e));
-                    break;
-                }
+    let reader = std::thread::Builder::new()
+        .name("read".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let send = |batch: &mut Vec<Result<Prepared, String>>| {
+                tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
             };
-            loop {
-                let prepared = match rows.next_row() {
-                    Ok(None) => break,
-                    Ok(Some(row)) => prepare(&registry, &rows.shown, file_index, row),
-                    Err(e) => Err(e),
+            'files: for (file_index, path) in opts.inputs.iter().enumerate() {
+                let mut rows = match FileRows::open(path, &opts, &attributes) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        batch.push(Err(e));
+                        break;
+                    }
                 };
-                let failed = prepared.is_err();
-                batch.push(prepared);
-                if failed {
-                    break 'files;
-                }
-                if batch.len() == BATCH && !send(&mut batch) {
-                    return;
+                loop {
+                    let prepared = match rows.next_row() {
+                        Ok(None) => break,
+                        Ok(Some(row)) => prepare(&registry, &rows.shown, file_index, row),
+                        Err(e) => Err(e),
+                    };
+                    let failed = prepared.is_err();
+                    batch.push(prepared);
+                    if failed {
+                        break 'files;
+                    }
+                    if batch.len() == BATCH && !send(&mut batch) {
+                        return;
+                    }
                 }
             }
-        }
-        if !batch.is_empty() {
-            send(&mut batch);
-        }
-    });
-    (rx, reader)
+            if !batch.is_empty() {
+                send(&mut batch);
+            }
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    Ok((rx, reader))
 }
 
 fn prepare(registry: &SchemaRegistry, shown: &str, file_index: usize, row: Row) -> Result<Prepared, String> {
@@ -256,6 +265,139 @@ fn io_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Io(io) => io.to_string(),
         other => format!("{other:?}"),
+    }
+}
+
+/// A record matched ahead of its merge, with what the match read.
+struct Matched {
+    file_index: usize,
+    record_id: String,
+    key: SourceKey,
+    result: MatchResult,
+    /// [`Touched`] hashes of the blocks and golden records the match read.
+    reads: Vec<u64>,
+    /// Merges complete when the match began: it saw every write of those, and perhaps part of
+    /// the ones after.
+    merged_before: u64,
+}
+
+/// Matches a decision batch ahead of the merges, on its own thread: stores each record (ingest)
+/// and decides what it belongs to against the store as it is, noting what the decision read.
+/// The merging thread takes the decisions in input order and makes one again when a merge
+/// since wrote what it read (see [`Touched`]).
+fn match_ahead(
+    hub: Arc<Hub<MemoryStore>>,
+    batches: std::sync::mpsc::Receiver<Vec<Result<Prepared, String>>>,
+    merged: Arc<AtomicU64>,
+    shown: Vec<String>,
+) -> Result<Stage<Matched>, String> {
+    // Small batches keep the merges close behind the matches: the further ahead a match runs,
+    // the likelier a merge since touched what it read.
+    const BATCH: usize = 32;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Matched, String>>>(4);
+    let runtime = tokio::runtime::Handle::current();
+    let matcher = std::thread::Builder::new()
+        .name("match".into())
+        .spawn(move || {
+            let mut out = Vec::with_capacity(BATCH);
+            for batch in batches {
+                for prepared in batch {
+                    let matched = prepared.and_then(|p| runtime.block_on(match_one(&hub, &merged, &shown, p)));
+                    let failed = matched.is_err();
+                    out.push(matched);
+                    if (out.len() == BATCH || failed)
+                        && tx.send(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).is_err()
+                    {
+                        return;
+                    }
+                    if failed {
+                        return;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                let _ = tx.send(out);
+            }
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    Ok((rx, matcher))
+}
+
+async fn match_one(
+    hub: &Hub<MemoryStore>,
+    merged: &AtomicU64,
+    shown: &[String],
+    prepared: Prepared,
+) -> Result<Matched, String> {
+    let Prepared { file_index, line, record_id, record } = prepared;
+    if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
+        return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
+    }
+    let merged_before = merged.load(Ordering::Acquire);
+    let result = hub.match_record(&record).await.map_err(|e| e.to_string())?;
+    let entity = record.key.entity.as_str();
+    let mut reads: Vec<u64> = match hub.registry().get(entity) {
+        Some(schema) => {
+            mdm_core::blocking::keys_of(schema, &record).iter().map(|k| Touched::block(entity, &k.stored())).collect()
+        }
+        None => Vec::new(),
+    };
+    reads.extend(result.candidates.iter().map(|c| Touched::golden(entity, &c.golden_id)));
+    Ok(Matched { file_index, record_id, key: record.key, result, reads, merged_before })
+}
+
+/// Merges decisions made ahead, in input order. A decision is made again when a merge after the
+/// ones its match saw wrote a block or golden record it read ([`Touched`]); the result is then the
+/// one a single thread, matching and merging each record in turn, gives.
+struct Merger {
+    hub: Arc<Hub<MemoryStore>>,
+    /// Merges complete, for the matching thread.
+    merged: Arc<AtomicU64>,
+    /// Per slot of a table of [`Touched`] hashes (folded): the last merge that wrote one. Two
+    /// hashes may share a slot; that only remakes a decision that was sound.
+    last_touch: Vec<u32>,
+    /// Decisions made again.
+    remade: usize,
+}
+
+impl Merger {
+    const SLOT_BITS: u32 = 20;
+
+    fn new(hub: Arc<Hub<MemoryStore>>) -> Self {
+        Self { hub, merged: Arc::new(AtomicU64::new(0)), last_touch: vec![0; 1 << Self::SLOT_BITS], remade: 0 }
+    }
+
+    fn slot(hash: u64) -> usize {
+        (hash >> (64 - Self::SLOT_BITS)) as usize
+    }
+
+    /// Whether a merge after the first `merged_before` wrote something `reads` names.
+    fn stale(&self, reads: &[u64], merged_before: u64) -> bool {
+        reads.iter().any(|h| u64::from(self.last_touch[Self::slot(*h)]) > merged_before)
+    }
+
+    /// Merges the next record in input order.
+    async fn merge(
+        &mut self,
+        key: &SourceKey,
+        result: MatchResult,
+        reads: &[u64],
+        merged_before: u64,
+    ) -> Result<MergeReport, String> {
+        let report = if self.stale(reads, merged_before) {
+            self.remade += 1;
+            self.hub.process(key).await
+        } else {
+            self.hub.merge_decision(key, result, None, true).await
+        }
+        .map_err(|e| e.to_string())?;
+        let merge = self.merged.load(Ordering::Relaxed) + 1;
+        let at = u32::try_from(merge).unwrap_or(u32::MAX);
+        for h in &report.touched {
+            self.last_touch[Self::slot(*h)] = at;
+        }
+        self.merged.store(merge, Ordering::Release);
+        Ok(report)
     }
 }
 
@@ -296,24 +438,25 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 
     let started = Instant::now();
     let registry = Arc::new(registry);
-    let config = HubConfig { keep_history: false, emit_events: false, ..HubConfig::default() };
-    let hub = Hub::new(registry.clone(), MemoryStore::new()).with_config(config);
+    let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
+    let hub = Arc::new(Hub::new(registry.clone(), MemoryStore::new()).with_config(config));
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
     let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
     // Per record, in input order: its file (index into the inputs) and its id. Its golden record
     // is read from the store at the end (the cross-reference follows merges).
     let mut processed: Vec<(u32, mdm_core::Text)> = Vec::new();
-    // Reading, validating and keying run a record ahead on their own thread; matching and
-    // merging take the records one at a time, in input order, on this one.
-    let (batches, reader) = read_ahead(opts.clone(), registry, attributes);
-    for batch in batches {
-        for prepared in batch {
-            let Prepared { file_index, line, record_id, record } = prepared?;
-            if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
-                return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
-            }
-            let report = hub.process(&record.key).await.map_err(|e| e.to_string())?;
+    // Three stages, each on its own thread: reading, validating and keying; storing and matching
+    // (a few records ahead of the merges); merging, on this one, one record at a time in input
+    // order. A decision whose reads a merge since has touched is made again here, so the
+    // result is the one a single thread gives.
+    let (batches, reader) = read_ahead(opts.clone(), registry, attributes)?;
+    let mut merger = Merger::new(hub.clone());
+    let (decisions, matcher) = match_ahead(hub.clone(), batches, merger.merged.clone(), shown)?;
+    for batch in decisions {
+        for matched in batch {
+            let Matched { file_index, record_id, key, result, reads, merged_before } = matched?;
+            let report = merger.merge(&key, result, &reads, merged_before).await?;
             match &report.outcome {
                 MergeOutcome::Linked { .. } => links += 1,
                 MergeOutcome::Merged { .. } => merges += 1,
@@ -327,7 +470,8 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             processed.push((u32::try_from(file_index).unwrap_or(u32::MAX), record_id.as_str().into()));
         }
     }
-    // The reader has stopped: the channel is closed only when it returns.
+    // The earlier stages have stopped: a channel closes only when its sender returns.
+    let _ = matcher.join();
     let _ = reader.join();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
     // Each record's golden record after the whole input: its cross-reference, then merged-into
@@ -373,12 +517,114 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     std::mem::forget(hub);
     eprintln!(
         "records {}  golden records {goldens}  links {links}  merges {merges}  reviews {reviews}  elapsed {elapsed:.2} s  \
-         records/s {:.0}  peak memory {} MiB  candidates/record {:.2}  too-common keys/record {:.3}",
+         records/s {:.0}  peak memory {} MiB  candidates/record {:.2}  too-common keys/record {:.3}  \
+         decisions remade {}",
         processed.len(),
         processed.len() as f64 / elapsed.max(1e-9),
         peak_memory_mib().map_or("?".into(), |m| format!("{m:.0}")),
         candidates as f64 / processed.len().max(1) as f64,
         too_common as f64 / processed.len().max(1) as f64,
+        merger.remade,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mdm_core::store::SourceStore;
+
+    fn people() -> Vec<Value> {
+        let rows = [
+            ("crm", "c1", "Anna", "Kowalski", "anna.k@example.com", "1984-07-21", "SW1A 1AA"),
+            ("crm", "c2", "Bob", "Okafor", "bob@example.org", "1962-11-03", "M1 1AE"),
+            ("web", "w1", "Ana", "Kowalsky", "ANNA.K@EXAMPLE.COM", "21/07/1984", "SW1A 1AA"),
+            ("crm", "c3", "Priya", "Raman", "", "1990-02-14", "B1 1BB"),
+            ("web", "w2", "Robert", "Okafor", "bob@example.org", "1962-11-03", "M1 1AE"),
+            ("erp", "e1", "Kowalski", "Anna", "", "1984-07-21", "SW1A 1AA"),
+            ("erp", "e2", "Priya", "Ramen", "priya@example.in", "1990-02-14", "B1 1BB"),
+            ("web", "w3", "Carl", "Jensen", "carl@example.dk", "1970-01-05", "EC1A 1BB"),
+        ];
+        rows.iter()
+            .map(|(system, id, given, family, email, dob, postcode)| {
+                let mut attrs = Map::new();
+                for (k, v) in [
+                    ("given_name", given),
+                    ("family_name", family),
+                    ("email", email),
+                    ("date_of_birth", dob),
+                    ("postcode", postcode),
+                ] {
+                    if !v.is_empty() {
+                        attrs.insert(k.into(), Value::String((*v).into()));
+                    }
+                }
+                json!({"entityType": "customer", "sourceSystem": system, "sourceId": id, "sourceSeq": 1,
+                       "attributes": attrs})
+            })
+            .collect()
+    }
+
+    fn hub() -> Arc<Hub<MemoryStore>> {
+        let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+        let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
+        Arc::new(Hub::new(registry, MemoryStore::new()).with_config(config))
+    }
+
+    /// Each record's golden record after the whole input.
+    async fn clusters(hub: &Hub<MemoryStore>, keys: &[SourceKey]) -> Vec<String> {
+        let mut out = Vec::new();
+        for k in keys {
+            let source = hub.store().get_source(k).await.expect("read").expect("stored");
+            let golden = hub.final_record("customer", source.golden_id.as_deref().expect("xref")).await.expect("read");
+            out.push(golden.expect("golden").golden_id);
+        }
+        out
+    }
+
+    /// Every decision made before any merge (as far ahead as matching can run) still gives the
+    /// clusters of matching and merging one record at a time: each stale decision is made again.
+    #[tokio::test]
+    async fn decisions_made_ahead_give_the_clusters_of_one_thread() {
+        let registry = SchemaRegistry::built_in().expect("schemas");
+        let records: Vec<mdm_core::SourceRecord> =
+            people().iter().map(|r| validate(&registry, r, 0).expect("valid")).collect();
+        let keys: Vec<SourceKey> = records.iter().map(|r| r.key.clone()).collect();
+
+        let one = hub();
+        for r in &records {
+            one.ingest(r).await.expect("ingest");
+            one.process(&r.key).await.expect("process");
+        }
+        let expected = clusters(&one, &keys).await;
+        assert!(expected.iter().collect::<BTreeSet<_>>().len() < records.len(), "the input has duplicates");
+
+        let ahead = hub();
+        let mut merger = Merger::new(ahead.clone());
+        let shown = vec!["people.csv".to_owned()];
+        let mut matched = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            let prepared =
+                Prepared { file_index: 0, line: i as u64 + 2, record_id: record.key.source_id.to_string(), record };
+            matched.push(match_one(&ahead, &merger.merged, &shown, prepared).await.expect("match"));
+        }
+        assert!(matched.iter().all(|m| m.merged_before == 0 && m.result.decision == mdm_core::MatchDecision::New));
+        for m in matched {
+            merger.merge(&m.key, m.result, &m.reads, m.merged_before).await.expect("merge");
+        }
+        assert_eq!(clusters(&ahead, &keys).await, expected);
+        assert!(merger.remade > 0, "the duplicates' decisions were stale");
+        assert!(merger.remade < keys.len(), "a decision nothing touched since is kept");
+    }
+
+    #[test]
+    fn a_decision_is_stale_only_after_a_later_merge_touched_what_it_read() {
+        let mut merger = Merger::new(hub());
+        let (a, b) = (Touched::block("customer", "k=1"), Touched::golden("customer", "g1"));
+        merger.last_touch[Merger::slot(a)] = 3;
+        assert!(merger.stale(&[b, a], 2), "merge 3 came after the two the match saw");
+        assert!(!merger.stale(&[a], 3), "the match saw merge 3");
+        assert!(!merger.stale(&[b], 0) || Merger::slot(a) == Merger::slot(b));
+        assert!(!merger.stale(&[], 0));
+    }
 }

@@ -188,3 +188,66 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
     );
     assert!(!out.exists(), "no output written on error");
 }
+
+/// The batch engine matches a few records ahead of its merges, on another thread. Its clusters
+/// are those of one thread feeding each record through ingest, match and merge in turn.
+#[tokio::test]
+async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
+    use mdm_core::store::memory::MemoryStore;
+    use mdm_core::store::SourceStore;
+    use mdm_core::{Hub, SchemaRegistry};
+    let d = dir("ahead");
+    let d_str = d.to_str().expect("path");
+    let (ok, _, err) = mdm(&["generate", "people", "--records", "3000", "--seed", "11", "--out", d_str]);
+    assert!(ok, "{err}");
+    let people = d.join("people.csv");
+    let out = d.join("clusters.csv");
+    let (ok, _, err) = mdm(&[
+        "dedupe",
+        "--entity",
+        "customer",
+        "--id-column",
+        "rec_id",
+        "--out",
+        out.to_str().expect("path"),
+        people.to_str().expect("path"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("decisions remade"), "{err}");
+
+    let hub = Hub::new(std::sync::Arc::new(SchemaRegistry::built_in().expect("schemas")), MemoryStore::new());
+    let mut reader = csv::Reader::from_path(&people).expect("people");
+    let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_owned).collect();
+    let mut keys = Vec::new();
+    for row in reader.records() {
+        let row = row.expect("row");
+        let mut attributes = serde_json::Map::new();
+        for (name, value) in header.iter().zip(row.iter()).skip(1) {
+            if !value.trim().is_empty() {
+                attributes.insert(name.clone(), value.trim().into());
+            }
+        }
+        let input = serde_json::json!({"entityType": "customer", "sourceSystem": "people", "sourceId": &row[0],
+                                       "sourceSeq": 1, "attributes": attributes});
+        let record = mdm_core::record::validate(hub.registry(), &input, 0).expect("valid");
+        hub.ingest(&record).await.expect("ingest");
+        hub.process(&record.key).await.expect("process");
+        keys.push(record.key);
+    }
+    let mut expected = vec!["source,record_id,golden_id".to_owned()];
+    for k in &keys {
+        let source = hub.store().get_source(k).await.expect("read").expect("stored");
+        let first = source.golden_id.expect("cross-reference");
+        let golden = hub.final_record("customer", &first).await.expect("read").expect("golden record");
+        expected.push(format!("people,{},{}", k.source_id, golden.golden_id));
+    }
+    let got = std::fs::read_to_string(&out).expect("clusters");
+    let got: Vec<&str> = got.lines().collect();
+    assert_eq!(got.len(), expected.len());
+    let differ = got.iter().zip(&expected).filter(|(g, e)| *g != e).count();
+    assert_eq!(differ, 0, "records whose golden record differs from one thread's");
+    let linked = expected.len()
+        - 1
+        - expected.iter().skip(1).map(|l| l.rsplit(',').next()).collect::<std::collections::BTreeSet<_>>().len();
+    assert!(linked > 100, "the set has duplicates to link ({linked})");
+}

@@ -56,6 +56,8 @@ pub struct HubConfig {
     pub suppression_secrets: Vec<Vec<u8>>,
     /// What ingest does with a record that matches an erased subject.
     pub suppression_mode: SuppressionMode,
+    /// Fill [`MergeReport::touched`] (the batch engine checks decisions made ahead against it).
+    pub trace_writes: bool,
 }
 
 /// What ingest does with a record that matches an erased subject's suppression marker.
@@ -78,6 +80,7 @@ impl Default for HubConfig {
             max_pointer_hops: 8,
             suppression_secrets: Vec::new(),
             suppression_mode: SuppressionMode::Reject,
+            trace_writes: false,
         }
     }
 }
@@ -95,6 +98,46 @@ pub struct MergeReport {
     /// Candidate retrieval for the final decision (counts and key names only).
     pub blocking: BlockingStats,
     pub golden: GoldenRecord,
+    /// What the merge wrote that a match reads, as [`Touched`] hashes: the blocks whose entries
+    /// changed and the golden records written. Empty unless [`HubConfig::trace_writes`].
+    pub touched: Vec<u64>,
+}
+
+/// Hashes naming what a match reads and a merge writes: a block (by its stored key) or a golden
+/// record (by id). A match's result depends only on the blocks of its record's keys and on the
+/// golden records it read, so a decision made while other merges ran is still the one a match
+/// made after them when none of their [`MergeReport::touched`] hashes is among its reads. Two
+/// names may share a hash; that only makes a decision look stale when it is not.
+pub struct Touched;
+
+impl Touched {
+    fn hash(kind: u8, entity: &str, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x6d64_6d5f_7472_6163).hash_one((kind, entity, name))
+    }
+
+    /// The block of a stored key.
+    pub fn block(entity: &str, key: &str) -> u64 {
+        Self::hash(b'b', entity, key)
+    }
+
+    /// A golden record.
+    pub fn golden(entity: &str, golden_id: &str) -> u64 {
+        Self::hash(b'g', entity, golden_id)
+    }
+
+    /// What a list of writes changes that a match reads.
+    fn of<'a>(ops: impl Iterator<Item = &'a crate::store::WriteOp>) -> Vec<u64> {
+        use crate::store::WriteOp;
+        ops.filter_map(|op| match op {
+            WriteOp::PutIndex { entity, key, .. } | WriteOp::DeleteIndex { entity, key, .. } => {
+                Some(Self::block(entity, key))
+            }
+            WriteOp::PutGolden { golden, .. } => Some(Self::golden(&golden.entity, &golden.golden_id)),
+            _ => None,
+        })
+        .collect()
+    }
 }
 
 pub struct Hub<S> {
@@ -622,6 +665,11 @@ impl<S: Store> Hub<S> {
                     continue;
                 }
             }
+            let touched = if self.config.trace_writes {
+                Touched::of(plan.writes.iter().chain(plan.follow_ups.iter().flatten()))
+            } else {
+                Vec::new()
+            };
             match self.store.transact(std::mem::take(&mut plan.writes)).await {
                 Ok(()) => {
                     for chunk in std::mem::take(&mut plan.follow_ups) {
@@ -642,6 +690,7 @@ impl<S: Store> Hub<S> {
                         final_decision: result.decision,
                         blocking: result.blocking,
                         golden: plan.golden,
+                        touched,
                     });
                 }
                 Err(e) if e.is_conflict() && attempt < self.config.max_attempts => {

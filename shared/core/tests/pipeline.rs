@@ -474,3 +474,35 @@ async fn a_claim_left_by_a_failed_transaction_is_taken_over_after_the_lease() {
     assert_eq!(held.len(), keys.len());
     assert!(held.values().all(|g| *g == own), "every claim is Anna's golden record's: {held:?}");
 }
+
+#[tokio::test]
+async fn a_traced_merge_names_the_blocks_and_golden_records_it_wrote() {
+    use mdm_core::hub::Touched;
+    use mdm_core::HubConfig;
+    let traced = {
+        let config = HubConfig { trace_writes: true, ..HubConfig::default() };
+        hub().with_config(config)
+    };
+    let (_, created) = feed(&traced, anna_crm()).await;
+    let created = created.expect("merged");
+    let golden = &created.golden;
+    assert!(created.touched.contains(&Touched::golden("customer", &golden.golden_id)));
+    for k in golden.index_keys.texts() {
+        assert!(created.touched.contains(&Touched::block("customer", &k)), "block {k}");
+    }
+    assert_eq!(created.touched.len(), golden.index_keys.len() + 1, "one golden record and its blocks");
+
+    let (_, linked) = feed(&traced, anna_web()).await;
+    let linked = linked.expect("merged");
+    assert_eq!(linked.golden.golden_id, golden.golden_id);
+    assert!(linked.touched.contains(&Touched::golden("customer", &golden.golden_id)));
+    let added: Vec<String> =
+        linked.golden.index_keys.texts().filter(|k| !golden.index_keys.texts().any(|o| o == *k)).collect();
+    assert!(!added.is_empty(), "the second record brings keys of its own");
+    for k in &added {
+        assert!(linked.touched.contains(&Touched::block("customer", k)), "new block {k}");
+    }
+
+    let (_, untraced) = feed(&hub(), anna_crm()).await;
+    assert!(untraced.expect("merged").touched.is_empty(), "traced only when asked");
+}

@@ -1,9 +1,9 @@
 //! The in-process store: a real adapter of the store port, used by the batch engine, the CLI and
-//! tests. One lock guards all state, so every transaction is atomic and isolated.
+//! tests. One lock guards all state (shared by reads), so every transaction is atomic and isolated.
 
 use super::*;
 use crate::golden::GoldenStatus;
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state's maps hash with foldhash (randomly seeded): SipHash was 8% of `mdm dedupe`'s
 /// instructions.
@@ -263,7 +263,8 @@ impl BlockTable {
 
 #[derive(Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    /// Reads share the lock: the batch engine matches on one thread while it merges on another.
+    state: RwLock<State>,
 }
 
 impl MemoryStore {
@@ -271,8 +272,12 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Unavailable("in-process store lock poisoned".into()))
+    fn lock(&self) -> Result<RwLockReadGuard<'_, State>, StoreError> {
+        Ok(self.state.read())
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>, StoreError> {
+        Ok(self.state.write())
     }
 
     pub fn counts(&self) -> MemoryCounts {
@@ -419,7 +424,7 @@ impl MemoryStore {
 
 impl SourceStore for MemoryStore {
     async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
-        let mut s = self.lock()?;
+        let mut s = self.write()?;
         let entity = &record.key.entity;
         let slot = s.slots.source(&record.key);
         let existing = s.sources.get(&slot);
@@ -473,7 +478,7 @@ impl ReceiptStore for MemoryStore {
     }
 
     async fn put_receipt(&self, request_id: &str, revision: u64, receipt_json: &str) -> Result<(), StoreError> {
-        let mut s = self.lock()?;
+        let mut s = self.write()?;
         let stored = s.receipts.get(request_id).map(|(r, _)| *r).unwrap_or(0);
         if stored + 1 != revision {
             return Err(StoreError::Conflict(Conflict::Concurrent));
@@ -559,7 +564,7 @@ impl BlockIndex for MemoryStore {
         golden_id: &str,
         cap: usize,
     ) -> Result<Vec<BlockHit>, StoreError> {
-        let mut s = self.lock()?;
+        let mut s = self.write()?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             out.push(Self::block_hit(&s, entity, k, cap));
@@ -585,7 +590,7 @@ impl ReviewStore for MemoryStore {
 impl Transactor for MemoryStore {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
-        let mut s = self.lock()?;
+        let mut s = self.write()?;
         for op in &ops {
             Self::check(&s, op)?;
         }
@@ -602,7 +607,7 @@ impl Outbox for MemoryStore {
     }
 
     async fn delete_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
-        let mut s = self.lock()?;
+        let mut s = self.write()?;
         s.outbox.retain(|(_, id), _| !event_ids.contains(id));
         Ok(())
     }
