@@ -15,7 +15,7 @@ use mdm_core::store::memory::MemoryStore;
 use mdm_core::store::{GoldenStore, Lookup, LookupStore, SourceWrite};
 use mdm_core::SourceKey;
 use mdm_core::{GoldenStatus, SchemaRegistry};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,8 +183,14 @@ impl<'a> FileRows<'a> {
                 attrs.insert(attr.clone(), Value::String(v.to_owned()));
             }
         }
-        let record = json!({"entityType": opts.entity, "sourceSystem": self.system, "sourceId": id, "sourceSeq": 1,
-                            "attributes": attrs});
+        // Built by hand: `json!` would serialise a copy of every value.
+        let mut record = Map::with_capacity(5);
+        record.insert("entityType".into(), Value::String(opts.entity.clone()));
+        record.insert("sourceSystem".into(), Value::String(self.system.clone()));
+        record.insert("sourceId".into(), Value::String(id.clone()));
+        record.insert("sourceSeq".into(), Value::from(1));
+        record.insert("attributes".into(), Value::Object(attrs));
+        let record = Value::Object(record);
         Ok(Some(Row { record_id: id, line, record }))
     }
 }
@@ -533,6 +539,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
     use mdm_core::store::SourceStore;
+    use serde_json::json;
 
     fn people() -> Vec<Value> {
         let rows = [

@@ -152,16 +152,31 @@ pub fn stored_keys<'a>(
     schema: &EntitySchema,
     records: impl IntoIterator<Item = &'a SourceRecord>,
 ) -> (BTreeSet<IndexKey>, BTreeSet<IndexKey>) {
-    let mut index = BTreeSet::new();
-    let mut claims = BTreeSet::new();
+    let (index, claims) = stored_key_lists(schema, records);
+    (index.into_iter().collect(), claims.into_iter().collect())
+}
+
+/// [`stored_keys`] as sorted lists without duplicates (cheaper to build than B-trees).
+pub fn stored_key_lists<'a>(
+    schema: &EntitySchema,
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> (Vec<IndexKey>, Vec<IndexKey>) {
+    let mut index = Vec::new();
+    let mut claims = Vec::new();
     for r in records {
-        for k in keys_of(schema, r) {
+        let keys = keys_of(schema, r);
+        index.reserve(keys.len());
+        for k in keys {
             let key = IndexKey::from(k);
             if k.claim {
-                claims.insert(key.clone());
+                claims.push(key.clone());
             }
-            index.insert(key);
+            index.push(key);
         }
+    }
+    for keys in [&mut index, &mut claims] {
+        keys.sort_unstable();
+        keys.dedup();
     }
     (index, claims)
 }

@@ -224,16 +224,21 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             }
         }
     }
-    let (index_keys, mut claim_keys) = crate::blocking::stored_keys(schema, members.iter().copied());
-    for l in &losers {
-        claim_keys.extend(l.claims.iter().cloned());
+    let (index_keys, mut claim_keys) = crate::blocking::stored_key_lists(schema, members.iter().copied());
+    if !losers.is_empty() {
+        for l in &losers {
+            claim_keys.extend(l.claims.iter().cloned());
+        }
+        claim_keys.sort_unstable();
+        claim_keys.dedup();
     }
 
     // Claims: take free ones, move the losers', leave ones held by other golden records alone.
     // Sized once: a write is a few hundred bytes, and growing a vector copies them.
     let mut new_claims = Vec::with_capacity(claim_keys.len());
     let mut moved_claims = Vec::with_capacity(claim_keys.len());
-    let mut held: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
+    // Collected, then sorted and deduplicated into the golden record's set.
+    let mut held: Vec<IndexKey> = survivor_old.map(|g| g.claims.iter().cloned().collect()).unwrap_or_default();
     for key in &claim_keys {
         let text = key.text();
         let op = |from: Option<String>| WriteOp::PutClaim {
@@ -244,7 +249,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         };
         match input.claims.get(&text).map(String::as_str) {
             Some(h) if h == golden_id => {
-                held.insert(key.clone());
+                held.push(key.clone());
             }
             Some(h)
                 if loser_ids.contains(h)
@@ -252,11 +257,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                     || input.free_holders.contains(h) =>
             {
                 moved_claims.push(op(Some(h.to_owned())));
-                held.insert(key.clone());
+                held.push(key.clone());
             }
             None => {
                 new_claims.push(op(None));
-                held.insert(key.clone());
+                held.push(key.clone());
             }
             Some(_) => {}
         }
@@ -272,8 +277,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         attributes: attributes.into(),
         members: member_keys.into(),
         match_values: member_match_values(schema, &with_slots).into(),
-        index_keys: index_keys.into(),
-        claims: held.into(),
+        index_keys: index_keys.into_iter().collect(),
+        claims: held.into_iter().collect(),
         created_at_ms: now,
         updated_at_ms: now,
     };
