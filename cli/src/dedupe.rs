@@ -12,9 +12,9 @@ use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
 use mdm_core::record::validate;
 use mdm_core::store::memory::MemoryStore;
-use mdm_core::store::{GoldenStore, Lookup, LookupStore, SourceWrite};
+use mdm_core::store::SourceWrite;
+use mdm_core::SchemaRegistry;
 use mdm_core::SourceKey;
-use mdm_core::{GoldenStatus, SchemaRegistry};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -407,6 +407,56 @@ impl Merger {
     }
 }
 
+/// The golden record each merged-away one ended in, as the merges reported them: a record's
+/// golden record after the whole input is the one it was merged into, or the survivor that
+/// record was merged into later (in the batch engine nothing else moves a record). A union-find
+/// over interned ids, so the output needs no store reads.
+#[derive(Default)]
+struct Survivors {
+    ids: Vec<String>,
+    numbers: HashMap<String, u32>,
+    /// Per golden record: the one it was merged into (itself while it is active).
+    into: Vec<u32>,
+}
+
+impl Survivors {
+    fn number(&mut self, golden_id: &str) -> u32 {
+        if let Some(n) = self.numbers.get(golden_id) {
+            return *n;
+        }
+        let n = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.push(golden_id.to_owned());
+        self.numbers.insert(golden_id.to_owned(), n);
+        self.into.push(n);
+        n
+    }
+
+    fn merged(&mut self, survivor: &str, merged: &[String]) {
+        let s = self.number(survivor);
+        for m in merged {
+            let m = self.number(m);
+            self.into[m as usize] = s;
+        }
+    }
+
+    /// The active golden record `golden` ended in.
+    fn survivor(&mut self, golden: u32) -> &str {
+        let mut at = golden as usize;
+        while self.into[at] as usize != at {
+            at = self.into[at] as usize;
+        }
+        // Shorten the path for the next records of this golden record.
+        let root = at as u32;
+        let mut at = golden as usize;
+        while self.into[at] != root {
+            let next = self.into[at] as usize;
+            self.into[at] = root;
+            at = next;
+        }
+        &self.ids[root as usize]
+    }
+}
+
 /// Peak resident memory of this process, in MiB (Linux).
 fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -449,9 +499,10 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
     let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
-    // Per record, in input order: its file (index into the inputs) and its id. Its golden record
-    // is read from the store at the end (the cross-reference follows merges).
-    let mut processed: Vec<(u32, mdm_core::Text)> = Vec::new();
+    // Per record, in input order: its file (index into the inputs), its id and the golden record
+    // it was merged into; merges later on name the survivor.
+    let mut survivors = Survivors::default();
+    let mut processed: Vec<(u32, mdm_core::Text, u32)> = Vec::new();
     // Three stages, each on its own thread: reading, validating and keying; storing and matching
     // (a few records ahead of the merges); merging, on this one, one record at a time in input
     // order. A decision whose reads a merge since has touched is made again here, so the
@@ -465,55 +516,32 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             let report = merger.merge(&key, result, &reads, merged_before).await?;
             match &report.outcome {
                 MergeOutcome::Linked { .. } => links += 1,
-                MergeOutcome::Merged { .. } => merges += 1,
+                MergeOutcome::Merged { golden_id, merged } => {
+                    merges += 1;
+                    survivors.merged(golden_id, merged);
+                }
                 _ => {}
             }
+            let golden = survivors.number(report.outcome.golden_id());
             if report.review_task.is_some() {
                 reviews += 1;
             }
             candidates += report.blocking.candidates;
             too_common += report.blocking.too_common.len();
-            processed.push((u32::try_from(file_index).unwrap_or(u32::MAX), record_id.as_str().into()));
+            processed.push((u32::try_from(file_index).unwrap_or(u32::MAX), record_id.as_str().into(), golden));
         }
     }
     // The earlier stages have stopped: a channel closes only when its sender returns.
     let _ = matcher.join();
     let _ = reader.join();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
-    // Each record's golden record after the whole input: its cross-reference, then merged-into
-    // pointers (a cross-reference names the survivor once a merge's follow-ups are applied).
-    let mut resolved: HashMap<String, String> = HashMap::new();
     let mut out = csv::Writer::from_path(&opts.out)
         .map_err(|e| format!("{}: cannot write: {}", opts.out.display(), io_reason(&e)))?;
     out.write_record(["source", "record_id", "golden_id"]).map_err(|e| e.to_string())?;
-    for chunk in processed.chunks(1024) {
-        let lookups: Vec<Lookup> = chunk
-            .iter()
-            .map(|(file, id)| {
-                Lookup::Source(SourceKey::new(opts.entity.as_str(), system_names[*file as usize].as_str(), id.as_str()))
-            })
-            .collect();
-        let xrefs = hub.store().resolve_lookups(&lookups).await.map_err(|e| e.to_string())?;
-        for ((file, record_id), lookup) in chunk.iter().zip(&lookups) {
-            let first = xrefs.get(lookup).ok_or_else(|| format!("{record_id}: no golden record (internal error)"))?;
-            let id = match resolved.get(first) {
-                Some(id) => id.clone(),
-                None => {
-                    let mut id = first.clone();
-                    for _ in 0..64 {
-                        let golden = hub.store().get_golden(&opts.entity, &id).await.map_err(|e| e.to_string())?;
-                        match golden.map(|g| g.status) {
-                            Some(GoldenStatus::MergedInto { survivor }) => id = survivor,
-                            _ => break,
-                        }
-                    }
-                    resolved.insert(first.clone(), id.clone());
-                    id
-                }
-            };
-            out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), id.as_str()])
-                .map_err(|e| e.to_string())?;
-        }
+    for (file, record_id, golden) in &processed {
+        let golden_id = survivors.survivor(*golden);
+        out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), golden_id])
+            .map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -622,6 +650,23 @@ mod tests {
         assert_eq!(clusters(&ahead, &keys).await, expected);
         assert!(merger.remade > 0, "the duplicates' decisions were stale");
         assert!(merger.remade < keys.len(), "a decision nothing touched since is kept");
+    }
+
+    #[test]
+    fn a_record_ends_in_the_survivor_of_every_later_merge() {
+        let mut s = Survivors::default();
+        let (a, b, c, d) = (s.number("ga"), s.number("gb"), s.number("gc"), s.number("gd"));
+        assert_eq!(s.number("ga"), a, "one number per golden record");
+        s.merged("gb", &["ga".into()]);
+        s.merged("gc", &["gb".into(), "gx".into()]);
+        assert_eq!(s.survivor(a), "gc", "a was merged into b, and b into c");
+        assert_eq!(s.survivor(b), "gc");
+        assert_eq!(s.survivor(c), "gc");
+        assert_eq!(s.survivor(d), "gd", "never merged");
+        let x = s.number("gx");
+        assert_eq!(s.survivor(x), "gc");
+        s.merged("gd", &["gc".into()]);
+        assert_eq!(s.survivor(a), "gd", "a shortened path still follows a later merge");
     }
 
     #[test]
