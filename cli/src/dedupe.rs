@@ -344,7 +344,15 @@ async fn match_one(
     let entity = record.key.entity.as_str();
     let mut reads: Vec<u64> = match hub.registry().get(entity) {
         Some(schema) => {
-            mdm_core::blocking::keys_of(schema, &record).iter().map(|k| Touched::block(entity, &k.stored())).collect()
+            let mut stored = String::new();
+            mdm_core::blocking::keys_of(schema, &record)
+                .iter()
+                .map(|k| {
+                    stored.clear();
+                    k.push_stored(&mut stored);
+                    Touched::block(entity, &stored)
+                })
+                .collect()
         }
         None => Vec::new(),
     };

@@ -1,6 +1,7 @@
 //! Comparators: how alike two values of an attribute are, as a discrete agreement level, and the
 //! Fellegi-Sunter weight of that level.
 
+use crate::record::Text;
 use crate::schema::ComparatorDef;
 use serde::{Deserialize, Serialize};
 
@@ -113,21 +114,27 @@ impl ComparatorDef {
     }
 
     /// A readable name of a level, for explanations.
-    pub fn level_name(&self, level: Option<usize>) -> String {
-        let Some(i) = level.filter(|i| *i < self.m.len()) else { return "different".into() };
-        let fixed = |names: &[&str]| names.get(i).copied().unwrap_or("close").to_owned();
+    /// Kept inline (no allocation) up to 24 bytes: every level name but the name comparator's
+    /// second.
+    pub fn level_name(&self, level: Option<usize>) -> Text {
+        let Some(i) = level.filter(|i| *i < self.m.len()) else { return Text::const_new("different") };
+        let fixed = |names: &[&'static str]| Text::const_new(names.get(i).copied().unwrap_or("close"));
         match self.kind {
-            ComparatorKind::Exact => "exact".into(),
+            ComparatorKind::Exact => Text::const_new("exact"),
             ComparatorKind::Date => fixed(&["exact", "typo_or_swap", "same_year"]),
             ComparatorKind::Email => fixed(&["exact", "same_mailbox"]),
             ComparatorKind::Phone => fixed(&["exact", "same_last_8"]),
             ComparatorKind::Postcode => fixed(&["exact", "typo_or_same_district"]),
-            ComparatorKind::PersonName if i == self.thresholds.len() => "initial".into(),
-            ComparatorKind::PersonName if i == 1 => format!("nickname_or_similarity>={}", self.thresholds[i]),
-            ComparatorKind::Numeric if self.thresholds[i] == 0.0 => "exact".into(),
-            ComparatorKind::Numeric => format!("within_{}pct", (self.thresholds[i] * 100.0).round()),
-            _ if self.thresholds[i] >= 1.0 => "exact".into(),
-            _ => format!("similarity>={}", self.thresholds[i]),
+            ComparatorKind::PersonName if i == self.thresholds.len() => Text::const_new("initial"),
+            ComparatorKind::PersonName if i == 1 => {
+                compact_str::format_compact!("nickname_or_similarity>={}", self.thresholds[i])
+            }
+            ComparatorKind::Numeric if self.thresholds[i] == 0.0 => Text::const_new("exact"),
+            ComparatorKind::Numeric => {
+                compact_str::format_compact!("within_{}pct", (self.thresholds[i] * 100.0).round())
+            }
+            _ if self.thresholds[i] >= 1.0 => Text::const_new("exact"),
+            _ => compact_str::format_compact!("similarity>={}", self.thresholds[i]),
         }
     }
 

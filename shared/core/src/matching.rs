@@ -134,7 +134,7 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord) -
             Some((c, swapped)) => {
                 total += c.weight;
                 let name = def.comparator.level_name(c.level);
-                let level = if *swapped { compact_str::format_compact!("swapped:{name}") } else { name.into() };
+                let level = if *swapped { compact_str::format_compact!("swapped:{name}") } else { name };
                 (level, (c.weight * 1000.0).round() / 1000.0)
             }
         };
