@@ -18,7 +18,7 @@ use mdm_core::SourceKey;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -274,6 +274,17 @@ fn io_reason(e: &csv::Error) -> String {
     }
 }
 
+/// The batch engine's clock: the time the run started, plus one millisecond per reading. Where
+/// two golden records merge, the older one survives (after the one with more members); with
+/// wall-clock time, two created in the same millisecond fall back to the smaller id, so the
+/// survivor depended on how fast the machine ran. Read on the merging thread only, in input
+/// order, so every run gives the same ids.
+fn batch_clock() -> i64 {
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    static TICKS: AtomicI64 = AtomicI64::new(0);
+    START.get_or_init(mdm_core::time::now_ms) + TICKS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A record matched ahead of its merge, with what the match read.
 struct Matched {
     file_index: usize,
@@ -421,8 +432,8 @@ impl Merger {
 /// over interned ids, so the output needs no store reads.
 #[derive(Default)]
 struct Survivors {
-    ids: Vec<String>,
-    numbers: HashMap<String, u32>,
+    /// Golden id → number (each id held once: at 500k records there are 300k of them).
+    numbers: HashMap<Box<str>, u32>,
     /// Per golden record: the one it was merged into (itself while it is active).
     into: Vec<u32>,
 }
@@ -432,9 +443,8 @@ impl Survivors {
         if let Some(n) = self.numbers.get(golden_id) {
             return *n;
         }
-        let n = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        self.ids.push(golden_id.to_owned());
-        self.numbers.insert(golden_id.to_owned(), n);
+        let n = u32::try_from(self.into.len()).unwrap_or(u32::MAX);
+        self.numbers.insert(golden_id.into(), n);
         self.into.push(n);
         n
     }
@@ -447,21 +457,29 @@ impl Survivors {
         }
     }
 
-    /// The active golden record `golden` ended in.
-    fn survivor(&mut self, golden: u32) -> &str {
-        let mut at = golden as usize;
-        while self.into[at] as usize != at {
-            at = self.into[at] as usize;
+    /// The number of the active golden record `golden` ended in.
+    fn survivor(&mut self, golden: u32) -> u32 {
+        let mut root = golden;
+        while self.into[root as usize] != root {
+            root = self.into[root as usize];
         }
         // Shorten the path for the next records of this golden record.
-        let root = at as u32;
-        let mut at = golden as usize;
-        while self.into[at] != root {
-            let next = self.into[at] as usize;
-            self.into[at] = root;
+        let mut at = golden;
+        while self.into[at as usize] != root {
+            let next = self.into[at as usize];
+            self.into[at as usize] = root;
             at = next;
         }
-        &self.ids[root as usize]
+        root
+    }
+
+    /// Golden ids by number.
+    fn names(&self) -> Vec<&str> {
+        let mut names = vec![""; self.into.len()];
+        for (id, n) in &self.numbers {
+            names[*n as usize] = id;
+        }
+        names
     }
 }
 
@@ -503,7 +521,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let registry = Arc::new(registry);
     let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
-    let hub = Arc::new(Hub::new(registry.clone(), MemoryStore::new()).with_config(config));
+    let hub = Arc::new(Hub::new(registry.clone(), MemoryStore::new()).with_config(config).with_clock(batch_clock));
     let (mut links, mut reviews, mut merges) = (0usize, 0usize, 0usize);
     let (mut candidates, mut too_common) = (0usize, 0usize);
     let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
@@ -546,9 +564,10 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let mut out = csv::Writer::from_path(&opts.out)
         .map_err(|e| format!("{}: cannot write: {}", opts.out.display(), io_reason(&e)))?;
     out.write_record(["source", "record_id", "golden_id"]).map_err(|e| e.to_string())?;
-    for (file, record_id, golden) in &processed {
-        let golden_id = survivors.survivor(*golden);
-        out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), golden_id])
+    let finals: Vec<u32> = processed.iter().map(|(_, _, golden)| survivors.survivor(*golden)).collect();
+    let names = survivors.names();
+    for ((file, record_id, _), golden) in processed.iter().zip(finals) {
+        out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), names[golden as usize]])
             .map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| format!("{}: {e}", opts.out.display()))?;
@@ -611,7 +630,7 @@ mod tests {
     fn hub() -> Arc<Hub<MemoryStore>> {
         let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
         let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
-        Arc::new(Hub::new(registry, MemoryStore::new()).with_config(config))
+        Arc::new(Hub::new(registry, MemoryStore::new()).with_config(config).with_clock(batch_clock))
     }
 
     /// Each record's golden record after the whole input.
@@ -667,14 +686,18 @@ mod tests {
         assert_eq!(s.number("ga"), a, "one number per golden record");
         s.merged("gb", &["ga".into()]);
         s.merged("gc", &["gb".into(), "gx".into()]);
-        assert_eq!(s.survivor(a), "gc", "a was merged into b, and b into c");
-        assert_eq!(s.survivor(b), "gc");
-        assert_eq!(s.survivor(c), "gc");
-        assert_eq!(s.survivor(d), "gd", "never merged");
         let x = s.number("gx");
-        assert_eq!(s.survivor(x), "gc");
+        let ended = |s: &mut Survivors, g: u32| {
+            let n = s.survivor(g);
+            s.names()[n as usize].to_owned()
+        };
+        assert_eq!(ended(&mut s, a), "gc", "a was merged into b, and b into c");
+        assert_eq!(ended(&mut s, b), "gc");
+        assert_eq!(ended(&mut s, c), "gc");
+        assert_eq!(ended(&mut s, d), "gd", "never merged");
+        assert_eq!(ended(&mut s, x), "gc");
         s.merged("gd", &["gc".into()]);
-        assert_eq!(s.survivor(a), "gd", "a shortened path still follows a later merge");
+        assert_eq!(ended(&mut s, a), "gd", "a shortened path still follows a later merge");
     }
 
     #[test]

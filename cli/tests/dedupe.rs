@@ -215,7 +215,15 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     assert!(ok, "{err}");
     assert!(err.contains("decisions remade"), "{err}");
 
-    let hub = Hub::new(std::sync::Arc::new(SchemaRegistry::built_in().expect("schemas")), MemoryStore::new());
+    // A clock that moves on at every reading, as the batch engine's does: where two golden
+    // records merge, the older survives, and wall-clock ties would make the survivor's id
+    // depend on timing.
+    fn clock() -> i64 {
+        static TICKS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_700_000_000_000);
+        TICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+    let hub = Hub::new(std::sync::Arc::new(SchemaRegistry::built_in().expect("schemas")), MemoryStore::new())
+        .with_clock(clock);
     let mut reader = csv::Reader::from_path(&people).expect("people");
     let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_owned).collect();
     let mut keys = Vec::new();
