@@ -4,7 +4,7 @@
 use crate::index_keys::IndexKey;
 use crate::normalise::soundex;
 use crate::record::SourceRecord;
-use crate::schema::{BlockTransform, EntitySchema};
+use crate::schema::{BlockTransform, BlockingKeyDef, EntitySchema};
 use std::collections::BTreeSet;
 
 /// One blocking key of a record: `name` says how it was made (no values, safe to log), `value`
@@ -62,13 +62,6 @@ pub struct StoredKey {
 }
 
 impl StoredKey {
-    fn of(key: &BlockKey) -> Self {
-        let mut digest = [0u8; 16];
-        digest.copy_from_slice(&crate::keys::digest(&[&key.name, &key.value])[..16]);
-        let block_limit = key.max_block_size.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
-        Self { name: shared_name(&key.name), digest, claim: key.claim, block_limit }
-    }
-
     /// This key's own limit on golden records per block, if it has one.
     pub fn max_block_size(&self) -> Option<usize> {
         (self.block_limit != u32::MAX).then_some(self.block_limit as usize)
@@ -107,7 +100,70 @@ pub(crate) fn shared_name(name: &str) -> &'static str {
 /// record (and its clones): digesting keys is a large part of matching a record, and merge plans
 /// need the keys of every member again. A record is always keyed under its own entity's schema.
 pub fn keys_of<'r>(schema: &EntitySchema, record: &'r SourceRecord) -> &'r [StoredKey] {
-    record.key_cache.0.get_or_init(|| block_keys(schema, record).iter().map(StoredKey::of).collect())
+    record.key_cache.0.get_or_init(|| stored_keys_of(schema, record).into())
+}
+
+/// The name of the keys a blocking definition makes (no values): `{attribute}.{transform}`, then
+/// `+{attribute}.{transform}` per further part, then `.unordered` if the parts are sorted.
+pub(crate) fn key_name(attribute: &str, b: &BlockingKeyDef) -> String {
+    let mut name = format!("{attribute}.{}", b.transform.name());
+    for part in &b.with {
+        name.push('+');
+        name.push_str(&part.attribute);
+        name.push('.');
+        name.push_str(part.transform.name());
+    }
+    if b.unordered {
+        name.push_str(".unordered");
+    }
+    name
+}
+
+/// A blocking definition's parts for a record: the transformed values (sorted if unordered),
+/// whether each was a valid value, or `None` when a part is missing.
+fn key_parts(record: &SourceRecord, attribute: &str, b: &BlockingKeyDef) -> Option<(Vec<String>, bool)> {
+    let mut parts = Vec::with_capacity(1 + b.with.len());
+    parts.push(record.value(attribute).and_then(|v| transform(b.transform, v))?);
+    let mut all_valid = record.is_valid(attribute);
+    for part in &b.with {
+        parts.push(record.value(&part.attribute).and_then(|v| transform(part.transform, v))?);
+        all_valid &= record.is_valid(&part.attribute);
+    }
+    if b.unordered {
+        parts.sort_unstable();
+    }
+    Some((parts, all_valid))
+}
+
+/// [`block_keys`] in their stored form, digested straight from the parts (the same bytes as
+/// `BlockKey::key`: SHA-256 over name, a zero byte and the parts joined by `|`), with the names
+/// spelled once per schema, in name order.
+fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey> {
+    use sha2::{Digest, Sha256};
+    let names = &schema.layout().key_names;
+    let mut out: Vec<StoredKey> = Vec::with_capacity(names.iter().map(Vec::len).sum());
+    for (def, names) in schema.attributes.iter().zip(names) {
+        for (b, name) in def.blocking.iter().zip(names) {
+            let Some((parts, all_valid)) = key_parts(record, &def.name, b) else { continue };
+            let mut h = Sha256::new();
+            h.update(name.as_bytes());
+            h.update([0u8]);
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    h.update(b"|");
+                }
+                h.update(p.as_bytes());
+            }
+            let mut digest = [0u8; 16];
+            digest.copy_from_slice(&h.finalize()[..16]);
+            let block_limit = b.max_block_size.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            out.push(StoredKey { name, digest, claim: b.claim && all_valid, block_limit });
+        }
+    }
+    // Name order, as `block_keys` gives them (a name belongs to one definition).
+    out.sort_by(|a, b| a.name.cmp(b.name));
+    out.dedup();
+    out
 }
 
 /// Every blocking key of a record. Keys whose parts are missing are skipped; a claim key needs
@@ -116,36 +172,13 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
     let mut keys = BTreeSet::new();
     for def in &schema.attributes {
         for b in &def.blocking {
-            let mut name = format!("{}.{}", def.name, b.transform.name());
-            let Some(first) = record.value(&def.name).and_then(|v| transform(b.transform, v)) else { continue };
-            let mut parts = vec![first];
-            let mut all_valid = record.is_valid(&def.name);
-            let mut complete = true;
-            for part in &b.with {
-                name.push('+');
-                name.push_str(&part.attribute);
-                name.push('.');
-                name.push_str(part.transform.name());
-                match record.value(&part.attribute).and_then(|v| transform(part.transform, v)) {
-                    Some(p) => {
-                        parts.push(p);
-                        all_valid &= record.is_valid(&part.attribute);
-                    }
-                    None => complete = false,
-                }
-            }
-            if b.unordered {
-                name.push_str(".unordered");
-                parts.sort_unstable();
-            }
-            if complete {
-                keys.insert(BlockKey {
-                    name,
-                    value: parts.join("|"),
-                    claim: b.claim && all_valid,
-                    max_block_size: b.max_block_size,
-                });
-            }
+            let Some((parts, all_valid)) = key_parts(record, &def.name, b) else { continue };
+            keys.insert(BlockKey {
+                name: key_name(&def.name, b),
+                value: parts.join("|"),
+                claim: b.claim && all_valid,
+                max_block_size: b.max_block_size,
+            });
         }
     }
     keys.into_iter().collect()
@@ -247,6 +280,43 @@ mod tests {
         }
         assert!(keys.iter().any(|k| k.max_block_size.is_some()), "some customer keys have their own limit");
         assert!(std::ptr::eq(keys_of(schema, &r).as_ptr(), stored.as_ptr()), "computed once per record");
+    }
+
+    /// `keys_of` digests the parts straight away; `block_keys` joins them and `BlockKey::key`
+    /// digests that. Both must give the same stored keys, in the same order, for every kind of
+    /// key: they are DynamoDB partition keys.
+    #[test]
+    fn stored_keys_match_the_block_keys_for_every_kind_of_key() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let records = [
+            json!({"entityType":"customer","sourceSystem":"crm","sourceId":"1","sourceSeq":1,"attributes":{
+                "given_name":"Anna","family_name":"Kowalski","date_of_birth":"1984-07-21","email":"a.k@example.com",
+                "phone":"07700 900461","street_number":"12","address_line1":"Harbour Street","address_line2":"Flat 3",
+                "locality":"Leeds","postcode":"LS1 4AP","region":"West Yorkshire","country":"GB"}}),
+            json!({"entityType":"customer","sourceSystem":"web","sourceId":"2","sourceSeq":1,"attributes":{
+                "given_name":"Kowalski","family_name":"Anna","date_of_birth":"21/07/1984","email":"not-an-email",
+                "postcode":"ls14ap"}}),
+            json!({"entityType":"customer","sourceSystem":"web","sourceId":"3","sourceSeq":1,"attributes":{
+                "family_name":"Ó Súilleabháin","date_of_birth":"31/02/1990","phone":"12"}}),
+            json!({"entityType":"product","sourceSystem":"erp","sourceId":"4","sourceSeq":1,"attributes":{
+                "gtin":"4006381333931","sku":"AB-12","name":"Stabilo Boss Original, yellow","brand":"Stabilo","size":"10 pcs"}}),
+        ];
+        let mut names = BTreeSet::new();
+        for input in &records {
+            let r = validate(&reg, input, 0).expect("valid");
+            let schema = reg.get(&r.key.entity).expect("schema");
+            let keys = block_keys(schema, &r);
+            let stored = keys_of(schema, &r);
+            let spelled: Vec<String> = stored.iter().map(StoredKey::stored).collect();
+            assert_eq!(spelled, keys.iter().map(BlockKey::key).collect::<Vec<_>>(), "{input}");
+            for (k, s) in keys.iter().zip(stored) {
+                assert_eq!((s.claim, s.max_block_size()), (k.claim, k.max_block_size), "{}", k.name);
+            }
+            names.extend(keys.iter().map(|k| k.name.clone()));
+        }
+        assert!(names.iter().any(|n| n.ends_with(".unordered")), "{names:?}");
+        assert!(names.iter().any(|n| n.contains('+')), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("gtin")), "{names:?}");
     }
 
     #[test]

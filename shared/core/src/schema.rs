@@ -218,6 +218,8 @@ pub(crate) struct Layout {
     pub(crate) groups: Vec<Vec<usize>>,
     /// Per entry of `rules`; `None` for a rule naming an attribute the schema lacks.
     pub(crate) rules: Vec<Option<Vec<usize>>>,
+    /// Per attribute, per blocking definition: the name of the keys it makes (one shared copy).
+    pub(crate) key_names: Vec<Vec<&'static str>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -257,6 +259,16 @@ impl EntitySchema {
             swaps: self.matching.swaps.iter().filter_map(|[a, b]| Some([index(a)?, index(b)?])).collect(),
             groups: self.matching.groups.iter().map(|g| g.attributes.iter().filter_map(index).collect()).collect(),
             rules: self.rules.iter().map(|r| r.attributes.iter().map(index).collect()).collect(),
+            key_names: self
+                .attributes
+                .iter()
+                .map(|a| {
+                    a.blocking
+                        .iter()
+                        .map(|b| crate::blocking::shared_name(&crate::blocking::key_name(&a.name, b)))
+                        .collect()
+                })
+                .collect(),
         }
     }
 
