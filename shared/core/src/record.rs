@@ -298,20 +298,23 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
 }
 
 /// The string form of an attribute's JSON value, or a structural error.
-fn attribute_text(schema_kind: AttributeType, name: &str, v: &Value) -> Result<Option<String>, RecordError> {
-    let field = format!("attributes.{name}");
+fn attribute_text<'v>(
+    schema_kind: AttributeType,
+    name: &str,
+    v: &'v Value,
+) -> Result<Option<std::borrow::Cow<'v, str>>, RecordError> {
     let wrong = |v: &Value, want: &str| {
         RecordError::new(
             "invalid_type",
-            field.clone(),
+            format!("attributes.{name}"),
             format!("attribute '{name}' must be {want}, got {}", json_kind(v)),
         )
     };
     match (schema_kind, v) {
         (_, Value::Null) => Ok(None),
-        (_, Value::String(s)) => Ok(Some(s.clone())),
-        (AttributeType::Identifier, Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
-        (AttributeType::Number, Value::Number(n)) => Ok(Some(n.to_string())),
+        (_, Value::String(s)) => Ok(Some(s.as_str().into())),
+        (AttributeType::Identifier, Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string().into())),
+        (AttributeType::Number, Value::Number(n)) => Ok(Some(n.to_string().into())),
         (AttributeType::Text | AttributeType::Date, v) => Err(wrong(v, "a string")),
         (AttributeType::Identifier, v) => Err(wrong(v, "a string or an integer")),
         (AttributeType::Number, v) => Err(wrong(v, "a number or a string")),
@@ -329,7 +332,8 @@ pub(crate) fn normalise_attributes(
     correlation_id: String,
     received_at_ms: i64,
 ) -> Result<SourceRecord, RecordError> {
-    let mut values = crate::attributes::AttributeMap::new();
+    // Collected in the input's order (a JSON object's keys are sorted), then made a map at once.
+    let mut values: Vec<(Text, Text)> = Vec::with_capacity(attrs.len());
     let mut invalid = BTreeSet::new();
     let mut quality = Vec::new();
     for (name, v) in attrs {
@@ -354,10 +358,10 @@ pub(crate) fn normalise_attributes(
         let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
         match normalise::apply(&def.normalisers, &raw, opts) {
             Ok(n) => {
-                values.insert(Text::from(name.as_str()), Text::from(n));
+                values.push((Text::from(name.as_str()), Text::from(n)));
             }
             Err(e) => {
-                values.insert(Text::from(name.as_str()), Text::from(raw.trim()));
+                values.push((Text::from(name.as_str()), Text::from(raw.trim())));
                 invalid.insert(name.clone());
                 quality.push(QualityIssue {
                     attribute: name.clone(),
@@ -367,6 +371,7 @@ pub(crate) fn normalise_attributes(
             }
         }
     }
+    let values: crate::attributes::AttributeMap<Text> = values.into_iter().collect();
     let present = values.len();
     let quality_score = if present == 0 { 0.0 } else { (present - invalid.len()) as f64 / present as f64 };
     let content_hash = content_hash(&values, &verified);
