@@ -20,6 +20,15 @@ fn mdm(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+/// `mdm dedupe --entity ENTITY --id-column ID [EXTRA...] --out OUT INPUT...`
+fn dedupe(entity: &str, id: &str, extra: &[&str], out: &Path, inputs: &[&Path]) -> (bool, String, String) {
+    let mut args = vec!["dedupe", "--entity", entity, "--id-column", id];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out.to_str().expect("path")]);
+    args.extend(inputs.iter().map(|p| p.to_str().expect("path")));
+    mdm(&args)
+}
+
 #[test]
 fn duplicates_across_files_share_a_golden_id_in_input_order() {
     let d = dir("ok");
@@ -39,21 +48,8 @@ fn duplicates_across_files_share_a_golden_id_in_input_order() {
         w2,Carl,Jensen,carl@example.dk,1970-01-05,x\n",
     );
     let out = d.join("clusters.csv");
-    let (ok, _, err) = mdm(&[
-        "dedupe",
-        "--entity",
-        "customer",
-        "--id-column",
-        "rec_id",
-        "--map",
-        "surname=family_name",
-        "--map",
-        "dob=date_of_birth",
-        "--out",
-        out.to_str().expect("path"),
-        crm.to_str().expect("path"),
-        web.to_str().expect("path"),
-    ]);
+    let maps = ["--map", "surname=family_name", "--map", "dob=date_of_birth"];
+    let (ok, _, err) = dedupe("customer", "rec_id", &maps, &out, &[&crm, &web]);
     assert!(ok, "{err}");
     assert!(err.contains("ignoring columns notes"), "unmapped columns are named once per file: {err}");
     assert!(
@@ -87,17 +83,7 @@ fn products_and_user_defined_entities_work_the_same() {
     );
     let shop = write(&d, "shop.csv", "id,gtin,name,brand\ns1,04006381333931,Acme Oat Milk,acme\n");
     let out = d.join("p.csv");
-    let (ok, _, err) = mdm(&[
-        "dedupe",
-        "--entity",
-        "product",
-        "--id-column",
-        "id",
-        "--out",
-        out.to_str().expect("p"),
-        erp.to_str().expect("p"),
-        shop.to_str().expect("p"),
-    ]);
+    let (ok, _, err) = dedupe("product", "id", &[], &out, &[&erp, &shop]);
     assert!(ok, "{err}");
     let text = std::fs::read_to_string(&out).expect("out");
     let g: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or("")).collect();
@@ -112,18 +98,7 @@ fn products_and_user_defined_entities_work_the_same() {
         .expect("schema");
     let s = write(&d, "suppliers.csv", "key,vat\nA,GB 123 456\nB,gb123456\nC,DE999\n");
     let out = d.join("s.csv");
-    let (ok, _, err) = mdm(&[
-        "dedupe",
-        "--entity",
-        "supplier",
-        "--schemas",
-        schemas.to_str().expect("p"),
-        "--id-column",
-        "key",
-        "--out",
-        out.to_str().expect("p"),
-        s.to_str().expect("p"),
-    ]);
+    let (ok, _, err) = dedupe("supplier", "key", &["--schemas", schemas.to_str().expect("p")], &out, &[&s]);
     assert!(ok, "a new entity type needs no rebuild: {err}");
     let text = std::fs::read_to_string(&out).expect("out");
     let g: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or("")).collect();
@@ -202,16 +177,7 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     assert!(ok, "{err}");
     let people = d.join("people.csv");
     let out = d.join("clusters.csv");
-    let (ok, _, err) = mdm(&[
-        "dedupe",
-        "--entity",
-        "customer",
-        "--id-column",
-        "rec_id",
-        "--out",
-        out.to_str().expect("path"),
-        people.to_str().expect("path"),
-    ]);
+    let (ok, _, err) = dedupe("customer", "rec_id", &[], &out, &[&people]);
     assert!(ok, "{err}");
     assert!(err.contains("decisions remade"), "{err}");
 

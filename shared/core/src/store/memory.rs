@@ -266,6 +266,17 @@ impl BlockTable {
 /// (16,000 context switches on 100k records, against 1,500 with spinning).
 const SPINS: usize = 20_000;
 
+/// Takes a lock: `SPINS` tries, then a wait.
+fn spin<G>(try_take: impl Fn() -> Option<G>, take: impl FnOnce() -> G) -> G {
+    for _ in 0..SPINS {
+        if let Some(g) = try_take() {
+            return g;
+        }
+        std::hint::spin_loop();
+    }
+    take()
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     /// Reads share the lock: the batch engine matches on one thread while it merges on another.
@@ -278,23 +289,11 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<RwLockReadGuard<'_, State>, StoreError> {
-        for _ in 0..SPINS {
-            if let Some(g) = self.state.try_read() {
-                return Ok(g);
-            }
-            std::hint::spin_loop();
-        }
-        Ok(self.state.read())
+        Ok(spin(|| self.state.try_read(), || self.state.read()))
     }
 
     fn write(&self) -> Result<RwLockWriteGuard<'_, State>, StoreError> {
-        for _ in 0..SPINS {
-            if let Some(g) = self.state.try_write() {
-                return Ok(g);
-            }
-            std::hint::spin_loop();
-        }
-        Ok(self.state.write())
+        Ok(spin(|| self.state.try_write(), || self.state.write()))
     }
 
     pub fn counts(&self) -> MemoryCounts {
