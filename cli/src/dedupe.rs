@@ -298,7 +298,7 @@ struct Matched {
     merged_before: u64,
 }
 
-/// Matches a decision batch ahead of the merges, on its own thread: stores each record (ingest)
+/// Matches records ahead of their merges, on its own thread: stores each record (ingest)
 /// and decides what it belongs to against the store as it is, noting what the decision read.
 /// The merging thread takes the decisions in input order and makes one again when a merge
 /// since wrote what it read (see [`Touched`]).
