@@ -8,13 +8,14 @@
 //! ```
 #![recursion_limit = "256"]
 
+mod allocator;
 mod dedupe;
 mod generate;
 
 // The batch engine allocates small strings and maps per record: mimalloc makes that cheaper than
 // the system allocator (docs/benchmarks.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 #[cfg(feature = "aws")]
 mod cost;
