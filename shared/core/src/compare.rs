@@ -224,23 +224,102 @@ pub fn text_similarity(a: &str, b: &str) -> f64 {
         return 1.0;
     }
     let s = jaro_winkler(a, b);
-    if a.contains(' ') || b.contains(' ') {
-        let squeeze = |v: &str| v.chars().filter(|c| *c != ' ').collect::<String>();
-        s.max(jaro_winkler(&squeeze(a), &squeeze(b)))
-    } else {
-        s
+    if !a.contains(' ') && !b.contains(' ') {
+        return s;
+    }
+    // Short ASCII values are squeezed on the stack; others into strings.
+    let (mut x, mut y) = ([0u8; SHORT], [0u8; SHORT]);
+    match (squeeze_into(a, &mut x), squeeze_into(b, &mut y)) {
+        (Some(x), Some(y)) => s.max(ascii_jaro_winkler(x, y)),
+        _ => {
+            let squeeze = |v: &str| v.chars().filter(|c| *c != ' ').collect::<String>();
+            s.max(jaro_winkler(&squeeze(a), &squeeze(b)))
+        }
     }
 }
 
-/// strsim's Jaro-Winkler. ASCII text is compared as bytes, which are its characters: the same
-/// score, without decoding UTF-8 again for every step of the match window (most names and
-/// addresses are ASCII once normalised).
+/// The longest ASCII value compared without allocating: a match window's flags fit in a `u64`.
+const SHORT: usize = 64;
+
+/// `v` without its spaces, in `buf`, if it is ASCII and fits.
+fn squeeze_into<'b>(v: &str, buf: &'b mut [u8; SHORT]) -> Option<&'b [u8]> {
+    if !v.is_ascii() || v.len() > SHORT {
+        return None;
+    }
+    let mut n = 0;
+    for &c in v.as_bytes().iter().filter(|c| **c != b' ') {
+        buf[n] = c;
+        n += 1;
+    }
+    Some(&buf[..n])
+}
+
+/// strsim's Jaro-Winkler, to the bit. ASCII text is compared as bytes, which are its characters,
+/// and short values keep their match flags in two words instead of a vector (most names and
+/// addresses are ASCII once normalised, and short).
 fn jaro_winkler(a: &str, b: &str) -> f64 {
     if a.is_ascii() && b.is_ascii() {
-        strsim::generic_jaro_winkler(&Bytes(a.as_bytes()), &Bytes(b.as_bytes()))
+        ascii_jaro_winkler(a.as_bytes(), b.as_bytes())
     } else {
         strsim::jaro_winkler(a, b)
     }
+}
+
+fn ascii_jaro_winkler(a: &[u8], b: &[u8]) -> f64 {
+    if a.len() > SHORT || b.len() > SHORT {
+        return strsim::generic_jaro_winkler(&Bytes(a), &Bytes(b));
+    }
+    let sim = short_jaro(a, b);
+    if sim > 0.7 {
+        let prefix = a.iter().take(4).zip(b).take_while(|(x, y)| x == y).count();
+        sim + 0.1 * prefix as f64 * (1.0 - sim)
+    } else {
+        sim
+    }
+}
+
+/// Jaro similarity of two byte strings of at most [`SHORT`] bytes, computed as strsim's
+/// `generic_jaro` computes it (same matches, same transpositions, same arithmetic).
+fn short_jaro(a: &[u8], b: &[u8]) -> f64 {
+    let (a_len, b_len) = (a.len(), b.len());
+    if a_len == 0 && b_len == 0 {
+        return 1.0;
+    } else if a_len == 0 || b_len == 0 {
+        return 0.0;
+    }
+    let range = (a_len.max(b_len) / 2).saturating_sub(1);
+    let (mut a_flags, mut b_flags) = (0u64, 0u64);
+    let mut matches = 0usize;
+    for (i, x) in a.iter().enumerate() {
+        let lo = i.saturating_sub(range);
+        let hi = b_len.min(i + range + 1);
+        for j in lo..hi {
+            if b[j] == *x && b_flags & (1 << j) == 0 {
+                a_flags |= 1 << i;
+                b_flags |= 1 << j;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    // The matched characters of each side, in order: count the positions where they differ.
+    let mut transpositions = 0usize;
+    let mut rest = b_flags;
+    for (i, x) in a.iter().enumerate() {
+        if a_flags & (1 << i) != 0 {
+            let j = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if b[j] != *x {
+                transpositions += 1;
+            }
+        }
+    }
+    transpositions /= 2;
+    ((matches as f64 / a_len as f64) + (matches as f64 / b_len as f64) + ((matches - transpositions) as f64 / matches as f64))
+        / 3.0
 }
 
 /// ASCII text as the sequence strsim's generic functions walk.
@@ -279,7 +358,7 @@ pub fn token_similarity(a: &str, b: &str) -> f64 {
         t.sort_unstable();
         t.join(" ")
     };
-    strsim::jaro_winkler(a, b).max(strsim::jaro_winkler(&sorted(a), &sorted(b)))
+    jaro_winkler(a, b).max(jaro_winkler(&sorted(a), &sorted(b)))
 }
 
 /// ISO dates: 0 equal; 1 one digit wrong, two adjacent digits swapped, or day and month swapped; 2 same year.
@@ -336,6 +415,53 @@ mod tests {
         }
         // Non-ASCII text still goes by characters.
         assert_eq!(jaro_winkler("zoë", "zoe"), strsim::jaro_winkler("zoë", "zoe"));
+    }
+
+    /// Seeded random ASCII values over a small alphabet (so that they share characters), of
+    /// every length up to past the stack buffers, and near copies of each other: the bytes path
+    /// scores to the bit what strsim scores, with and without spaces squeezed.
+    #[test]
+    fn short_values_score_as_strsim_does_to_the_bit() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let alphabet = b"abcde fgh";
+        let squeeze = |v: &str| v.chars().filter(|c| *c != ' ').collect::<String>();
+        let mut boosted = 0;
+        for round in 0..4000 {
+            let a: String = (0..round % 70).map(|_| alphabet[next(alphabet.len())] as char).collect();
+            let b: String = if round % 2 == 0 {
+                (0..(round * 7 + 3) % 75).map(|_| alphabet[next(alphabet.len())] as char).collect()
+            } else {
+                // A near copy: one character changed, or two swapped.
+                let mut c = a.clone().into_bytes();
+                if c.len() > 2 {
+                    let at = next(c.len() - 1);
+                    if round % 4 == 1 {
+                        c[at] = alphabet[next(alphabet.len())];
+                    } else {
+                        c.swap(at, at + 1);
+                    }
+                }
+                String::from_utf8(c).unwrap_or_default()
+            };
+            let plain = strsim::jaro_winkler(&a, &b);
+            assert_eq!(jaro_winkler(&a, &b).to_bits(), plain.to_bits(), "{a:?} / {b:?}");
+            let expected = if a == b {
+                1.0
+            } else if a.contains(' ') || b.contains(' ') {
+                plain.max(strsim::jaro_winkler(&squeeze(&a), &squeeze(&b)))
+            } else {
+                plain
+            };
+            assert_eq!(text_similarity(&a, &b).to_bits(), expected.to_bits(), "{a:?} / {b:?}");
+            boosted += usize::from(plain > 0.7 && plain < 1.0);
+        }
+        assert!(boosted > 1000, "the near copies reach the prefix boost ({boosted})");
     }
 
     fn def(kind: ComparatorKind, thresholds: &[f64], m: &[f64], u: &[f64]) -> ComparatorDef {
