@@ -12,7 +12,7 @@ use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
 use mdm_core::record::validate;
 use mdm_core::store::memory::MemoryStore;
-use mdm_core::store::SourceWrite;
+use mdm_core::store::{IndexKey, SourceWrite};
 use mdm_core::SchemaRegistry;
 use mdm_core::SourceKey;
 use serde_json::{Map, Value};
@@ -354,17 +354,10 @@ async fn match_one(
     let result = hub.match_record(&record).await.map_err(|e| e.to_string())?;
     let entity = record.key.entity.as_str();
     let mut reads: Vec<u64> = match hub.registry().get(entity) {
-        Some(schema) => {
-            let mut stored = String::new();
-            mdm_core::blocking::keys_of(schema, &record)
-                .iter()
-                .map(|k| {
-                    stored.clear();
-                    k.push_stored(&mut stored);
-                    Touched::block(entity, &stored)
-                })
-                .collect()
-        }
+        Some(schema) => mdm_core::blocking::keys_of(schema, &record)
+            .iter()
+            .map(|k| Touched::block(entity, &IndexKey::from(k)))
+            .collect(),
         None => Vec::new(),
     };
     reads.extend(result.candidates.iter().map(|c| Touched::golden(entity, &c.golden_id)));
@@ -703,7 +696,7 @@ mod tests {
     #[test]
     fn a_decision_is_stale_only_after_a_later_merge_touched_what_it_read() {
         let mut merger = Merger::new(hub());
-        let (a, b) = (Touched::block("customer", "k=1"), Touched::golden("customer", "g1"));
+        let (a, b) = (Touched::block("customer", &IndexKey::parse("k=1")), Touched::golden("customer", "g1"));
         merger.last_touch[Merger::slot(a)] = 3;
         assert!(merger.stale(&[b, a], 2), "merge 3 came after the two the match saw");
         assert!(!merger.stale(&[a], 3), "the match saw merge 3");

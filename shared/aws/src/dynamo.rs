@@ -478,7 +478,7 @@ impl DynamoStore {
             WriteOp::DeleteClaim { entity, key, holder } => {
                 let u = Update::builder()
                     .table_name(t)
-                    .set_key(Some(block_key(entity, key)))
+                    .set_key(Some(block_key(entity, &key.text())))
                     .update_expression("REMOVE golden_id")
                     .condition_expression("attribute_not_exists(golden_id) OR golden_id = :g")
                     .expression_attribute_values(":g", s(holder))
@@ -496,11 +496,11 @@ impl DynamoStore {
             WriteOp::PutClaim { entity, key, golden_id, from } => {
                 let mut u = Update::builder()
                     .table_name(t)
-                    .set_key(Some(block_key(entity, key)))
+                    .set_key(Some(block_key(entity, &key.text())))
                     .expression_attribute_names("#k", "kind")
                     .expression_attribute_values(":k", s("index"))
                     .expression_attribute_values(":g", s(golden_id));
-                u = if claim_adds.contains(&(entity.as_str(), key.as_str())) {
+                u = if claim_adds.contains(&(entity.as_str(), key)) {
                     u.update_expression("SET golden_id = :g, #k = :k ADD g :gs")
                         .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.clone()]))
                 } else {
@@ -705,7 +705,7 @@ impl DynamoStore {
 }
 
 /// Claims (entity, key) whose update also adds the claiming golden record to the block.
-type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a str)>;
+type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a IndexKey)>;
 
 /// Outbox events that travel in a history item written by the same transaction, by the golden
 /// record and version they are about.
@@ -837,9 +837,7 @@ fn conflict_for(op: &WriteOp) -> Conflict {
         WriteOp::PutGolden { golden, .. } => Conflict::Golden(golden.golden_id.clone()),
         WriteOp::PutHistory(h) => Conflict::History(h.golden_id.clone(), h.version),
         WriteOp::SetXref { source, .. } => Conflict::MissingSource(source.to_string()),
-        WriteOp::PutClaim { key, .. } | WriteOp::DeleteClaim { key, .. } => {
-            Conflict::Claim(mdm_core::blocking::BlockKey::name_of(key).to_owned())
-        }
+        WriteOp::PutClaim { key, .. } | WriteOp::DeleteClaim { key, .. } => Conflict::Claim(key.name().to_owned()),
         WriteOp::PutTombstone { source, .. } => Conflict::SourceChanged(source.to_string()),
         _ => Conflict::Concurrent,
     }
@@ -1077,8 +1075,9 @@ impl LookupStore for DynamoStore {
 impl BlockIndex for DynamoStore {
     /// One item per block (`BLK#…`, `META`) whose string set `g` holds the golden ids: all of a
     /// record's blocks in one `BatchGetItem`, half a unit each when eventually consistent.
-    async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
-        let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+    async fn lookup(&self, entity: &str, keys: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+        let texts: Vec<String> = keys.iter().map(IndexKey::text).collect();
+        let unique: std::collections::BTreeSet<&String> = texts.iter().collect();
         let wanted: Vec<Item> = unique.into_iter().map(|k| block_key(entity, k)).collect();
         let items = self.batch_get_projected(wanted, None, self.consistent_index).await?;
         let mut by_pk: HashMap<String, Vec<String>> = HashMap::with_capacity(items.len());
@@ -1088,12 +1087,12 @@ impl BlockIndex for DynamoStore {
             }
         }
         let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
+        for (key, k) in keys.iter().zip(&texts) {
             let mut golden_ids = by_pk.get(&keys::block_item_key(entity, k)).cloned().unwrap_or_default();
             if !self.consistent_index {
                 self.recent.complete(entity, k, &mut golden_ids);
             }
-            out.push(BlockHit::capped(k, golden_ids, cap));
+            out.push(BlockHit::capped(key, golden_ids, cap));
         }
         Ok(out)
     }
@@ -1104,11 +1103,12 @@ impl BlockIndex for DynamoStore {
     async fn add_to_blocks(
         &self,
         entity: &str,
-        keys: &[String],
+        keys: &[IndexKey],
         golden_id: &str,
         cap: usize,
     ) -> Result<Vec<BlockHit>, StoreError> {
-        let before = self.block_updates(entity, keys.iter().map(|k| (k.as_str(), golden_id, true))).await?;
+        let texts: Vec<String> = keys.iter().map(IndexKey::text).collect();
+        let before = self.block_updates(entity, texts.iter().map(|k| (k.as_str(), golden_id, true))).await?;
         Ok(keys
             .iter()
             .zip(before)
@@ -1204,9 +1204,15 @@ impl ClaimStore for DynamoStore {
     /// Strongly consistent, or (merge and match handlers) eventually consistent with this
     /// process's own recent claim writes laid over, and keys whose conditional write failed
     /// lately read strongly.
-    async fn get_claims(&self, entity: &str, claim_keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn get_claims(
+        &self,
+        entity: &str,
+        claim_keys: &[IndexKey],
+    ) -> Result<BTreeMap<IndexKey, String>, StoreError> {
+        let texts: Vec<(String, &IndexKey)> = claim_keys.iter().map(|k| (k.text(), k)).collect();
         let wanted: HashMap<String, &String> =
-            claim_keys.iter().map(|k| (keys::block_item_key(entity, k), k)).collect();
+            texts.iter().map(|(k, _)| (keys::block_item_key(entity, k), k)).collect();
+        let key_of_text: HashMap<&String, &IndexKey> = texts.iter().map(|(t, k)| (t, *k)).collect();
         let key_of = |pk: &String| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))]);
         let mut items = Vec::new();
         const HOLDER: &[(&str, &str)] = &[("pk", "#p"), ("golden_id", "#g")];
@@ -1224,11 +1230,11 @@ impl ClaimStore for DynamoStore {
         }
         let mut out = BTreeMap::new();
         if !self.consistent_claims {
-            for k in claim_keys {
-                if let Some(ClaimState::Written(holder)) = self.recent.claim(entity, k) {
+            for (text, k) in &texts {
+                if let Some(ClaimState::Written(holder)) = self.recent.claim(entity, text) {
                     match holder {
-                        Some(h) => out.insert(k.clone(), h),
-                        None => out.remove(k),
+                        Some(h) => out.insert((*k).clone(), h),
+                        None => out.remove(*k),
                     };
                 }
             }
@@ -1241,8 +1247,8 @@ impl ClaimStore for DynamoStore {
                     // What this process wrote lately wins over a replica's older answer.
                     let own =
                         !self.consistent_claims && matches!(self.recent.claim(entity, k), Some(ClaimState::Written(_)));
-                    if !own {
-                        out.insert((*k).clone(), g.clone());
+                    if let (false, Some(key)) = (own, key_of_text.get(*k)) {
+                        out.insert((*key).clone(), g.clone());
                     }
                 }
             }
@@ -1251,8 +1257,9 @@ impl ClaimStore for DynamoStore {
     }
 
     /// `claimed_at` of claims written ahead of a transaction (strongly consistent).
-    async fn claim_times(&self, entity: &str, keys: &[String]) -> Result<BTreeMap<String, i64>, StoreError> {
-        let wanted: HashMap<String, &String> = keys.iter().map(|k| (keys::block_item_key(entity, k), k)).collect();
+    async fn claim_times(&self, entity: &str, keys: &[IndexKey]) -> Result<BTreeMap<IndexKey, i64>, StoreError> {
+        let wanted: HashMap<String, &IndexKey> =
+            keys.iter().map(|k| (keys::block_item_key(entity, &k.text()), k)).collect();
         let item_keys = wanted.keys().map(|pk| HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(META))])).collect();
         let items = self.batch_get_projected(item_keys, Some(&[("pk", "#p"), ("claimed_at", "#c")]), true).await?;
         let mut out = BTreeMap::new();
@@ -1309,24 +1316,22 @@ impl Transactor for DynamoStore {
         }
         // A claim and its golden record's entry in the same block: one update instead of two
         // writes.
-        let claimed: std::collections::HashSet<(&str, &str, &str)> = items
+        let claimed: std::collections::HashSet<(&str, &IndexKey, &str)> = items
             .iter()
             .chain(&ahead)
             .filter_map(|op| match op {
-                WriteOp::PutClaim { entity, key, golden_id, .. } => {
-                    Some((entity.as_str(), key.as_str(), golden_id.as_str()))
-                }
+                WriteOp::PutClaim { entity, key, golden_id, .. } => Some((entity.as_str(), key, golden_id.as_str())),
                 _ => None,
             })
             .collect();
         let (folded, puts): (Vec<WriteOp>, Vec<WriteOp>) = puts.into_iter().partition(|op| {
             matches!(op, WriteOp::PutIndex { entity, key, golden_id }
-                if claimed.contains(&(entity.as_str(), key.as_str(), golden_id.as_str())))
+                if claimed.contains(&(entity.as_str(), key, golden_id.as_str())))
         });
         let claim_adds: ClaimAdds = folded
             .iter()
             .filter_map(|op| match op {
-                WriteOp::PutIndex { entity, key, .. } => Some((entity.as_str(), key.as_str())),
+                WriteOp::PutIndex { entity, key, .. } => Some((entity.as_str(), key)),
                 _ => None,
             })
             .collect();
@@ -1342,7 +1347,7 @@ impl Transactor for DynamoStore {
         }
         for op in &folded {
             if let WriteOp::PutIndex { entity, key, golden_id } = op {
-                self.recent.added(entity, key, golden_id);
+                self.recent.added(entity, &key.text(), golden_id);
             }
         }
         for op in &xrefs {
@@ -1365,9 +1370,10 @@ impl DynamoStore {
     async fn claims_ahead(&self, ops: &[WriteOp], claim_adds: &ClaimAdds<'_>) -> Result<(), StoreError> {
         let now = mdm_core::time::now_ms().max(0) as u64;
         for op in ops {
-            let WriteOp::PutClaim { entity, key, golden_id, .. } = op else { continue };
+            let WriteOp::PutClaim { entity, key: index_key, golden_id, .. } = op else { continue };
+            let key = &index_key.text();
             let item_key = block_key(entity, key);
-            let add = claim_adds.contains(&(entity.as_str(), key.as_str()));
+            let add = claim_adds.contains(&(entity.as_str(), index_key));
             let mut set = vec![
                 ("golden_id".to_owned(), s(golden_id)),
                 ("claimed_at".to_owned(), n(now)),
@@ -1449,20 +1455,20 @@ impl DynamoStore {
 
     /// Index puts and deletes, one `UpdateItem` per block, all sent at once.
     async fn index_writes(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        let mut by_entity: BTreeMap<&str, Vec<(&str, &str, bool)>> = BTreeMap::new();
+        let mut by_entity: BTreeMap<&str, Vec<(String, &str, bool)>> = BTreeMap::new();
         for op in ops {
             match op {
                 WriteOp::PutIndex { entity, key, golden_id } => {
-                    by_entity.entry(entity).or_default().push((key, golden_id, true))
+                    by_entity.entry(entity).or_default().push((key.text(), golden_id, true))
                 }
                 WriteOp::DeleteIndex { entity, key, golden_id } => {
-                    by_entity.entry(entity).or_default().push((key, golden_id, false))
+                    by_entity.entry(entity).or_default().push((key.text(), golden_id, false))
                 }
                 _ => return Err(StoreError::Invalid("only index entries are written here".into())),
             }
         }
-        for (entity, updates) in by_entity {
-            self.block_updates(entity, updates.into_iter()).await?;
+        for (entity, updates) in &by_entity {
+            self.block_updates(entity, updates.iter().map(|(k, g, add)| (k.as_str(), *g, *add))).await?;
         }
         Ok(())
     }
@@ -1474,9 +1480,9 @@ impl DynamoStore {
             for op in ops {
                 match op {
                     WriteOp::PutClaim { entity, key, golden_id, .. } => {
-                        self.recent.claimed(entity, key, Some(golden_id));
+                        self.recent.claimed(entity, &key.text(), Some(golden_id));
                     }
-                    WriteOp::DeleteClaim { entity, key, .. } => self.recent.claimed(entity, key, None),
+                    WriteOp::DeleteClaim { entity, key, .. } => self.recent.claimed(entity, &key.text(), None),
                     _ => {}
                 }
             }
@@ -1488,7 +1494,7 @@ impl DynamoStore {
                 "ConditionalCheckFailed",
             ) = (op, reason.as_str())
             {
-                self.recent.suspect(entity, key);
+                self.recent.suspect(entity, &key.text());
             }
         }
         match reasons.iter().position(|r| r == "ConditionalCheckFailed") {

@@ -94,7 +94,8 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
         "no new history version"
     );
     assert_eq!(s.store.get_source(&key).await.expect("get").and_then(|r| r.golden_id), None, "no cross-reference");
-    let held = s.store.get_claims("customer", &plan.golden.claims.texts().collect::<Vec<_>>()).await.expect("claims");
+    let held =
+        s.store.get_claims("customer", &plan.golden.claims.iter().cloned().collect::<Vec<_>>()).await.expect("claims");
     assert!(held.values().all(|g| g == &golden.golden_id), "no claim moved or taken");
     let pending = s.store.pending_events(100).await.expect("outbox");
     assert!(plan.events.iter().all(|e| !pending.iter().any(|p| p.event_id == e.event_id())), "no outbox item");

@@ -7,10 +7,15 @@ mod common;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use mdm_aws::DynamoStore;
-use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, SourceStore, Transactor, WriteOp};
+use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, IndexKey, SourceStore, Transactor, WriteOp};
 use mdm_core::{keys, SourceKey};
 use serde_json::json;
 use std::sync::atomic::Ordering;
+
+/// A stored key from its text.
+fn key(text: &str) -> IndexKey {
+    IndexKey::parse(text)
+}
 
 /// A customer's index entry: added, or taken out.
 fn put(key: &str, golden_id: &str) -> WriteOp {
@@ -70,7 +75,7 @@ async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
             .await
             .expect("delete");
     }
-    let keys = ["email=aa".to_owned(), "phone=bb".to_owned(), "dob=cc".to_owned()];
+    let keys = [key("email=aa"), key("phone=bb"), key("dob=cc")];
     let hits = merger.lookup("customer", &keys, 1).await.expect("lookup");
     assert_eq!(hits[0].golden_ids, ["g1"], "its own entry is found");
     assert!(hits[1].too_common && hits[1].golden_ids.is_empty(), "own entries count toward the block cap");
@@ -105,8 +110,8 @@ async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_one
         .send()
         .await
         .expect("delete");
-    let read = merger.get_claims("customer", &["email=aa".to_owned()]).await.expect("claims");
-    assert_eq!(read.get("email=aa").map(String::as_str), Some("g1"), "its own claim is found");
+    let read = merger.get_claims("customer", &[key("email=aa")]).await.expect("claims");
+    assert_eq!(read.get(&key("email=aa")).map(String::as_str), Some("g1"), "its own claim is found");
 
     // Another process holds phone=bb; a claim written on a read that missed it fails its condition.
     let other = DynamoStore::new(s.ddb.clone(), s.table());
@@ -115,8 +120,8 @@ async fn the_merge_handlers_claim_reads_add_its_own_claims_and_reread_failed_one
     assert!(err.is_conflict(), "{err}");
     let batches = |st: &DynamoStore| st.counts().batch_get_item.load(Ordering::Relaxed);
     let before = batches(&merger);
-    let read = merger.get_claims("customer", &["phone=bb".to_owned(), "dob=cc".to_owned()]).await.expect("claims");
-    assert_eq!(read.get("phone=bb").map(String::as_str), Some("g9"));
+    let read = merger.get_claims("customer", &[key("phone=bb"), key("dob=cc")]).await.expect("claims");
+    assert_eq!(read.get(&key("phone=bb")).map(String::as_str), Some("g9"));
     assert_eq!(batches(&merger) - before, 2, "the failed key strongly, the other eventually consistently");
 }
 
@@ -131,7 +136,7 @@ async fn index_writes_return_what_the_blocks_held() {
         st.counts().batch_get_item.load(Ordering::Relaxed) + st.counts().query.load(Ordering::Relaxed)
     };
     let before = reads(&store);
-    let keys = ["email=aa".to_owned(), "dob=dd".to_owned(), "new=ee".to_owned()];
+    let keys = [key("email=aa"), key("dob=dd"), key("new=ee")];
     let held = store.add_to_blocks("customer", &keys, "g3", 1).await.expect("add");
     assert_eq!(reads(&store), before, "nothing is read");
     assert_eq!((held[0].golden_ids.clone(), held[0].too_common), (vec!["g1".to_owned()], false));
@@ -184,16 +189,16 @@ async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
     ];
     assert!(store.transact(failing).await.expect_err("revision 7 is not stored").is_conflict());
     let strong = DynamoStore::new(s.ddb.clone(), s.table());
-    let held = strong.get_claims("customer", &["email=zz".to_owned()]).await.expect("claims");
+    let held = strong.get_claims("customer", &[key("email=zz")]).await.expect("claims");
     assert_eq!(
-        held.get("email=zz").map(String::as_str),
+        held.get(&key("email=zz")).map(String::as_str),
         Some("g-new"),
         "the claim names the golden record not created"
     );
     assert_eq!(strong.get_golden("customer", "g-new").await.expect("get"), None);
-    let times = strong.claim_times("customer", &["email=zz".to_owned(), "free=yy".to_owned()]).await.expect("times");
+    let times = strong.claim_times("customer", &[key("email=zz"), key("free=yy")]).await.expect("times");
     assert_eq!(times.len(), 1);
-    assert!(times["email=zz"] >= before && times["email=zz"] <= mdm_core::time::now_ms());
+    assert!(times[&key("email=zz")] >= before && times[&key("email=zz")] <= mdm_core::time::now_ms());
     // Another golden record cannot take it meanwhile; the one it names can.
     let other = WriteOp::PutClaim {
         entity: "customer".into(),

@@ -70,15 +70,10 @@ impl StoredKey {
     /// The key as stored: the same text as [`BlockKey::key`].
     pub fn stored(&self) -> String {
         let mut out = String::with_capacity(self.name.len() + 33);
-        self.push_stored(&mut out);
-        out
-    }
-
-    /// [`StoredKey::stored`], appended to `out` (a buffer used again saves an allocation).
-    pub fn push_stored(&self, out: &mut String) {
         out.push_str(self.name);
         out.push('=');
-        crate::keys::push_hex(out, &self.digest);
+        crate::keys::push_hex(&mut out, &self.digest);
+        out
     }
 }
 

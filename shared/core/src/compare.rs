@@ -293,8 +293,8 @@ fn short_jaro(a: &[u8], b: &[u8]) -> f64 {
     for (i, x) in a.iter().enumerate() {
         let lo = i.saturating_sub(range);
         let hi = b_len.min(i + range + 1);
-        for j in lo..hi {
-            if b[j] == *x && b_flags & (1 << j) == 0 {
+        for (j, y) in b.iter().enumerate().take(hi).skip(lo) {
+            if y == x && b_flags & (1 << j) == 0 {
                 a_flags |= 1 << i;
                 b_flags |= 1 << j;
                 matches += 1;
@@ -318,7 +318,9 @@ fn short_jaro(a: &[u8], b: &[u8]) -> f64 {
         }
     }
     transpositions /= 2;
-    ((matches as f64 / a_len as f64) + (matches as f64 / b_len as f64) + ((matches - transpositions) as f64 / matches as f64))
+    ((matches as f64 / a_len as f64)
+        + (matches as f64 / b_len as f64)
+        + ((matches - transpositions) as f64 / matches as f64))
         / 3.0
 }
 

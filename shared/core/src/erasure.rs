@@ -363,10 +363,10 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
                 &record,
                 &hub.config().suppression_secrets[..1.min(hub.config().suppression_secrets.len())],
             );
-            let keys: Vec<String> = block_keys(schema, &record)
+            let keys: Vec<IndexKey> = block_keys(schema, &record)
                 .iter()
                 .filter(|k| k.claim && !k.name.contains('+'))
-                .map(|k| k.key())
+                .map(|k| IndexKey::parse(&k.key()))
                 .collect();
             let hits = hub.store().lookup(entity, &keys, usize::MAX / 2).await?;
             for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
@@ -514,7 +514,7 @@ async fn gather<S: Store + ReceiptStore>(
     claim_keys.extend(golden.claims.iter().cloned());
     let markers: BTreeSet<String> =
         members.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
-    let present: Vec<String> = index.iter().map(ToString::to_string).collect();
+    let present: Vec<IndexKey> = index.iter().cloned().collect();
     let hits = store.lookup(&entity, &present, usize::MAX / 2).await?;
     let index_entries: Vec<WriteOp> = hits
         .iter()
@@ -523,7 +523,7 @@ async fn gather<S: Store + ReceiptStore>(
         .collect();
     count("index", index_entries.len(), &mut counts);
     deletes.extend(index_entries);
-    let claims = store.get_claims(&entity, &claim_keys.iter().map(ToString::to_string).collect::<Vec<_>>()).await?;
+    let claims = store.get_claims(&entity, &claim_keys.iter().cloned().collect::<Vec<_>>()).await?;
     let held: Vec<WriteOp> = claims
         .into_iter()
         .filter(|(_, holder)| ids.contains(holder))
@@ -679,10 +679,14 @@ async fn erase_source<S: Store + ReceiptStore>(
     }
     counts.insert("goldens".into(), goldens);
     // Index entries and claims only the erased record supported.
-    let keep_keys: BTreeSet<String> = rest.iter().flat_map(|m| block_keys(schema, m)).map(|k| k.key()).collect();
-    let own_keys: BTreeSet<String> =
-        block_keys(schema, &erased).iter().map(|k| k.key()).chain(golden.index_keys.texts()).collect();
-    let gone: Vec<String> = own_keys.difference(&keep_keys).cloned().collect();
+    let keep_keys: BTreeSet<IndexKey> =
+        rest.iter().flat_map(|m| block_keys(schema, m)).map(|k| IndexKey::parse(&k.key())).collect();
+    let own_keys: BTreeSet<IndexKey> = block_keys(schema, &erased)
+        .iter()
+        .map(|k| IndexKey::parse(&k.key()))
+        .chain(golden.index_keys.iter().cloned())
+        .collect();
+    let gone: Vec<IndexKey> = own_keys.difference(&keep_keys).cloned().collect();
     let index_ops: Vec<WriteOp> = gone
         .iter()
         .map(|k| WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: golden.golden_id.clone() })
@@ -729,8 +733,8 @@ async fn erase_source<S: Store + ReceiptStore>(
     std::sync::Arc::make_mut(&mut g.members).retain(|m| m != key);
     g.attributes = survive(schema, &rest).into();
     g.match_values = match_values(schema, &rest).into();
-    g.index_keys = keep_keys.iter().map(|k| IndexKey::parse(k)).collect();
-    g.claims = golden.claims.iter().filter(|k| keep_keys.contains(&k.to_string())).cloned().collect();
+    g.index_keys = keep_keys.iter().cloned().collect();
+    g.claims = golden.claims.iter().filter(|k| keep_keys.contains(k)).cloned().collect();
     g.version += 1;
     g.revision += 1;
     g.updated_at_ms = now;

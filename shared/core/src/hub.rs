@@ -1,9 +1,10 @@
 //! The hub's use cases over the store port: ingest a record, match it, merge it. The Lambda
 //! handlers and the batch engine call these; they hold no logic of their own.
 
-use crate::blocking::{keys_of, BlockKey};
+use crate::blocking::keys_of;
 use crate::golden::GoldenRecord;
 use crate::golden::GoldenStatus;
+use crate::index_keys::IndexKey;
 use crate::keys::{golden_id_for, SourceKey};
 use crate::matching::{decide, BlockingStats, MatchDecision, MatchResult};
 use crate::plan::{plan_merge, review_task_id, GoldenState, MergeInput, MergeOutcome, MergePlan};
@@ -117,8 +118,9 @@ impl Touched {
     }
 
     /// The block of a stored key.
-    pub fn block(entity: &str, key: &str) -> u64 {
-        Self::hash(b'b', entity, key)
+    pub fn block(entity: &str, key: &IndexKey) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x6d64_6d5f_7472_6163).hash_one((b'b', entity, key))
     }
 
     /// A golden record.
@@ -149,7 +151,7 @@ pub struct Hub<S> {
 
 /// A block skipped as too common: over the entity's limit, or over its key's own. `keys` are
 /// the stored forms of `record_keys`, in the same order.
-fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[String], hit: &crate::store::BlockHit) -> bool {
+fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[IndexKey], hit: &crate::store::BlockHit) -> bool {
     hit.too_common
         || keys
             .iter()
@@ -174,9 +176,9 @@ struct PlanReads {
 /// follow-ups) and returns their keys. Entries under keys the plan claims for it stay: the
 /// claim's condition already fails if another golden record took the key meanwhile, and an
 /// adapter may write the entry with the claim (the DynamoDB adapter keeps both on one item).
-fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<String> {
+fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<IndexKey> {
     use crate::store::WriteOp;
-    let claimed: BTreeSet<String> = plan
+    let claimed: BTreeSet<IndexKey> = plan
         .writes
         .iter()
         .chain(plan.follow_ups.iter().flatten())
@@ -321,13 +323,13 @@ impl<S: Store> Hub<S> {
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
         let record_keys = keys_of(schema, record);
-        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
+        let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
         let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
         let mut too_common = Vec::new();
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for h in &hits {
             if too_full(record_keys, &keys, h) {
-                too_common.push(BlockKey::name_of(&h.key).to_owned());
+                too_common.push(h.key.name().to_owned());
                 continue;
             }
             for g in &h.golden_ids {
@@ -427,26 +429,26 @@ impl<S: Store> Hub<S> {
             }
         }
         // Claims involved: every claim key of every member, and the losers' claims.
-        let mut claim_keys: BTreeSet<String> = BTreeSet::new();
+        let mut claim_keys: BTreeSet<IndexKey> = BTreeSet::new();
         for r in std::iter::once(source)
             .chain(current.iter().flat_map(|c| c.members.iter()))
             .chain(targets.iter().flat_map(|t| t.members.iter()))
         {
-            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(|k| k.stored()));
+            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(IndexKey::from));
         }
         for g in current.iter().chain(targets.iter()) {
-            claim_keys.extend(g.golden.claims.texts());
+            claim_keys.extend(g.golden.claims.iter().cloned());
         }
         // A claim a golden record of the group lists is its own: the transaction that wrote the
         // claim listed it, and only merging that record away or erasure takes it (both change
         // the list). Only the other keys are read.
-        let mut claims: BTreeMap<String, String> = BTreeMap::new();
+        let mut claims: BTreeMap<IndexKey, String> = BTreeMap::new();
         for g in current.iter().chain(targets.iter()) {
-            for k in g.golden.claims.texts() {
-                claims.insert(k, g.golden.golden_id.clone());
+            for k in g.golden.claims.iter() {
+                claims.insert(k.clone(), g.golden.golden_id.clone());
             }
         }
-        let unknown: Vec<String> = claim_keys.into_iter().filter(|k| !claims.contains_key(k)).collect();
+        let unknown: Vec<IndexKey> = claim_keys.into_iter().filter(|k| !claims.contains_key(k)).collect();
         if !unknown.is_empty() && !assume_free_claims {
             claims.extend(self.store.get_claims(&schema.entity, &unknown).await?);
         }
@@ -513,18 +515,18 @@ impl<S: Store> Hub<S> {
         &self,
         schema: &EntitySchema,
         source: &SourceRecord,
-        claims: &BTreeMap<String, String>,
+        claims: &BTreeMap<IndexKey, String>,
         absent: &BTreeSet<&str>,
     ) -> Result<BTreeSet<String>, HubError> {
         let own = golden_id_for(&source.key);
-        let others: Vec<String> =
+        let others: Vec<IndexKey> =
             claims.iter().filter(|(_, h)| absent.contains(h.as_str()) && **h != own).map(|(k, _)| k.clone()).collect();
         let taken_at =
             if others.is_empty() { BTreeMap::new() } else { self.store.claim_times(&schema.entity, &others).await? };
         let now = self.now_ms();
         for key in &others {
             if taken_at.get(key).is_some_and(|t| now - t < self.config.claim_lease_ms) {
-                return Err(StoreError::Conflict(Conflict::Claim(BlockKey::name_of(key).to_owned())).into());
+                return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())).into());
             }
         }
         Ok(absent.iter().map(|h| (*h).to_owned()).collect())
@@ -541,7 +543,7 @@ impl<S: Store> Hub<S> {
         result: &MatchResult,
     ) -> Result<bool, HubError> {
         let record_keys = keys_of(schema, source);
-        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
+        let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
         if keys.is_empty() {
             return Ok(false);
         }
@@ -559,7 +561,7 @@ impl<S: Store> Hub<S> {
         mut hits: Vec<crate::store::BlockHit>,
     ) -> Result<bool, HubError> {
         let record_keys = keys_of(schema, source);
-        let keys: Vec<String> = record_keys.iter().map(|k| k.stored()).collect();
+        let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
         hits.retain(|h| !too_full(record_keys, &keys, h));
         let mut considered: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
         if let Some(own) = &source.golden_id {

@@ -39,7 +39,7 @@ pub struct MergeInput<'a> {
     pub targets: &'a [GoldenState],
     pub result: &'a MatchResult,
     /// Current holders of the claim keys involved.
-    pub claims: &'a BTreeMap<String, String>,
+    pub claims: &'a BTreeMap<IndexKey, String>,
     /// The review task this decision would open exists already.
     pub review_exists: bool,
     pub now_ms: i64,
@@ -240,14 +240,13 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Collected, then sorted and deduplicated into the golden record's set.
     let mut held: Vec<IndexKey> = survivor_old.map(|g| g.claims.iter().cloned().collect()).unwrap_or_default();
     for key in &claim_keys {
-        let text = key.text();
         let op = |from: Option<String>| WriteOp::PutClaim {
             entity: schema.entity.clone(),
-            key: text.clone(),
+            key: key.clone(),
             golden_id: golden_id.clone(),
             from,
         };
-        match input.claims.get(&text).map(String::as_str) {
+        match input.claims.get(key).map(String::as_str) {
             Some(h) if h == golden_id => {
                 held.push(key.clone());
             }
@@ -399,7 +398,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let mut rest: Vec<WriteOp> = Vec::with_capacity(golden.index_keys.len() + moved_claims.len() + members.len());
     for k in golden.index_keys.iter() {
         if old_keys.is_none_or(|o| !o.contains(k)) {
-            rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.text(), golden_id: golden_id.clone() });
+            rest.push(WriteOp::PutIndex {
+                entity: schema.entity.clone(),
+                key: k.clone(),
+                golden_id: golden_id.clone(),
+            });
         }
     }
     rest.extend(moved_claims);
@@ -412,7 +415,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in old.difference(&golden.index_keys) {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.text(),
+                key: k.clone(),
                 golden_id: golden_id.clone(),
             });
         }
@@ -421,7 +424,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for k in l.index_keys.iter() {
             rest.push(WriteOp::DeleteIndex {
                 entity: schema.entity.clone(),
-                key: k.text(),
+                key: k.clone(),
                 golden_id: l.golden_id.clone(),
             });
         }
@@ -449,13 +452,13 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for op in &main {
             match op {
                 WriteOp::PutIndex { key, golden_id: g, .. } if *g == golden_id => {
-                    index_keys.insert(IndexKey::parse(key));
+                    index_keys.insert(key.clone());
                 }
                 WriteOp::DeleteIndex { key, golden_id: g, .. } if *g == golden_id => {
-                    index_keys.remove(&IndexKey::parse(key));
+                    index_keys.remove(key);
                 }
                 WriteOp::PutClaim { key, golden_id: g, .. } if *g == golden_id => {
-                    claims.insert(IndexKey::parse(key));
+                    claims.insert(key.clone());
                 }
                 _ => {}
             }

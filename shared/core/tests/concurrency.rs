@@ -57,15 +57,15 @@ impl GoldenStore for Racing {
     }
 }
 impl BlockIndex for Racing {
-    async fn lookup(&self, e: &str, k: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn lookup(&self, e: &str, k: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.lookup(e, k, cap).await
     }
-    async fn add_to_blocks(&self, e: &str, k: &[String], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.add_to_blocks(e, k, g, cap).await
     }
 }
 impl ClaimStore for Racing {
-    async fn get_claims(&self, e: &str, k: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn get_claims(&self, e: &str, k: &[IndexKey]) -> Result<BTreeMap<IndexKey, String>, StoreError> {
         self.inner.get_claims(e, k).await
     }
 }

@@ -5,7 +5,9 @@ use mdm_core::matching::{BlockingStats, MatchDecision, MatchResult};
 use mdm_core::plan::{plan_merge, GoldenState, MergeInput, MergeOutcome, MergePlan};
 use mdm_core::record::validate;
 use mdm_core::store::memory::MemoryStore;
-use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, SourceStore, Transactor, WriteOp, MAX_TRANSACTION_ITEMS};
+use mdm_core::store::{
+    BlockIndex, ClaimStore, GoldenStore, IndexKey, SourceStore, Transactor, WriteOp, MAX_TRANSACTION_ITEMS,
+};
 use mdm_core::GoldenStatus;
 use mdm_core::{Hub, SourceKey};
 use serde_json::json;
@@ -69,9 +71,14 @@ async fn wide_bridge(
         candidates: vec![],
         blocking: BlockingStats::default(),
     };
-    let mut keys: Vec<String> = states.iter().flat_map(|s| s.golden.claims.texts()).collect();
-    keys.extend(mdm_core::blocking::block_keys(&schema, &bridge).into_iter().filter(|k| k.claim).map(|k| k.key()));
-    let claims: BTreeMap<String, String> = hub.store().get_claims("customer", &keys).await.expect("claims");
+    let mut keys: Vec<IndexKey> = states.iter().flat_map(|s| s.golden.claims.iter().cloned()).collect();
+    keys.extend(
+        mdm_core::blocking::block_keys(&schema, &bridge)
+            .into_iter()
+            .filter(|k| k.claim)
+            .map(|k| IndexKey::parse(&k.key())),
+    );
+    let claims: BTreeMap<IndexKey, String> = hub.store().get_claims("customer", &keys).await.expect("claims");
     let plan = plan_merge(&MergeInput {
         schema: &schema,
         source: &bridge,
@@ -144,12 +151,12 @@ async fn lost_follow_up_chunks_are_written_by_the_next_plan() {
         let r = hub.store().get_source(k).await.expect("get").expect("exists");
         assert_eq!(r.golden_id.as_ref(), Some(&survivor), "{k} re-pointed");
     }
-    let all: Vec<String> = s.index_keys.texts().collect();
+    let all: Vec<IndexKey> = s.index_keys.iter().cloned().collect();
     assert_eq!(all.len(), 2 + 2 + 240, "both e-mails, both names and every phone (no birth date or postcode keys)");
     let hits = hub.store().lookup("customer", &all, 1000).await.expect("lookup");
     for h in &hits {
         assert!(h.golden_ids.contains(&survivor), "index entry {} written", h.key);
     }
-    let held = hub.store().get_claims("customer", &s.claims.texts().collect::<Vec<_>>()).await.expect("claims");
+    let held = hub.store().get_claims("customer", &s.claims.iter().cloned().collect::<Vec<_>>()).await.expect("claims");
     assert!(held.values().all(|g| g == &survivor), "claims moved to the survivor");
 }

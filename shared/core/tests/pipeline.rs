@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mdm_core::matching::MatchDecision;
 use mdm_core::plan::MergeOutcome;
-use mdm_core::store::{ClaimStore, GoldenStore, ReviewStore, SourceStore, SourceWrite};
+use mdm_core::store::{ClaimStore, GoldenStore, IndexKey, ReviewStore, SourceStore, SourceWrite};
 use mdm_core::GoldenStatus;
 use serde_json::json;
 
@@ -428,11 +428,14 @@ async fn a_new_record_sharing_a_held_identifier_leaves_that_claim_alone() {
     let created = report.outcome.golden_id().to_owned();
     assert_ne!(created, anna);
     assert_eq!(report.attempts, 2, "the claim held by Anna's golden record fails the first transaction");
-    let claims =
-        hub.store().get_claims("customer", &report.golden.claims.texts().collect::<Vec<_>>()).await.expect("claims");
+    let claims = hub
+        .store()
+        .get_claims("customer", &report.golden.claims.iter().cloned().collect::<Vec<_>>())
+        .await
+        .expect("claims");
     assert!(claims.values().all(|g| *g == created), "Piotr's golden record holds only its own claims");
     let anna_golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
-    let phone: Vec<String> = anna_golden.claims.texts().filter(|k| k.starts_with("phone")).collect();
+    let phone: Vec<IndexKey> = anna_golden.claims.iter().filter(|k| k.name().starts_with("phone")).cloned().collect();
     assert_eq!(phone.len(), 1);
     let held = hub.store().get_claims("customer", &phone).await.expect("claims");
     assert_eq!(held.get(&phone[0]), Some(&anna), "the phone stays claimed by Anna's golden record");
@@ -449,8 +452,8 @@ async fn a_claim_left_by_a_failed_transaction_is_taken_over_after_the_lease() {
     use mdm_core::store::{Transactor, WriteOp};
     // The claim keys Anna's record gives (from a hub of its own).
     let other = hub();
-    let keys: Vec<String> = feed(&other, anna_crm()).await.1.expect("anna").golden.claims.texts().collect();
-    let email = keys.iter().find(|k| k.starts_with("email")).expect("an e-mail claim").clone();
+    let keys: Vec<IndexKey> = feed(&other, anna_crm()).await.1.expect("anna").golden.claims.iter().cloned().collect();
+    let email = keys.iter().find(|k| k.name().starts_with("email")).expect("an e-mail claim").clone();
 
     let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
     let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
@@ -462,12 +465,12 @@ async fn a_claim_left_by_a_failed_transaction_is_taken_over_after_the_lease() {
     let (_, decided) = hub.match_source(&anna.key).await.expect("match");
     let own = mdm_core::keys::golden_id_for(&anna.key);
 
-    hub.store().claims_taken_at([(email.clone(), hub.now_ms())].into());
+    hub.store().claims_taken_at([(email.to_string(), hub.now_ms())].into());
     let young = hub.merge_decision(&anna.key, decided.clone(), Some(anna.seq), false).await;
     assert!(matches!(young, Err(mdm_core::hub::HubError::TooManyConflicts(_))), "{young:?}");
     assert_eq!(hub.store().get_golden("customer", &own).await.expect("get"), None, "nothing created meanwhile");
 
-    hub.store().claims_taken_at([(email.clone(), hub.now_ms() - 10 * 60 * 1000)].into());
+    hub.store().claims_taken_at([(email.to_string(), hub.now_ms() - 10 * 60 * 1000)].into());
     let report = hub.merge_decision(&anna.key, decided, Some(anna.seq), false).await.expect("after the lease");
     assert_eq!(report.outcome, MergeOutcome::Created { golden_id: own.clone() });
     let held = hub.store().get_claims("customer", &keys).await.expect("claims");
@@ -487,8 +490,8 @@ async fn a_traced_merge_names_the_blocks_and_golden_records_it_wrote() {
     let created = created.expect("merged");
     let golden = &created.golden;
     assert!(created.touched.contains(&Touched::golden("customer", &golden.golden_id)));
-    for k in golden.index_keys.texts() {
-        assert!(created.touched.contains(&Touched::block("customer", &k)), "block {k}");
+    for k in golden.index_keys.iter() {
+        assert!(created.touched.contains(&Touched::block("customer", k)), "block {k}");
     }
     assert_eq!(created.touched.len(), golden.index_keys.len() + 1, "one golden record and its blocks");
 
@@ -496,8 +499,7 @@ async fn a_traced_merge_names_the_blocks_and_golden_records_it_wrote() {
     let linked = linked.expect("merged");
     assert_eq!(linked.golden.golden_id, golden.golden_id);
     assert!(linked.touched.contains(&Touched::golden("customer", &golden.golden_id)));
-    let added: Vec<String> =
-        linked.golden.index_keys.texts().filter(|k| !golden.index_keys.texts().any(|o| o == *k)).collect();
+    let added: Vec<&IndexKey> = linked.golden.index_keys.iter().filter(|k| !golden.index_keys.contains(k)).collect();
     assert!(!added.is_empty(), "the second record brings keys of its own");
     for k in &added {
         assert!(linked.touched.contains(&Touched::block("customer", k)), "new block {k}");

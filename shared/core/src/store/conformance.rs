@@ -49,6 +49,11 @@ fn history(g: &GoldenRecord) -> HistoryEntry {
     HistoryEntry::of(g, Cause::Ingest, "conformance", 1)
 }
 
+/// A stored key from its text.
+fn key(text: &str) -> IndexKey {
+    IndexKey::parse(text)
+}
+
 fn index(entity: &str, key: &str, g: &str) -> WriteOp {
     WriteOp::PutIndex { entity: entity.into(), key: key.into(), golden_id: g.into() }
 }
@@ -189,11 +194,11 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     assert!(store.history(e, "g-atomic").await.expect("history").is_empty(), "no history item left");
     // An adapter may write index entries ahead of the transaction (the DynamoDB adapter does, at
     // half the write units): such an entry can only name the golden record that was not created.
-    let hits = store.lookup(e, &["k=atomic".to_string()], 10).await.expect("lookup");
+    let hits = store.lookup(e, &[key("k=atomic")], 10).await.expect("lookup");
     assert!(hits.iter().flat_map(|h| h.golden_ids.iter()).all(|g| g == "g-atomic"), "no other index entry");
     // Likewise new claims (the DynamoDB adapter writes them ahead, at half the write units):
     // one left behind names the golden record that was not created.
-    let left = store.get_claims(e, &["c=atomic".to_string()]).await.expect("claims");
+    let left = store.get_claims(e, &[key("c=atomic")]).await.expect("claims");
     assert!(left.values().all(|g| g == "g-atomic"), "no other claim: {left:?}");
     assert_eq!(store.get_source(&src.key).await.expect("get").and_then(|r| r.golden_id), None, "no xref left");
     assert_eq!(store.get_golden(e, "g-taken").await.expect("get"), Some(taken), "the other golden record is untouched");
@@ -209,8 +214,8 @@ pub async fn claim_conflict<S: Store>(store: &S, e: &str) {
         "move from a golden record that does not hold it",
     );
     store.transact(vec![claim(e, "email.value=a#b", "g2", Some("g1"))]).await.expect("move from the holder");
-    let held = store.get_claims(e, &["email.value=a#b".to_string(), "free".to_string()]).await.expect("claims");
-    assert_eq!(held.get("email.value=a#b").map(String::as_str), Some("g2"));
+    let held = store.get_claims(e, &[key("email.value=a#b"), key("free")]).await.expect("claims");
+    assert_eq!(held.get(&key("email.value=a#b")).map(String::as_str), Some("g2"));
     assert_eq!(held.len(), 1, "free keys are left out");
 }
 
@@ -245,9 +250,9 @@ pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
     let ops =
         (0..3).map(|i| index(e, "family=smith|1980", &format!("g{i}"))).chain([index(e, "email=a@x", "g0")]).collect();
     store.transact(ops).await.expect("index");
-    let keys = vec!["family=smith|1980".to_string(), "email=a@x".to_string(), "none".to_string()];
+    let keys = vec![key("family=smith|1980"), key("email=a@x"), key("none")];
     let hits = store.lookup(e, &keys, 2).await.expect("lookup");
-    let by: BTreeMap<_, _> = hits.iter().map(|h| (h.key.as_str(), h)).collect();
+    let by: BTreeMap<_, _> = hits.iter().map(|h| (h.key.to_string(), h)).collect();
     assert!(by["family=smith|1980"].too_common, "3 > cap 2");
     assert!(by["family=smith|1980"].golden_ids.is_empty(), "too common keys give no candidates");
     assert_eq!(by["email=a@x"].golden_ids, vec!["g0".to_string()]);
@@ -267,9 +272,9 @@ pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
 pub async fn add_to_blocks_returns_what_was_there<S: Store>(store: &S, e: &str) {
     let ops = vec![index(e, "add=k1", "g1"), index(e, "add=k1", "g2"), index(e, "add=k3", "g1")];
     store.transact(ops).await.expect("index");
-    let keys = ["add=k1".to_string(), "add=k2".to_string(), "add=k3".to_string()];
+    let keys = [key("add=k1"), key("add=k2"), key("add=k3")];
     let held = store.add_to_blocks(e, &keys, "g3", 1).await.expect("add");
-    assert_eq!(held.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(), ["add=k1", "add=k2", "add=k3"]);
+    assert_eq!(held.iter().map(|h| h.key.to_string()).collect::<Vec<_>>(), ["add=k1", "add=k2", "add=k3"]);
     assert!(held[0].too_common && held[0].golden_ids.is_empty(), "2 > cap 1");
     assert!(!held[1].too_common && held[1].golden_ids.is_empty(), "a new block");
     assert_eq!(held[2].golden_ids, ["g1"]);
@@ -288,7 +293,7 @@ pub async fn add_to_blocks_returns_what_was_there<S: Store>(store: &S, e: &str) 
 pub async fn transaction_limits<S: Store>(store: &S, e: &str) {
     let ops: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS).map(|i| index(e, &format!("lim{i}"), "g")).collect();
     assert_eq!(store.transact(ops).await, Err(StoreError::TooLarge(MAX_TRANSACTION_ITEMS + 1)));
-    assert!(store.lookup(e, &["lim0".to_string()], 5).await.expect("lookup")[0].golden_ids.is_empty());
+    assert!(store.lookup(e, &[key("lim0")], 5).await.expect("lookup")[0].golden_ids.is_empty());
     let twice = vec![index(e, "dup", "g"), index(e, "dup", "g")];
     assert!(matches!(store.transact(twice).await, Err(StoreError::Invalid(_))));
 }
@@ -502,8 +507,8 @@ pub async fn erasure_deletes<S: Store + ReceiptStore>(store: &S, e: &str) {
         .await
         .expect("deletes");
     assert!(store.history(e, "g-d").await.expect("history").is_empty());
-    let claims = store.get_claims(e, &["email=1".into(), "email=2".into()]).await.expect("claims");
-    assert_eq!(claims.keys().collect::<Vec<_>>(), vec!["email=2"]);
+    let claims = store.get_claims(e, &[key("email=1"), key("email=2")]).await.expect("claims");
+    assert_eq!(claims.keys().collect::<Vec<_>>(), vec![&key("email=2")]);
     assert_eq!(store.get_review(e, "r-d").await.expect("review"), None);
     assert!(store.pending_events(1000).await.expect("outbox").iter().all(|o| o.event_id != ev.event_id));
     store
@@ -531,7 +536,7 @@ pub struct Faulty<S> {
     countdown: std::sync::atomic::AtomicI64,
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
     lose_xrefs: std::sync::atomic::AtomicBool,
-    claim_times: std::sync::Mutex<BTreeMap<String, i64>>,
+    claim_times: std::sync::Mutex<BTreeMap<IndexKey, i64>>,
 }
 
 impl<S> Faulty<S> {
@@ -560,7 +565,7 @@ impl<S> Faulty<S> {
     /// ahead of its transaction would.
     pub fn claims_taken_at(&self, times: BTreeMap<String, i64>) {
         if let Ok(mut t) = self.claim_times.lock() {
-            *t = times;
+            *t = times.into_iter().map(|(k, at)| (IndexKey::parse(&k), at)).collect();
         }
     }
 
@@ -606,19 +611,19 @@ impl<S: GoldenStore> GoldenStore for Faulty<S> {
 }
 
 impl<S: BlockIndex> BlockIndex for Faulty<S> {
-    async fn lookup(&self, e: &str, k: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn lookup(&self, e: &str, k: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.lookup(e, k, cap).await
     }
-    async fn add_to_blocks(&self, e: &str, k: &[String], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.add_to_blocks(e, k, g, cap).await
     }
 }
 
 impl<S: ClaimStore> ClaimStore for Faulty<S> {
-    async fn get_claims(&self, e: &str, k: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn get_claims(&self, e: &str, k: &[IndexKey]) -> Result<BTreeMap<IndexKey, String>, StoreError> {
         self.inner.get_claims(e, k).await
     }
-    async fn claim_times(&self, e: &str, k: &[String]) -> Result<BTreeMap<String, i64>, StoreError> {
+    async fn claim_times(&self, e: &str, k: &[IndexKey]) -> Result<BTreeMap<IndexKey, i64>, StoreError> {
         let times = self.claim_times.lock().map(|t| t.clone()).unwrap_or_default();
         let mut out = self.inner.claim_times(e, k).await?;
         out.extend(k.iter().filter_map(|key| times.get(key).map(|t| (key.clone(), *t))));

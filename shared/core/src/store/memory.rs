@@ -146,13 +146,13 @@ const LIST: u32 = 1 << 31;
 
 impl State {
     /// The golden record holding a claim.
-    fn claim(&self, entity: &str, key: &str) -> Option<&str> {
+    fn claim(&self, entity: &str, key: &IndexKey) -> Option<&str> {
         self.claims.get(&self.index.block(entity, key)).and_then(|n| self.index.name(*n))
     }
 }
 
 impl BlockTable {
-    fn block(&self, entity: &str, key: &str) -> [u32; 4] {
+    fn block(&self, entity: &str, key: &IndexKey) -> [u32; 4] {
         let h = self.slots.of((entity, key));
         [h as u32, (h >> 32) as u32, (h >> 64) as u32, (h >> 96) as u32]
     }
@@ -170,7 +170,7 @@ impl BlockTable {
         n
     }
 
-    fn put(&mut self, entity: &str, key: &str, golden_id: &str) {
+    fn put(&mut self, entity: &str, key: &IndexKey, golden_id: &str) {
         let block = self.block(entity, key);
         let n = self.number(golden_id);
         let Some(value) = self.blocks.get(&block).copied() else {
@@ -199,7 +199,7 @@ impl BlockTable {
         }
     }
 
-    fn delete(&mut self, entity: &str, key: &str, golden_id: &str) {
+    fn delete(&mut self, entity: &str, key: &IndexKey, golden_id: &str) {
         let block = self.block(entity, key);
         let (Some(value), Some(&n)) = (self.blocks.get(&block).copied(), self.numbers.get(&self.slots.of(golden_id)))
         else {
@@ -232,7 +232,7 @@ impl BlockTable {
         }
     }
 
-    fn get(&self, entity: &str, key: &str) -> &[u32] {
+    fn get(&self, entity: &str, key: &IndexKey) -> &[u32] {
         match self.blocks.get(&self.block(entity, key)) {
             None => &[],
             Some(v) if v & LIST != 0 => self.lists.get((v & !LIST) as usize).map_or(&[], Vec::as_slice),
@@ -354,9 +354,7 @@ impl MemoryStore {
                 let holder = s.claim(entity, key);
                 let ok = holder == Some(golden_id.as_str()) || holder == from.as_deref();
                 if !ok {
-                    return Err(StoreError::Conflict(Conflict::Claim(
-                        crate::blocking::BlockKey::name_of(key).to_owned(),
-                    )));
+                    return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
                 }
             }
             WriteOp::PutTombstone { source, seq, .. } => {
@@ -368,9 +366,7 @@ impl MemoryStore {
             }
             WriteOp::DeleteClaim { entity, key, holder } => {
                 if s.claim(entity, key).is_some_and(|h| h != holder) {
-                    return Err(StoreError::Conflict(Conflict::Claim(
-                        crate::blocking::BlockKey::name_of(key).to_owned(),
-                    )));
+                    return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
                 }
             }
             WriteOp::PutIndex { .. }
@@ -526,7 +522,7 @@ impl LookupStore for MemoryStore {
         let mut out = std::collections::HashMap::with_capacity(lookups.len());
         for l in lookups {
             let found = match l {
-                Lookup::Claim { entity, key } => s.claim(entity, key).map(str::to_owned),
+                Lookup::Claim { entity, key } => s.claim(entity, &IndexKey::parse(key)).map(str::to_owned),
                 Lookup::Source(k) => s.sources.get(&s.slots.source(k)).and_then(|r| r.golden_id.clone()),
             };
             if let Some(g) = found {
@@ -557,10 +553,10 @@ impl LookupStore for MemoryStore {
 
 impl MemoryStore {
     /// A block as a lookup with `cap` reports it (names spelled out only when they are used).
-    fn block_hit(s: &State, entity: &str, key: &str, cap: usize) -> BlockHit {
+    fn block_hit(s: &State, entity: &str, key: &IndexKey, cap: usize) -> BlockHit {
         let ids = s.index.get(entity, key);
         if ids.len() > cap {
-            BlockHit { key: key.to_owned(), golden_ids: Vec::new(), too_common: true }
+            BlockHit { key: key.clone(), golden_ids: Vec::new(), too_common: true }
         } else {
             BlockHit::capped(key, s.index.names(ids), cap)
         }
@@ -568,7 +564,7 @@ impl MemoryStore {
 }
 
 impl BlockIndex for MemoryStore {
-    async fn lookup(&self, entity: &str, keys: &[String], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn lookup(&self, entity: &str, keys: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         let s = self.lock()?;
         Ok(keys.iter().map(|k| Self::block_hit(&s, entity, k, cap)).collect())
     }
@@ -576,7 +572,7 @@ impl BlockIndex for MemoryStore {
     async fn add_to_blocks(
         &self,
         entity: &str,
-        keys: &[String],
+        keys: &[IndexKey],
         golden_id: &str,
         cap: usize,
     ) -> Result<Vec<BlockHit>, StoreError> {
@@ -591,7 +587,7 @@ impl BlockIndex for MemoryStore {
 }
 
 impl ClaimStore for MemoryStore {
-    async fn get_claims(&self, entity: &str, keys: &[String]) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn get_claims(&self, entity: &str, keys: &[IndexKey]) -> Result<BTreeMap<IndexKey, String>, StoreError> {
         let s = self.lock()?;
         Ok(keys.iter().filter_map(|k| s.claim(entity, k).map(|g| (k.clone(), g.to_owned()))).collect())
     }
@@ -631,29 +627,30 @@ impl Outbox for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::BlockTable;
+    use super::{BlockTable, IndexKey};
 
     #[test]
     fn blocks_grow_into_lists_and_shrink_back() {
         let mut t = BlockTable::default();
-        t.put("customer", "k", "g2");
-        assert_eq!(t.names(t.get("customer", "k")), ["g2"]);
-        t.put("customer", "k", "g2");
-        t.put("customer", "k", "g1");
-        t.put("customer", "k", "g3");
-        assert_eq!(t.names(t.get("customer", "k")), ["g1", "g2", "g3"]);
-        assert!(t.get("product", "k").is_empty(), "blocks are per entity type");
-        t.delete("customer", "k", "g2");
-        t.delete("customer", "k", "g9");
-        assert_eq!(t.names(t.get("customer", "k")), ["g1", "g3"]);
-        t.delete("customer", "k", "g1");
-        assert_eq!(t.names(t.get("customer", "k")), ["g3"]);
+        let (k, other) = (IndexKey::parse("k"), IndexKey::parse("other"));
+        t.put("customer", &k, "g2");
+        assert_eq!(t.names(t.get("customer", &k)), ["g2"]);
+        t.put("customer", &k, "g2");
+        t.put("customer", &k, "g1");
+        t.put("customer", &k, "g3");
+        assert_eq!(t.names(t.get("customer", &k)), ["g1", "g2", "g3"]);
+        assert!(t.get("product", &k).is_empty(), "blocks are per entity type");
+        t.delete("customer", &k, "g2");
+        t.delete("customer", &k, "g9");
+        assert_eq!(t.names(t.get("customer", &k)), ["g1", "g3"]);
+        t.delete("customer", &k, "g1");
+        assert_eq!(t.names(t.get("customer", &k)), ["g3"]);
         assert_eq!(t.free.len(), 1, "a block back to one golden record gives its list back");
-        t.put("customer", "other", "g1");
-        t.put("customer", "other", "g4");
+        t.put("customer", &other, "g1");
+        t.put("customer", &other, "g4");
         assert_eq!(t.free.len(), 0, "the freed list is reused");
-        t.delete("customer", "k", "g3");
-        assert!(t.get("customer", "k").is_empty());
+        t.delete("customer", &k, "g3");
+        assert!(t.get("customer", &k).is_empty());
         assert_eq!(t.entries(), 2);
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::events::HubEvent;
 use crate::golden::{GoldenRecord, HistoryEntry, ReviewTask};
+pub use crate::index_keys::IndexKey;
 use crate::keys::SourceKey;
 use crate::record::SourceRecord;
 use serde::{Deserialize, Serialize};
@@ -67,19 +68,19 @@ pub enum WriteOp {
     },
     PutIndex {
         entity: String,
-        key: String,
+        key: IndexKey,
         golden_id: String,
     },
     DeleteIndex {
         entity: String,
-        key: String,
+        key: IndexKey,
         golden_id: String,
     },
     /// Takes (or moves) a claim on a strong key. `from: None` requires the claim to be free,
     /// `from: Some(g)` requires it to be held by `g`; either passes if `golden_id` holds it already.
     PutClaim {
         entity: String,
-        key: String,
+        key: IndexKey,
         golden_id: String,
         from: Option<String>,
     },
@@ -107,7 +108,7 @@ pub enum WriteOp {
     /// Removes a claim if `holder` holds it (or it is gone already).
     DeleteClaim {
         entity: String,
-        key: String,
+        key: IndexKey,
         holder: String,
     },
     DeleteReview {
@@ -126,8 +127,8 @@ pub enum ItemRef<'a> {
     Golden(&'a str, &'a str),
     History(&'a str, &'a str, u64),
     Source(&'a SourceKey),
-    Index(&'a str, &'a str, &'a str),
-    Claim(&'a str, &'a str),
+    Index(&'a str, &'a IndexKey, &'a str),
+    Claim(&'a str, &'a IndexKey),
     Review(&'a str, &'a str),
     Outbox(&'a str),
     Suppression(&'a str, &'a str),
@@ -195,7 +196,7 @@ impl StoreError {
 /// A blocking-index lookup result for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockHit {
-    pub key: String,
+    pub key: IndexKey,
     pub golden_ids: Vec<String>,
     /// More golden records share this key than the cap allows: skipped.
     pub too_common: bool,
@@ -203,11 +204,11 @@ pub struct BlockHit {
 
 impl BlockHit {
     /// A block's golden ids as a lookup with `cap` reports them: none, and too common, above it.
-    pub fn capped(key: &str, golden_ids: Vec<String>, cap: usize) -> Self {
+    pub fn capped(key: &IndexKey, golden_ids: Vec<String>, cap: usize) -> Self {
         if golden_ids.len() > cap {
-            Self { key: key.to_owned(), golden_ids: Vec::new(), too_common: true }
+            Self { key: key.clone(), golden_ids: Vec::new(), too_common: true }
         } else {
-            Self { key: key.to_owned(), golden_ids, too_common: false }
+            Self { key: key.clone(), golden_ids, too_common: false }
         }
     }
 }
@@ -262,7 +263,7 @@ pub trait BlockIndex: Send + Sync {
     fn lookup(
         &self,
         entity: &str,
-        keys: &[String],
+        keys: &[IndexKey],
         cap: usize,
     ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
     /// Writes `golden_id` into the block of each key (as [`WriteOp::PutIndex`] does, ahead of
@@ -273,7 +274,7 @@ pub trait BlockIndex: Send + Sync {
     fn add_to_blocks(
         &self,
         entity: &str,
-        keys: &[String],
+        keys: &[IndexKey],
         golden_id: &str,
         cap: usize,
     ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
@@ -284,8 +285,8 @@ pub trait ClaimStore: Send + Sync {
     fn get_claims(
         &self,
         entity: &str,
-        keys: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+        keys: &[IndexKey],
+    ) -> impl Future<Output = Result<BTreeMap<IndexKey, String>, StoreError>> + Send;
     /// When the given claims were taken (ms since the epoch). An adapter may write new claims
     /// ahead of its transaction (the DynamoDB adapter does): a claim naming a golden record that
     /// does not exist is then a transaction in flight while it is young, and one that failed
@@ -294,8 +295,8 @@ pub trait ClaimStore: Send + Sync {
     fn claim_times(
         &self,
         entity: &str,
-        keys: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send {
+        keys: &[IndexKey],
+    ) -> impl Future<Output = Result<BTreeMap<IndexKey, i64>, StoreError>> + Send {
         let _ = (entity, keys);
         async { Ok(BTreeMap::new()) }
     }
