@@ -61,7 +61,10 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(&args),
-        Some("dedupe") => dedupe::run(&args).await,
+        Some("dedupe") => {
+            allocator::keep_freed_memory();
+            dedupe::run(&args).await
+        }
         Some("generate") => generate::run(&args),
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
