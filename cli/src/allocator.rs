@@ -41,9 +41,9 @@ pub fn keep_freed_memory() {
 
 /// The purge delay in force (ms; -1: never).
 #[cfg(test)]
-fn purge_delay() -> i64 {
+fn purge_delay() -> c_long {
     // SAFETY: a plain FFI read of mimalloc's option table.
-    i64::from(unsafe { mi_option_get(PURGE_DELAY) })
+    unsafe { mi_option_get(PURGE_DELAY) }
 }
 
 // SAFETY: every block comes from mimalloc and goes back to it through `mi_free` (which takes
