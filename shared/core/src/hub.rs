@@ -281,8 +281,20 @@ impl<S: Store> Hub<S> {
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.
     async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, GoldenRecord>, HubError> {
         let mut out = BTreeMap::new();
-        let mut pending: BTreeMap<String, String> = ids.iter().map(|i| (i.clone(), i.clone())).collect();
-        for _ in 0..=self.config.max_pointer_hops {
+        // First hop: most ids name active records, which answer for themselves.
+        let mut pending: BTreeMap<String, String> = BTreeMap::new();
+        for g in self.store.get_goldens(entity, ids).await? {
+            match &g.status {
+                GoldenStatus::Active => {
+                    out.insert(g.golden_id.clone(), g);
+                }
+                GoldenStatus::MergedInto { survivor } => {
+                    pending.insert(g.golden_id.clone(), survivor.clone());
+                }
+                GoldenStatus::Erased => {}
+            }
+        }
+        for _ in 1..=self.config.max_pointer_hops {
             if pending.is_empty() {
                 break;
             }

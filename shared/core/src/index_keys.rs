@@ -12,10 +12,65 @@ use std::sync::Arc;
 /// One stored blocking key. Keys the hub makes are held as name and digest; any other text (a
 /// key written by hand, say) is kept as it is. Parsing is canonical, so equal text gives equal
 /// keys.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone)]
 pub enum IndexKey {
     Digest(&'static str, [u8; 16]),
     Other(Box<str>),
+}
+
+/// Keys order by name, then digest; digests before other text. Names are interned
+/// (`blocking::shared_name`), so two keys of one name usually share its text and compare their
+/// digests only: sorting and searching key sets was mostly comparing names.
+impl Ord for IndexKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Self::Digest(a, x), Self::Digest(b, y)) => {
+                if std::ptr::eq(*a, *b) {
+                    x.cmp(y)
+                } else {
+                    a.cmp(b).then_with(|| x.cmp(y))
+                }
+            }
+            (Self::Digest(..), Self::Other(_)) => std::cmp::Ordering::Less,
+            (Self::Other(_), Self::Digest(..)) => std::cmp::Ordering::Greater,
+            (Self::Other(a), Self::Other(b)) => a.cmp(b),
+        }
+    }
+}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Digest(a, x), Self::Digest(b, y)) => x == y && (std::ptr::eq(*a, *b) || a == b),
+            (Self::Other(a), Self::Other(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for IndexKey {}
+
+/// By content, as `==` compares.
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Digest(name, digest) => {
+                state.write_u8(0);
+                name.hash(state);
+                digest.hash(state);
+            }
+            Self::Other(text) => {
+                state.write_u8(1);
+                text.hash(state);
+            }
+        }
+    }
 }
 
 fn hex_digit(c: u8) -> Option<u8> {
@@ -204,6 +259,34 @@ mod tests {
             assert_eq!(k.to_string(), other);
         }
         assert_eq!(IndexKey::parse("k=1").name(), "k");
+    }
+
+    /// The order and equality are those of (variant, name text, digest) whether or not two names
+    /// share their text: the interned fast path changes the cost only.
+    #[test]
+    fn keys_order_by_name_text_then_digest() {
+        let leaked = |n: &str| -> &'static str { Box::leak(n.to_owned().into_boxed_str()) };
+        let names = ["a.x", "a.y", "b", "b.x"];
+        let mut keys = Vec::new();
+        for n in names {
+            for d in [0u8, 1, 255] {
+                // One copy interned, one not: equal keys with different name pointers.
+                keys.push(IndexKey::Digest(crate::blocking::shared_name(n), [d; 16]));
+                keys.push(IndexKey::Digest(leaked(n), [d; 16]));
+            }
+        }
+        keys.push(IndexKey::Other("a".into()));
+        keys.push(IndexKey::Other("z".into()));
+        let plain = |k: &IndexKey| match k {
+            IndexKey::Digest(n, d) => (0, n.to_string(), d.to_vec()),
+            IndexKey::Other(t) => (1, t.to_string(), Vec::new()),
+        };
+        for x in &keys {
+            for y in &keys {
+                assert_eq!(x.cmp(y), plain(x).cmp(&plain(y)), "{x:?} / {y:?}");
+                assert_eq!(x == y, plain(x) == plain(y), "{x:?} / {y:?}");
+            }
+        }
     }
 
     #[test]

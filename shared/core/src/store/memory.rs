@@ -90,6 +90,10 @@ impl<K: ShardKey, V> Sharded<K, V> {
         self.parts[k.part()].insert(k, v)
     }
 
+    fn entry(&mut self, k: K) -> std::collections::hash_map::Entry<'_, K, V> {
+        self.parts[k.part()].entry(k)
+    }
+
     fn remove(&mut self, k: &K) -> Option<V> {
         self.parts[k.part()].remove(k)
     }
@@ -139,6 +143,8 @@ struct BlockTable {
     /// Interned golden ids: number → id, and id → number.
     ids: Vec<Box<str>>,
     numbers: HashMap<u128, u32>,
+    /// The last golden id numbered: a merge writes a dozen entries for one golden record.
+    last: Option<(Box<str>, u32)>,
 }
 
 /// Marks a block value as a list index.
@@ -160,22 +166,35 @@ impl BlockTable {
     /// A golden id's number. Numbers (and list indexes) have 31 bits: two billion golden records,
     /// far more than one process can hold (about 2 KiB each).
     fn number(&mut self, golden_id: &str) -> u32 {
-        let slot = self.slots.of(golden_id);
-        if let Some(n) = self.numbers.get(&slot) {
-            return *n;
+        if let Some((id, n)) = &self.last {
+            if **id == *golden_id {
+                return *n;
+            }
         }
-        let n = u32::try_from(self.ids.len()).unwrap_or(LIST - 1).min(LIST - 1);
-        self.ids.push(golden_id.into());
-        self.numbers.insert(slot, n);
+        let slot = self.slots.of(golden_id);
+        let n = match self.numbers.get(&slot) {
+            Some(n) => *n,
+            None => {
+                let n = u32::try_from(self.ids.len()).unwrap_or(LIST - 1).min(LIST - 1);
+                self.ids.push(golden_id.into());
+                self.numbers.insert(slot, n);
+                n
+            }
+        };
+        self.last = Some((golden_id.into(), n));
         n
     }
 
     fn put(&mut self, entity: &str, key: &IndexKey, golden_id: &str) {
         let block = self.block(entity, key);
         let n = self.number(golden_id);
-        let Some(value) = self.blocks.get(&block).copied() else {
-            self.blocks.insert(block, n);
-            return;
+        // One probe: most blocks are new, or already name this golden record.
+        let value = match self.blocks.entry(block) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(n);
+                return;
+            }
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
         };
         if value & LIST != 0 {
             if let Some(list) = self.lists.get_mut((value & !LIST) as usize) {
