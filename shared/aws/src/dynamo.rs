@@ -1578,10 +1578,10 @@ mod tests {
         let g = golden("g1", 2);
         let other = golden("g2", 5);
         let ops = vec![
-            WriteOp::PutHistory(history(&g)),
-            WriteOp::PutOutbox(created(&g)),
+            WriteOp::PutHistory(Box::new(history(&g))),
+            WriteOp::PutOutbox(Box::new(created(&g))),
             // About a version this transaction writes no history for: keeps its own item.
-            WriteOp::PutOutbox(created(&other)),
+            WriteOp::PutOutbox(Box::new(created(&other))),
         ];
         let (rest, folded) = fold_events(&ops);
         assert_eq!(rest.len(), 2);

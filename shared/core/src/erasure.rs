@@ -611,7 +611,11 @@ async fn erase_golden<S: Store + ReceiptStore>(
         last.push(WriteOp::PutGolden { golden: erased_marker(l, now), expect: Expect::Revision(l.revision) });
     }
     if hub.config().emit_events {
-        last.push(WriteOp::PutOutbox(OutboxEntry { event_id: sent.event_id.clone(), created_at_ms: now, event }));
+        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
+            event_id: sent.event_id.clone(),
+            created_at_ms: now,
+            event,
+        })));
     }
     apply_chunks(hub, last).await?;
     Ok(sent)
@@ -756,10 +760,14 @@ async fn erase_source<S: Store + ReceiptStore>(
     };
     let mut last = vec![WriteOp::PutGolden { golden: g.clone(), expect: Expect::Revision(golden.revision) }];
     if hub.config().keep_history {
-        last.push(WriteOp::PutHistory(HistoryEntry::of(&g, Cause::Erasure, request_id, now)));
+        last.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&g, Cause::Erasure, request_id, now))));
     }
     if hub.config().emit_events {
-        last.push(WriteOp::PutOutbox(OutboxEntry { event_id: sent.event_id.clone(), created_at_ms: now, event }));
+        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
+            event_id: sent.event_id.clone(),
+            created_at_ms: now,
+            event,
+        })));
     }
     apply_chunks(hub, last).await?;
     Ok((counts, Some(sent)))
@@ -922,11 +930,11 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
     if hub.config().emit_events {
         apply_chunks(
             hub,
-            vec![WriteOp::PutOutbox(OutboxEntry {
+            vec![WriteOp::PutOutbox(Box::new(OutboxEntry {
                 event_id: sent.event_id.clone(),
                 created_at_ms: now,
                 event: completed,
-            })],
+            }))],
         )
         .await?;
     }

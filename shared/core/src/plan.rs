@@ -314,7 +314,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         let expect = survivor_old.map_or(Expect::Absent, |g| Expect::Revision(g.revision));
         main.push(WriteOp::PutGolden { golden: golden.clone(), expect });
         if effective && input.keep_history {
-            main.push(WriteOp::PutHistory(HistoryEntry::of(&golden, cause, corr, now)));
+            main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&golden, cause, corr, now))));
         }
     }
     for l in &losers {
@@ -328,7 +328,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged.claims = Default::default();
         main.push(WriteOp::PutGolden { golden: merged.clone(), expect: Expect::Revision(l.revision) });
         if input.keep_history {
-            main.push(WriteOp::PutHistory(HistoryEntry::of(&merged, Cause::Merge, corr, now)));
+            main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&merged, Cause::Merge, corr, now))));
         }
     }
     if source.golden_id.as_deref() != Some(golden_id.as_str()) {
@@ -365,7 +365,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             let explanation: Vec<_> =
                 input.result.candidates.iter().filter(|c| golden_ids.contains(&c.golden_id)).cloned().collect();
             let score = explanation.first().map_or(0.0, |c| c.score);
-            main.push(WriteOp::PutReview(ReviewTask {
+            main.push(WriteOp::PutReview(Box::new(ReviewTask {
                 entity: schema.entity.clone(),
                 task_id: task_id.clone(),
                 golden_id: golden_id.clone(),
@@ -375,7 +375,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 explanation,
                 status: ReviewStatus::Open,
                 created_at_ms: now,
-            }));
+            })));
             event_types.push("ReviewTaskOpened");
             events.push(HubEvent::ReviewTaskOpened(ReviewOpened {
                 envelope: Envelope::new(&golden, Vec::new(), Cause::Ingest, corr, now),
@@ -388,7 +388,11 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     if input.emit_events {
         for e in &events {
-            main.push(WriteOp::PutOutbox(OutboxEntry { event_id: e.event_id(), created_at_ms: now, event: e.clone() }));
+            main.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
+                event_id: e.event_id(),
+                created_at_ms: now,
+                event: e.clone(),
+            })));
         }
     }
     main.extend(new_claims);

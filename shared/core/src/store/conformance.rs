@@ -183,7 +183,7 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     store.transact(vec![WriteOp::PutGolden { golden: taken.clone(), expect: Expect::Absent }]).await.expect("setup");
     let ops = vec![
         WriteOp::PutGolden { golden: a.clone(), expect: Expect::Absent },
-        WriteOp::PutHistory(history(&a)),
+        WriteOp::PutHistory(Box::new(history(&a))),
         index(e, "k=atomic", "g-atomic"),
         claim(e, "c=atomic", "g-atomic", None),
         WriteOp::SetXref { source: src.key.clone(), golden_id: "g-atomic".into() },
@@ -224,9 +224,9 @@ pub async fn history_and_review<S: Store>(store: &S, e: &str) {
     let mut g = golden(e, "g-h", 1);
     for v in [2u64, 1, 3] {
         g.version = v;
-        store.transact(vec![WriteOp::PutHistory(history(&g))]).await.expect("history");
+        store.transact(vec![WriteOp::PutHistory(Box::new(history(&g)))]).await.expect("history");
     }
-    conflict(store.transact(vec![WriteOp::PutHistory(history(&g))]).await, "history version written twice");
+    conflict(store.transact(vec![WriteOp::PutHistory(Box::new(history(&g)))]).await, "history version written twice");
     let versions: Vec<u64> = store.history(e, "g-h").await.expect("history").iter().map(|h| h.version).collect();
     assert_eq!(versions, vec![1, 2, 3], "oldest first");
     let task = ReviewTask {
@@ -240,7 +240,7 @@ pub async fn history_and_review<S: Store>(store: &S, e: &str) {
         status: ReviewStatus::Open,
         created_at_ms: 1,
     };
-    store.transact(vec![WriteOp::PutReview(task.clone())]).await.expect("review");
+    store.transact(vec![WriteOp::PutReview(Box::new(task.clone()))]).await.expect("review");
     assert_eq!(store.get_review(e, "r#1").await.expect("get review"), Some(task));
     assert_eq!(store.get_review(e, "r#2").await.expect("get review"), None);
 }
@@ -306,7 +306,7 @@ pub async fn outbox_round_trip<S: Store>(store: &S, e: &str) {
         golden: crate::events::GoldenView::of(&g),
     });
     let entry = OutboxEntry { event_id: format!("{e}-ev1"), created_at_ms: 1, event: ev };
-    store.transact(vec![WriteOp::PutOutbox(entry.clone())]).await.expect("outbox");
+    store.transact(vec![WriteOp::PutOutbox(Box::new(entry.clone()))]).await.expect("outbox");
     let pending = store.pending_events(1000).await.expect("pending");
     assert!(pending.contains(&entry), "event is pending");
     store.delete_events(std::slice::from_ref(&entry.event_id)).await.expect("delete");
@@ -384,7 +384,7 @@ pub async fn history_pages<S: Store + LookupStore>(store: &S, e: &str) {
     let mut g = golden(e, "g-p", 1);
     for v in 1..=5u64 {
         g.version = v;
-        store.transact(vec![WriteOp::PutHistory(history(&g))]).await.expect("history");
+        store.transact(vec![WriteOp::PutHistory(Box::new(history(&g)))]).await.expect("history");
     }
     let page = |after, limit| async move {
         store.history_page(e, "g-p", after, limit).await.expect("page").iter().map(|h| h.version).collect::<Vec<_>>()
@@ -481,11 +481,11 @@ pub async fn erasure_deletes<S: Store + ReceiptStore>(store: &S, e: &str) {
     };
     store
         .transact(vec![
-            WriteOp::PutHistory(history(&g)),
+            WriteOp::PutHistory(Box::new(history(&g))),
             claim(e, "email=1", "g-d", None),
             claim(e, "email=2", "g-other", None),
-            WriteOp::PutReview(task),
-            WriteOp::PutOutbox(ev.clone()),
+            WriteOp::PutReview(Box::new(task)),
+            WriteOp::PutOutbox(Box::new(ev.clone())),
         ])
         .await
         .expect("setup");

@@ -407,7 +407,7 @@ impl MemoryStore {
                 s.goldens.insert(slot, Box::new(golden));
             }
             WriteOp::PutHistory(h) => {
-                s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), h);
+                s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), *h);
             }
             WriteOp::SetXref { source, golden_id } => {
                 let slot = s.slots.source(&source);
@@ -422,11 +422,11 @@ impl MemoryStore {
                 s.claims.insert(block, n);
             }
             WriteOp::PutReview(t) => {
-                s.reviews.insert((t.entity.clone(), t.task_id.clone()), t);
+                s.reviews.insert((t.entity.clone(), t.task_id.clone()), *t);
             }
             WriteOp::PutOutbox(o) => {
                 s.outbox.retain(|(_, id), _| id != &o.event_id);
-                s.outbox.insert((o.created_at_ms, o.event_id.clone()), o);
+                s.outbox.insert((o.created_at_ms, o.event_id.clone()), *o);
             }
             WriteOp::PutSuppression { entity, key, request_id } => {
                 s.suppressions.insert((entity, key), request_id);

@@ -53,6 +53,8 @@ pub struct OutboxEntry {
 }
 
 /// One write of a transaction. Every operation names one item; an item appears at most once.
+/// History versions, review tasks and events are boxed: a plan holds a dozen or two operations,
+/// mostly index entries and claims, and an unboxed event made every one of them 400 bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     PutGolden {
@@ -60,7 +62,7 @@ pub enum WriteOp {
         expect: Expect,
     },
     /// Fails if that version already exists.
-    PutHistory(HistoryEntry),
+    PutHistory(Box<HistoryEntry>),
     /// Points a source record at its golden record; fails if the source record does not exist.
     SetXref {
         source: SourceKey,
@@ -84,8 +86,8 @@ pub enum WriteOp {
         golden_id: String,
         from: Option<String>,
     },
-    PutReview(ReviewTask),
-    PutOutbox(OutboxEntry),
+    PutReview(Box<ReviewTask>),
+    PutOutbox(Box<OutboxEntry>),
     /// Erasure: a keyed hash of an erased subject's identifier (no plain value). Idempotent.
     PutSuppression {
         entity: String,
