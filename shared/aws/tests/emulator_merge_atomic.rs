@@ -59,7 +59,10 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
     let mut concurrent = golden.clone();
     concurrent.revision += 1;
     s.store
-        .transact(vec![WriteOp::PutGolden { golden: concurrent.clone(), expect: Expect::Revision(golden.revision) }])
+        .transact(vec![WriteOp::PutGolden {
+            golden: Box::new(concurrent.clone()),
+            expect: Expect::Revision(golden.revision),
+        }])
         .await
         .expect("concurrent write");
     let key_of = |i: &Item| (i["pk"].as_s().cloned().unwrap_or_default(), i["sk"].as_s().cloned().unwrap_or_default());

@@ -606,9 +606,10 @@ async fn erase_golden<S: Store + ReceiptStore>(
         event_id: event.event_id(),
         golden_id: Some(found.golden.golden_id.clone()),
     };
-    let mut last = vec![WriteOp::PutGolden { golden: marker, expect: Expect::Revision(found.golden.revision) }];
+    let mut last =
+        vec![WriteOp::PutGolden { golden: Box::new(marker), expect: Expect::Revision(found.golden.revision) }];
     for l in &found.losers {
-        last.push(WriteOp::PutGolden { golden: erased_marker(l, now), expect: Expect::Revision(l.revision) });
+        last.push(WriteOp::PutGolden { golden: Box::new(erased_marker(l, now)), expect: Expect::Revision(l.revision) });
     }
     if hub.config().emit_events {
         last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
@@ -677,7 +678,10 @@ async fn erase_source<S: Store + ReceiptStore>(
                     version: h.version,
                 });
             }
-            ops.push(WriteOp::PutGolden { golden: erased_marker(&l, now), expect: Expect::Revision(l.revision) });
+            ops.push(WriteOp::PutGolden {
+                golden: Box::new(erased_marker(&l, now)),
+                expect: Expect::Revision(l.revision),
+            });
             goldens += 1;
         }
     }
@@ -758,7 +762,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         event_id: event.event_id(),
         golden_id: Some(g.golden_id.clone()),
     };
-    let mut last = vec![WriteOp::PutGolden { golden: g.clone(), expect: Expect::Revision(golden.revision) }];
+    let mut last = vec![WriteOp::PutGolden { golden: Box::new(g.clone()), expect: Expect::Revision(golden.revision) }];
     if hub.config().keep_history {
         last.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&g, Cause::Erasure, request_id, now))));
     }

@@ -312,7 +312,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let corr = source.correlation_id.as_str();
     if needs_write {
         let expect = survivor_old.map_or(Expect::Absent, |g| Expect::Revision(g.revision));
-        main.push(WriteOp::PutGolden { golden: golden.clone(), expect });
+        main.push(WriteOp::PutGolden { golden: Box::new(golden.clone()), expect });
         if effective && input.keep_history {
             main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&golden, cause, corr, now))));
         }
@@ -326,7 +326,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged.members = Default::default();
         merged.index_keys = Default::default();
         merged.claims = Default::default();
-        main.push(WriteOp::PutGolden { golden: merged.clone(), expect: Expect::Revision(l.revision) });
+        main.push(WriteOp::PutGolden { golden: Box::new(merged.clone()), expect: Expect::Revision(l.revision) });
         if input.keep_history {
             main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&merged, Cause::Merge, corr, now))));
         }

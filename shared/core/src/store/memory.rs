@@ -404,7 +404,7 @@ impl MemoryStore {
         match op {
             WriteOp::PutGolden { golden, .. } => {
                 let slot = s.slots.golden(&golden.entity, &golden.golden_id);
-                s.goldens.insert(slot, Box::new(golden));
+                s.goldens.insert(slot, golden);
             }
             WriteOp::PutHistory(h) => {
                 s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), *h);

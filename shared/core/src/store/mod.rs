@@ -53,12 +53,12 @@ pub struct OutboxEntry {
 }
 
 /// One write of a transaction. Every operation names one item; an item appears at most once.
-/// History versions, review tasks and events are boxed: a plan holds a dozen or two operations,
+/// Golden records, history versions, review tasks and events are boxed: a plan holds a dozen or two operations,
 /// mostly index entries and claims, and an unboxed event made every one of them 400 bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     PutGolden {
-        golden: GoldenRecord,
+        golden: Box<GoldenRecord>,
         expect: Expect,
     },
     /// Fails if that version already exists.
