@@ -424,13 +424,8 @@ mod tests {
     /// scores to the bit what strsim scores, with and without spaces squeezed.
     #[test]
     fn short_values_score_as_strsim_does_to_the_bit() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut seeded = crate::seeded::Seeded::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = move |n: usize| seeded.below(n);
         let alphabet = b"abcde fgh";
         let squeeze = |v: &str| v.chars().filter(|c| *c != ' ').collect::<String>();
         let mut boosted = 0;

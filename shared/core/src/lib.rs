@@ -24,6 +24,8 @@ pub mod record;
 #[cfg(feature = "conformance")]
 pub mod scenario;
 pub mod schema;
+#[cfg(test)]
+mod seeded;
 pub mod store;
 pub mod survivorship;
 pub mod time;

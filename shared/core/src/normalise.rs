@@ -611,13 +611,8 @@ mod tests {
             }
         };
         let alphabet: Vec<char> = "aZé9 \t\u{a0}\u{2003}-.,'’`Öß_/".chars().collect();
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut seeded = crate::seeded::Seeded::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = move |n: usize| seeded.below(n);
         let mut words = 0;
         for round in 0..3000 {
             let v: String = (0..round % 23).map(|_| alphabet[next(alphabet.len())]).collect();
