@@ -22,13 +22,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --out FILE.csv INPUT.csv [INPUT.csv ...]";
+pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--matchers N] --out FILE.csv INPUT.csv [INPUT.csv ...]";
 
 #[derive(Debug, Clone)]
 struct Options {
     entity: String,
     id_column: String,
     maps: BTreeMap<String, String>,
+    /// Threads that match ahead of the merges.
+    matchers: usize,
     schemas: Option<PathBuf>,
     out: PathBuf,
     inputs: Vec<PathBuf>,
@@ -36,6 +38,9 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let (mut entity, mut id_column, mut out, mut schemas) = (None, None, None, None);
+    // One matching thread per core (at most four): with two cores, three busy threads keep
+    // both cores busier than two do.
+    let mut matchers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let mut maps = BTreeMap::new();
     let mut inputs = Vec::new();
     let mut it = args.iter().skip(1);
@@ -46,6 +51,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--id-column" => id_column = Some(value("--id-column")?),
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--schemas" => schemas = Some(PathBuf::from(value("--schemas")?)),
+            "--matchers" => {
+                let n = value("--matchers")?;
+                matchers = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("--matchers {n}: expected a number of threads from 1 to 64"))?;
+            }
             "--map" => {
                 let m = value("--map")?;
                 let (col, attr) = m.split_once('=').ok_or_else(|| format!("--map {m}: expected COLUMN=ATTRIBUTE"))?;
@@ -64,6 +77,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         out: need(out, "--out")?,
         schemas,
         maps,
+        matchers,
         inputs,
     };
     if opts.inputs.is_empty() {
@@ -195,9 +209,16 @@ impl<'a> FileRows<'a> {
     }
 }
 
-/// A stage of the batch engine on its own thread: its output in batches, in input order (a bad
-/// input ends it with its error, after every record before it), and the thread.
-type Stage<T> = (std::sync::mpsc::Receiver<Vec<Result<T, String>>>, std::thread::JoinHandle<()>);
+/// One lane of a stage's output: batches in input order (a bad input ends the stream with its
+/// error, after every record before it).
+type Batches<T> = std::sync::mpsc::Receiver<Vec<Result<T, String>>>;
+
+/// A stage of the batch engine: its output lanes and its threads.
+type Stage<T> = (Vec<Batches<T>>, Vec<std::thread::JoinHandle<()>>);
+
+/// Records per batch between the stages. Small batches keep the merges close behind the
+/// matches: the further ahead a match runs, the likelier a merge since touched what it read.
+const BATCH: usize = 32;
 
 /// A record read, validated and keyed, with where it came from.
 struct Prepared {
@@ -208,21 +229,26 @@ struct Prepared {
 }
 
 /// Records in input order, a batch at a time, from a reader thread that reads, validates and
-/// computes blocking keys ahead of the matcher. A bad input ends the stream with its error, after
-/// every record before it.
+/// computes blocking keys ahead of the matchers. Batches are dealt to `lanes` channels in turn
+/// (batch `k` to lane `k % lanes`). A bad input ends the stream with its error, after every
+/// record before it.
 fn read_ahead(
     opts: Options,
     registry: Arc<SchemaRegistry>,
     attributes: BTreeSet<String>,
-) -> Result<Stage<Prepared>, String> {
-    const BATCH: usize = 256;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(8);
+    lanes: usize,
+) -> Result<(Vec<Batches<Prepared>>, std::thread::JoinHandle<()>), String> {
+    let (txs, rxs): (Vec<_>, Vec<_>) =
+        (0..lanes.max(1)).map(|_| std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(4)).unzip();
     let reader = std::thread::Builder::new()
         .name("read".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let send = |batch: &mut Vec<Result<Prepared, String>>| {
-                tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
+            let mut dealt = 0usize;
+            let mut send = |batch: &mut Vec<Result<Prepared, String>>| {
+                let lane = &txs[dealt % txs.len()];
+                dealt += 1;
+                lane.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
             };
             'files: for (file_index, path) in opts.inputs.iter().enumerate() {
                 let mut rows = match FileRows::open(path, &opts, &attributes) {
@@ -253,7 +279,7 @@ fn read_ahead(
             }
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
-    Ok((rx, reader))
+    Ok((rxs, reader))
 }
 
 fn prepare(registry: &SchemaRegistry, shown: &str, file_index: usize, row: Row) -> Result<Prepared, String> {
@@ -298,46 +324,48 @@ struct Matched {
     merged_before: u64,
 }
 
-/// Matches records ahead of their merges, on its own thread: stores each record (ingest)
-/// and decides what it belongs to against the store as it is, noting what the decision read.
-/// The merging thread takes the decisions in input order and makes one again when a merge
-/// since wrote what it read (see [`Touched`]).
+/// Matches records ahead of their merges, on `lanes.len()` threads: each stores the records of
+/// its lane (ingest) and decides what they belong to against the store as it is, noting what
+/// each decision read. A batch of decisions goes out for every batch in, so the merging thread
+/// takes them in input order by taking the lanes in turn; it makes a decision again when a
+/// merge since wrote what it read (see [`Touched`]).
 fn match_ahead(
     hub: Arc<Hub<MemoryStore>>,
-    batches: std::sync::mpsc::Receiver<Vec<Result<Prepared, String>>>,
+    lanes: Vec<Batches<Prepared>>,
     merged: Arc<AtomicU64>,
     shown: Vec<String>,
 ) -> Result<Stage<Matched>, String> {
-    // Small batches keep the merges close behind the matches: the further ahead a match runs,
-    // the likelier a merge since touched what it read.
-    const BATCH: usize = 32;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Matched, String>>>(4);
     let runtime = tokio::runtime::Handle::current();
-    let matcher = std::thread::Builder::new()
-        .name("match".into())
-        .spawn(move || {
-            let mut out = Vec::with_capacity(BATCH);
-            for batch in batches {
-                for prepared in batch {
-                    let matched = prepared.and_then(|p| runtime.block_on(match_one(&hub, &merged, &shown, p)));
-                    let failed = matched.is_err();
-                    out.push(matched);
-                    if (out.len() == BATCH || failed)
-                        && tx.send(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).is_err()
-                    {
-                        return;
+    let shown = Arc::new(shown);
+    let mut outs = Vec::with_capacity(lanes.len());
+    let mut threads = Vec::with_capacity(lanes.len());
+    for (i, batches) in lanes.into_iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<Matched, String>>>(2);
+        let (hub, merged, shown, runtime) = (hub.clone(), merged.clone(), shown.clone(), runtime.clone());
+        let matcher = std::thread::Builder::new()
+            .name(format!("match-{i}"))
+            .spawn(move || {
+                for batch in batches {
+                    let mut out = Vec::with_capacity(batch.len());
+                    let mut failed = false;
+                    for prepared in batch {
+                        let matched = prepared.and_then(|p| runtime.block_on(match_one(&hub, &merged, &shown, p)));
+                        failed = matched.is_err();
+                        out.push(matched);
+                        if failed {
+                            break;
+                        }
                     }
-                    if failed {
+                    if tx.send(out).is_err() || failed {
                         return;
                     }
                 }
-            }
-            if !out.is_empty() {
-                let _ = tx.send(out);
-            }
-        })
-        .map_err(|e| format!("cannot start a thread: {e}"))?;
-    Ok((rx, matcher))
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        outs.push(rx);
+        threads.push(matcher);
+    }
+    Ok((outs, threads))
 }
 
 async fn match_one(
@@ -522,14 +550,18 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     // it was merged into; merges later on name the survivor.
     let mut survivors = Survivors::default();
     let mut processed: Vec<(u32, mdm_core::Text, u32)> = Vec::new();
-    // Three stages, each on its own thread: reading, validating and keying; storing and matching
-    // (a few records ahead of the merges); merging, on this one, one record at a time in input
-    // order. A decision whose reads a merge since has touched is made again here, so the
-    // result is the one a single thread gives.
-    let (batches, reader) = read_ahead(opts.clone(), registry, attributes)?;
+    // Three stages: reading, validating and keying, on one thread; storing and matching (a few
+    // records ahead of the merges), on `--matchers` threads that take batches in turn; merging,
+    // on this one, one record at a time in input order. A decision whose reads a merge since
+    // has touched is made again here, so the result is the one a single thread gives.
+    let (batches, reader) = read_ahead(opts.clone(), registry, attributes, opts.matchers)?;
     let mut merger = Merger::new(hub.clone());
-    let (decisions, matcher) = match_ahead(hub.clone(), batches, merger.merged.clone(), shown)?;
-    for batch in decisions {
+    let (decisions, matchers) = match_ahead(hub.clone(), batches, merger.merged.clone(), shown)?;
+    // Batch `k` comes from lane `k % lanes`; a lane that has closed has no more batches, and
+    // neither has any lane after it.
+    let mut taken = 0usize;
+    while let Ok(batch) = decisions[taken % decisions.len()].recv() {
+        taken += 1;
         for matched in batch {
             let Matched { file_index, record_id, key, result, reads, merged_before } = matched?;
             let report = merger.merge(&key, result, &reads, merged_before).await?;
@@ -551,7 +583,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         }
     }
     // The earlier stages have stopped: a channel closes only when its sender returns.
-    let _ = matcher.join();
+    for matcher in matchers {
+        let _ = matcher.join();
+    }
     let _ = reader.join();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
     let mut out = csv::Writer::from_path(&opts.out)

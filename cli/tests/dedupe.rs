@@ -161,11 +161,49 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
         &["dedupe", "--entity", "planet", "--id-column", "id", "--out", o, fine.to_str().expect("p")],
         &["unknown entity type 'planet'"],
     );
+    one_line_error(
+        &[
+            "dedupe",
+            "--entity",
+            "customer",
+            "--id-column",
+            "id",
+            "--matchers",
+            "0",
+            "--out",
+            o,
+            fine.to_str().expect("p"),
+        ],
+        &["--matchers 0", "from 1 to 64"],
+    );
+    // A bad row far into the file, after batches went to every matching thread.
+    let mut long = String::from("id,given_name,family_name\n");
+    for i in 0..500 {
+        long.push_str(&format!("{i},Anna{i},Smith\n"));
+    }
+    long.push_str("500,Bob\n");
+    let long = write(&d, "long.csv", &long);
+    one_line_error(
+        &[
+            "dedupe",
+            "--entity",
+            "customer",
+            "--id-column",
+            "id",
+            "--matchers",
+            "3",
+            "--out",
+            o,
+            long.to_str().expect("p"),
+        ],
+        &["long.csv", "line 502", "expected 3 fields, found 2"],
+    );
     assert!(!out.exists(), "no output written on error");
 }
 
-/// The batch engine matches a few records ahead of its merges, on another thread. Its clusters
-/// are those of one thread feeding each record through ingest, match and merge in turn.
+/// The batch engine matches a few records ahead of its merges, on one or more other threads.
+/// Its clusters are those of one thread feeding each record through ingest, match and merge in
+/// turn, whatever the number of matching threads.
 #[tokio::test]
 async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     use mdm_core::store::memory::MemoryStore;
@@ -176,10 +214,14 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     let (ok, _, err) = mdm(&["generate", "people", "--records", "3000", "--seed", "11", "--out", d_str]);
     assert!(ok, "{err}");
     let people = d.join("people.csv");
-    let out = d.join("clusters.csv");
-    let (ok, _, err) = dedupe("customer", "rec_id", &[], &out, &[&people]);
-    assert!(ok, "{err}");
-    assert!(err.contains("decisions remade"), "{err}");
+    let mut outs = Vec::new();
+    for matchers in ["1", "3"] {
+        let out = d.join(format!("clusters-{matchers}.csv"));
+        let (ok, _, err) = dedupe("customer", "rec_id", &["--matchers", matchers], &out, &[&people]);
+        assert!(ok, "{err}");
+        assert!(err.contains("decisions remade"), "{err}");
+        outs.push(out);
+    }
 
     // A clock that moves on at every reading, as the batch engine's does: where two golden
     // records merge, the older survives, and wall-clock ties would make the survivor's id
@@ -215,11 +257,13 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
         let golden = hub.final_record("customer", &first).await.expect("read").expect("golden record");
         expected.push(format!("people,{},{}", k.source_id, golden.golden_id));
     }
-    let got = std::fs::read_to_string(&out).expect("clusters");
-    let got: Vec<&str> = got.lines().collect();
-    assert_eq!(got.len(), expected.len());
-    let differ = got.iter().zip(&expected).filter(|(g, e)| *g != e).count();
-    assert_eq!(differ, 0, "records whose golden record differs from one thread's");
+    for out in &outs {
+        let got = std::fs::read_to_string(out).expect("clusters");
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got.len(), expected.len());
+        let differ = got.iter().zip(&expected).filter(|(g, e)| *g != e).count();
+        assert_eq!(differ, 0, "{}: records whose golden record differs from one thread's", out.display());
+    }
     let linked = expected.len()
         - 1
         - expected.iter().skip(1).map(|l| l.rsplit(',').next()).collect::<std::collections::BTreeSet<_>>().len();
