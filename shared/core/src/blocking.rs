@@ -3,7 +3,7 @@
 
 use crate::index_keys::IndexKey;
 use crate::normalise::soundex;
-use crate::record::SourceRecord;
+use crate::record::{Slot, SourceRecord};
 use crate::schema::{BlockTransform, BlockingKeyDef, EntitySchema};
 use std::collections::BTreeSet;
 
@@ -130,16 +130,41 @@ fn key_parts(record: &SourceRecord, attribute: &str, b: &BlockingKeyDef) -> Opti
     Some((parts, all_valid))
 }
 
+/// [`key_parts`] over a record's values lined up with the schema (`slots`, by attribute
+/// position; `with` names the positions of the definition's `with` parts): no name lookups.
+fn slot_parts(
+    slots: &[Slot<'_>],
+    at: usize,
+    with: &[Option<usize>],
+    b: &BlockingKeyDef,
+) -> Option<(Vec<String>, bool)> {
+    let mut parts = Vec::with_capacity(1 + b.with.len());
+    let first = slots.get(at)?;
+    parts.push(first.value.and_then(|v| transform(b.transform, v))?);
+    let mut all_valid = first.valid;
+    for (part, at) in b.with.iter().zip(with) {
+        let slot = slots.get((*at)?)?;
+        parts.push(slot.value.and_then(|v| transform(part.transform, v))?);
+        all_valid &= slot.valid;
+    }
+    if b.unordered {
+        parts.sort_unstable();
+    }
+    Some((parts, all_valid))
+}
+
 /// [`block_keys`] in their stored form, digested straight from the parts (the same bytes as
 /// `BlockKey::key`: SHA-256 over name, a zero byte and the parts joined by `|`), with the names
 /// spelled once per schema, in name order.
 fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey> {
     use sha2::{Digest, Sha256};
-    let names = &schema.layout().key_names;
+    let layout = schema.layout();
+    let names = &layout.key_names;
+    let slots = record.slots(schema);
     let mut out: Vec<StoredKey> = Vec::with_capacity(names.iter().map(Vec::len).sum());
-    for (def, names) in schema.attributes.iter().zip(names) {
-        for (b, name) in def.blocking.iter().zip(names) {
-            let Some((parts, all_valid)) = key_parts(record, &def.name, b) else { continue };
+    for (at, ((def, names), withs)) in schema.attributes.iter().zip(names).zip(&layout.key_with).enumerate() {
+        for ((b, name), with) in def.blocking.iter().zip(names).zip(withs) {
+            let Some((parts, all_valid)) = slot_parts(&slots, at, with, b) else { continue };
             let mut h = Sha256::new();
             h.update(name.as_bytes());
             h.update([0u8]);

@@ -220,6 +220,9 @@ pub(crate) struct Layout {
     pub(crate) rules: Vec<Option<Vec<usize>>>,
     /// Per attribute, per blocking definition: the name of the keys it makes (one shared copy).
     pub(crate) key_names: Vec<Vec<&'static str>>,
+    /// Per attribute, per blocking definition: the positions of its `with` parts' attributes
+    /// (`None` for one the schema lacks: the part is then always missing).
+    pub(crate) key_with: Vec<Vec<Vec<Option<usize>>>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -268,6 +271,11 @@ impl EntitySchema {
                         .map(|b| crate::blocking::shared_name(&crate::blocking::key_name(&a.name, b)))
                         .collect()
                 })
+                .collect(),
+            key_with: self
+                .attributes
+                .iter()
+                .map(|a| a.blocking.iter().map(|b| b.with.iter().map(|p| index(&p.attribute)).collect()).collect())
                 .collect(),
         }
     }
