@@ -102,15 +102,18 @@ pub struct Comparison {
 }
 
 impl ComparatorDef {
+    /// The match weight of an agreement level (`None`: disagreement), log2(m / u).
     pub fn weight(&self, level: Option<usize>) -> f64 {
-        match level {
-            Some(i) if i < self.m.len() => (self.m[i] / self.u[i]).log2(),
-            _ => {
+        let weights = self.weights.get_or_init(|| {
+            let disagree = {
                 let m: f64 = 1.0 - self.m.iter().sum::<f64>();
                 let u: f64 = 1.0 - self.u.iter().sum::<f64>();
                 (m / u).log2()
-            }
-        }
+            };
+            self.m.iter().zip(&self.u).map(|(m, u)| (m / u).log2()).chain([disagree]).collect()
+        });
+        let last = weights.len() - 1;
+        weights[level.filter(|i| *i < last).unwrap_or(last)]
     }
 
     /// A readable name of a level, for explanations.
@@ -462,7 +465,13 @@ mod tests {
     }
 
     fn def(kind: ComparatorKind, thresholds: &[f64], m: &[f64], u: &[f64]) -> ComparatorDef {
-        ComparatorDef { kind, thresholds: thresholds.to_vec(), m: m.to_vec(), u: u.to_vec() }
+        ComparatorDef {
+            kind,
+            thresholds: thresholds.to_vec(),
+            m: m.to_vec(),
+            u: u.to_vec(),
+            weights: Default::default(),
+        }
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct ComparatorDef {
     pub thresholds: Vec<f64>,
     pub m: Vec<f64>,
     pub u: Vec<f64>,
+    /// The weight of each level and then of disagreement, worked out on first use.
+    #[serde(skip)]
+    pub(crate) weights: std::sync::OnceLock<Box<[f64]>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
