@@ -161,21 +161,13 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
         &["dedupe", "--entity", "planet", "--id-column", "id", "--out", o, fine.to_str().expect("p")],
         &["unknown entity type 'planet'"],
     );
-    one_line_error(
-        &[
-            "dedupe",
-            "--entity",
-            "customer",
-            "--id-column",
-            "id",
-            "--matchers",
-            "0",
-            "--out",
-            o,
-            fine.to_str().expect("p"),
-        ],
-        &["--matchers 0", "from 1 to 64"],
-    );
+    // `mdm dedupe --entity customer --id-column id` with `extra` options on one file.
+    let customer = |extra: &[&'static str], file: &Path| -> Vec<String> {
+        let head = ["dedupe", "--entity", "customer", "--id-column", "id", "--out", o];
+        head.iter().chain(extra).map(|a| a.to_string()).chain([file.display().to_string()]).collect()
+    };
+    let args = customer(&["--matchers", "0"], &fine);
+    one_line_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["--matchers 0", "from 1 to 64"]);
     // A bad row far into the file, after batches went to every matching thread.
     let mut long = String::from("id,given_name,family_name\n");
     for i in 0..500 {
@@ -183,19 +175,9 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
     }
     long.push_str("500,Bob\n");
     let long = write(&d, "long.csv", &long);
+    let args = customer(&["--matchers", "3"], &long);
     one_line_error(
-        &[
-            "dedupe",
-            "--entity",
-            "customer",
-            "--id-column",
-            "id",
-            "--matchers",
-            "3",
-            "--out",
-            o,
-            long.to_str().expect("p"),
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &["long.csv", "line 502", "expected 3 fields, found 2"],
     );
     assert!(!out.exists(), "no output written on error");
