@@ -115,29 +115,10 @@ pub(crate) fn key_name(attribute: &str, b: &BlockingKeyDef) -> String {
 }
 
 /// A blocking definition's parts for a record: the transformed values (sorted if unordered),
-/// whether each was a valid value, or `None` when a part is missing.
-fn key_parts(record: &SourceRecord, attribute: &str, b: &BlockingKeyDef) -> Option<(Vec<String>, bool)> {
-    let mut parts = Vec::with_capacity(1 + b.with.len());
-    parts.push(record.value(attribute).and_then(|v| transform(b.transform, v))?);
-    let mut all_valid = record.is_valid(attribute);
-    for part in &b.with {
-        parts.push(record.value(&part.attribute).and_then(|v| transform(part.transform, v))?);
-        all_valid &= record.is_valid(&part.attribute);
-    }
-    if b.unordered {
-        parts.sort_unstable();
-    }
-    Some((parts, all_valid))
-}
-
-/// [`key_parts`] over a record's values lined up with the schema (`slots`, by attribute
-/// position; `with` names the positions of the definition's `with` parts): no name lookups.
-fn slot_parts(
-    slots: &[Slot<'_>],
-    at: usize,
-    with: &[Option<usize>],
-    b: &BlockingKeyDef,
-) -> Option<(Vec<String>, bool)> {
+/// whether each was a valid value, or `None` when a part is missing. Reads the record's values
+/// lined up with the schema (`slots`, by attribute position; `with` holds the positions of the
+/// definition's `with` parts), so no value is looked up by name.
+fn key_parts(slots: &[Slot<'_>], at: usize, with: &[Option<usize>], b: &BlockingKeyDef) -> Option<(Vec<String>, bool)> {
     let mut parts = Vec::with_capacity(1 + b.with.len());
     let first = slots.get(at)?;
     parts.push(first.value.and_then(|v| transform(b.transform, v))?);
@@ -164,7 +145,7 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
     let mut out: Vec<StoredKey> = Vec::with_capacity(names.iter().map(Vec::len).sum());
     for (at, ((def, names), withs)) in schema.attributes.iter().zip(names).zip(&layout.key_with).enumerate() {
         for ((b, name), with) in def.blocking.iter().zip(names).zip(withs) {
-            let Some((parts, all_valid)) = slot_parts(&slots, at, with, b) else { continue };
+            let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
             let mut h = Sha256::new();
             h.update(name.as_bytes());
             h.update([0u8]);
@@ -189,10 +170,11 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
 /// Every blocking key of a record. Keys whose parts are missing are skipped; a claim key needs
 /// every part to be a valid (normalised) value.
 pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey> {
+    let slots = record.slots(schema);
     let mut keys = BTreeSet::new();
-    for def in &schema.attributes {
-        for b in &def.blocking {
-            let Some((parts, all_valid)) = key_parts(record, &def.name, b) else { continue };
+    for (at, (def, withs)) in schema.attributes.iter().zip(&schema.layout().key_with).enumerate() {
+        for (b, with) in def.blocking.iter().zip(withs) {
+            let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
             keys.insert(BlockKey {
                 name: key_name(&def.name, b),
                 value: parts.join("|"),
