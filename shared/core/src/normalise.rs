@@ -101,9 +101,7 @@ pub fn apply(pipeline: &[Normaliser], raw: &str, opts: NormaliseOptions<'_>) -> 
 impl Normaliser {
     pub fn apply(self, v: &str, opts: NormaliseOptions<'_>) -> Result<String, NormaliseError> {
         Ok(match self {
-            // ASCII text is its own NFKC form and has no diacritics: skip the Unicode passes.
-            Self::Nfkc if v.is_ascii() => v.to_owned(),
-            Self::Nfkc => v.nfkc().collect(),
+            Self::Nfkc => nfkc(v),
             Self::Lowercase if v.is_ascii() => v.to_ascii_lowercase(),
             Self::Lowercase => v.to_lowercase(),
             Self::Uppercase => v.to_uppercase(),
@@ -211,6 +209,15 @@ impl Words {
     }
 }
 
+/// NFKC form of `v`: ASCII text is its own, so it is copied without the Unicode passes.
+fn nfkc(v: &str) -> String {
+    if v.is_ascii() {
+        v.to_owned()
+    } else {
+        v.nfkc().collect()
+    }
+}
+
 /// Removes accents (é → e) and folds letters that do not decompose (ß → ss, ø → o, æ → ae).
 pub fn strip_diacritics(v: &str) -> String {
     if v.is_ascii() {
@@ -261,7 +268,7 @@ pub fn strip_punctuation(v: &str) -> String {
 }
 
 fn email(v: &str) -> Result<String, NormaliseError> {
-    let v: String = v.nfkc().collect::<String>().trim().to_lowercase();
+    let v: String = nfkc(v).trim().to_lowercase();
     let v = v.strip_prefix("mailto:").unwrap_or(&v).to_owned();
     let (local, domain) = v.split_once('@').ok_or(NormaliseError::Email)?;
     let ok_local = !local.is_empty() && local.len() <= 64 && !local.starts_with('.') && !local.ends_with('.');
@@ -282,7 +289,7 @@ fn email(v: &str) -> Result<String, NormaliseError> {
 /// E.164: `+` followed by country code and number. `00` is an international prefix; a single
 /// leading `0` is a national trunk prefix replaced by the default country code.
 fn phone(v: &str, default_cc: Option<&str>) -> Result<String, NormaliseError> {
-    let v: String = v.nfkc().collect();
+    let v = nfkc(v);
     let v = v.replace("(0)", "");
     let t = v.trim();
     let plus = t.starts_with('+');
@@ -413,7 +420,7 @@ fn date(v: &str) -> Result<String, NormaliseError> {
 
 /// Upper case, no spaces or dashes; 3 to 10 letters and digits with at least one digit.
 fn postcode(v: &str) -> Result<String, NormaliseError> {
-    let v: String = v.nfkc().collect::<String>().to_uppercase();
+    let v: String = nfkc(v).to_uppercase();
     let compact: String = v.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     if (3..=10).contains(&compact.chars().count())
         && compact.chars().all(|c| c.is_ascii_alphanumeric())
@@ -426,7 +433,7 @@ fn postcode(v: &str) -> Result<String, NormaliseError> {
 }
 
 fn region(v: &str) -> String {
-    collapse_whitespace(&strip_punctuation(&strip_diacritics(&v.nfkc().collect::<String>()))).to_uppercase()
+    collapse_whitespace(&strip_punctuation(&strip_diacritics(&nfkc(v)))).to_uppercase()
 }
 
 const COUNTRIES: &[(&str, &[&str])] = &[
@@ -532,7 +539,7 @@ fn currency(v: &str) -> Result<String, NormaliseError> {
 
 /// Pack sizes: `500 ML` → `500ml`, `1 Litre` → `1l`, `2 x 250 g` → `2x250g`.
 fn size(v: &str) -> String {
-    let v = v.nfkc().collect::<String>().to_lowercase();
+    let v = nfkc(v).to_lowercase();
     let v = v.replace("litres", "l").replace("liters", "l").replace("litre", "l").replace("liter", "l");
     let v = v.replace("grams", "g").replace("gram", "g").replace("kilograms", "kg").replace("kilos", "kg");
     let v = v.replace("millilitres", "ml").replace("milliliters", "ml");
