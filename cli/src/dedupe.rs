@@ -375,9 +375,8 @@ async fn match_one(
     prepared: Prepared,
 ) -> Result<Matched, String> {
     let Prepared { file_index, line, record_id, record } = prepared;
-    if hub.ingest(&record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
-        return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
-    }
+    // Matching reads golden records only, so the record is matched first and then handed to the
+    // store, which keeps it without a copy; its merge comes after both.
     let merged_before = merged.load(Ordering::Acquire);
     let result = hub.match_record(&record).await.map_err(|e| e.to_string())?;
     let entity = record.key.entity.as_str();
@@ -389,7 +388,11 @@ async fn match_one(
         None => Vec::new(),
     };
     reads.extend(result.candidates.iter().map(|c| Touched::golden(entity, &c.golden_id)));
-    Ok(Matched { file_index, record_id, key: record.key, result, reads, merged_before })
+    let key = record.key.clone();
+    if hub.ingest_owned(record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
+        return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
+    }
+    Ok(Matched { file_index, record_id, key, result, reads, merged_before })
 }
 
 /// Merges decisions made ahead, in input order. A decision is made again when a merge after the

@@ -243,13 +243,25 @@ impl<S: Store> Hub<S> {
     /// Stores a validated source record, unless a version with this or a higher `source_seq` is
     /// stored already (stale or duplicate delivery).
     pub async fn ingest(&self, record: &SourceRecord) -> Result<SourceWrite, HubError> {
-        self.schema(&record.key.entity)?;
-        let guards = crate::erasure::suppression_keys(
-            self.schema(&record.key.entity)?,
-            record,
-            &self.config.suppression_secrets,
-        );
-        match self.store.put_source(record, &guards).await? {
+        let schema = self.schema(&record.key.entity)?;
+        let guards = crate::erasure::suppression_keys(schema, record, &self.config.suppression_secrets);
+        self.ingest_guarded(record, &guards).await
+    }
+
+    /// [`Hub::ingest`] for a record the caller has no further use for: the store may keep it
+    /// without a copy. A record with suppression keys to check goes the way of [`Hub::ingest`]
+    /// (a suppressed record may be needed again, to hold it).
+    pub async fn ingest_owned(&self, record: SourceRecord) -> Result<SourceWrite, HubError> {
+        let schema = self.schema(&record.key.entity)?;
+        let guards = crate::erasure::suppression_keys(schema, &record, &self.config.suppression_secrets);
+        if !guards.is_empty() {
+            return self.ingest_guarded(&record, &guards).await;
+        }
+        Ok(self.store.put_source_owned(record, &[]).await?)
+    }
+
+    async fn ingest_guarded(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
+        match self.store.put_source(record, guards).await? {
             SourceWrite::Suppressed if self.config.suppression_mode == SuppressionMode::Hold => {
                 let mut held = record.clone();
                 held.held = true;

@@ -128,6 +128,16 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
     assert_eq!(store.put_source(&v3, &[]).await.expect("put v3"), SourceWrite::Written);
     assert_eq!(store.get_source(&v3.key).await.expect("get").map(|r| r.seq), Some(3));
     assert_eq!(store.get_source(&SourceKey::new(e, "crm", "nope")).await.expect("get missing"), None);
+    // The owned form follows the same conditions.
+    let v4 = source(e, "s#1", 4, "v4");
+    assert_eq!(store.put_source_owned(v4.clone(), &[]).await.expect("put v4"), SourceWrite::Written);
+    assert_eq!(store.get_source(&v4.key).await.expect("get").as_ref(), Some(&v4), "read back the owned write");
+    assert_eq!(
+        store.put_source_owned(source(e, "s#1", 4, "again"), &[]).await.expect("put again"),
+        SourceWrite::Stale { stored_seq: 4 },
+        "an owned write of a stored seq is stale"
+    );
+    assert_eq!(store.get_source(&v4.key).await.expect("get").map(|r| r.content_hash), Some("h-v4".into()));
 }
 
 /// The cross-reference set by a merge survives a later source update; SetXref needs the source.

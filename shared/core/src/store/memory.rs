@@ -455,25 +455,39 @@ impl MemoryStore {
     }
 }
 
-impl SourceStore for MemoryStore {
-    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
+impl MemoryStore {
+    /// Stores `record` (the caller's own copy) under the write lock: the copy, if one is needed,
+    /// is made before the lock is taken, so readers on other threads do not wait for it.
+    fn store_source(&self, mut record: SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut s = self.write()?;
-        let entity = &record.key.entity;
         let slot = s.slots.source(&record.key);
         let existing = s.sources.get(&slot);
         let stored_seq = existing.map(|e| e.seq).or_else(|| s.tombstones.get(&record.key).copied());
         if let Some(seq) = stored_seq.filter(|seq| *seq >= record.seq) {
             return Ok(SourceWrite::Stale { stored_seq: seq });
         }
+        let entity = &record.key.entity;
         if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.to_string(), k.clone()))) {
             return Ok(SourceWrite::Suppressed);
         }
-        let golden_id = existing.and_then(|e| e.golden_id.clone());
+        record.golden_id = existing.and_then(|e| e.golden_id.clone());
         s.tombstones.remove(&record.key);
-        let mut r = record.clone();
-        r.golden_id = golden_id;
-        s.sources.insert(slot, Box::new(r));
+        s.sources.insert(slot, Box::new(record));
         Ok(SourceWrite::Written)
+    }
+}
+
+impl SourceStore for MemoryStore {
+    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
+        self.store_source(record.clone(), suppressed_by)
+    }
+
+    async fn put_source_owned(
+        &self,
+        record: SourceRecord,
+        suppressed_by: &[String],
+    ) -> Result<SourceWrite, StoreError> {
+        self.store_source(record, suppressed_by)
     }
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {

@@ -228,6 +228,15 @@ pub trait SourceStore: Send + Sync {
         record: &SourceRecord,
         suppressed_by: &[String],
     ) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send;
+    /// [`SourceStore::put_source`] for a record its caller has no further use for: an adapter
+    /// that keeps records in memory keeps this one instead of a copy.
+    fn put_source_owned(
+        &self,
+        record: SourceRecord,
+        suppressed_by: &[String],
+    ) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send {
+        async move { self.put_source(&record, suppressed_by).await }
+    }
     fn get_source(&self, key: &SourceKey) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send;
     /// The source record, for a reader that knows version `seq` was stored: an adapter may read
     /// a cheaper, possibly stale replica first, and must read like [`SourceStore::get_source`]
