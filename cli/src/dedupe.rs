@@ -10,12 +10,11 @@
 use mdm_core::hub::{Hub, HubConfig, MergeReport, Touched};
 use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
-use mdm_core::record::validate;
+use mdm_core::record::{validate_flat, FlatRecord};
 use mdm_core::store::memory::MemoryStore;
 use mdm_core::store::{IndexKey, SourceWrite};
 use mdm_core::SchemaRegistry;
 use mdm_core::SourceKey;
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -90,7 +89,6 @@ fn parse(args: &[String]) -> Result<Options, String> {
 struct Row {
     record_id: String,
     line: u64,
-    record: Value,
 }
 
 /// One input file, read a record at a time (records are processed as they are read, so the
@@ -191,21 +189,7 @@ impl<'a> FileRows<'a> {
         if let Some(first) = self.seen.insert(id.clone(), line) {
             return Err(format!("{shown}: line {line}, column '{}': record id repeats line {first}", opts.id_column));
         }
-        let mut attrs = Map::new();
-        for (i, attr) in &self.columns {
-            if let Some(v) = rec.get(*i).filter(|v| !v.is_empty()) {
-                attrs.insert(attr.clone(), Value::String(v.to_owned()));
-            }
-        }
-        // Built by hand: `json!` would serialise a copy of every value.
-        let mut record = Map::with_capacity(5);
-        record.insert("entityType".into(), Value::String(opts.entity.clone()));
-        record.insert("sourceSystem".into(), Value::String(self.system.clone()));
-        record.insert("sourceId".into(), Value::String(id.clone()));
-        record.insert("sourceSeq".into(), Value::from(1));
-        record.insert("attributes".into(), Value::Object(attrs));
-        let record = Value::Object(record);
-        Ok(Some(Row { record_id: id, line, record }))
+        Ok(Some(Row { record_id: id, line }))
     }
 }
 
@@ -261,7 +245,7 @@ fn read_ahead(
                 loop {
                     let prepared = match rows.next_row() {
                         Ok(None) => break,
-                        Ok(Some(row)) => prepare(&registry, &rows.shown, file_index, row),
+                        Ok(Some(row)) => rows.prepare(&registry, file_index, row),
                         Err(e) => Err(e),
                     };
                     let failed = prepared.is_err();
@@ -282,15 +266,28 @@ fn read_ahead(
     Ok((rxs, reader))
 }
 
-fn prepare(registry: &SchemaRegistry, shown: &str, file_index: usize, row: Row) -> Result<Prepared, String> {
-    let record = validate(registry, &row.record, 0).map_err(|e| {
-        let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
-        format!("{shown}: line {}{column}: {}", row.line, e.message)
-    })?;
-    if let Some(schema) = registry.get(&record.key.entity) {
-        mdm_core::blocking::keys_of(schema, &record);
+impl FileRows<'_> {
+    /// The row just read ([`FileRows::next_row`]) as a validated record with its blocking keys:
+    /// the checks and normalisation of the API's `validate`, straight from the CSV fields.
+    fn prepare(&self, registry: &SchemaRegistry, file_index: usize, row: Row) -> Result<Prepared, String> {
+        let attributes: Vec<(&str, &str)> =
+            self.columns.iter().filter_map(|(i, attr)| Some((attr.as_str(), self.record.get(*i)?))).collect();
+        let flat = FlatRecord {
+            entity: &self.opts.entity,
+            system: &self.system,
+            source_id: &row.record_id,
+            seq: 1,
+            attributes: &attributes,
+        };
+        let record = validate_flat(registry, &flat, 0).map_err(|e| {
+            let column = e.field.as_deref().map(|f| format!(", column for {f}")).unwrap_or_default();
+            format!("{}: line {}{column}: {}", self.shown, row.line, e.message)
+        })?;
+        if let Some(schema) = registry.get(&record.key.entity) {
+            mdm_core::blocking::keys_of(schema, &record);
+        }
+        Ok(Prepared { file_index, line: row.line, record_id: row.record_id, record })
     }
-    Ok(Prepared { file_index, line: row.line, record_id: row.record_id, record })
 }
 
 fn io_reason(e: &csv::Error) -> String {
@@ -623,8 +620,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mdm_core::record::validate;
     use mdm_core::store::SourceStore;
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
 
     fn people() -> Vec<Value> {
         let rows = [

@@ -187,27 +187,9 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
         return Err(RecordError::new("unknown_field", unknown.clone(), format!("unknown field '{unknown}'")));
     }
     let entity = required_str(obj, "entityType")?;
-    let schema = registry.get(entity).ok_or_else(|| {
-        RecordError::new("unknown_entity_type", "entityType".to_owned(), format!("unknown entity type '{entity}'"))
-    })?;
-    let system = required_str(obj, "sourceSystem")?.to_lowercase();
-    if system.len() > MAX_SYSTEM_LEN
-        || !system.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(RecordError::new(
-            "invalid_field",
-            "sourceSystem".to_owned(),
-            format!("'sourceSystem' must be 1-{MAX_SYSTEM_LEN} letters, digits, '_', '-' or '.'"),
-        ));
-    }
-    let source_id = required_str(obj, "sourceId")?;
-    if source_id.chars().count() > MAX_SOURCE_ID_LEN || source_id.chars().any(char::is_control) {
-        return Err(RecordError::new(
-            "invalid_field",
-            "sourceId".to_owned(),
-            format!("'sourceId' must be at most {MAX_SOURCE_ID_LEN} characters without control characters"),
-        ));
-    }
+    let schema = schema_of(registry, entity)?;
+    let system = checked_system(required_str(obj, "sourceSystem")?)?;
+    let source_id = checked_source_id(required_str(obj, "sourceId")?)?;
     let seq = match obj.get("sourceSeq") {
         None | Some(Value::Null) => {
             return Err(RecordError::new("missing_field", "sourceSeq".to_owned(), "'sourceSeq' is required"))
@@ -241,7 +223,7 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
         }
     };
     let correlation_id = match obj.get("correlationId") {
-        None | Some(Value::Null) => digest_hex(&[entity, &system, source_id, &seq.to_string()], 8),
+        None | Some(Value::Null) => default_correlation_id(entity, &system, source_id, seq),
         Some(Value::String(s))
             if !s.is_empty()
                 && s.len() <= 128
@@ -294,7 +276,117 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
         }
     }
     let key = SourceKey::new(entity, system, source_id);
+    let attrs = attrs.iter().map(|(name, v)| (name.as_str(), v));
     normalise_attributes(schema, key, seq, updated_at_ms, attrs, verified, correlation_id, received_at_ms)
+}
+
+/// A record read from a flat source such as a CSV row: every value is text. Empty values are
+/// missing; where a name repeats, the last non-empty value counts (as in a JSON object).
+#[derive(Debug, Clone, Copy)]
+pub struct FlatRecord<'a> {
+    pub entity: &'a str,
+    pub system: &'a str,
+    pub source_id: &'a str,
+    pub seq: u64,
+    /// Attribute name and raw value, in any order.
+    pub attributes: &'a [(&'a str, &'a str)],
+}
+
+/// [`validate`] for a [`FlatRecord`]: the same checks and normalisation, and the same record
+/// as the JSON object with those fields gives, without building one.
+pub fn validate_flat(
+    registry: &SchemaRegistry,
+    flat: &FlatRecord<'_>,
+    received_at_ms: i64,
+) -> Result<SourceRecord, RecordError> {
+    let required = |field: &str, v: &'_ str| -> Result<(), RecordError> {
+        if v.trim().is_empty() {
+            return Err(RecordError::new("missing_field", field.to_owned(), format!("'{field}' must not be empty")));
+        }
+        Ok(())
+    };
+    required("entityType", flat.entity)?;
+    let entity = flat.entity.trim();
+    let schema = schema_of(registry, entity)?;
+    required("sourceSystem", flat.system)?;
+    let system = checked_system(flat.system.trim())?;
+    required("sourceId", flat.source_id)?;
+    let source_id = checked_source_id(flat.source_id.trim())?;
+    let correlation_id = default_correlation_id(entity, &system, source_id, flat.seq);
+    // Sorted by name, the last non-empty value of a repeated name kept: a JSON object's view.
+    let mut attrs: Vec<(&str, &str)> = Vec::with_capacity(flat.attributes.len());
+    for &(name, value) in flat.attributes.iter().filter(|(_, v)| !v.is_empty()) {
+        match attrs.iter_mut().find(|(n, _)| *n == name) {
+            Some(kept) => kept.1 = value,
+            None => attrs.push((name, value)),
+        }
+    }
+    attrs.sort_unstable_by_key(|(n, _)| *n);
+    let key = SourceKey::new(entity, system, source_id);
+    normalise_attributes(
+        schema,
+        key,
+        flat.seq,
+        None,
+        attrs.into_iter(),
+        BTreeSet::new(),
+        correlation_id,
+        received_at_ms,
+    )
+}
+
+fn schema_of<'r>(registry: &'r SchemaRegistry, entity: &str) -> Result<&'r EntitySchema, RecordError> {
+    registry.get(entity).ok_or_else(|| {
+        RecordError::new("unknown_entity_type", "entityType".to_owned(), format!("unknown entity type '{entity}'"))
+    })
+}
+
+/// The source system, lower case, if it is a valid name.
+fn checked_system(system: &str) -> Result<String, RecordError> {
+    let system = system.to_lowercase();
+    if system.len() > MAX_SYSTEM_LEN
+        || !system.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(RecordError::new(
+            "invalid_field",
+            "sourceSystem".to_owned(),
+            format!("'sourceSystem' must be 1-{MAX_SYSTEM_LEN} letters, digits, '_', '-' or '.'"),
+        ));
+    }
+    Ok(system)
+}
+
+fn checked_source_id(source_id: &str) -> Result<&str, RecordError> {
+    if source_id.chars().count() > MAX_SOURCE_ID_LEN || source_id.chars().any(char::is_control) {
+        return Err(RecordError::new(
+            "invalid_field",
+            "sourceId".to_owned(),
+            format!("'sourceId' must be at most {MAX_SOURCE_ID_LEN} characters without control characters"),
+        ));
+    }
+    Ok(source_id)
+}
+
+fn default_correlation_id(entity: &str, system: &str, source_id: &str, seq: u64) -> String {
+    digest_hex(&[entity, system, source_id, &seq.to_string()], 8)
+}
+
+/// An attribute's value as it arrives: a JSON value (API, queues) or text (a CSV field).
+pub(crate) trait RawValue {
+    /// The value's text (`None`: missing), or a structural error.
+    fn text(&self, kind: AttributeType, name: &str) -> Result<Option<std::borrow::Cow<'_, str>>, RecordError>;
+}
+
+impl RawValue for Value {
+    fn text(&self, kind: AttributeType, name: &str) -> Result<Option<std::borrow::Cow<'_, str>>, RecordError> {
+        attribute_text(kind, name, self)
+    }
+}
+
+impl RawValue for str {
+    fn text(&self, _: AttributeType, _: &str) -> Result<Option<std::borrow::Cow<'_, str>>, RecordError> {
+        Ok(Some(self.into()))
+    }
 }
 
 /// The string form of an attribute's JSON value, or a structural error.
@@ -321,18 +413,19 @@ fn attribute_text<'v>(
     }
 }
 
+/// Attributes in name order (a JSON object's order), normalised into the source record.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn normalise_attributes(
+pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
     schema: &EntitySchema,
     key: SourceKey,
     seq: u64,
     updated_at_ms: Option<i64>,
-    attrs: &serde_json::Map<String, Value>,
+    attrs: impl ExactSizeIterator<Item = (&'a str, &'a V)>,
     verified: BTreeSet<String>,
     correlation_id: String,
     received_at_ms: i64,
 ) -> Result<SourceRecord, RecordError> {
-    // Collected in the input's order (a JSON object's keys are sorted), then made a map at once.
+    // Collected in the input's order, then made a map at once.
     let mut values: Vec<(Text, Text)> = Vec::with_capacity(attrs.len());
     let mut invalid = BTreeSet::new();
     let mut quality = Vec::new();
@@ -344,7 +437,7 @@ pub(crate) fn normalise_attributes(
                 format!("entity type '{}' has no attribute '{name}'", schema.entity),
             )
         })?;
-        let Some(raw) = attribute_text(def.kind, name, v)? else { continue };
+        let Some(raw) = v.text(def.kind, name)? else { continue };
         if raw.chars().count() > def.max_length {
             return Err(RecordError::new(
                 "value_too_long",
@@ -358,13 +451,13 @@ pub(crate) fn normalise_attributes(
         let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
         match normalise::apply(&def.normalisers, &raw, opts) {
             Ok(n) => {
-                values.push((Text::from(name.as_str()), Text::from(n)));
+                values.push((Text::from(name), Text::from(n)));
             }
             Err(e) => {
-                values.push((Text::from(name.as_str()), Text::from(raw.trim())));
-                invalid.insert(name.clone());
+                values.push((Text::from(name), Text::from(raw.trim())));
+                invalid.insert(name.to_owned());
                 quality.push(QualityIssue {
-                    attribute: name.clone(),
+                    attribute: name.to_owned(),
                     code: e.code().to_owned(),
                     message: e.to_string(),
                 });
@@ -417,6 +510,42 @@ mod tests {
         json!({"entityType":"customer","sourceSystem":"CRM","sourceId":"c-1","sourceSeq":3,
                "sourceUpdatedAt":"2026-01-02T03:04:05Z",
                "attributes":{"given_name":" Zoë ","email":"ZOE@Example.com","date_of_birth":"1999-02-31","phone":null}})
+    }
+
+    #[test]
+    fn a_flat_record_validates_as_its_json_object_does() {
+        let reg = reg();
+        let attributes = [
+            ("given_name", " Zoë "),
+            ("email", "ZOE@Example.com"),
+            ("date_of_birth", "1999-02-31"),
+            ("phone", ""),
+            ("postcode", "ls1 4ap"),
+            ("postcode", ""),
+            ("family_name", "smith"),
+            ("family_name", "Smyth"),
+        ];
+        let flat =
+            FlatRecord { entity: "customer", system: " CRM ", source_id: "c-1", seq: 3, attributes: &attributes };
+        let json = json!({"entityType":"customer","sourceSystem":"CRM","sourceId":"c-1","sourceSeq":3,
+            "attributes":{"given_name":" Zoë ","email":"ZOE@Example.com","date_of_birth":"1999-02-31",
+                          "postcode":"ls1 4ap","family_name":"Smyth"}});
+        let (a, b) = (validate_flat(&reg, &flat, 7).expect("flat"), validate(&reg, &json, 7).expect("json"));
+        assert_eq!(a, b);
+        assert_eq!(a.content_hash, b.content_hash);
+        assert_eq!(a.correlation_id, b.correlation_id);
+        assert_eq!(a.attributes.get("family_name").map(|v| v.as_str()), Some("smyth"), "the last value counts");
+        assert!(a.invalid.contains("date_of_birth"), "an impossible date is kept raw and flagged");
+
+        for (flat, code) in [
+            (FlatRecord { entity: "planet", ..flat }, "unknown_entity_type"),
+            (FlatRecord { system: "c r m", ..flat }, "invalid_field"),
+            (FlatRecord { system: " ", ..flat }, "missing_field"),
+            (FlatRecord { source_id: "a\u{7}b", ..flat }, "invalid_field"),
+            (FlatRecord { attributes: &[("shoe_size", "42")], ..flat }, "unknown_attribute"),
+        ] {
+            assert_eq!(validate_flat(&reg, &flat, 0).map_err(|e| e.code), Err(code), "{flat:?}");
+        }
     }
 
     #[test]
