@@ -172,10 +172,33 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
 
 /// The attributes whose golden value differs from `old`'s (all of them for a new record), in name
 /// order. Borrowed: the names are spelled out only for events.
-fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> impl Iterator<Item = &'a str> {
-    let names: BTreeSet<&str> =
-        old.into_iter().flat_map(|o| o.attributes.keys()).chain(new.attributes.keys()).map(|k| k.as_str()).collect();
-    names.into_iter().filter(move |n| old.is_none_or(|o| o.value(n) != new.value(n)))
+fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> Vec<&'a str> {
+    let mut names = Vec::new();
+    // Both maps are sorted by name: walked side by side, no name is looked up.
+    let mut a = old.into_iter().flat_map(|o| o.attributes.iter()).peekable();
+    let mut b = new.attributes.iter().peekable();
+    loop {
+        let (name, before, after) = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some((n, v)), None) => (n.as_str(), Some(v.value.as_str()), None),
+            (None, Some((n, v))) => (n.as_str(), None, Some(v.value.as_str())),
+            (Some((x, v)), Some((y, w))) => match x.as_str().cmp(y.as_str()) {
+                std::cmp::Ordering::Less => (x.as_str(), Some(v.value.as_str()), None),
+                std::cmp::Ordering::Greater => (y.as_str(), None, Some(w.value.as_str())),
+                std::cmp::Ordering::Equal => (x.as_str(), Some(v.value.as_str()), Some(w.value.as_str())),
+            },
+        };
+        if before.is_some() {
+            a.next();
+        }
+        if after.is_some() {
+            b.next();
+        }
+        if old.is_none() || before != after {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// Computes the writes for one source record given the decision and the current state.
@@ -211,9 +234,12 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let with_slots = members_with_slots(schema, &members);
     let mut attributes = crate::survivorship::survive_members(schema, &with_slots);
     if let Some(old) = survivor_old {
-        // A value that did not change keeps the provenance it was set with.
+        // A value that did not change keeps the provenance it was set with. Both maps are
+        // sorted by name: walked side by side.
+        let mut olds = old.attributes.iter().peekable();
         for (name, attr) in attributes.iter_mut() {
-            if let Some(prev) = old.attributes.get(name) {
+            while olds.next_if(|(n, _)| n.as_str() < name.as_str()).is_some() {}
+            if let Some((_, prev)) = olds.next_if(|(n, _)| *n == name) {
                 if prev.value == attr.value
                     && prev.source == attr.source
                     && prev.source_id == attr.source_id
@@ -284,7 +310,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
         Some(old) => {
-            let effective = changed_attributes(Some(old), &golden).next().is_some()
+            let effective = !changed_attributes(Some(old), &golden).is_empty()
                 || old.members != golden.members
                 || !losers.is_empty();
             let stored_differs = old.attributes != golden.attributes
@@ -345,7 +371,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         });
     }
     if effective && input.emit_events {
-        let changed = changed_attributes(survivor_old, &golden).map(str::to_owned).collect();
+        let changed = changed_attributes(survivor_old, &golden).into_iter().map(str::to_owned).collect();
         let envelope = Envelope::new(&golden, changed, cause, corr, now);
         let view = GoldenView::of(&golden);
         events.push(match (survivor_old, losers.is_empty()) {
