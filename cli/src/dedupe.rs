@@ -7,6 +7,7 @@
 //!            --out clusters.csv FILE.csv [FILE.csv ...]
 //! ```
 
+use foldhash::HashMap;
 use mdm_core::hub::{Hub, HubConfig, MergeReport, Touched};
 use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
@@ -15,7 +16,7 @@ use mdm_core::store::memory::MemoryStore;
 use mdm_core::store::{IndexKey, SourceWrite};
 use mdm_core::SchemaRegistry;
 use mdm_core::SourceKey;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -157,7 +158,7 @@ impl<'a> FileRows<'a> {
             reader,
             id_index,
             columns,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             record: csv::StringRecord::new(),
         })
     }
