@@ -1,5 +1,7 @@
 //! The in-process store: a real adapter of the store port, used by the batch engine, the CLI and
-//! tests. One lock guards all state (shared by reads), so every transaction is atomic and isolated.
+//! tests. Two locks (shared by reads) guard its state: one the source records (with tombstones and
+//! suppression markers), one everything else. A transaction holds both, taken in that order, so
+//! every transaction is atomic and isolated; storing a source record holds only the first.
 
 use super::*;
 use crate::golden::GoldenStatus;
@@ -15,7 +17,6 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 #[derive(Default)]
 struct State {
     slots: Slots,
-    sources: Sharded<u128, Box<SourceRecord>>,
     goldens: Sharded<u128, Box<GoldenRecord>>,
     history: BTreeMap<(String, String, u64), HistoryEntry>,
     /// The blocking index, kept compact: it is most of what a large batch run holds.
@@ -24,10 +25,17 @@ struct State {
     claims: Sharded<[u32; 4], u32>,
     reviews: HashMap<(String, String), ReviewTask>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
+    receipts: HashMap<String, (u64, String)>,
+}
+
+/// Source records and what guards their writes.
+#[derive(Default)]
+struct Records {
+    slots: Slots,
+    sources: Sharded<u128, Box<SourceRecord>>,
     /// Erased source records: the highest `source_seq` they had.
     tombstones: HashMap<SourceKey, u64>,
     suppressions: HashMap<(String, String), String>,
-    receipts: HashMap<String, (u64, String)>,
 }
 
 /// Counts of what the store holds (for summaries and tests).
@@ -300,7 +308,11 @@ fn spin<G>(try_take: impl Fn() -> Option<G>, take: impl FnOnce() -> G) -> G {
 
 #[derive(Default)]
 pub struct MemoryStore {
-    /// Reads share the lock: the batch engine matches on one thread while it merges on another.
+    /// Source records. Their own lock: the batch engine stores records on its matching threads
+    /// while they and the merging thread read golden records and blocks.
+    records: RwLock<Records>,
+    /// Everything else. Reads share the lock: the batch engine matches on some threads while it
+    /// merges on another.
     state: RwLock<State>,
 }
 
@@ -317,10 +329,22 @@ impl MemoryStore {
         Ok(spin(|| self.state.try_write(), || self.state.write()))
     }
 
+    fn records(&self) -> Result<RwLockReadGuard<'_, Records>, StoreError> {
+        Ok(spin(|| self.records.try_read(), || self.records.read()))
+    }
+
+    /// Taken before [`MemoryStore::write`] where both are held.
+    fn write_records(&self) -> Result<RwLockWriteGuard<'_, Records>, StoreError> {
+        Ok(spin(|| self.records.try_write(), || self.records.write()))
+    }
+
     pub fn counts(&self) -> MemoryCounts {
+        let Ok(r) = self.records() else { return MemoryCounts::default() };
+        let sources = r.sources.len();
+        drop(r);
         let Ok(s) = self.lock() else { return MemoryCounts::default() };
         MemoryCounts {
-            sources: s.sources.len(),
+            sources,
             goldens_active: s.goldens.values().filter(|g| g.status == GoldenStatus::Active).count(),
             goldens_merged: s.goldens.values().filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. })).count(),
             history: s.history.len(),
@@ -348,7 +372,7 @@ impl MemoryStore {
         v
     }
 
-    fn check(s: &State, op: &WriteOp) -> Result<(), StoreError> {
+    fn check(r: &Records, s: &State, op: &WriteOp) -> Result<(), StoreError> {
         match op {
             WriteOp::PutGolden { golden, expect } => {
                 let stored = s.goldens.get(&s.slots.golden(&golden.entity, &golden.golden_id));
@@ -367,7 +391,7 @@ impl MemoryStore {
                 }
             }
             WriteOp::SetXref { source, .. } => {
-                if !s.sources.contains_key(&s.slots.source(source)) {
+                if !r.sources.contains_key(&r.slots.source(source)) {
                     return Err(StoreError::Conflict(Conflict::MissingSource(source.to_string())));
                 }
             }
@@ -380,7 +404,7 @@ impl MemoryStore {
             }
             WriteOp::PutTombstone { source, seq, .. } => {
                 let stored =
-                    s.sources.get(&s.slots.source(source)).map(|r| r.seq).or_else(|| s.tombstones.get(source).copied());
+                    r.sources.get(&r.slots.source(source)).map(|x| x.seq).or_else(|| r.tombstones.get(source).copied());
                 if stored.is_some_and(|st| st > *seq) {
                     return Err(StoreError::Conflict(Conflict::SourceChanged(source.to_string())));
                 }
@@ -402,7 +426,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn apply(s: &mut State, op: WriteOp) {
+    fn apply(r: &mut Records, s: &mut State, op: WriteOp) {
         match op {
             WriteOp::PutGolden { golden, .. } => {
                 let slot = s.slots.golden(&golden.entity, &golden.golden_id);
@@ -412,9 +436,9 @@ impl MemoryStore {
                 s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), *h);
             }
             WriteOp::SetXref { source, golden_id } => {
-                let slot = s.slots.source(&source);
-                if let Some(r) = s.sources.get_mut(&slot) {
-                    r.golden_id = Some(golden_id);
+                let slot = r.slots.source(&source);
+                if let Some(x) = r.sources.get_mut(&slot) {
+                    x.golden_id = Some(golden_id);
                 }
             }
             WriteOp::PutIndex { entity, key, golden_id } => s.index.put(&entity, &key, &golden_id),
@@ -431,12 +455,12 @@ impl MemoryStore {
                 s.outbox.insert((o.created_at_ms, o.event_id.clone()), *o);
             }
             WriteOp::PutSuppression { entity, key, request_id } => {
-                s.suppressions.insert((entity, key), request_id);
+                r.suppressions.insert((entity, key), request_id);
             }
             WriteOp::PutTombstone { source, seq, .. } => {
-                let slot = s.slots.source(&source);
-                s.sources.remove(&slot);
-                s.tombstones.insert(source, seq);
+                let slot = r.slots.source(&source);
+                r.sources.remove(&slot);
+                r.tombstones.insert(source, seq);
             }
             WriteOp::DeleteHistory { entity, golden_id, version } => {
                 s.history.remove(&(entity, golden_id, version));
@@ -459,7 +483,7 @@ impl MemoryStore {
     /// Stores `record` (the caller's own copy) under the write lock: the copy, if one is needed,
     /// is made before the lock is taken, so readers on other threads do not wait for it.
     fn store_source(&self, mut record: SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
-        let mut s = self.write()?;
+        let mut s = self.write_records()?;
         let slot = s.slots.source(&record.key);
         let existing = s.sources.get(&slot);
         let stored_seq = existing.map(|e| e.seq).or_else(|| s.tombstones.get(&record.key).copied());
@@ -491,12 +515,12 @@ impl SourceStore for MemoryStore {
     }
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
-        let s = self.lock()?;
+        let s = self.records()?;
         Ok(s.sources.get(&s.slots.source(key)).map(|r| (**r).clone()))
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
-        let s = self.lock()?;
+        let s = self.records()?;
         Ok(keys.iter().filter_map(|k| s.sources.get(&s.slots.source(k))).map(|r| (**r).clone()).collect())
     }
 }
@@ -553,12 +577,13 @@ impl LookupStore for MemoryStore {
         &self,
         lookups: &[Lookup],
     ) -> Result<std::collections::HashMap<Lookup, String>, StoreError> {
+        let r = self.records()?;
         let s = self.lock()?;
         let mut out = std::collections::HashMap::with_capacity(lookups.len());
         for l in lookups {
             let found = match l {
                 Lookup::Claim { entity, key } => s.claim(entity, &IndexKey::parse(key)).map(str::to_owned),
-                Lookup::Source(k) => s.sources.get(&s.slots.source(k)).and_then(|r| r.golden_id.clone()),
+                Lookup::Source(k) => r.sources.get(&r.slots.source(k)).and_then(|x| x.golden_id.clone()),
             };
             if let Some(g) = found {
                 out.insert(l.clone(), g);
@@ -637,12 +662,13 @@ impl ReviewStore for MemoryStore {
 impl Transactor for MemoryStore {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
+        let mut r = self.write_records()?;
         let mut s = self.write()?;
         for op in &ops {
-            Self::check(&s, op)?;
+            Self::check(&r, &s, op)?;
         }
         for op in ops {
-            Self::apply(&mut s, op);
+            Self::apply(&mut r, &mut s, op);
         }
         Ok(())
     }
