@@ -126,7 +126,14 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             g.members.iter().map(|m| format!("{}/{}", m.system, m.source_id)).collect::<Vec<_>>().join(", ")
         );
         for (name, a) in g.attributes.iter() {
-            println!("    {name:<14} {:<34} <- {}/{} @{}, {:?}", a.value, a.source, a.source_id, a.source_seq, a.rule);
+            println!(
+                "    {name:<14} {:<34} <- {}/{} @{}, {:?}",
+                a.value,
+                a.source(),
+                a.source_id(),
+                a.source_seq,
+                a.rule
+            );
         }
     }
 

@@ -1539,8 +1539,7 @@ mod tests {
             "email",
             GoldenAttribute {
                 value: "ana@example.com".into(),
-                source: "crm".into(),
-                source_id: "1".into(),
+                from: mdm_core::golden::Origin::new("crm", "1"),
                 source_seq: 1,
                 rule: Rule::MostRecent,
             },

@@ -68,10 +68,10 @@ async fn records_become_golden_records_with_provenance_and_events_reach_the_subs
         assert_eq!(s.golden_of(&SourceKey::new("customer", k.0, k.1)).await.golden_id, g.golden_id);
     }
     let given = &g.attributes["given_name"];
-    assert_eq!((given.value.as_str(), given.source.as_str(), given.source_id.as_str()), ("anna", "crm", "c-100"));
+    assert_eq!((given.value.as_str(), given.source(), given.source_id()), ("anna", "crm", "c-100"));
     assert_eq!(g.attributes["email"].source_seq, 1);
     for (name, a) in g.attributes.iter() {
-        assert!(!a.source.is_empty() && !a.source_id.is_empty(), "{name} has provenance");
+        assert!(!a.source().is_empty() && !a.source_id().is_empty(), "{name} has provenance");
     }
     let bob = s.golden_of(&SourceKey::new("customer", "crm", "c-200")).await;
     assert_ne!(bob.golden_id, g.golden_id, "an unrelated person gets another golden record");

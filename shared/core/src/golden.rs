@@ -8,15 +8,91 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Where a golden attribute's value came from, and by which survivorship rule it won.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Serialised as `{"value", "source", "sourceId", "sourceSeq", "rule"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "AttributeWire")]
 pub struct GoldenAttribute {
     pub value: Text,
-    /// The source system.
-    pub source: Text,
-    pub source_id: Text,
+    /// The member source record the value came from.
+    pub from: Origin,
     pub source_seq: u64,
     pub rule: Rule,
+}
+
+impl GoldenAttribute {
+    /// The source system the value came from.
+    pub fn source(&self) -> &str {
+        self.from.system()
+    }
+
+    /// The id of the source record the value came from.
+    pub fn source_id(&self) -> &str {
+        self.from.source_id()
+    }
+}
+
+/// A source record's system and id, shared by the golden attributes that record supplies: a
+/// golden record names each member once instead of once per attribute (48 bytes an attribute
+/// before, 8 now; most of a large batch run's memory is golden records).
+#[derive(Debug, Clone, Eq)]
+pub struct Origin(std::sync::Arc<(Text, Text)>);
+
+impl Origin {
+    pub fn new(system: &str, source_id: &str) -> Self {
+        Self(std::sync::Arc::new((system.into(), source_id.into())))
+    }
+
+    pub fn of(key: &SourceKey) -> Self {
+        Self::new(&key.system, &key.source_id)
+    }
+
+    pub fn system(&self) -> &str {
+        &self.0 .0
+    }
+
+    pub fn source_id(&self) -> &str {
+        &self.0 .1
+    }
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttributeWire {
+    value: Text,
+    source: Text,
+    source_id: Text,
+    source_seq: u64,
+    rule: Rule,
+}
+
+impl From<AttributeWire> for GoldenAttribute {
+    fn from(w: AttributeWire) -> Self {
+        Self {
+            value: w.value,
+            from: Origin(std::sync::Arc::new((w.source, w.source_id))),
+            source_seq: w.source_seq,
+            rule: w.rule,
+        }
+    }
+}
+
+impl Serialize for GoldenAttribute {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("GoldenAttribute", 5)?;
+        s.serialize_field("value", &self.value)?;
+        s.serialize_field("source", self.source())?;
+        s.serialize_field("sourceId", self.source_id())?;
+        s.serialize_field("sourceSeq", &self.source_seq)?;
+        s.serialize_field("rule", &self.rule)?;
+        s.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +327,22 @@ mod tests {
 
     fn v(s: &str) -> MatchValue {
         MatchValue { value: s.into(), valid: true, verified: false }
+    }
+
+    #[test]
+    fn golden_attributes_serialise_their_origin_as_source_fields() {
+        let from = Origin::new("crm", "c-1");
+        let a = GoldenAttribute { value: "anna".into(), from: from.clone(), source_seq: 3, rule: Rule::SourcePriority };
+        let json = serde_json::to_value(&a).expect("serialise");
+        assert_eq!(
+            json,
+            serde_json::json!({"value": "anna", "source": "crm", "sourceId": "c-1", "sourceSeq": 3, "rule": "source_priority"})
+        );
+        let back: GoldenAttribute = serde_json::from_value(json).expect("deserialise");
+        assert_eq!(back, a, "equal origins compare equal whether shared or not");
+        assert_eq!((back.source(), back.source_id()), ("crm", "c-1"));
+        let other = GoldenAttribute { from: Origin::new("crm", "c-2"), ..a.clone() };
+        assert_ne!(other, a);
     }
 
     #[test]

@@ -240,11 +240,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for (name, attr) in attributes.iter_mut() {
             while olds.next_if(|(n, _)| n.as_str() < name.as_str()).is_some() {}
             if let Some((_, prev)) = olds.next_if(|(n, _)| *n == name) {
-                if prev.value == attr.value
-                    && prev.source == attr.source
-                    && prev.source_id == attr.source_id
-                    && prev.rule == attr.rule
-                {
+                if prev.value == attr.value && prev.from == attr.from && prev.rule == attr.rule {
                     *attr = prev.clone();
                 }
             }

@@ -1,7 +1,7 @@
 //! Survivorship: which member's value becomes the golden value of each attribute.
 
 use crate::attributes::AttributeMap;
-use crate::golden::GoldenAttribute;
+use crate::golden::{GoldenAttribute, Origin};
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,31 @@ pub fn members_with_slots<'a>(schema: &EntitySchema, members: &[&'a SourceRecord
 /// join order). Valid values are preferred to values kept raw; ties are broken by recency,
 /// priority, then join order, so the result never depends on the order records were read in.
 pub fn survive_attribute(schema: &EntitySchema, position: usize, members: &[Member<'_>]) -> Option<GoldenAttribute> {
+    survive_from(schema, position, members, &Origins::new(members.len()))
+}
+
+/// Each member's [`Origin`], made on first use and shared by the attributes it supplies.
+struct Origins(Vec<std::cell::OnceCell<Origin>>);
+
+impl Origins {
+    fn new(members: usize) -> Self {
+        Self((0..members).map(|_| std::cell::OnceCell::new()).collect())
+    }
+
+    fn of(&self, join: usize, record: &SourceRecord) -> Origin {
+        match self.0.get(join) {
+            Some(cell) => cell.get_or_init(|| Origin::of(&record.key)).clone(),
+            None => Origin::of(&record.key),
+        }
+    }
+}
+
+fn survive_from(
+    schema: &EntitySchema,
+    position: usize,
+    members: &[Member<'_>],
+    origins: &Origins,
+) -> Option<GoldenAttribute> {
     let def: &AttributeDef = schema.attributes.get(position)?;
     let all = || {
         members.iter().enumerate().filter_map(move |(join, (record, slots))| {
@@ -70,19 +95,13 @@ pub fn survive_attribute(schema: &EntitySchema, position: usize, members: &[Memb
         }),
         Rule::FirstNonEmpty => cands().min_by_key(|c| c.join),
     }?;
-    Some(GoldenAttribute::of(best.record, best.value, def.survivorship))
+    Some(GoldenAttribute::of(best.record, origins.of(best.join, best.record), best.value, def.survivorship))
 }
 
 impl GoldenAttribute {
-    /// `value`, taken from `record` under `rule`, with its provenance.
-    fn of(record: &SourceRecord, value: &str, rule: Rule) -> Self {
-        Self {
-            value: value.into(),
-            source: record.key.system.as_str().into(),
-            source_id: record.key.source_id.as_str().into(),
-            source_seq: record.seq,
-            rule,
-        }
+    /// `value`, taken from `record` (whose origin is `from`) under `rule`.
+    fn of(record: &SourceRecord, from: Origin, value: &str, rule: Rule) -> Self {
+        Self { value: value.into(), from, source_seq: record.seq, rule }
     }
 }
 
@@ -95,17 +114,19 @@ pub fn survive(schema: &EntitySchema, members: &[&SourceRecord]) -> AttributeMap
 pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> AttributeMap<GoldenAttribute> {
     if let [(record, slots)] = members {
         // One member (a new golden record): each of its values survives, whatever the rule.
+        let from = Origin::of(&record.key);
         return schema
             .positions_by_name()
             .filter_map(|i| {
                 let (def, value) = (&schema.attributes[i], slots.get(i)?.value?);
-                Some((def.name.as_str(), GoldenAttribute::of(record, value, def.survivorship)))
+                Some((def.name.as_str(), GoldenAttribute::of(record, from.clone(), value, def.survivorship)))
             })
             .collect();
     }
+    let origins = Origins::new(members.len());
     schema
         .positions_by_name()
-        .filter_map(|i| survive_attribute(schema, i, members).map(|a| (schema.attributes[i].name.as_str(), a)))
+        .filter_map(|i| survive_from(schema, i, members, &origins).map(|a| (schema.attributes[i].name.as_str(), a)))
         .collect()
 }
 
@@ -151,9 +172,9 @@ mod tests {
         assert_eq!(g["given_name"].value, "john", "crm has priority");
         assert_eq!(g["given_name"].rule, Rule::SourcePriority);
         assert_eq!(g["email"].value, "new@x.com", "most recent");
-        assert_eq!(g["email"].source, "webshop");
+        assert_eq!(g["email"].source(), "webshop");
         assert_eq!(g["country"].value, "GB", "most frequent");
-        assert_eq!(g["locality"].source_id, "c1");
+        assert_eq!(g["locality"].source_id(), "c1");
     }
 
     #[test]
@@ -171,7 +192,7 @@ mod tests {
         assert_eq!(fast, by_rule);
         assert_eq!(fast.len(), 3);
         assert_eq!(fast["date_of_birth"].value, "1999-02-31", "a raw value survives when it is the only one");
-        assert_eq!(fast["given_name"].source_id, "w1");
+        assert_eq!(fast["given_name"].source_id(), "w1");
     }
 
     #[test]

@@ -24,13 +24,13 @@ async fn one_person_from_two_systems_becomes_one_golden_record_with_provenance()
     assert_eq!(g.members.len(), 3);
     assert_eq!(g.version, 3, "created + two effective links");
     let given = &g.attributes["given_name"];
-    assert_eq!((given.value.as_str(), given.source.as_str()), ("anna", "crm"), "crm wins by source priority");
+    assert_eq!((given.value.as_str(), given.source()), ("anna", "crm"), "crm wins by source priority");
     assert_eq!(format!("{:?}", given.rule), "SourcePriority");
     assert_eq!(g.attributes["family_name"].value, "kowalski");
     assert_eq!(g.attributes["date_of_birth"].value, "1984-07-21", "most frequent birth date wins over the typo");
     assert_eq!(g.attributes["country"].value, "GB");
     for (name, attr) in g.attributes.iter() {
-        assert!(!attr.source.is_empty() && !attr.source_id.is_empty(), "{name} names its source");
+        assert!(!attr.source().is_empty() && !attr.source_id().is_empty(), "{name} names its source");
     }
     // Every member points back at the golden record.
     for k in g.members.iter() {
