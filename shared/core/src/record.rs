@@ -57,10 +57,11 @@ pub struct SourceRecord {
 }
 
 /// A record's blocking keys with their stored (digested) form, computed once per record value.
-/// Records are not edited after validation, so the cache cannot go stale; every clone shares it
-/// (the stored copy in the in-process store too).
+/// Records are not edited after validation, so the cache cannot go stale; a copy made after the
+/// keys were computed shares them (the batch engine computes them before it stores a record).
+/// Empty, it takes no allocation.
 #[derive(Clone, Default)]
-pub struct KeyCache(pub(crate) std::sync::Arc<std::sync::OnceLock<std::sync::Arc<[crate::blocking::StoredKey]>>>);
+pub struct KeyCache(pub(crate) std::sync::OnceLock<std::sync::Arc<[crate::blocking::StoredKey]>>);
 
 impl PartialEq for KeyCache {
     fn eq(&self, _: &Self) -> bool {
