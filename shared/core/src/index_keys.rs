@@ -18,19 +18,16 @@ pub enum IndexKey {
     Other(Box<str>),
 }
 
-/// Keys order by name, then digest; digests before other text. Names are interned
-/// (`blocking::shared_name`), so two keys of one name usually share its text and compare their
-/// digests only: sorting and searching key sets was mostly comparing names.
+/// Keys order by digest, then name; digests before other text. The order only has to be the
+/// same within a process (key sets sort themselves when they are read), so it starts where two
+/// keys differ: digests differ almost always, and comparing 16 bytes as one number is cheaper
+/// than comparing the names (sorting the keys of a merge plan was mostly comparing names).
 impl Ord for IndexKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         match (self, other) {
-            (Self::Digest(a, x), Self::Digest(b, y)) => {
-                if std::ptr::eq(*a, *b) {
-                    x.cmp(y)
-                } else {
-                    a.cmp(b).then_with(|| x.cmp(y))
-                }
-            }
+            (Self::Digest(a, x), Self::Digest(b, y)) => u128::from_be_bytes(*x)
+                .cmp(&u128::from_be_bytes(*y))
+                .then_with(|| if std::ptr::eq(*a, *b) { std::cmp::Ordering::Equal } else { a.cmp(b) }),
             (Self::Digest(..), Self::Other(_)) => std::cmp::Ordering::Less,
             (Self::Other(_), Self::Digest(..)) => std::cmp::Ordering::Greater,
             (Self::Other(a), Self::Other(b)) => a.cmp(b),
@@ -261,25 +258,30 @@ mod tests {
         assert_eq!(IndexKey::parse("k=1").name(), "k");
     }
 
-    /// The order and equality are those of (variant, name text, digest) whether or not two names
+    /// The order and equality are those of (variant, digest, name text) whether or not two names
     /// share their text: the interned fast path changes the cost only.
     #[test]
-    fn keys_order_by_name_text_then_digest() {
+    fn keys_order_by_digest_then_name_text() {
         let leaked = |n: &str| -> &'static str { Box::leak(n.to_owned().into_boxed_str()) };
         let names = ["a.x", "a.y", "b", "b.x"];
         let mut keys = Vec::new();
+        // Digests that differ in their first byte only, their last byte only, or everywhere.
+        let mut first = [0u8; 16];
+        first[0] = 1;
+        let mut last = [0u8; 16];
+        last[15] = 1;
         for n in names {
-            for d in [0u8, 1, 255] {
+            for d in [[0u8; 16], [1; 16], [255; 16], first, last] {
                 // One copy interned, one not: equal keys with different name pointers.
-                keys.push(IndexKey::Digest(crate::blocking::shared_name(n), [d; 16]));
-                keys.push(IndexKey::Digest(leaked(n), [d; 16]));
+                keys.push(IndexKey::Digest(crate::blocking::shared_name(n), d));
+                keys.push(IndexKey::Digest(leaked(n), d));
             }
         }
         keys.push(IndexKey::Other("a".into()));
         keys.push(IndexKey::Other("z".into()));
         let plain = |k: &IndexKey| match k {
-            IndexKey::Digest(n, d) => (0, n.to_string(), d.to_vec()),
-            IndexKey::Other(t) => (1, t.to_string(), Vec::new()),
+            IndexKey::Digest(n, d) => (0, d.to_vec(), n.to_string()),
+            IndexKey::Other(t) => (1, Vec::new(), t.to_string()),
         };
         for x in &keys {
             for y in &keys {
