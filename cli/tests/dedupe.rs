@@ -235,7 +235,7 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     let mut expected = vec!["source,record_id,golden_id".to_owned()];
     for k in &keys {
         let source = hub.store().get_source(k).await.expect("read").expect("stored");
-        let first = source.golden_id.expect("cross-reference");
+        let first = source.golden_id.clone().expect("cross-reference");
         let golden = hub.final_record("customer", &first).await.expect("read").expect("golden record");
         expected.push(format!("people,{},{}", k.source_id, golden.golden_id));
     }

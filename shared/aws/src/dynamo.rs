@@ -898,22 +898,22 @@ impl SourceStore for DynamoStore {
         Ok(SourceWrite::Suppressed)
     }
 
-    async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source(&self, key: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         match self.get(source_key_item(key), true).await? {
-            Some(item) if !is_tombstone(&item) => Ok(Some(source_from(&item)?)),
+            Some(item) if !is_tombstone(&item) => Ok(Some(Arc::new(source_from(&item)?))),
             _ => Ok(None),
         }
     }
 
     /// Eventually consistent first (half the read units) when the store reads eventually; a
     /// replica without the record or with an older version is followed by a strong read.
-    async fn get_source_at(&self, key: &SourceKey, seq: u64) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source_at(&self, key: &SourceKey, seq: u64) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         if self.eventual_sources {
             let item = self.get(source_key_item(key), false).await?;
             let stored_seq = item.as_ref().and_then(|i| i.get("source_seq")).and_then(|v| v.as_n().ok());
             if stored_seq.and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= seq) {
                 return match item {
-                    Some(item) if !is_tombstone(&item) => Ok(Some(source_from(&item)?)),
+                    Some(item) if !is_tombstone(&item) => Ok(Some(Arc::new(source_from(&item)?))),
                     _ => Ok(None),
                 };
             }
@@ -921,7 +921,7 @@ impl SourceStore for DynamoStore {
         self.get_source(key).await
     }
 
-    async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+    async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {
         let items = self.batch_get(keys.iter().map(source_key_item).collect()).await?;
         let mut by_key: HashMap<SourceKey, SourceRecord> = items
             .iter()
@@ -929,7 +929,7 @@ impl SourceStore for DynamoStore {
             .map(source_from)
             .map(|r| r.map(|r| (r.key.clone(), r)))
             .collect::<Result<_, _>>()?;
-        Ok(keys.iter().filter_map(|k| by_key.remove(k)).collect())
+        Ok(keys.iter().filter_map(|k| by_key.remove(k)).map(Arc::new).collect())
     }
 }
 

@@ -96,7 +96,11 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
         1,
         "no new history version"
     );
-    assert_eq!(s.store.get_source(&key).await.expect("get").and_then(|r| r.golden_id), None, "no cross-reference");
+    assert_eq!(
+        s.store.get_source(&key).await.expect("get").and_then(|r| r.golden_id.clone()),
+        None,
+        "no cross-reference"
+    );
     let held =
         s.store.get_claims("customer", &plan.golden.claims.iter().cloned().collect::<Vec<_>>()).await.expect("claims");
     assert!(held.values().all(|g| g == &golden.golden_id), "no claim moved or taken");

@@ -347,7 +347,7 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
         Subject::GoldenId { golden_id } => add(hub.final_record(entity, golden_id).await?),
         Subject::SourceKey { system, source_id } => {
             let key = SourceKey::new(entity.as_str(), system.as_str(), source_id.as_str());
-            if let Some(g) = hub.store().get_source(&key).await?.and_then(|s| s.golden_id) {
+            if let Some(g) = hub.store().get_source(&key).await?.and_then(|s| s.golden_id.clone()) {
                 add(hub.final_record(entity, &g).await?);
             }
         }
@@ -463,7 +463,7 @@ pub async fn receipt<S: ReceiptStore>(store: &S, request_id: &str) -> Result<Opt
 struct Found {
     golden: GoldenRecord,
     losers: Vec<GoldenRecord>,
-    members: Vec<SourceRecord>,
+    members: Vec<std::sync::Arc<SourceRecord>>,
     markers: BTreeSet<String>,
     deletes: Vec<WriteOp>,
     counts: BTreeMap<String, u64>,
@@ -509,7 +509,7 @@ async fn gather<S: Store + ReceiptStore>(
             version: h.version,
         }));
     }
-    let (mut index, mut claim_keys) = crate::blocking::stored_keys(schema, &members);
+    let (mut index, mut claim_keys) = crate::blocking::stored_keys(schema, members.iter().map(|m| &**m));
     index.extend(golden.index_keys.iter().cloned());
     claim_keys.extend(golden.claims.iter().cloned());
     let markers: BTreeSet<String> =
@@ -638,7 +638,7 @@ async fn erase_source<S: Store + ReceiptStore>(
     let Some(erased) = all.iter().find(|m| &m.key == key).cloned() else {
         return Ok((BTreeMap::new(), None));
     };
-    let rest: Vec<&SourceRecord> = all.iter().filter(|m| &m.key != key).collect();
+    let rest: Vec<&SourceRecord> = all.iter().filter(|m| &m.key != key).map(|m| &**m).collect();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut ops = Vec::new();
     // Identifiers only the erased record had are suppressed; shared ones belong to the rest too.
@@ -819,7 +819,7 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
             if !r.progress.get(&key.item_key()).is_some_and(|p| p.done) {
                 let mut result = (BTreeMap::new(), None);
                 for attempt in 0..hub.config().max_attempts {
-                    let golden = match store.get_source(&key).await?.and_then(|s| s.golden_id) {
+                    let golden = match store.get_source(&key).await?.and_then(|s| s.golden_id.clone()) {
                         Some(g) => hub.final_record(&entity, &g).await?.filter(GoldenRecord::is_active),
                         None => None,
                     };

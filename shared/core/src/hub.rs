@@ -380,7 +380,7 @@ impl<S: Store> Hub<S> {
     }
 
     /// Reads a stored source record and decides what it belongs to.
-    pub async fn match_source(&self, key: &SourceKey) -> Result<(SourceRecord, MatchResult), HubError> {
+    pub async fn match_source(&self, key: &SourceKey) -> Result<(Arc<SourceRecord>, MatchResult), HubError> {
         self.match_source_at(key, None).await
     }
 
@@ -391,7 +391,7 @@ impl<S: Store> Hub<S> {
         &self,
         key: &SourceKey,
         seq: Option<u64>,
-    ) -> Result<(SourceRecord, MatchResult), HubError> {
+    ) -> Result<(Arc<SourceRecord>, MatchResult), HubError> {
         let source = match seq {
             Some(seq) => self.store.get_source_at(key, seq).await?,
             None => self.store.get_source(key).await?,
@@ -455,8 +455,8 @@ impl<S: Store> Hub<S> {
         // Claims involved: every claim key of every member, and the losers' claims.
         let mut claim_keys: BTreeSet<IndexKey> = BTreeSet::new();
         for r in std::iter::once(source)
-            .chain(current.iter().flat_map(|c| c.members.iter()))
-            .chain(targets.iter().flat_map(|t| t.members.iter()))
+            .chain(current.iter().flat_map(|c| c.members.iter().map(|m| &**m)))
+            .chain(targets.iter().flat_map(|t| t.members.iter().map(|m| &**m)))
         {
             claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(IndexKey::from));
         }
@@ -696,6 +696,9 @@ impl<S: Store> Hub<S> {
             } else {
                 Vec::new()
             };
+            // The store sets the record's cross-reference: this copy would only keep the old
+            // version alive.
+            drop(source);
             match self.store.transact(std::mem::take(&mut plan.writes)).await {
                 Ok(()) => {
                     for chunk in std::mem::take(&mut plan.follow_ups) {

@@ -25,7 +25,7 @@ pub const MAX_MATCH_VALUES: usize = 16;
 #[derive(Debug, Clone)]
 pub struct GoldenState {
     pub golden: GoldenRecord,
-    pub members: Vec<SourceRecord>,
+    pub members: Vec<std::sync::Arc<SourceRecord>>,
 }
 
 /// Everything [`plan_merge`] needs, read by the caller.

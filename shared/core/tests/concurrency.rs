@@ -38,10 +38,10 @@ impl SourceStore for Racing {
     async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
         self.inner.put_source(r, guards).await
     }
-    async fn get_source(&self, k: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source(&self, k: &SourceKey) -> Result<Option<std::sync::Arc<SourceRecord>>, StoreError> {
         self.inner.get_source(k).await
     }
-    async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+    async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<std::sync::Arc<SourceRecord>>, StoreError> {
         self.inner.get_sources(k).await
     }
 }

@@ -31,7 +31,7 @@ async fn sample_data_resolves_to_the_ground_truth() {
     let mut golden_of: HashMap<SourceKey, String> = HashMap::new();
     for k in &keys {
         let src = hub.store().get_source(k).await.expect("get").expect("stored");
-        let mut id = src.golden_id.expect("linked");
+        let mut id = src.golden_id.clone().expect("linked");
         while let Some(g) = hub.store().get_golden(&k.entity, &id).await.expect("get") {
             match g.status {
                 GoldenStatus::MergedInto { survivor } => id = survivor,

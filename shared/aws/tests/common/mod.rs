@@ -167,7 +167,7 @@ impl TestStack {
     /// The golden record a source record belongs to (following merged-into pointers).
     pub async fn golden_of(&self, key: &SourceKey) -> GoldenRecord {
         let src = self.store.get_source(key).await.expect("get").unwrap_or_else(|| panic!("{key} stored"));
-        let mut id = src.golden_id.unwrap_or_else(|| panic!("{key} has a golden record"));
+        let mut id = src.golden_id.clone().unwrap_or_else(|| panic!("{key} has a golden record"));
         for _ in 0..8 {
             let g = self.store.get_golden(&key.entity, &id).await.expect("get").expect("golden exists");
             match &g.status {

@@ -131,7 +131,7 @@ pub async fn get_xref<S: Store>(
     let source = hub.store().get_source(&key).await?.ok_or_else(|| {
         ApiError::new(404, "unknown_source", "no source record with this key").with_detail(source_detail.clone())
     })?;
-    let golden_id = source.golden_id.ok_or_else(|| {
+    let golden_id = source.golden_id.clone().ok_or_else(|| {
         ApiError::new(
             404,
             "not_linked",

@@ -106,7 +106,7 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
         SourceWrite::Written,
         "a new source record is written"
     );
-    assert_eq!(store.get_source(&v2.key).await.expect("get").as_ref(), Some(&v2), "read back what was written");
+    assert_eq!(store.get_source(&v2.key).await.expect("get").as_deref(), Some(&v2), "read back what was written");
     let v1 = source(e, "s#1", 1, "v1");
     assert_eq!(
         store.put_source(&v1, &[]).await.expect("put v1"),
@@ -120,7 +120,7 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
         "equal seq is stale"
     );
     assert_eq!(
-        store.get_source(&v2.key).await.expect("get").map(|r| r.content_hash),
+        store.get_source(&v2.key).await.expect("get").map(|r| r.content_hash.clone()),
         Some("h-v2".into()),
         "stale writes change nothing"
     );
@@ -131,13 +131,13 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
     // The owned form follows the same conditions.
     let v4 = source(e, "s#1", 4, "v4");
     assert_eq!(store.put_source_owned(v4.clone(), &[]).await.expect("put v4"), SourceWrite::Written);
-    assert_eq!(store.get_source(&v4.key).await.expect("get").as_ref(), Some(&v4), "read back the owned write");
+    assert_eq!(store.get_source(&v4.key).await.expect("get").as_deref(), Some(&v4), "read back the owned write");
     assert_eq!(
         store.put_source_owned(source(e, "s#1", 4, "again"), &[]).await.expect("put again"),
         SourceWrite::Stale { stored_seq: 4 },
         "an owned write of a stored seq is stale"
     );
-    assert_eq!(store.get_source(&v4.key).await.expect("get").map(|r| r.content_hash), Some("h-v4".into()));
+    assert_eq!(store.get_source(&v4.key).await.expect("get").map(|r| r.content_hash.clone()), Some("h-v4".into()));
 }
 
 /// The cross-reference set by a merge survives a later source update; SetXref needs the source.
@@ -221,7 +221,7 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     // one left behind names the golden record that was not created.
     let left = store.get_claims(e, &[key("c=atomic")]).await.expect("claims");
     assert!(left.values().all(|g| g == "g-atomic"), "no other claim: {left:?}");
-    assert_eq!(store.get_source(&src.key).await.expect("get").and_then(|r| r.golden_id), None, "no xref left");
+    assert_eq!(store.get_source(&src.key).await.expect("get").and_then(|r| r.golden_id.clone()), None, "no xref left");
     assert_eq!(store.get_golden(e, "g-taken").await.expect("get"), Some(taken), "the other golden record is untouched");
 }
 
@@ -339,7 +339,7 @@ pub async fn batch_reads_skip_missing<S: Store>(store: &S, e: &str) {
     let a = source(e, "b1", 1, "a");
     store.put_source(&a, &[]).await.expect("put");
     let got = store.get_sources(&[a.key.clone(), SourceKey::new(e, "crm", "zz")]).await.expect("batch");
-    assert_eq!(got, vec![a]);
+    assert_eq!(got, vec![std::sync::Arc::new(a)]);
     let g = golden(e, "g-b", 1);
     store
         .transact(vec![WriteOp::PutGolden { golden: Box::new(g.clone()), expect: Expect::Absent }])
@@ -449,7 +449,7 @@ pub async fn suppression_guards_the_source_write<S: Store + ReceiptStore>(store:
     // A suppressed newer version leaves the stored one as it was.
     let newer = source(e, "s1", 2, "b");
     assert_eq!(store.put_source(&newer, &guards).await.expect("put"), SourceWrite::Suppressed);
-    assert_eq!(store.get_source(&r.key).await.expect("get"), Some(r.clone()), "the stored version is kept");
+    assert_eq!(store.get_source(&r.key).await.expect("get").as_deref(), Some(&r), "the stored version is kept");
     let other = source(&format!("{e}_other"), "s1", 1, "a");
     assert_eq!(
         store.put_source(&other, &guards).await.expect("put"),
@@ -606,18 +606,18 @@ impl<S: SourceStore> SourceStore for Faulty<S> {
     async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
         self.inner.put_source(r, guards).await
     }
-    async fn get_source(&self, k: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source(&self, k: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         self.inner.get_source(k).await
     }
-    async fn get_source_at(&self, k: &SourceKey, seq: u64) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source_at(&self, k: &SourceKey, seq: u64) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         let stale = self.replica_xref.lock().ok().and_then(|x| x.clone());
         let found = self.inner.get_source_at(k, seq).await?;
         Ok(match stale {
-            Some(xref) => found.map(|r| SourceRecord { golden_id: xref, ..r }),
+            Some(xref) => found.map(|r| Arc::new(SourceRecord { golden_id: xref, ..(*r).clone() })),
             None => found,
         })
     }
-    async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+    async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {
         self.inner.get_sources(k).await
     }
 }

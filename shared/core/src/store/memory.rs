@@ -32,7 +32,7 @@ struct State {
 #[derive(Default)]
 struct Records {
     slots: Slots,
-    sources: Sharded<u128, Box<SourceRecord>>,
+    sources: Sharded<u128, Arc<SourceRecord>>,
     /// Erased source records: the highest `source_seq` they had.
     tombstones: HashMap<SourceKey, u64>,
     suppressions: HashMap<(String, String), String>,
@@ -438,7 +438,8 @@ impl MemoryStore {
             WriteOp::SetXref { source, golden_id } => {
                 let slot = r.slots.source(&source);
                 if let Some(x) = r.sources.get_mut(&slot) {
-                    x.golden_id = Some(golden_id);
+                    // In place unless a reader still holds this version (then it keeps it).
+                    Arc::make_mut(x).golden_id = Some(golden_id);
                 }
             }
             WriteOp::PutIndex { entity, key, golden_id } => s.index.put(&entity, &key, &golden_id),
@@ -496,7 +497,7 @@ impl MemoryStore {
         }
         record.golden_id = existing.and_then(|e| e.golden_id.clone());
         s.tombstones.remove(&record.key);
-        s.sources.insert(slot, Box::new(record));
+        s.sources.insert(slot, Arc::new(record));
         Ok(SourceWrite::Written)
     }
 }
@@ -514,14 +515,14 @@ impl SourceStore for MemoryStore {
         self.store_source(record, suppressed_by)
     }
 
-    async fn get_source(&self, key: &SourceKey) -> Result<Option<SourceRecord>, StoreError> {
+    async fn get_source(&self, key: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         let s = self.records()?;
-        Ok(s.sources.get(&s.slots.source(key)).map(|r| (**r).clone()))
+        Ok(s.sources.get(&s.slots.source(key)).cloned())
     }
 
-    async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<SourceRecord>, StoreError> {
+    async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {
         let s = self.records()?;
-        Ok(keys.iter().filter_map(|k| s.sources.get(&s.slots.source(k))).map(|r| (**r).clone()).collect())
+        Ok(keys.iter().filter_map(|k| s.sources.get(&s.slots.source(k))).cloned().collect())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::record::SourceRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -237,7 +238,11 @@ pub trait SourceStore: Send + Sync {
     ) -> impl Future<Output = Result<SourceWrite, StoreError>> + Send {
         async move { self.put_source(&record, suppressed_by).await }
     }
-    fn get_source(&self, key: &SourceKey) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send;
+    /// Reads hand out shared records: a record is read far more often than it changes (a merge
+    /// plan reads every member of the golden records it touches), and an adapter that keeps
+    /// records in memory then lends its own instead of copying it.
+    fn get_source(&self, key: &SourceKey)
+        -> impl Future<Output = Result<Option<Arc<SourceRecord>>, StoreError>> + Send;
     /// The source record, for a reader that knows version `seq` was stored: an adapter may read
     /// a cheaper, possibly stale replica first, and must read like [`SourceStore::get_source`]
     /// when that replica is missing the record or holds an older version.
@@ -245,12 +250,15 @@ pub trait SourceStore: Send + Sync {
         &self,
         key: &SourceKey,
         seq: u64,
-    ) -> impl Future<Output = Result<Option<SourceRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Arc<SourceRecord>>, StoreError>> + Send {
         let _ = seq;
         self.get_source(key)
     }
     /// Batch read; missing keys are left out.
-    fn get_sources(&self, keys: &[SourceKey]) -> impl Future<Output = Result<Vec<SourceRecord>, StoreError>> + Send;
+    fn get_sources(
+        &self,
+        keys: &[SourceKey],
+    ) -> impl Future<Output = Result<Vec<Arc<SourceRecord>>, StoreError>> + Send;
 }
 
 pub trait GoldenStore: Send + Sync {
