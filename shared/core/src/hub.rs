@@ -453,7 +453,7 @@ impl<S: Store> Hub<S> {
             }
         }
         // Claims involved: every claim key of every member, and the losers' claims.
-        let mut claim_keys: BTreeSet<IndexKey> = BTreeSet::new();
+        let mut claim_keys: Vec<IndexKey> = Vec::new();
         for r in std::iter::once(source)
             .chain(current.iter().flat_map(|c| c.members.iter().map(|m| &**m)))
             .chain(targets.iter().flat_map(|t| t.members.iter().map(|m| &**m)))
@@ -463,6 +463,8 @@ impl<S: Store> Hub<S> {
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.iter().cloned());
         }
+        claim_keys.sort_unstable();
+        claim_keys.dedup();
         // A claim a golden record of the group lists is its own: the transaction that wrote the
         // claim listed it, and only merging that record away or erasure takes it (both change
         // the list). Only the other keys are read.

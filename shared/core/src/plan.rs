@@ -260,7 +260,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let mut new_claims = Vec::with_capacity(claim_keys.len());
     let mut moved_claims = Vec::with_capacity(claim_keys.len());
     // Collected, then sorted and deduplicated into the golden record's set.
-    let mut held: Vec<IndexKey> = survivor_old.map(|g| g.claims.iter().cloned().collect()).unwrap_or_default();
+    let mut held: Vec<IndexKey> = Vec::with_capacity(survivor_old.map_or(0, |g| g.claims.len()) + claim_keys.len());
+    held.extend(survivor_old.iter().flat_map(|g| g.claims.iter().cloned()));
     for key in &claim_keys {
         let op = |from: Option<String>| WriteOp::PutClaim {
             entity: schema.entity.clone(),
@@ -422,14 +423,9 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Index and cross-reference maintenance: adds before moves before deletes.
     let old_keys = survivor_old.map(|g| &g.index_keys);
     let mut rest: Vec<WriteOp> = Vec::with_capacity(golden.index_keys.len() + moved_claims.len() + members.len());
-    for k in golden.index_keys.iter() {
-        if old_keys.is_none_or(|o| !o.contains(k)) {
-            rest.push(WriteOp::PutIndex {
-                entity: schema.entity.clone(),
-                key: k.clone(),
-                golden_id: golden_id.clone(),
-            });
-        }
+    let none = KeySet::default();
+    for k in golden.index_keys.difference(old_keys.unwrap_or(&none)) {
+        rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
     }
     rest.extend(moved_claims);
     for r in &members {
