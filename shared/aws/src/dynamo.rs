@@ -1326,12 +1326,12 @@ impl Transactor for DynamoStore {
             .collect();
         let (folded, puts): (Vec<WriteOp>, Vec<WriteOp>) = puts.into_iter().partition(|op| {
             matches!(op, WriteOp::PutIndex { entity, key, golden_id }
-                if claimed.contains(&(entity.as_str(), key, golden_id.as_str())))
+                if claimed.contains(&(&**entity, key, &**golden_id)))
         });
         let claim_adds: ClaimAdds = folded
             .iter()
             .filter_map(|op| match op {
-                WriteOp::PutIndex { entity, key, .. } => Some((entity.as_str(), key)),
+                WriteOp::PutIndex { entity, key, .. } => Some((&**entity, key)),
                 _ => None,
             })
             .collect();

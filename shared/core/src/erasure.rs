@@ -519,7 +519,11 @@ async fn gather<S: Store + ReceiptStore>(
     let index_entries: Vec<WriteOp> = hits
         .iter()
         .flat_map(|h| h.golden_ids.iter().filter(|g| ids.contains(g)).map(|g| (h.key.clone(), g.clone())))
-        .map(|(key, golden_id)| WriteOp::DeleteIndex { entity: entity.clone(), key, golden_id })
+        .map(|(key, golden_id)| WriteOp::DeleteIndex {
+            entity: entity.as_str().into(),
+            key,
+            golden_id: golden_id.into(),
+        })
         .collect();
     count("index", index_entries.len(), &mut counts);
     deletes.extend(index_entries);
@@ -697,7 +701,11 @@ async fn erase_source<S: Store + ReceiptStore>(
     let gone: Vec<IndexKey> = own_keys.difference(&keep_keys).cloned().collect();
     let index_ops: Vec<WriteOp> = gone
         .iter()
-        .map(|k| WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: golden.golden_id.clone() })
+        .map(|k| WriteOp::DeleteIndex {
+            entity: entity.as_str().into(),
+            key: k.clone(),
+            golden_id: golden.golden_id.as_str().into(),
+        })
         .collect();
     counts.insert("index".into(), index_ops.len() as u64);
     ops.extend(index_ops);

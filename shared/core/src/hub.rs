@@ -190,7 +190,7 @@ fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<IndexKey> {
     let mut keys = Vec::new();
     let mut take = |ops: &mut Vec<WriteOp>| {
         ops.retain(|op| match op {
-            WriteOp::PutIndex { key, golden_id: g, .. } if g == golden_id && !claimed.contains(key) => {
+            WriteOp::PutIndex { key, golden_id: g, .. } if **g == *golden_id && !claimed.contains(key) => {
                 keys.push(key.clone());
                 false
             }

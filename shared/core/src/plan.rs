@@ -17,6 +17,7 @@ use crate::store::{Expect, OutboxEntry, WriteOp, MAX_TRANSACTION_ITEMS};
 use crate::survivorship::{members_with_slots, Member};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Values kept per attribute for matching, at most.
 pub const MAX_MATCH_VALUES: usize = 16;
@@ -424,8 +425,10 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let old_keys = survivor_old.map(|g| &g.index_keys);
     let mut rest: Vec<WriteOp> = Vec::with_capacity(golden.index_keys.len() + moved_claims.len() + members.len());
     let none = KeySet::default();
+    let entity: Arc<str> = schema.entity.as_str().into();
+    let id: Arc<str> = golden_id.as_str().into();
     for k in golden.index_keys.difference(old_keys.unwrap_or(&none)) {
-        rest.push(WriteOp::PutIndex { entity: schema.entity.clone(), key: k.clone(), golden_id: golden_id.clone() });
+        rest.push(WriteOp::PutIndex { entity: entity.clone(), key: k.clone(), golden_id: id.clone() });
     }
     rest.extend(moved_claims);
     for r in &members {
@@ -435,20 +438,13 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     if let Some(old) = old_keys {
         for k in old.difference(&golden.index_keys) {
-            rest.push(WriteOp::DeleteIndex {
-                entity: schema.entity.clone(),
-                key: k.clone(),
-                golden_id: golden_id.clone(),
-            });
+            rest.push(WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: id.clone() });
         }
     }
     for l in &losers {
+        let loser: Arc<str> = l.golden_id.as_str().into();
         for k in l.index_keys.iter() {
-            rest.push(WriteOp::DeleteIndex {
-                entity: schema.entity.clone(),
-                key: k.clone(),
-                golden_id: l.golden_id.clone(),
-            });
+            rest.push(WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: loser.clone() });
         }
     }
     // Fill the main transaction, then chunk the rest.
@@ -473,10 +469,10 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         let mut claims: BTreeSet<IndexKey> = survivor_old.map(|g| g.claims.to_set()).unwrap_or_default();
         for op in &main {
             match op {
-                WriteOp::PutIndex { key, golden_id: g, .. } if *g == golden_id => {
+                WriteOp::PutIndex { key, golden_id: g, .. } if **g == *golden_id => {
                     index_keys.insert(key.clone());
                 }
-                WriteOp::DeleteIndex { key, golden_id: g, .. } if *g == golden_id => {
+                WriteOp::DeleteIndex { key, golden_id: g, .. } if **g == *golden_id => {
                     index_keys.remove(key);
                 }
                 WriteOp::PutClaim { key, golden_id: g, .. } if *g == golden_id => {

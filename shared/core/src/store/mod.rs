@@ -69,15 +69,17 @@ pub enum WriteOp {
         source: SourceKey,
         golden_id: String,
     },
+    /// Index writes are most of a merge plan's items (a dozen for a new golden record): they
+    /// share their entity type and golden id instead of each holding copies.
     PutIndex {
-        entity: String,
+        entity: Arc<str>,
         key: IndexKey,
-        golden_id: String,
+        golden_id: Arc<str>,
     },
     DeleteIndex {
-        entity: String,
+        entity: Arc<str>,
         key: IndexKey,
-        golden_id: String,
+        golden_id: Arc<str>,
     },
     /// Takes (or moves) a claim on a strong key. `from: None` requires the claim to be free,
     /// `from: Some(g)` requires it to be held by `g`; either passes if `golden_id` holds it already.
