@@ -272,12 +272,10 @@ impl BlockTable {
         self.ids.get(n as usize).map(|id| &**id)
     }
 
-    /// The golden ids behind numbers, sorted.
+    /// The golden ids behind numbers, in the order of the numbers (lookups promise no order:
+    /// sorting the ids of large blocks was 3 % of a matching thread's work).
     fn names(&self, numbers: &[u32]) -> Vec<String> {
-        let mut out: Vec<String> =
-            numbers.iter().filter_map(|n| self.ids.get(*n as usize)).map(|id| String::from(&**id)).collect();
-        out.sort_unstable();
-        out
+        numbers.iter().filter_map(|n| self.ids.get(*n as usize)).map(|id| String::from(&**id)).collect()
     }
 
     fn entries(&self) -> usize {
@@ -695,18 +693,24 @@ mod tests {
     fn blocks_grow_into_lists_and_shrink_back() {
         let mut t = BlockTable::default();
         let (k, other) = (IndexKey::parse("k"), IndexKey::parse("other"));
+        // A block's ids come in no particular order.
+        let names = |t: &BlockTable, key: &IndexKey| {
+            let mut ids = t.names(t.get("customer", key));
+            ids.sort();
+            ids
+        };
         t.put("customer", &k, "g2");
-        assert_eq!(t.names(t.get("customer", &k)), ["g2"]);
+        assert_eq!(names(&t, &k), ["g2"]);
         t.put("customer", &k, "g2");
         t.put("customer", &k, "g1");
         t.put("customer", &k, "g3");
-        assert_eq!(t.names(t.get("customer", &k)), ["g1", "g2", "g3"]);
+        assert_eq!(names(&t, &k), ["g1", "g2", "g3"]);
         assert!(t.get("product", &k).is_empty(), "blocks are per entity type");
         t.delete("customer", &k, "g2");
         t.delete("customer", &k, "g9");
-        assert_eq!(t.names(t.get("customer", &k)), ["g1", "g3"]);
+        assert_eq!(names(&t, &k), ["g1", "g3"]);
         t.delete("customer", &k, "g1");
-        assert_eq!(t.names(t.get("customer", &k)), ["g3"]);
+        assert_eq!(names(&t, &k), ["g3"]);
         assert_eq!(t.free.len(), 1, "a block back to one golden record gives its list back");
         t.put("customer", &other, "g1");
         t.put("customer", &other, "g4");
