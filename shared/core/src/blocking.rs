@@ -49,32 +49,67 @@ fn transform(t: BlockTransform, v: &str) -> Option<String> {
 }
 
 /// A blocking key in its stored form (`BlockKey::key`), with what matching needs to know about
-/// it. Holds no attribute value. Kept compact (40 bytes, no heap), because every stored source
-/// record keeps its keys: the name is shared, the digest kept as bytes, and
-/// [`StoredKey::stored`] spells the key out.
+/// it. Holds no attribute value. Kept compact (24 bytes, no heap), because every stored source
+/// record keeps its keys: what the key's name says is shared ([`KeyKind`]), the digest kept as
+/// bytes, and [`StoredKey::stored`] spells the key out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
-    pub name: &'static str,
+    kind: &'static KeyKind,
     pub digest: [u8; 16],
-    pub claim: bool,
-    /// This key's own block limit; `u32::MAX` when it has none.
+}
+
+/// What keys of one name share: the name, whether they are claimed, their own block limit.
+/// There are few (two per blocking definition of the schemas loaded): each is made once, when a
+/// schema is laid out, and lives as long as the process.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyKind {
+    name: &'static str,
+    claim: bool,
+    /// `u32::MAX` when there is none.
     block_limit: u32,
 }
 
 impl StoredKey {
+    /// The key's name (`{attribute}.{transform}`...): no values, safe to log.
+    pub fn name(&self) -> &'static str {
+        self.kind.name
+    }
+
+    /// A strong key, claimed by a new golden record.
+    pub fn claim(&self) -> bool {
+        self.kind.claim
+    }
+
     /// This key's own limit on golden records per block, if it has one.
     pub fn max_block_size(&self) -> Option<usize> {
-        (self.block_limit != u32::MAX).then_some(self.block_limit as usize)
+        (self.kind.block_limit != u32::MAX).then_some(self.kind.block_limit as usize)
     }
 
     /// The key as stored: the same text as [`BlockKey::key`].
     pub fn stored(&self) -> String {
-        let mut out = String::with_capacity(self.name.len() + 33);
-        out.push_str(self.name);
+        let mut out = String::with_capacity(self.name().len() + 33);
+        out.push_str(self.name());
         out.push('=');
         crate::keys::push_hex(&mut out, &self.digest);
         out
     }
+}
+
+/// The one copy of a key kind: the unclaimed and the claimed kind of a definition's keys.
+pub(crate) fn shared_kinds(name: &str, b: &BlockingKeyDef) -> [&'static KeyKind; 2] {
+    static KINDS: std::sync::Mutex<BTreeSet<&'static KeyKind>> = std::sync::Mutex::new(BTreeSet::new());
+    let block_limit = b.max_block_size.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    let name = shared_name(name);
+    let mut kinds = KINDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    [false, true].map(|claim| {
+        let kind = KeyKind { name, claim, block_limit };
+        if let Some(k) = kinds.get(&kind) {
+            return *k;
+        }
+        let k: &'static KeyKind = Box::leak(Box::new(kind));
+        kinds.insert(k);
+        k
+    })
 }
 
 /// The one copy of a key name. Names come from the schemas' blocking definitions (and from the
@@ -140,11 +175,12 @@ fn key_parts(slots: &[Slot<'_>], at: usize, with: &[Option<usize>], b: &Blocking
 fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey> {
     use sha2::{Digest, Sha256};
     let layout = schema.layout();
-    let names = &layout.key_names;
+    let kinds = &layout.key_kinds;
     let slots = record.slots(schema);
-    let mut out: Vec<StoredKey> = Vec::with_capacity(names.iter().map(Vec::len).sum());
-    for (at, ((def, names), withs)) in schema.attributes.iter().zip(names).zip(&layout.key_with).enumerate() {
-        for ((b, name), with) in def.blocking.iter().zip(names).zip(withs) {
+    let mut out: Vec<StoredKey> = Vec::with_capacity(kinds.iter().map(Vec::len).sum());
+    for (at, ((def, kinds), withs)) in schema.attributes.iter().zip(kinds).zip(&layout.key_with).enumerate() {
+        for ((b, [unclaimed, claimed]), with) in def.blocking.iter().zip(kinds).zip(withs) {
+            let name = unclaimed.name;
             let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
             let mut h = Sha256::new();
             h.update(name.as_bytes());
@@ -157,12 +193,12 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
             }
             let mut digest = [0u8; 16];
             digest.copy_from_slice(&h.finalize()[..16]);
-            let block_limit = b.max_block_size.map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
-            out.push(StoredKey { name, digest, claim: b.claim && all_valid, block_limit });
+            let kind = if b.claim && all_valid { claimed } else { unclaimed };
+            out.push(StoredKey { kind, digest });
         }
     }
     // Name order, as `block_keys` gives them (a name belongs to one definition).
-    out.sort_by(|a, b| a.name.cmp(b.name));
+    out.sort_by(|a, b| a.name().cmp(b.name()));
     out.dedup();
     out
 }
@@ -207,14 +243,14 @@ pub fn stored_key_lists<'a>(
     for r in records.clone() {
         let keys = keys_of(schema, r);
         all += keys.len();
-        claimed += keys.iter().filter(|k| k.claim).count();
+        claimed += keys.iter().filter(|k| k.claim()).count();
     }
     let mut index = Vec::with_capacity(all);
     let mut claims = Vec::with_capacity(claimed);
     for r in records {
         for k in keys_of(schema, r) {
             let key = IndexKey::from(k);
-            if k.claim {
+            if k.claim() {
                 claims.push(key.clone());
             }
             index.push(key);
@@ -284,10 +320,11 @@ mod tests {
         for (k, s) in keys.iter().zip(stored) {
             assert_eq!(s.stored(), k.key());
             assert_eq!(s.max_block_size(), k.max_block_size, "{}", k.name);
-            assert_eq!(s.claim, k.claim);
+            assert_eq!(s.claim(), k.claim);
         }
         assert!(keys.iter().any(|k| k.max_block_size.is_some()), "some customer keys have their own limit");
         assert!(std::ptr::eq(keys_of(schema, &r).as_ptr(), stored.as_ptr()), "computed once per record");
+        assert_eq!(std::mem::size_of::<StoredKey>(), 24, "every stored record keeps its keys");
     }
 
     /// `keys_of` digests the parts straight away; `block_keys` joins them and `BlockKey::key`
@@ -318,7 +355,7 @@ mod tests {
             let spelled: Vec<String> = stored.iter().map(StoredKey::stored).collect();
             assert_eq!(spelled, keys.iter().map(BlockKey::key).collect::<Vec<_>>(), "{input}");
             for (k, s) in keys.iter().zip(stored) {
-                assert_eq!((s.claim, s.max_block_size()), (k.claim, k.max_block_size), "{}", k.name);
+                assert_eq!((s.claim(), s.max_block_size()), (k.claim, k.max_block_size), "{}", k.name);
             }
             names.extend(keys.iter().map(|k| k.name.clone()));
         }

@@ -458,7 +458,7 @@ impl<S: Store> Hub<S> {
             .chain(current.iter().flat_map(|c| c.members.iter().map(|m| &**m)))
             .chain(targets.iter().flat_map(|t| t.members.iter().map(|m| &**m)))
         {
-            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim).map(IndexKey::from));
+            claim_keys.extend(keys_of(schema, r).iter().filter(|k| k.claim()).map(IndexKey::from));
         }
         for g in current.iter().chain(targets.iter()) {
             claim_keys.extend(g.golden.claims.iter().cloned());

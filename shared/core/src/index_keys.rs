@@ -128,7 +128,7 @@ impl From<&str> for IndexKey {
 
 impl From<&crate::blocking::StoredKey> for IndexKey {
     fn from(k: &crate::blocking::StoredKey) -> Self {
-        Self::Digest(k.name, k.digest)
+        Self::Digest(k.name(), k.digest)
     }
 }
 

@@ -221,8 +221,9 @@ pub(crate) struct Layout {
     pub(crate) groups: Vec<Vec<usize>>,
     /// Per entry of `rules`; `None` for a rule naming an attribute the schema lacks.
     pub(crate) rules: Vec<Option<Vec<usize>>>,
-    /// Per attribute, per blocking definition: the name of the keys it makes (one shared copy).
-    pub(crate) key_names: Vec<Vec<&'static str>>,
+    /// Per attribute, per blocking definition: the kinds of key it makes, unclaimed and claimed
+    /// (one shared copy each).
+    pub(crate) key_kinds: Vec<Vec<[&'static crate::blocking::KeyKind; 2]>>,
     /// Per attribute, per blocking definition: the positions of its `with` parts' attributes
     /// (`None` for one the schema lacks: the part is then always missing).
     pub(crate) key_with: Vec<Vec<Vec<Option<usize>>>>,
@@ -265,13 +266,13 @@ impl EntitySchema {
             swaps: self.matching.swaps.iter().filter_map(|[a, b]| Some([index(a)?, index(b)?])).collect(),
             groups: self.matching.groups.iter().map(|g| g.attributes.iter().filter_map(index).collect()).collect(),
             rules: self.rules.iter().map(|r| r.attributes.iter().map(index).collect()).collect(),
-            key_names: self
+            key_kinds: self
                 .attributes
                 .iter()
                 .map(|a| {
                     a.blocking
                         .iter()
-                        .map(|b| crate::blocking::shared_name(&crate::blocking::key_name(&a.name, b)))
+                        .map(|b| crate::blocking::shared_kinds(&crate::blocking::key_name(&a.name, b), b))
                         .collect()
                 })
                 .collect(),
