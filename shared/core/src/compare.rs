@@ -104,16 +104,26 @@ pub struct Comparison {
 impl ComparatorDef {
     /// The match weight of an agreement level (`None`: disagreement), log2(m / u).
     pub fn weight(&self, level: Option<usize>) -> f64 {
-        let weights = self.weights.get_or_init(|| {
+        let weights = self.weights();
+        let last = weights.len() - 1;
+        weights[level.filter(|i| *i < last).unwrap_or(last)]
+    }
+
+    /// The highest weight any comparison can have (a comparison's weight is one of these).
+    pub fn max_weight(&self) -> f64 {
+        self.weights().iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// Per level, then for disagreement: log2(m / u).
+    fn weights(&self) -> &[f64] {
+        self.weights.get_or_init(|| {
             let disagree = {
                 let m: f64 = 1.0 - self.m.iter().sum::<f64>();
                 let u: f64 = 1.0 - self.u.iter().sum::<f64>();
                 (m / u).log2()
             };
             self.m.iter().zip(&self.u).map(|(m, u)| (m / u).log2()).chain([disagree]).collect()
-        });
-        let last = weights.len() - 1;
-        weights[level.filter(|i| *i < last).unwrap_or(last)]
+        })
     }
 
     /// A readable name of a level, for explanations.
@@ -471,6 +481,21 @@ mod tests {
             m: m.to_vec(),
             u: u.to_vec(),
             weights: Default::default(),
+        }
+    }
+
+    /// The bound scoring relies on to skip crosswise comparisons: no comparison of any built-in
+    /// comparator weighs more than `max_weight`, and some level reaches it.
+    #[test]
+    fn no_comparison_outweighs_the_best_level() {
+        let reg = crate::schema::SchemaRegistry::built_in().expect("schemas");
+        for entity in reg.entities() {
+            for a in &reg.get(entity).expect("schema").attributes {
+                let c = &a.comparator;
+                let levels: Vec<f64> = (0..=c.m.len()).map(|l| c.weight(Some(l))).chain([c.weight(None)]).collect();
+                assert!(levels.iter().all(|w| *w <= c.max_weight()), "{entity}.{}", a.name);
+                assert!(levels.contains(&c.max_weight()), "{entity}.{}", a.name);
+            }
         }
     }
 
