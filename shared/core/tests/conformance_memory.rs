@@ -21,3 +21,13 @@ async fn in_process_store_passes_the_erasure_checks() {
     let passed = conformance::run_erasure(&store, "mem").await;
     assert_eq!(passed.len(), 4);
 }
+
+/// A store sized ahead for a batch run (every table given room) behaves like any other.
+#[tokio::test]
+async fn a_store_sized_ahead_passes_the_conformance_suite() {
+    use mdm_core::store::memory::Expected;
+    let store = MemoryStore::with_expected(Expected { sources: 1_000, goldens: 1_000, blocks: 5_000, claims: 2_000 });
+    assert_eq!(conformance::run_all(&store, "mem").await.len(), 11);
+    assert_eq!(conformance::run_lookups(&store, "mem").await.len(), 3);
+    assert_eq!(conformance::run_erasure(&store, "mem").await.len(), 4);
+}
