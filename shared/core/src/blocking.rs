@@ -5,7 +5,7 @@ use crate::index_keys::IndexKey;
 use crate::normalise::soundex;
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{BlockTransform, BlockingKeyDef, EntitySchema};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One blocking key of a record: `name` says how it was made (no values, safe to log), `value`
 /// holds the key material (derived from attribute values: treat as personal data).
@@ -63,7 +63,7 @@ pub struct StoredKey {
 /// schema is laid out, and lives as long as the process.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KeyKind {
-    name: &'static str,
+    name: KeyName,
     claim: bool,
     /// `u32::MAX` when there is none.
     block_limit: u32,
@@ -72,6 +72,11 @@ pub struct KeyKind {
 impl StoredKey {
     /// The key's name (`{attribute}.{transform}`...): no values, safe to log.
     pub fn name(&self) -> &'static str {
+        self.kind.name.as_str()
+    }
+
+    /// The name's shared copy.
+    pub fn key_name(&self) -> KeyName {
         self.kind.name
     }
 
@@ -115,15 +120,74 @@ pub(crate) fn shared_kinds(name: &str, b: &BlockingKeyDef) -> [&'static KeyKind;
 /// The one copy of a key name. Names come from the schemas' blocking definitions (and from the
 /// stored keys the hub wrote with them), so there are few, and they live as long as the process:
 /// each is allocated once and never freed.
-pub(crate) fn shared_name(name: &str) -> &'static str {
-    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+pub(crate) fn shared_name(name: &str) -> KeyName {
+    type Names = BTreeMap<&'static str, &'static &'static str>;
+    static NAMES: std::sync::Mutex<Names> = std::sync::Mutex::new(BTreeMap::new());
     let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(n) = names.get(name) {
-        return n;
+        return KeyName(n);
     }
-    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(n);
-    n
+    let text: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    let n: &'static &'static str = Box::leak(Box::new(text));
+    names.insert(text, n);
+    KeyName(n)
+}
+
+/// A key name as one pointer to its one copy ([`shared_name`]): an index key then takes 24 bytes
+/// (a name as text would take 16 of its own). Equal names are usually the same copy, which
+/// makes comparing them cheap; names are compared as text when they are not.
+#[derive(Clone, Copy)]
+pub struct KeyName(&'static &'static str);
+
+impl KeyName {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// A name outside the shared copies (tests of the comparisons' fallback).
+    #[cfg(test)]
+    pub(crate) fn unshared(name: &str) -> Self {
+        let text: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        Self(Box::leak(Box::new(text)))
+    }
+}
+
+impl std::ops::Deref for KeyName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl PartialEq for KeyName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for KeyName {}
+
+impl PartialOrd for KeyName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::ptr::eq(self.0, other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(other.0)
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
 }
 
 /// A record's blocking keys with their stored forms, computed on first use and kept with the
@@ -180,7 +244,7 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
     let mut out: Vec<StoredKey> = Vec::with_capacity(kinds.iter().map(Vec::len).sum());
     for (at, ((def, kinds), withs)) in schema.attributes.iter().zip(kinds).zip(&layout.key_with).enumerate() {
         for ((b, [unclaimed, claimed]), with) in def.blocking.iter().zip(kinds).zip(withs) {
-            let name = unclaimed.name;
+            let name = unclaimed.name.as_str();
             let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
             let mut h = Sha256::new();
             h.update(name.as_bytes());

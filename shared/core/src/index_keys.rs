@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// keys.
 #[derive(Clone)]
 pub enum IndexKey {
-    Digest(&'static str, [u8; 16]),
+    Digest(crate::blocking::KeyName, [u8; 16]),
     Other(Box<str>),
 }
 
@@ -25,9 +25,9 @@ pub enum IndexKey {
 impl Ord for IndexKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         match (self, other) {
-            (Self::Digest(a, x), Self::Digest(b, y)) => u128::from_be_bytes(*x)
-                .cmp(&u128::from_be_bytes(*y))
-                .then_with(|| if std::ptr::eq(*a, *b) { std::cmp::Ordering::Equal } else { a.cmp(b) }),
+            (Self::Digest(a, x), Self::Digest(b, y)) => {
+                u128::from_be_bytes(*x).cmp(&u128::from_be_bytes(*y)).then_with(|| a.cmp(b))
+            }
             (Self::Digest(..), Self::Other(_)) => std::cmp::Ordering::Less,
             (Self::Other(_), Self::Digest(..)) => std::cmp::Ordering::Greater,
             (Self::Other(a), Self::Other(b)) => a.cmp(b),
@@ -44,7 +44,7 @@ impl PartialOrd for IndexKey {
 impl PartialEq for IndexKey {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Self::Digest(a, x), Self::Digest(b, y)) => x == y && (std::ptr::eq(*a, *b) || a == b),
+            (Self::Digest(a, x), Self::Digest(b, y)) => x == y && a == b,
             (Self::Other(a), Self::Other(b)) => a == b,
             _ => false,
         }
@@ -59,7 +59,7 @@ impl std::hash::Hash for IndexKey {
         match self {
             Self::Digest(name, digest) => {
                 state.write_u8(0);
-                name.hash(state);
+                name.as_str().hash(state);
                 digest.hash(state);
             }
             Self::Other(text) => {
@@ -128,7 +128,7 @@ impl From<&str> for IndexKey {
 
 impl From<&crate::blocking::StoredKey> for IndexKey {
     fn from(k: &crate::blocking::StoredKey) -> Self {
-        Self::Digest(k.name(), k.digest)
+        Self::Digest(k.key_name(), k.digest)
     }
 }
 
@@ -249,10 +249,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_index_key_takes_24_bytes() {
+        // The name is one pointer; text keys fit beside it: golden records hold a dozen keys each.
+        assert_eq!(std::mem::size_of::<IndexKey>(), 24);
+    }
+
+    #[test]
     fn keys_parse_canonically_and_print_back() {
         let text = "email.value=00112233445566778899aabbccddeeff";
         let k = IndexKey::parse(text);
-        assert!(matches!(k, IndexKey::Digest("email.value", _)));
+        assert!(matches!(k, IndexKey::Digest(n, _) if n.as_str() == "email.value"));
         assert_eq!(k.to_string(), text);
         assert_eq!(k.name(), "email.value");
         for other in ["k=1", "no-equals", "a=00112233445566778899AABBCCDDEEFF", "=00112233445566778899aabbccddeeff"] {
@@ -267,7 +273,7 @@ mod tests {
     /// share their text: the interned fast path changes the cost only.
     #[test]
     fn keys_order_by_digest_then_name_text() {
-        let leaked = |n: &str| -> &'static str { Box::leak(n.to_owned().into_boxed_str()) };
+        let leaked = crate::blocking::KeyName::unshared;
         let names = ["a.x", "a.y", "b", "b.x"];
         let mut keys = Vec::new();
         // Digests that differ in their first byte only, their last byte only, or everywhere.
@@ -285,7 +291,7 @@ mod tests {
         keys.push(IndexKey::Other("a".into()));
         keys.push(IndexKey::Other("z".into()));
         let plain = |k: &IndexKey| match k {
-            IndexKey::Digest(n, d) => (0, d.to_vec(), n.to_string()),
+            IndexKey::Digest(n, d) => (0, d.to_vec(), n.as_str().to_string()),
             IndexKey::Other(t) => (1, Vec::new(), t.to_string()),
         };
         for x in &keys {
