@@ -129,16 +129,18 @@ impl Touched {
     }
 
     /// What a list of writes changes that a match reads.
-    fn of<'a>(ops: impl Iterator<Item = &'a crate::store::WriteOp>) -> Vec<u64> {
+    fn of<'a>(ops: impl Iterator<Item = &'a crate::store::WriteOp> + Clone) -> Vec<u64> {
         use crate::store::WriteOp;
-        ops.filter_map(|op| match op {
+        // Room for one hash per write, made once (most writes name a block or golden record).
+        let mut out = Vec::with_capacity(ops.clone().count());
+        out.extend(ops.filter_map(|op| match op {
             WriteOp::PutIndex { entity, key, .. } | WriteOp::DeleteIndex { entity, key, .. } => {
                 Some(Self::block(entity, key))
             }
             WriteOp::PutGolden { golden, .. } => Some(Self::golden(&golden.entity, &golden.golden_id)),
             _ => None,
-        })
-        .collect()
+        }));
+        out
     }
 }
 
@@ -453,7 +455,8 @@ impl<S: Store> Hub<S> {
             }
         }
         // Claims involved: every claim key of every member, and the losers' claims.
-        let mut claim_keys: Vec<IndexKey> = Vec::new();
+        let members = current.iter().chain(targets.iter()).map(|g| g.members.len()).sum::<usize>();
+        let mut claim_keys: Vec<IndexKey> = Vec::with_capacity(4 * (1 + members));
         for r in std::iter::once(source)
             .chain(current.iter().flat_map(|c| c.members.iter().map(|m| &**m)))
             .chain(targets.iter().flat_map(|t| t.members.iter().map(|m| &**m)))

@@ -328,9 +328,17 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
 
-    // Golden record, history and cross-reference, the losers', events and claims: sized once
-    // (a write is a few hundred bytes; growing the vector copies them).
-    let mut main: Vec<WriteOp> = Vec::with_capacity(6 + 2 * losers.len() + new_claims.len());
+    // Golden record, history and cross-reference, the losers', events and claims, then as much
+    // index maintenance as fits: sized once (a write is about a hundred bytes; growing the vector
+    // copies them).
+    let old_keys = survivor_old.map(|g| &g.index_keys);
+    let maintenance = golden.index_keys.len()
+        + moved_claims.len()
+        + members.len()
+        + old_keys.map_or(0, KeySet::len)
+        + losers.iter().map(|l| l.index_keys.len()).sum::<usize>();
+    let fixed = 6 + 2 * losers.len() + new_claims.len();
+    let mut main: Vec<WriteOp> = Vec::with_capacity(fixed.max((fixed + maintenance).min(MAX_TRANSACTION_ITEMS)));
     let mut events = Vec::with_capacity(2);
     let cause = if losers.is_empty() { Cause::Ingest } else { Cause::Merge };
     let corr = source.correlation_id.as_str();
@@ -422,8 +430,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     main.extend(new_claims);
 
     // Index and cross-reference maintenance: adds before moves before deletes.
-    let old_keys = survivor_old.map(|g| &g.index_keys);
-    let mut rest: Vec<WriteOp> = Vec::with_capacity(golden.index_keys.len() + moved_claims.len() + members.len());
+    let mut rest: Vec<WriteOp> = Vec::with_capacity(maintenance);
     let none = KeySet::default();
     let entity: Arc<str> = schema.entity.as_str().into();
     let id: Arc<str> = golden_id.as_str().into();

@@ -126,16 +126,23 @@ pub enum WriteOp {
 }
 
 /// The identity of the item an operation writes, borrowed from the operation (no allocation):
-/// two operations on one item compare equal.
+/// two operations on one item compare equal. The part that tells items apart comes first and the
+/// entity type last: sorting a transaction's items then rarely compares entity names.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ItemRef<'a> {
+    /// Golden id, entity.
     Golden(&'a str, &'a str),
-    History(&'a str, &'a str, u64),
+    /// Golden id, version, entity.
+    History(&'a str, u64, &'a str),
     Source(&'a SourceKey),
-    Index(&'a str, &'a IndexKey, &'a str),
-    Claim(&'a str, &'a IndexKey),
+    /// Key, golden id, entity.
+    Index(&'a IndexKey, &'a str, &'a str),
+    /// Key, entity.
+    Claim(&'a IndexKey, &'a str),
+    /// Task id, entity.
     Review(&'a str, &'a str),
     Outbox(&'a str),
+    /// Key, entity.
     Suppression(&'a str, &'a str),
 }
 
@@ -143,19 +150,19 @@ impl WriteOp {
     /// The item this operation writes (for the one-op-per-item rule).
     pub fn item(&self) -> ItemRef<'_> {
         match self {
-            Self::PutGolden { golden, .. } => ItemRef::Golden(&golden.entity, &golden.golden_id),
-            Self::PutHistory(h) => ItemRef::History(&h.entity, &h.golden_id, h.version),
-            Self::DeleteHistory { entity, golden_id, version } => ItemRef::History(entity, golden_id, *version),
+            Self::PutGolden { golden, .. } => ItemRef::Golden(&golden.golden_id, &golden.entity),
+            Self::PutHistory(h) => ItemRef::History(&h.golden_id, h.version, &h.entity),
+            Self::DeleteHistory { entity, golden_id, version } => ItemRef::History(golden_id, *version, entity),
             Self::SetXref { source, .. } | Self::PutTombstone { source, .. } => ItemRef::Source(source),
             Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
-                ItemRef::Index(entity, key, golden_id)
+                ItemRef::Index(key, golden_id, entity)
             }
-            Self::PutClaim { entity, key, .. } | Self::DeleteClaim { entity, key, .. } => ItemRef::Claim(entity, key),
-            Self::PutReview(t) => ItemRef::Review(&t.entity, &t.task_id),
-            Self::DeleteReview { entity, task_id } => ItemRef::Review(entity, task_id),
+            Self::PutClaim { entity, key, .. } | Self::DeleteClaim { entity, key, .. } => ItemRef::Claim(key, entity),
+            Self::PutReview(t) => ItemRef::Review(&t.task_id, &t.entity),
+            Self::DeleteReview { entity, task_id } => ItemRef::Review(task_id, entity),
             Self::PutOutbox(o) => ItemRef::Outbox(&o.event_id),
             Self::DeleteOutbox { event_id } => ItemRef::Outbox(event_id),
-            Self::PutSuppression { entity, key, .. } => ItemRef::Suppression(entity, key),
+            Self::PutSuppression { entity, key, .. } => ItemRef::Suppression(key, entity),
         }
     }
 }
@@ -414,4 +421,53 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
         return Err(StoreError::Invalid("an item appears twice in one transaction".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two operations on one item are refused whatever else they say; operations on items that
+    /// differ in any part of their identity pass, in any order.
+    #[test]
+    fn one_operation_per_item() {
+        let index =
+            |e: &str, k: &str, g: &str| WriteOp::PutIndex { entity: e.into(), key: k.into(), golden_id: g.into() };
+        let unindex =
+            |e: &str, k: &str, g: &str| WriteOp::DeleteIndex { entity: e.into(), key: k.into(), golden_id: g.into() };
+        let claim = |e: &str, k: &str, g: &str| WriteOp::PutClaim {
+            entity: e.into(),
+            key: k.into(),
+            golden_id: g.into(),
+            from: None,
+        };
+        let review = |e: &str, t: &str| WriteOp::DeleteReview { entity: e.into(), task_id: t.into() };
+        let distinct = vec![
+            index("customer", "k=1", "g1"),
+            index("customer", "k=1", "g2"),
+            index("customer", "k=2", "g1"),
+            index("product", "k=1", "g1"),
+            claim("customer", "k=1", "g1"),
+            claim("product", "k=1", "g1"),
+            review("customer", "t1"),
+            review("product", "t1"),
+        ];
+        assert_eq!(check_transaction(&distinct), Ok(()));
+        let mut reversed = distinct.clone();
+        reversed.reverse();
+        assert_eq!(check_transaction(&reversed), Ok(()));
+        // Items the list above does not hold, twice.
+        for (a, b) in [
+            (index("customer", "k=9", "g1"), unindex("customer", "k=9", "g1")),
+            (claim("customer", "k=9", "g1"), claim("customer", "k=9", "g2")),
+            (review("customer", "t9"), review("customer", "t9")),
+        ] {
+            let mut once = distinct.clone();
+            once.insert(1, a.clone());
+            assert_eq!(check_transaction(&once), Ok(()));
+            let mut ops = once;
+            ops.push(b);
+            assert!(matches!(check_transaction(&ops), Err(StoreError::Invalid(_))), "{ops:?}");
+        }
+    }
 }
