@@ -393,10 +393,19 @@ async fn match_one(
     let merged_before = merged.load(Ordering::Acquire);
     let result = hub.match_record(&record).await.map_err(|e| e.to_string())?;
     let entity = record.key.entity.as_str();
+    // A block the match skipped as too full stays so while merges only add to it.
+    let too_full = |name: &str| result.blocking.too_common.iter().any(|n| n == name);
     let mut reads: Vec<u64> = match hub.registry().get(entity) {
         Some(schema) => mdm_core::blocking::keys_of(schema, &record)
             .iter()
-            .map(|k| Touched::block(entity, &IndexKey::from(k)))
+            .map(|k| {
+                let key = IndexKey::from(k);
+                if too_full(k.name()) {
+                    Touched::full_block(entity, &key)
+                } else {
+                    Touched::block(entity, &key)
+                }
+            })
             .collect(),
         None => Vec::new(),
     };

@@ -123,6 +123,14 @@ impl Touched {
         foldhash::fast::FixedState::with_seed(0x6d64_6d5f_7472_6163).hash_one((b'b', entity, key))
     }
 
+    /// The block of a stored key, read while it held too many golden records to give candidates
+    /// (too common, or over its key's own limit). Adding entries keeps it so: only an entry
+    /// taken out of it can change what a match reads there, and only that touches this hash.
+    pub fn full_block(entity: &str, key: &IndexKey) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x6d64_6d5f_7472_6163).hash_one((b'f', entity, key))
+    }
+
     /// A golden record.
     pub fn golden(entity: &str, golden_id: &str) -> u64 {
         Self::hash(b'g', entity, golden_id)
@@ -133,13 +141,17 @@ impl Touched {
         use crate::store::WriteOp;
         // Room for one hash per write, made once (most writes name a block or golden record).
         let mut out = Vec::with_capacity(ops.clone().count());
-        out.extend(ops.filter_map(|op| match op {
-            WriteOp::PutIndex { entity, key, .. } | WriteOp::DeleteIndex { entity, key, .. } => {
-                Some(Self::block(entity, key))
+        for op in ops {
+            match op {
+                WriteOp::PutIndex { entity, key, .. } => out.push(Self::block(entity, key)),
+                WriteOp::DeleteIndex { entity, key, .. } => {
+                    out.push(Self::block(entity, key));
+                    out.push(Self::full_block(entity, key));
+                }
+                WriteOp::PutGolden { golden, .. } => out.push(Self::golden(&golden.entity, &golden.golden_id)),
+                _ => {}
             }
-            WriteOp::PutGolden { golden, .. } => Some(Self::golden(&golden.entity, &golden.golden_id)),
-            _ => None,
-        }));
+        }
         out
     }
 }
@@ -741,5 +753,33 @@ impl<S: Store> Hub<S> {
     pub async fn process(&self, key: &SourceKey) -> Result<MergeReport, HubError> {
         let (_, result) = self.match_source(key).await?;
         self.merge_decision(key, result, None, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::WriteOp;
+
+    /// An entry added names its block; an entry taken out also names the block as a full one
+    /// reads it (a full block only changes for a match when it shrinks); a golden record written
+    /// names itself; other writes name nothing a match reads.
+    #[test]
+    fn writes_name_what_a_match_reads() {
+        let key = IndexKey::parse("k=1");
+        let index = |put: bool| {
+            let (entity, golden_id) = ("customer".into(), "g1".into());
+            if put {
+                WriteOp::PutIndex { entity, key: key.clone(), golden_id }
+            } else {
+                WriteOp::DeleteIndex { entity, key: key.clone(), golden_id }
+            }
+        };
+        let (block, full) = (Touched::block("customer", &key), Touched::full_block("customer", &key));
+        assert_ne!(block, full);
+        assert_eq!(Touched::of([index(true)].iter()), vec![block]);
+        assert_eq!(Touched::of([index(false)].iter()), vec![block, full]);
+        let review = WriteOp::DeleteReview { entity: "customer".into(), task_id: "t1".into() };
+        assert!(Touched::of([review].iter()).is_empty());
     }
 }

@@ -492,6 +492,7 @@ async fn a_traced_merge_names_the_blocks_and_golden_records_it_wrote() {
     assert!(created.touched.contains(&Touched::golden("customer", &golden.golden_id)));
     for k in golden.index_keys.iter() {
         assert!(created.touched.contains(&Touched::block("customer", k)), "block {k}");
+        assert!(!created.touched.contains(&Touched::full_block("customer", k)), "added to, not taken from: {k}");
     }
     assert_eq!(created.touched.len(), golden.index_keys.len() + 1, "one golden record and its blocks");
 
