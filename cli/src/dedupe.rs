@@ -105,6 +105,11 @@ struct FileRows<'a> {
     record: csv::StringRecord,
 }
 
+/// Most rows a file's estimate sizes tables for ahead (about 50 MiB of table room for source
+/// records): an estimate read from a file's first lines can be far too high, and past this the
+/// tables grow as they go.
+const MAX_EXPECTED_ROWS: usize = 1 << 21;
+
 /// About how many rows a file holds, from its size and the lines of its first 64 KiB (exact for a
 /// smaller file); 0 if it cannot be read (opening it reports why). Sizes the batch run's tables.
 fn estimate_rows(path: &Path) -> usize {
@@ -133,7 +138,13 @@ fn system_of(path: &Path) -> String {
 }
 
 impl<'a> FileRows<'a> {
-    fn open(path: &Path, opts: &'a Options, attributes: &BTreeSet<String>) -> Result<Self, String> {
+    /// `expected_rows` sizes the set of record ids seen (a guess; see [`estimate_rows`]).
+    fn open(
+        path: &Path,
+        opts: &'a Options,
+        attributes: &BTreeSet<String>,
+        expected_rows: usize,
+    ) -> Result<Self, String> {
         let shown = path.display().to_string();
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -173,7 +184,7 @@ impl<'a> FileRows<'a> {
             reader,
             id_index,
             columns,
-            seen: HashMap::with_capacity_and_hasher(estimate_rows(path), Default::default()),
+            seen: HashMap::with_capacity_and_hasher(expected_rows, Default::default()),
             record: csv::StringRecord::new(),
         })
     }
@@ -237,6 +248,7 @@ fn read_ahead(
     registry: Arc<SchemaRegistry>,
     attributes: BTreeSet<String>,
     lanes: usize,
+    expected_rows: Vec<usize>,
 ) -> Result<(Vec<Batches<Prepared>>, std::thread::JoinHandle<()>), String> {
     let (txs, rxs): (Vec<_>, Vec<_>) =
         (0..lanes.max(1)).map(|_| std::sync::mpsc::sync_channel::<Vec<Result<Prepared, String>>>(4)).unzip();
@@ -251,7 +263,8 @@ fn read_ahead(
                 lane.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
             };
             'files: for (file_index, path) in opts.inputs.iter().enumerate() {
-                let mut rows = match FileRows::open(path, &opts, &attributes) {
+                let expected = expected_rows.get(file_index).copied().unwrap_or(0);
+                let mut rows = match FileRows::open(path, &opts, &attributes, expected) {
                     Ok(rows) => rows,
                     Err(e) => {
                         batch.push(Err(e));
@@ -571,7 +584,8 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     // per row. The others are left to grow: a table holds a power of two of entries, so a guess
     // twice too high doubles it (golden records number anything from a few to one per row;
     // blocks and claims per record vary with the data).
-    let rows: usize = opts.inputs.iter().map(|p| estimate_rows(p)).sum();
+    let per_file: Vec<usize> = opts.inputs.iter().map(|p| estimate_rows(p).min(MAX_EXPECTED_ROWS)).collect();
+    let rows: usize = per_file.iter().sum::<usize>().min(MAX_EXPECTED_ROWS);
     let expected = Expected { sources: rows, ..Expected::default() };
     let store = MemoryStore::with_expected(expected);
     let hub = Arc::new(Hub::new(registry.clone(), store).with_config(config).with_clock(batch_clock));
@@ -586,7 +600,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     // records ahead of the merges), on `--matchers` threads that take batches in turn; merging,
     // on this one, one record at a time in input order. A decision whose reads a merge since
     // has touched is made again here, so the result is the one a single thread gives.
-    let (batches, reader) = read_ahead(opts.clone(), registry, attributes, opts.matchers)?;
+    let (batches, reader) = read_ahead(opts.clone(), registry, attributes, opts.matchers, per_file)?;
     let mut merger = Merger::new(hub.clone());
     let (decisions, matchers) = match_ahead(hub.clone(), batches, merger.merged.clone(), shown)?;
     // Batch `k` comes from lane `k % lanes`; a lane that has closed has no more batches, and
