@@ -260,7 +260,7 @@ fn read_ahead(
             let mut send = |batch: &mut Vec<Result<Prepared, String>>| {
                 let lane = &txs[dealt % txs.len()];
                 dealt += 1;
-                lane.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok()
+                crate::handoff::send(lane, std::mem::replace(batch, Vec::with_capacity(BATCH)))
             };
             'files: for (file_index, path) in opts.inputs.iter().enumerate() {
                 let expected = expected_rows.get(file_index).copied().unwrap_or(0);
@@ -371,7 +371,7 @@ fn match_ahead(
         let matcher = std::thread::Builder::new()
             .name(format!("match-{i}"))
             .spawn(move || {
-                for batch in batches {
+                while let Ok(batch) = crate::handoff::recv(&batches) {
                     let mut out = Vec::with_capacity(batch.len());
                     let mut failed = false;
                     for prepared in batch {
@@ -382,7 +382,7 @@ fn match_ahead(
                             break;
                         }
                     }
-                    if tx.send(out).is_err() || failed {
+                    if !crate::handoff::send(&tx, out) || failed {
                         return;
                     }
                 }
@@ -606,7 +606,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     // Batch `k` comes from lane `k % lanes`; a lane that has closed has no more batches, and
     // neither has any lane after it.
     let mut taken = 0usize;
-    while let Ok(batch) = decisions[taken % decisions.len()].recv() {
+    while let Ok(batch) = crate::handoff::recv(&decisions[taken % decisions.len()]) {
         taken += 1;
         for matched in batch {
             let Matched { file_index, record_id, key, result, reads, merged_before } = matched?;

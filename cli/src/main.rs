@@ -11,6 +11,7 @@
 mod allocator;
 mod dedupe;
 mod generate;
+mod handoff;
 
 // The batch engine allocates small strings and maps per record: mimalloc makes that cheaper than
 // the system allocator (docs/benchmarks.md).
