@@ -499,10 +499,10 @@ impl DynamoStore {
                     .set_key(Some(block_key(entity, &key.text())))
                     .expression_attribute_names("#k", "kind")
                     .expression_attribute_values(":k", s("index"))
-                    .expression_attribute_values(":g", s(golden_id));
-                u = if claim_adds.contains(&(entity.as_str(), key)) {
+                    .expression_attribute_values(":g", s(&**golden_id));
+                u = if claim_adds.contains(&(&*entity, key)) {
                     u.update_expression("SET golden_id = :g, #k = :k ADD g :gs")
-                        .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.clone()]))
+                        .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.to_string()]))
                 } else {
                     u.update_expression("SET golden_id = :g, #k = :k")
                 };
@@ -1320,7 +1320,7 @@ impl Transactor for DynamoStore {
             .iter()
             .chain(&ahead)
             .filter_map(|op| match op {
-                WriteOp::PutClaim { entity, key, golden_id, .. } => Some((entity.as_str(), key, golden_id.as_str())),
+                WriteOp::PutClaim { entity, key, golden_id, .. } => Some((&**entity, key, &**golden_id)),
                 _ => None,
             })
             .collect();
@@ -1373,14 +1373,14 @@ impl DynamoStore {
             let WriteOp::PutClaim { entity, key: index_key, golden_id, .. } = op else { continue };
             let key = &index_key.text();
             let item_key = block_key(entity, key);
-            let add = claim_adds.contains(&(entity.as_str(), index_key));
+            let add = claim_adds.contains(&(&**entity, index_key));
             let mut set = vec![
-                ("golden_id".to_owned(), s(golden_id)),
+                ("golden_id".to_owned(), s(&**golden_id)),
                 ("claimed_at".to_owned(), n(now)),
                 ("kind".to_owned(), s("index")),
             ];
             if add {
-                set.push(("g".to_owned(), AttributeValue::Ss(vec![golden_id.clone()])));
+                set.push(("g".to_owned(), AttributeValue::Ss(vec![golden_id.to_string()])));
             }
             self.count(&self.counts.update_item);
             meter().request("UpdateItem");
@@ -1392,13 +1392,13 @@ impl DynamoStore {
                 .set_key(Some(item_key))
                 .condition_expression("attribute_not_exists(golden_id) OR golden_id = :g")
                 .expression_attribute_names("#k", "kind")
-                .expression_attribute_values(":g", s(golden_id))
+                .expression_attribute_values(":g", s(&**golden_id))
                 .expression_attribute_values(":t", n(now))
                 .expression_attribute_values(":k", s("index"))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             u = if add {
                 u.update_expression("SET golden_id = :g, claimed_at = :t, #k = :k ADD g :gs")
-                    .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.clone()]))
+                    .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.to_string()]))
             } else {
                 u.update_expression("SET golden_id = :g, claimed_at = :t, #k = :k")
             };
@@ -1489,11 +1489,12 @@ impl DynamoStore {
             return Ok(());
         };
         for (op, reason) in ops.iter().copied().zip(&reasons) {
-            if let (
-                WriteOp::PutClaim { entity, key, .. } | WriteOp::DeleteClaim { entity, key, .. },
-                "ConditionalCheckFailed",
-            ) = (op, reason.as_str())
-            {
+            let claim = match op {
+                WriteOp::PutClaim { entity, key, .. } => Some((&**entity, key)),
+                WriteOp::DeleteClaim { entity, key, .. } => Some((entity.as_str(), key)),
+                _ => None,
+            };
+            if let (Some((entity, key)), "ConditionalCheckFailed") = (claim, reason.as_str()) {
                 self.recent.suspect(entity, &key.text());
             }
         }

@@ -197,7 +197,7 @@ fn take_index_puts(plan: &mut MergePlan, golden_id: &str) -> Vec<IndexKey> {
         .iter()
         .chain(plan.follow_ups.iter().flatten())
         .filter_map(|op| match op {
-            WriteOp::PutClaim { key, golden_id: g, .. } if g == golden_id => Some(key.clone()),
+            WriteOp::PutClaim { key, golden_id: g, .. } if **g == *golden_id => Some(key.clone()),
             _ => None,
         })
         .collect();

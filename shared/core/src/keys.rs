@@ -136,7 +136,10 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
 /// The id of a golden record created for a source record: derived from that first source key, so
 /// that processing the same source record twice can never create two golden records.
 pub fn golden_id_for(source: &SourceKey) -> String {
-    format!("g{}", digest_hex(&[&source.entity, &source.system, &source.source_id], 12))
+    let mut id = String::with_capacity(25);
+    id.push('g');
+    push_hex(&mut id, &digest(&[&source.entity, &source.system, &source.source_id])[..12]);
+    id
 }
 
 /// `GOLD#{entity}#{golden_id}`.
@@ -241,5 +244,8 @@ mod tests {
         let a = SourceKey::new("customer", "crm", "1");
         assert_eq!(golden_id_for(&a), golden_id_for(&a.clone()));
         assert_ne!(golden_id_for(&a), golden_id_for(&SourceKey::new("customer", "crm", "2")));
+        // Stored ids never change form: 'g' and the first 12 bytes of the key's digest in hex.
+        assert_eq!(golden_id_for(&a), format!("g{}", digest_hex(&[&a.entity, &a.system, &a.source_id], 12)));
+        assert_eq!(golden_id_for(&a).len(), 25);
     }
 }

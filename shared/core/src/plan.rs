@@ -144,9 +144,46 @@ pub fn member_match_values(schema: &EntitySchema, members: &[Member<'_>]) -> Att
     out.into_iter().collect()
 }
 
+/// Up to this many members listed, [`ordered_members`] searches instead of building maps.
+const SMALL_GROUP: usize = 16;
+
 /// Orders members: those of `first` in join order, then the others', then `extra`; later copies
 /// of a key are dropped, and the freshest record of each key is used.
 fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> Vec<&'a SourceRecord> {
+    let listed: usize = groups.iter().map(|g| g.golden.members.len()).sum();
+    if listed <= SMALL_GROUP {
+        // Most plans (every record creating its golden record, most links) list a few members:
+        // searched in place, without two ordered maps and a copy of every key.
+        searched_members(groups, source, listed)
+    } else {
+        mapped_members(groups, source)
+    }
+}
+
+/// [`ordered_members`] by search: quadratic in the members listed.
+fn searched_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord, listed: usize) -> Vec<&'a SourceRecord> {
+    let freshest = |k: &SourceKey| -> Option<&'a SourceRecord> {
+        if *k == source.key {
+            return Some(source);
+        }
+        groups.iter().rev().flat_map(|g| g.members.iter().rev()).find(|r| r.key == *k).map(|r| &**r)
+    };
+    let mut out: Vec<&SourceRecord> = Vec::with_capacity(listed + 1);
+    for k in groups.iter().flat_map(|g| g.golden.members.iter()) {
+        if let Some(r) = freshest(k) {
+            if !out.iter().any(|o| o.key == *k) {
+                out.push(r);
+            }
+        }
+    }
+    if !out.iter().any(|o| o.key == source.key) {
+        out.push(source);
+    }
+    out
+}
+
+/// [`ordered_members`] through maps.
+fn mapped_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> Vec<&'a SourceRecord> {
     let mut by_key: BTreeMap<&SourceKey, &SourceRecord> = BTreeMap::new();
     for g in groups {
         for r in &g.members {
@@ -154,18 +191,18 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
         }
     }
     by_key.insert(&source.key, source);
-    let mut seen = BTreeSet::new();
+    let mut seen: BTreeSet<&SourceKey> = BTreeSet::new();
     let mut out = Vec::with_capacity(by_key.len());
     for g in groups {
         for k in g.golden.members.iter() {
             if let Some(r) = by_key.get(k) {
-                if seen.insert(k.clone()) {
+                if seen.insert(k) {
                     out.push(*r);
                 }
             }
         }
     }
-    if seen.insert(source.key.clone()) {
+    if seen.insert(&source.key) {
         out.push(source);
     }
     out
@@ -257,17 +294,21 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
 
     // Claims: take free ones, move the losers', leave ones held by other golden records alone.
-    // Sized once: a write is a few hundred bytes, and growing a vector copies them.
+    // New claims sized once: a write is a few hundred bytes, and growing a vector copies them.
+    // Moved claims are rare: their vector grows when one is.
     let mut new_claims = Vec::with_capacity(claim_keys.len());
-    let mut moved_claims = Vec::with_capacity(claim_keys.len());
+    let mut moved_claims = Vec::new();
     // Collected, then sorted and deduplicated into the golden record's set.
     let mut held: Vec<IndexKey> = Vec::with_capacity(survivor_old.map_or(0, |g| g.claims.len()) + claim_keys.len());
     held.extend(survivor_old.iter().flat_map(|g| g.claims.iter().cloned()));
+    // The entity type and golden id, shared by the plan's claim and index writes.
+    let entity: Arc<str> = schema.entity.as_str().into();
+    let id: Arc<str> = golden_id.as_str().into();
     for key in &claim_keys {
         let op = |from: Option<String>| WriteOp::PutClaim {
-            entity: schema.entity.clone(),
+            entity: entity.clone(),
             key: key.clone(),
-            golden_id: golden_id.clone(),
+            golden_id: id.clone(),
             from,
         };
         match input.claims.get(key).map(String::as_str) {
@@ -339,7 +380,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         + losers.iter().map(|l| l.index_keys.len()).sum::<usize>();
     let fixed = 6 + 2 * losers.len() + new_claims.len();
     let mut main: Vec<WriteOp> = Vec::with_capacity(fixed.max((fixed + maintenance).min(MAX_TRANSACTION_ITEMS)));
-    let mut events = Vec::with_capacity(2);
+    // Events only where they are emitted (a batch run emits none).
+    let mut events = Vec::new();
     let cause = if losers.is_empty() { Cause::Ingest } else { Cause::Merge };
     let corr = source.correlation_id.as_str();
     if needs_write {
@@ -432,8 +474,6 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     // Index and cross-reference maintenance: adds before moves before deletes.
     let mut rest: Vec<WriteOp> = Vec::with_capacity(maintenance);
     let none = KeySet::default();
-    let entity: Arc<str> = schema.entity.as_str().into();
-    let id: Arc<str> = golden_id.as_str().into();
     for k in golden.index_keys.difference(old_keys.unwrap_or(&none)) {
         rest.push(WriteOp::PutIndex { entity: entity.clone(), key: k.clone(), golden_id: id.clone() });
     }
@@ -482,7 +522,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 WriteOp::DeleteIndex { key, golden_id: g, .. } if **g == *golden_id => {
                     index_keys.remove(key);
                 }
-                WriteOp::PutClaim { key, golden_id: g, .. } if *g == golden_id => {
+                WriteOp::PutClaim { key, golden_id: g, .. } if **g == *golden_id => {
                     claims.insert(key.clone());
                 }
                 _ => {}
@@ -515,4 +555,74 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         events.clear();
     }
     MergePlan { outcome, golden, effective, review_task, writes: main, follow_ups, events, event_types }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SchemaRegistry;
+
+    fn record(registry: &SchemaRegistry, id: &str, seq: u64) -> Arc<SourceRecord> {
+        let input = serde_json::json!({"entityType": "customer", "sourceSystem": "crm", "sourceId": id,
+                                       "sourceSeq": seq, "attributes": {"given_name": format!("n{id}v{seq}")}});
+        Arc::new(crate::record::validate(registry, &input, 0).expect("valid"))
+    }
+
+    /// A golden record listing `listed` (in join order) with `members` read for it.
+    fn state(id: &str, listed: &[&Arc<SourceRecord>], members: &[&Arc<SourceRecord>]) -> GoldenState {
+        GoldenState {
+            golden: GoldenRecord {
+                entity: "customer".into(),
+                golden_id: id.into(),
+                version: 1,
+                revision: 1,
+                status: GoldenStatus::Active,
+                attributes: Default::default(),
+                members: Arc::new(listed.iter().map(|r| r.key.clone()).collect()),
+                match_values: Default::default(),
+                index_keys: Default::default(),
+                claims: Default::default(),
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            members: members.iter().map(|r| Arc::clone(r)).collect(),
+        }
+    }
+
+    fn ids(members: &[&SourceRecord]) -> Vec<String> {
+        members.iter().map(|r| format!("{}v{}", r.key.source_id, r.seq)).collect()
+    }
+
+    #[test]
+    fn members_are_ordered_alike_by_search_and_by_maps() {
+        let registry = SchemaRegistry::built_in().expect("schemas");
+        let (a1, a2, b, c, s1, s2) = (
+            record(&registry, "a", 1),
+            record(&registry, "a", 2),
+            record(&registry, "b", 1),
+            record(&registry, "c", 1),
+            record(&registry, "s", 1),
+            record(&registry, "s", 2),
+        );
+        // `a` is listed by both golden records, read stale (v1) for the first and fresh (v2) for
+        // the second; the source is listed by the first at v1 and arrives at v2; `c` is listed
+        // but could not be read.
+        let first = state("g1", &[&a1, &s1, &c], &[&a1, &s1]);
+        let second = state("g2", &[&b, &a1], &[&b, &a2]);
+        let groups = [&first, &second];
+        let searched = searched_members(&groups, &s2, 5);
+        assert_eq!(ids(&searched), ["av2", "sv2", "bv1"]);
+        assert_eq!(ids(&mapped_members(&groups, &s2)), ids(&searched));
+        assert_eq!(ids(&ordered_members(&[], &s1)), ["sv1"], "a record creating its golden record");
+
+        // Past the small-group bound the maps are used; both still agree.
+        let many: Vec<Arc<SourceRecord>> =
+            (0..2 * SMALL_GROUP).map(|i| record(&registry, &format!("m{i}"), 1)).collect();
+        let listed: Vec<&Arc<SourceRecord>> = many.iter().collect();
+        let (left, right) = listed.split_at(SMALL_GROUP);
+        let big = [&state("g3", left, left), &state("g4", right, right)];
+        let mapped = ordered_members(&big, &s1);
+        assert_eq!(mapped.len(), 2 * SMALL_GROUP + 1);
+        assert_eq!(ids(&searched_members(&big, &s1, many.len())), ids(&mapped));
+    }
 }

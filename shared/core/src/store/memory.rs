@@ -438,7 +438,7 @@ impl MemoryStore {
             }
             WriteOp::PutClaim { entity, key, golden_id, from } => {
                 let holder = s.claim(entity, key);
-                let ok = holder == Some(golden_id.as_str()) || holder == from.as_deref();
+                let ok = holder == Some(&**golden_id) || holder == from.as_deref();
                 if !ok {
                     return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
                 }

@@ -84,9 +84,9 @@ pub enum WriteOp {
     /// Takes (or moves) a claim on a strong key. `from: None` requires the claim to be free,
     /// `from: Some(g)` requires it to be held by `g`; either passes if `golden_id` holds it already.
     PutClaim {
-        entity: String,
+        entity: Arc<str>,
         key: IndexKey,
-        golden_id: String,
+        golden_id: Arc<str>,
         from: Option<String>,
     },
     PutReview(Box<ReviewTask>),
@@ -157,7 +157,8 @@ impl WriteOp {
             Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
                 ItemRef::Index(key, golden_id, entity)
             }
-            Self::PutClaim { entity, key, .. } | Self::DeleteClaim { entity, key, .. } => ItemRef::Claim(key, entity),
+            Self::PutClaim { entity, key, .. } => ItemRef::Claim(key, entity),
+            Self::DeleteClaim { entity, key, .. } => ItemRef::Claim(key, entity),
             Self::PutReview(t) => ItemRef::Review(&t.task_id, &t.entity),
             Self::DeleteReview { entity, task_id } => ItemRef::Review(task_id, entity),
             Self::PutOutbox(o) => ItemRef::Outbox(&o.event_id),
