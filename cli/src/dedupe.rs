@@ -229,7 +229,9 @@ type Stage<T> = (Vec<Batches<T>>, Vec<std::thread::JoinHandle<()>>);
 
 /// Records per batch between the stages. Small batches keep the merges close behind the
 /// matches: the further ahead a match runs, the likelier a merge since touched what it read.
-const BATCH: usize = 32;
+/// With hand-offs that rarely sleep ([`crate::handoff`]) 16 left less of a core idle than 32 or
+/// 64 and made half as many decisions again (docs/benchmarks.md).
+const BATCH: usize = 16;
 
 /// A record read, validated and keyed, with where it came from.
 struct Prepared {
