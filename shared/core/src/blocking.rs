@@ -5,6 +5,7 @@ use crate::index_keys::IndexKey;
 use crate::normalise::soundex;
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{BlockTransform, BlockingKeyDef, EntitySchema};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One blocking key of a record: `name` says how it was made (no values, safe to log), `value`
@@ -33,17 +34,22 @@ impl BlockKey {
     }
 }
 
-fn transform(t: BlockTransform, v: &str) -> Option<String> {
+/// A key part from one value: a piece of the value itself where the transform keeps one (no
+/// copy; a record's keys are computed from a dozen of them), a new string for a Soundex code.
+fn transform(t: BlockTransform, v: &str) -> Option<Cow<'_, str>> {
     let out = match t {
-        BlockTransform::Value => v.to_owned(),
-        BlockTransform::Soundex => soundex(v)?,
-        BlockTransform::Initial => v.chars().find(|c| c.is_alphanumeric())?.to_string(),
+        BlockTransform::Value => Cow::Borrowed(v),
+        BlockTransform::Soundex => Cow::Owned(soundex(v)?),
+        BlockTransform::Initial => {
+            let (at, c) = v.char_indices().find(|(_, c)| c.is_alphanumeric())?;
+            Cow::Borrowed(&v[at..at + c.len_utf8()])
+        }
         BlockTransform::Year => {
             let y = v.get(..4)?;
-            y.chars().all(|c| c.is_ascii_digit()).then(|| y.to_owned())?
+            Cow::Borrowed(y.bytes().all(|b| b.is_ascii_digit()).then_some(y)?)
         }
-        BlockTransform::Prefix3 => v.chars().take(3).collect(),
-        BlockTransform::FirstToken => v.split_whitespace().next()?.to_owned(),
+        BlockTransform::Prefix3 => Cow::Borrowed(&v[..v.char_indices().nth(3).map_or(v.len(), |(at, _)| at)]),
+        BlockTransform::FirstToken => Cow::Borrowed(v.split_whitespace().next()?),
     };
     (!out.is_empty()).then_some(out)
 }
@@ -217,8 +223,14 @@ pub(crate) fn key_name(attribute: &str, b: &BlockingKeyDef) -> String {
 /// whether each was a valid value, or `None` when a part is missing. Reads the record's values
 /// lined up with the schema (`slots`, by attribute position; `with` holds the positions of the
 /// definition's `with` parts), so no value is looked up by name.
-fn key_parts(slots: &[Slot<'_>], at: usize, with: &[Option<usize>], b: &BlockingKeyDef) -> Option<(Vec<String>, bool)> {
-    let mut parts = Vec::with_capacity(1 + b.with.len());
+fn key_parts<'a>(
+    slots: &[Slot<'a>],
+    at: usize,
+    with: &[Option<usize>],
+    b: &BlockingKeyDef,
+    parts: &mut Vec<Cow<'a, str>>,
+) -> Option<bool> {
+    parts.clear();
     let first = slots.get(at)?;
     parts.push(first.value.and_then(|v| transform(b.transform, v))?);
     let mut all_valid = first.valid;
@@ -230,7 +242,7 @@ fn key_parts(slots: &[Slot<'_>], at: usize, with: &[Option<usize>], b: &Blocking
     if b.unordered {
         parts.sort_unstable();
     }
-    Some((parts, all_valid))
+    Some(all_valid)
 }
 
 /// [`block_keys`] in their stored form, digested straight from the parts (the same bytes as
@@ -242,10 +254,11 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
     let kinds = &layout.key_kinds;
     let slots = record.slots(schema);
     let mut out: Vec<StoredKey> = Vec::with_capacity(kinds.iter().map(Vec::len).sum());
+    let mut parts = Vec::with_capacity(4);
     for (at, ((def, kinds), withs)) in schema.attributes.iter().zip(kinds).zip(&layout.key_with).enumerate() {
         for ((b, [unclaimed, claimed]), with) in def.blocking.iter().zip(kinds).zip(withs) {
             let name = unclaimed.name.as_str();
-            let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
+            let Some(all_valid) = key_parts(&slots, at, with, b, &mut parts) else { continue };
             let mut h = Sha256::new();
             h.update(name.as_bytes());
             h.update([0u8]);
@@ -272,9 +285,10 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
 pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey> {
     let slots = record.slots(schema);
     let mut keys = BTreeSet::new();
+    let mut parts = Vec::new();
     for (at, (def, withs)) in schema.attributes.iter().zip(&schema.layout().key_with).enumerate() {
         for (b, with) in def.blocking.iter().zip(withs) {
-            let Some((parts, all_valid)) = key_parts(&slots, at, with, b) else { continue };
+            let Some(all_valid) = key_parts(&slots, at, with, b, &mut parts) else { continue };
             keys.insert(BlockKey {
                 name: key_name(&def.name, b),
                 value: parts.join("|"),
@@ -333,6 +347,57 @@ mod tests {
     use crate::record::validate;
     use crate::schema::SchemaRegistry;
     use serde_json::json;
+
+    /// The transforms as they were written when each part was a new string: the borrowed pieces
+    /// must spell the same parts.
+    fn owned_transform(t: BlockTransform, v: &str) -> Option<String> {
+        let out = match t {
+            BlockTransform::Value => v.to_owned(),
+            BlockTransform::Soundex => soundex(v)?,
+            BlockTransform::Initial => v.chars().find(|c| c.is_alphanumeric())?.to_string(),
+            BlockTransform::Year => {
+                let y = v.get(..4)?;
+                y.chars().all(|c| c.is_ascii_digit()).then(|| y.to_owned())?
+            }
+            BlockTransform::Prefix3 => v.chars().take(3).collect(),
+            BlockTransform::FirstToken => v.split_whitespace().next()?.to_owned(),
+        };
+        (!out.is_empty()).then_some(out)
+    }
+
+    #[test]
+    fn key_parts_are_pieces_of_the_value_where_the_transform_keeps_one() {
+        let values = [
+            "",
+            " ",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "1984-07-21",
+            "198",
+            "19x4-01-01",
+            "  ánna marie",
+            "-ö",
+            "--",
+            "ßüñ",
+            "東京都",
+            "o'brien",
+            "mac donald",
+            "  ",
+            "x y",
+            "2024",
+            "é",
+        ];
+        use BlockTransform::*;
+        for t in [Value, Soundex, Initial, Year, Prefix3, FirstToken] {
+            for v in values {
+                assert_eq!(transform(t, v).map(Cow::into_owned), owned_transform(t, v), "{t:?} of {v:?}");
+            }
+        }
+        assert!(matches!(transform(Prefix3, "ábcd"), Some(Cow::Borrowed("ábc"))));
+        assert!(matches!(transform(Initial, "-ö"), Some(Cow::Borrowed("ö"))));
+    }
 
     #[test]
     fn customer_keys() {
