@@ -283,8 +283,11 @@ pub fn strip_punctuation(v: &str) -> String {
 }
 
 fn email(v: &str) -> Result<String, NormaliseError> {
-    let v: String = nfkc(v).trim().to_lowercase();
-    let v = v.strip_prefix("mailto:").unwrap_or(&v).to_owned();
+    // ASCII (most addresses): lower-cased in one copy, the prefix cut in place.
+    let mut v: String = if v.is_ascii() { v.trim().to_ascii_lowercase() } else { nfkc(v).trim().to_lowercase() };
+    if v.starts_with("mailto:") {
+        v.drain(.."mailto:".len());
+    }
     let (local, domain) = v.split_once('@').ok_or(NormaliseError::Email)?;
     let ok_local = !local.is_empty() && local.len() <= 64 && !local.starts_with('.') && !local.ends_with('.');
     let ok_domain = domain.len() >= 3
@@ -452,8 +455,15 @@ fn date(v: &str) -> Result<String, NormaliseError> {
 
 /// Upper case, no spaces or dashes; 3 to 10 letters and digits with at least one digit.
 fn postcode(v: &str) -> Result<String, NormaliseError> {
-    let v: String = nfkc(v).to_uppercase();
-    let compact: String = v.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let compact: String = if v.is_ascii() {
+        // One copy: upper-cased as it is compacted.
+        v.bytes()
+            .filter(|b| !(*b as char).is_whitespace() && *b != b'-')
+            .map(|b| char::from(b.to_ascii_uppercase()))
+            .collect()
+    } else {
+        nfkc(v).to_uppercase().chars().filter(|c| !c.is_whitespace() && *c != '-').collect()
+    };
     if (3..=10).contains(&compact.chars().count())
         && compact.chars().all(|c| c.is_ascii_alphanumeric())
         && compact.chars().any(|c| c.is_ascii_digit())
@@ -735,6 +745,8 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(n(&[Email], " Jane.Doe@Example.COM ").as_deref(), Ok("jane.doe@example.com"));
+        assert_eq!(n(&[Email], "MAILTO:Jane@Example.com").as_deref(), Ok("jane@example.com"));
+        assert_eq!(n(&[Email], "Zoë@Exämple.DE").as_deref(), Ok("zoë@exämple.de"), "non-ASCII takes the Unicode path");
         for bad in ["jane", "jane@", "@example.com", "jane@example", "ja ne@example.com", "a@b@c.com"] {
             assert_eq!(n(&[Email], bad), Err(NormaliseError::Email), "{bad}");
         }
@@ -794,6 +806,7 @@ mod tests {
         assert_eq!(n(&[Postcode], "10115").as_deref(), Ok("10115"));
         assert_eq!(n(&[Postcode], "98101-1234").as_deref(), Ok("981011234"));
         assert_eq!(n(&[Postcode], "n/a"), Err(NormaliseError::Postcode));
+        assert_eq!(n(&[Postcode], "ｓｗ１ａ　１ａａ").as_deref(), Ok("SW1A1AA"), "full-width forms fold first");
         assert_eq!(n(&[Region], " Île-de-France ").as_deref(), Ok("ILE DE FRANCE"));
         assert_eq!(n(&[Country], "United Kingdom").as_deref(), Ok("GB"));
         assert_eq!(n(&[Country], "u.s.a.").as_deref(), Ok("US"));
