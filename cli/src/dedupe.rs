@@ -238,7 +238,9 @@ struct Prepared {
     file_index: usize,
     line: u64,
     record_id: String,
-    record: mdm_core::SourceRecord,
+    /// Boxed: a record is a few hundred bytes, and it moves through the batches, the matching
+    /// thread's futures and into the store (each move of it inline was a copy).
+    record: Box<mdm_core::SourceRecord>,
 }
 
 /// Records in input order, a batch at a time, from a reader thread that reads, validates and
@@ -317,7 +319,7 @@ impl FileRows<'_> {
         if let Some(schema) = registry.get(&record.key.entity) {
             mdm_core::blocking::keys_of(schema, &record);
         }
-        Ok(Prepared { file_index, line: row.line, record_id: row.record_id, record })
+        Ok(Prepared { file_index, line: row.line, record_id: row.record_id, record: Box::new(record) })
     }
 }
 
@@ -426,7 +428,7 @@ async fn match_one(
     };
     reads.extend(result.candidates.iter().map(|c| Touched::golden(entity, &c.golden_id)));
     let key = record.key.clone();
-    if hub.ingest_owned(record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
+    if hub.ingest_owned(*record).await.map_err(|e| e.to_string())? != SourceWrite::Written {
         return Err(format!("{}: line {line}: record id repeats an earlier record", shown[file_index]));
     }
     Ok(Matched { file_index, record_id, key, result, reads, merged_before })
@@ -742,8 +744,12 @@ mod tests {
         let shown = vec!["people.csv".to_owned()];
         let mut matched = Vec::new();
         for (i, record) in records.into_iter().enumerate() {
-            let prepared =
-                Prepared { file_index: 0, line: i as u64 + 2, record_id: record.key.source_id.to_string(), record };
+            let prepared = Prepared {
+                file_index: 0,
+                line: i as u64 + 2,
+                record_id: record.key.source_id.to_string(),
+                record: Box::new(record),
+            };
             matched.push(match_one(&ahead, &merger.merged, &shown, prepared).await.expect("match"));
         }
         assert!(matched.iter().all(|m| m.merged_before == 0 && m.result.decision == mdm_core::MatchDecision::New));
