@@ -500,7 +500,7 @@ impl DynamoStore {
                     .expression_attribute_names("#k", "kind")
                     .expression_attribute_values(":k", s("index"))
                     .expression_attribute_values(":g", s(&**golden_id));
-                u = if claim_adds.contains(&(&*entity, key)) {
+                u = if claim_adds.contains(&(&**entity, key)) {
                     u.update_expression("SET golden_id = :g, #k = :k ADD g :gs")
                         .expression_attribute_values(":gs", AttributeValue::Ss(vec![golden_id.to_string()]))
                 } else {

@@ -106,8 +106,8 @@ pub fn apply(pipeline: &[Normaliser], raw: &str, opts: NormaliseOptions<'_>) -> 
 fn plain_words(v: &str, word: impl Fn(u8) -> bool) -> bool {
     let b = v.as_bytes();
     v.is_ascii()
-        && !b.first().is_some_and(|&c| c == b' ')
-        && !b.last().is_some_and(|&c| c == b' ')
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
         && b.iter()
             .zip(b.iter().skip(1).chain([&b'x']))
             .all(|(&c, &next)| if c == b' ' { next != b' ' } else { word(c) })
