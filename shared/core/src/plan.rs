@@ -170,10 +170,12 @@ fn searched_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord, li
     };
     let mut out: Vec<&SourceRecord> = Vec::with_capacity(listed + 1);
     for k in groups.iter().flat_map(|g| g.golden.members.iter()) {
+        // A key listed again is taken already: no search for its record.
+        if out.iter().any(|o| o.key == *k) {
+            continue;
+        }
         if let Some(r) = freshest(k) {
-            if !out.iter().any(|o| o.key == *k) {
-                out.push(r);
-            }
+            out.push(r);
         }
     }
     if !out.iter().any(|o| o.key == source.key) {
