@@ -11,7 +11,6 @@
 mod allocator;
 mod dedupe;
 mod generate;
-mod handoff;
 
 // The batch engine allocates small strings and maps per record: mimalloc makes that cheaper than
 // the system allocator (docs/benchmarks.md).

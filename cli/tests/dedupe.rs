@@ -2,11 +2,33 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn dir(name: &str) -> PathBuf {
+/// A folder for one test's files, removed when the test ends (passed or failed).
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("mdm-dedupe-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
-    d
+    TempDir(d)
 }
 
 fn write(d: &Path, name: &str, text: &str) -> PathBuf {
@@ -166,8 +188,8 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
         let head = ["dedupe", "--entity", "customer", "--id-column", "id", "--out", o];
         head.iter().chain(extra).map(|a| a.to_string()).chain([file.display().to_string()]).collect()
     };
-    let args = customer(&["--matchers", "0"], &fine);
-    one_line_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["--matchers 0", "from 1 to 64"]);
+    let args = customer(&["--threads", "0"], &fine);
+    one_line_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["--threads 0", "from 1 to 64"]);
     // A bad row far into the file, after batches went to every matching thread.
     let mut long = String::from("id,given_name,family_name\n");
     for i in 0..500 {
@@ -175,11 +197,30 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
     }
     long.push_str("500,Bob\n");
     let long = write(&d, "long.csv", &long);
-    let args = customer(&["--matchers", "3"], &long);
+    let args = customer(&["--threads", "3"], &long);
     one_line_error(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &["long.csv", "line 502", "expected 3 fields, found 2"],
     );
+    // A row that fails validation far into the second file, while other threads read, prepare
+    // and match the rows after it: the first error in input order is the one reported.
+    let mut second = String::from("id,given_name,family_name\n");
+    for i in 0..300 {
+        second.push_str(&format!("s{i},Bob{i},Jones\n"));
+    }
+    second.push_str(&format!("{},Carl,Long\n", "x".repeat(300)));
+    for i in 300..600 {
+        second.push_str(&format!("s{i},Bob{i},Jones\n"));
+    }
+    let second = write(&d, "second.csv", &second);
+    let fine_start = write(&d, "first.csv", "id,given_name\n1,Anna\n");
+    for threads in ["1", "2", "4"] {
+        let args = customer(&["--threads", threads], &fine_start);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let second = second.to_str().expect("p");
+        args.push(second);
+        one_line_error(&args, &["second.csv", "line 302", "sourceId"]);
+    }
     assert!(!out.exists(), "no output written on error");
 }
 
@@ -197,9 +238,9 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
     assert!(ok, "{err}");
     let people = d.join("people.csv");
     let mut outs = Vec::new();
-    for matchers in ["1", "3"] {
-        let out = d.join(format!("clusters-{matchers}.csv"));
-        let (ok, _, err) = dedupe("customer", "rec_id", &["--matchers", matchers], &out, &[&people]);
+    for threads in ["1", "3"] {
+        let out = d.join(format!("clusters-{threads}.csv"));
+        let (ok, _, err) = dedupe("customer", "rec_id", &["--threads", threads], &out, &[&people]);
         assert!(ok, "{err}");
         assert!(err.contains("decisions remade"), "{err}");
         outs.push(out);

@@ -7,10 +7,32 @@ const PEOPLE_HEADER: &str = "rec_id,given_name,family_name,date_of_birth,email,p
                              address_line2,locality,postcode,region";
 const PRODUCTS_HEADER: &str = "rec_id,sku,gtin,name,brand,category,size,price,currency";
 
-fn dir(name: &str) -> PathBuf {
+/// A folder for one test's files, removed when the test ends (passed or failed).
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("mdm-generate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    d
+    TempDir(d)
 }
 
 fn mdm(args: &[&str]) -> (bool, String, String) {
@@ -19,7 +41,7 @@ fn mdm(args: &[&str]) -> (bool, String, String) {
 }
 
 /// Runs `mdm generate KIND --records N EXTRA... --out DIR` and returns DIR and the stderr.
-fn generate(name: &str, kind: &str, records: usize, extra: &[&str]) -> (PathBuf, String) {
+fn generate(name: &str, kind: &str, records: usize, extra: &[&str]) -> (TempDir, String) {
     let d = dir(name);
     let n = records.to_string();
     let mut args = vec!["generate", kind, "--records", n.as_str()];
