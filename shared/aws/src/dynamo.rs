@@ -1075,7 +1075,7 @@ impl LookupStore for DynamoStore {
 impl BlockIndex for DynamoStore {
     /// One item per block (`BLK#…`, `META`) whose string set `g` holds the golden ids: all of a
     /// record's blocks in one `BatchGetItem`, half a unit each when eventually consistent.
-    async fn lookup(&self, entity: &str, keys: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn lookup(&self, entity: &str, keys: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
         let texts: Vec<String> = keys.iter().map(IndexKey::text).collect();
         let unique: std::collections::BTreeSet<&String> = texts.iter().collect();
         let wanted: Vec<Item> = unique.into_iter().map(|k| block_key(entity, k)).collect();
@@ -1087,12 +1087,12 @@ impl BlockIndex for DynamoStore {
             }
         }
         let mut out = Vec::with_capacity(keys.len());
-        for (key, k) in keys.iter().zip(&texts) {
+        for (i, (key, k)) in keys.iter().zip(&texts).enumerate() {
             let mut golden_ids = by_pk.get(&keys::block_item_key(entity, k)).cloned().unwrap_or_default();
             if !self.consistent_index {
                 self.recent.complete(entity, k, &mut golden_ids);
             }
-            out.push(BlockHit::capped(key, golden_ids, cap));
+            out.push(BlockHit::capped(key, golden_ids, cap_of(caps, i)));
         }
         Ok(out)
     }

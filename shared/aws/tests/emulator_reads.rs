@@ -76,18 +76,18 @@ async fn the_merge_handlers_lookups_add_its_own_recent_index_entries() {
             .expect("delete");
     }
     let keys = [key("email=aa"), key("phone=bb"), key("dob=cc")];
-    let hits = merger.lookup("customer", &keys, 1).await.expect("lookup");
+    let hits = merger.lookup("customer", &keys, &[1]).await.expect("lookup");
     assert_eq!(hits[0].golden_ids, ["g1"], "its own entry is found");
     assert!(hits[1].too_common && hits[1].golden_ids.is_empty(), "own entries count toward the block cap");
     assert!(hits[2].golden_ids.is_empty());
 
     // Another process (and a strongly reading store) sees only what the table holds.
     let other = DynamoStore::new(s.ddb.clone(), s.table()).merge_reads();
-    assert!(other.lookup("customer", &keys, 1).await.expect("lookup").iter().all(|h| h.golden_ids.is_empty()));
+    assert!(other.lookup("customer", &keys, &[1]).await.expect("lookup").iter().all(|h| h.golden_ids.is_empty()));
 
     // An entry this process deleted is no longer added.
     merger.transact(vec![unindex("email=aa", "g1")]).await.expect("delete");
-    assert!(merger.lookup("customer", &keys[..1], 1).await.expect("lookup")[0].golden_ids.is_empty());
+    assert!(merger.lookup("customer", &keys[..1], &[1]).await.expect("lookup")[0].golden_ids.is_empty());
 }
 
 #[tokio::test]
@@ -143,18 +143,18 @@ async fn index_writes_return_what_the_blocks_held() {
     assert!(held[1].too_common && held[1].golden_ids.is_empty(), "two golden records > cap 1");
     assert!(held[2].golden_ids.is_empty() && !held[2].too_common);
     let strong = DynamoStore::new(s.ddb.clone(), s.table());
-    let now = strong.lookup("customer", &keys, 10).await.expect("lookup");
+    let now = strong.lookup("customer", &keys, &[10]).await.expect("lookup");
     assert_eq!(now[0].golden_ids, ["g1", "g3"]);
     assert_eq!(now[1].golden_ids, ["g1", "g2", "g3"], "the store's cap is 2: a third id still fits");
     assert_eq!(now[2].golden_ids, ["g3"]);
     // Full (three ids > the store's cap of 2): left as it is, reported too common.
     let held = store.add_to_blocks("customer", &keys[1..2], "g4", 10).await.expect("add");
     assert!(held[0].too_common);
-    let now = strong.lookup("customer", &keys[1..2], 10).await.expect("lookup");
+    let now = strong.lookup("customer", &keys[1..2], &[10]).await.expect("lookup");
     assert_eq!(now[0].golden_ids, ["g1", "g2", "g3"], "a full block does not grow");
     // Deletes take the id out of the set.
     store.transact(vec![unindex("email=aa", "g1")]).await.expect("delete");
-    assert_eq!(strong.lookup("customer", &keys[..1], 10).await.expect("lookup")[0].golden_ids, ["g3"]);
+    assert_eq!(strong.lookup("customer", &keys[..1], &[10]).await.expect("lookup")[0].golden_ids, ["g3"]);
 }
 
 /// New claims are written ahead of the transaction: one the failed transaction leaves behind

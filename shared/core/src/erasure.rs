@@ -368,7 +368,7 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
                 .filter(|k| k.claim && !k.name.contains('+'))
                 .map(|k| IndexKey::parse(&k.key()))
                 .collect();
-            let hits = hub.store().lookup(entity, &keys, usize::MAX / 2).await?;
+            let hits = hub.store().lookup(entity, &keys, &[usize::MAX / 2]).await?;
             for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
                 add(hub.final_record(entity, id).await?);
             }
@@ -515,7 +515,7 @@ async fn gather<S: Store + ReceiptStore>(
     let markers: BTreeSet<String> =
         members.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
     let present: Vec<IndexKey> = index.iter().cloned().collect();
-    let hits = store.lookup(&entity, &present, usize::MAX / 2).await?;
+    let hits = store.lookup(&entity, &present, &[usize::MAX / 2]).await?;
     let index_entries: Vec<WriteOp> = hits
         .iter()
         .flat_map(|h| h.golden_ids.iter().filter(|g| ids.contains(g)).map(|g| (h.key.clone(), g.clone())))

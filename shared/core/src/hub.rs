@@ -165,6 +165,12 @@ pub struct Hub<S> {
 
 /// A block skipped as too common: over the entity's limit, or over its key's own. `keys` are
 /// the stored forms of `record_keys`, in the same order.
+/// Each key's block cap for a lookup: its own limit, if it has one below the entity's.
+fn block_caps(schema: &EntitySchema, record_keys: &[crate::blocking::StoredKey]) -> Vec<usize> {
+    let cap = schema.matching.max_block_size;
+    record_keys.iter().map(|k| k.max_block_size().map_or(cap, |own| own.min(cap))).collect()
+}
+
 fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[IndexKey], hit: &crate::store::BlockHit) -> bool {
     hit.too_common
         || keys
@@ -362,27 +368,37 @@ impl<S: Store> Hub<S> {
         let schema = self.schema(&record.key.entity)?;
         let record_keys = keys_of(schema, record);
         let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
-        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        let hits = self.store.lookup(&schema.entity, &keys, &block_caps(schema, record_keys)).await?;
         let mut too_common = Vec::new();
-        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        // Every id once per block that names it: sorted, a run's length is the id's votes.
+        let mut named: Vec<&str> = Vec::new();
         for h in &hits {
             if too_full(record_keys, &keys, h) {
                 too_common.push(h.key.name().to_owned());
                 continue;
             }
-            for g in &h.golden_ids {
-                *votes.entry(g.as_str()).or_default() += 1;
+            named.extend(h.golden_ids.iter().map(String::as_str));
+        }
+        named.sort_unstable();
+        let mut ranked: Vec<(&str, usize)> = Vec::new();
+        for id in named {
+            match ranked.last_mut() {
+                Some((last, votes)) if *last == id => *votes += 1,
+                _ => ranked.push((id, 1)),
             }
         }
         // Golden records sharing more keys first, capped.
-        let mut ranked: Vec<(&str, usize)> = votes.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         ranked.truncate(schema.matching.max_candidates);
         let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g.to_owned()).collect();
         let resolved = self.resolve(&schema.entity, &ids).await?;
-        let mut seen = BTreeSet::new();
-        let candidates: Vec<GoldenRecord> =
-            resolved.into_values().filter(|g| seen.insert(g.golden_id.clone())).collect();
+        // Ids merged into one survivor resolve to it more than once: each record counts once.
+        let mut candidates: Vec<GoldenRecord> = Vec::with_capacity(resolved.len());
+        for g in resolved.into_values() {
+            if !candidates.iter().any(|c| c.golden_id == g.golden_id) {
+                candidates.push(g);
+            }
+        }
         let own = match &record.golden_id {
             Some(id) => {
                 self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next().map(|g| g.golden_id)
@@ -588,7 +604,7 @@ impl<S: Store> Hub<S> {
         if keys.is_empty() {
             return Ok(false);
         }
-        let hits = self.store.lookup(&schema.entity, &keys, schema.matching.max_block_size).await?;
+        let hits = self.store.lookup(&schema.entity, &keys, &block_caps(schema, record_keys)).await?;
         self.any_unseen(schema, source, result, hits).await
     }
 

@@ -57,8 +57,8 @@ impl GoldenStore for Racing {
     }
 }
 impl BlockIndex for Racing {
-    async fn lookup(&self, e: &str, k: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
-        self.inner.lookup(e, k, cap).await
+    async fn lookup(&self, e: &str, k: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
+        self.inner.lookup(e, k, caps).await
     }
     async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.add_to_blocks(e, k, g, cap).await

@@ -153,7 +153,7 @@ async fn lost_follow_up_chunks_are_written_by_the_next_plan() {
     }
     let all: Vec<IndexKey> = s.index_keys.iter().cloned().collect();
     assert_eq!(all.len(), 2 + 2 + 240, "both e-mails, both names and every phone (no birth date or postcode keys)");
-    let hits = hub.store().lookup("customer", &all, 1000).await.expect("lookup");
+    let hits = hub.store().lookup("customer", &all, &[1000]).await.expect("lookup");
     for h in &hits {
         assert!(h.golden_ids.contains(&survivor), "index entry {} written", h.key);
     }

@@ -215,7 +215,7 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     assert!(store.history(e, "g-atomic").await.expect("history").is_empty(), "no history item left");
     // An adapter may write index entries ahead of the transaction (the DynamoDB adapter does, at
     // half the write units): such an entry can only name the golden record that was not created.
-    let hits = store.lookup(e, &[key("k=atomic")], 10).await.expect("lookup");
+    let hits = store.lookup(e, &[key("k=atomic")], &[10]).await.expect("lookup");
     assert!(hits.iter().flat_map(|h| h.golden_ids.iter()).all(|g| g == "g-atomic"), "no other index entry");
     // Likewise new claims (the DynamoDB adapter writes them ahead, at half the write units):
     // one left behind names the golden record that was not created.
@@ -272,13 +272,13 @@ pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
         (0..3).map(|i| index(e, "family=smith|1980", &format!("g{i}"))).chain([index(e, "email=a@x", "g0")]).collect();
     store.transact(ops).await.expect("index");
     let keys = vec![key("family=smith|1980"), key("email=a@x"), key("none")];
-    let hits = store.lookup(e, &keys, 2).await.expect("lookup");
+    let hits = store.lookup(e, &keys, &[2]).await.expect("lookup");
     let by: BTreeMap<_, _> = hits.iter().map(|h| (h.key.to_string(), h)).collect();
     assert!(by["family=smith|1980"].too_common, "3 > cap 2");
     assert!(by["family=smith|1980"].golden_ids.is_empty(), "too common keys give no candidates");
     assert_eq!(by["email=a@x"].golden_ids, vec!["g0".to_string()]);
     assert!(by["none"].golden_ids.is_empty() && !by["none"].too_common);
-    let wide = store.lookup(e, &keys[..1], 5).await.expect("lookup");
+    let wide = store.lookup(e, &keys[..1], &[5]).await.expect("lookup");
     let mut ids = wide[0].golden_ids.clone();
     ids.sort();
     assert_eq!(ids, vec!["g0", "g1", "g2"]);
@@ -286,7 +286,16 @@ pub async fn index_lookup_and_cap<S: Store>(store: &S, e: &str) {
         .transact(vec![WriteOp::DeleteIndex { entity: e.into(), key: "email=a@x".into(), golden_id: "g0".into() }])
         .await
         .expect("delete");
-    assert!(store.lookup(e, &keys[1..2], 5).await.expect("lookup")[0].golden_ids.is_empty());
+    assert!(store.lookup(e, &keys[1..2], &[5]).await.expect("lookup")[0].golden_ids.is_empty());
+    // A cap per key: the first key's block (3 ids) is too common under its own cap of 2, the same
+    // block under the next key's cap of 5 is not; keys past the end of the caps take the last.
+    let twice = [key("family=smith|1980"), key("family=smith|1980"), key("family=smith|1980")];
+    let hits = store.lookup(e, &twice, &[2, 5]).await.expect("lookup");
+    assert!(hits[0].too_common && hits[0].golden_ids.is_empty(), "3 > its cap 2");
+    assert!(!hits[1].too_common && hits[1].golden_ids.len() == 3, "3 <= its cap 5");
+    assert!(!hits[2].too_common && hits[2].golden_ids.len() == 3, "the last cap, 5");
+    let uncapped = store.lookup(e, &twice[..1], &[]).await.expect("lookup");
+    assert_eq!(uncapped[0].golden_ids.len(), 3, "no caps, no cap");
 }
 
 /// Adding a golden record to blocks returns what each block held before, capped like a lookup.
@@ -299,7 +308,7 @@ pub async fn add_to_blocks_returns_what_was_there<S: Store>(store: &S, e: &str) 
     assert!(held[0].too_common && held[0].golden_ids.is_empty(), "2 > cap 1");
     assert!(!held[1].too_common && held[1].golden_ids.is_empty(), "a new block");
     assert_eq!(held[2].golden_ids, ["g1"]);
-    let now = store.lookup(e, &keys, 10).await.expect("lookup");
+    let now = store.lookup(e, &keys, &[10]).await.expect("lookup");
     let sorted = |h: &BlockHit| {
         let mut ids = h.golden_ids.clone();
         ids.sort();
@@ -314,7 +323,7 @@ pub async fn add_to_blocks_returns_what_was_there<S: Store>(store: &S, e: &str) 
 pub async fn transaction_limits<S: Store>(store: &S, e: &str) {
     let ops: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS).map(|i| index(e, &format!("lim{i}"), "g")).collect();
     assert_eq!(store.transact(ops).await, Err(StoreError::TooLarge(MAX_TRANSACTION_ITEMS + 1)));
-    assert!(store.lookup(e, &[key("lim0")], 5).await.expect("lookup")[0].golden_ids.is_empty());
+    assert!(store.lookup(e, &[key("lim0")], &[5]).await.expect("lookup")[0].golden_ids.is_empty());
     let twice = vec![index(e, "dup", "g"), index(e, "dup", "g")];
     assert!(matches!(store.transact(twice).await, Err(StoreError::Invalid(_))));
 }
@@ -635,8 +644,8 @@ impl<S: GoldenStore> GoldenStore for Faulty<S> {
 }
 
 impl<S: BlockIndex> BlockIndex for Faulty<S> {
-    async fn lookup(&self, e: &str, k: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
-        self.inner.lookup(e, k, cap).await
+    async fn lookup(&self, e: &str, k: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
+        self.inner.lookup(e, k, caps).await
     }
     async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         self.inner.add_to_blocks(e, k, g, cap).await

@@ -666,9 +666,9 @@ impl MemoryStore {
 }
 
 impl BlockIndex for MemoryStore {
-    async fn lookup(&self, entity: &str, keys: &[IndexKey], cap: usize) -> Result<Vec<BlockHit>, StoreError> {
+    async fn lookup(&self, entity: &str, keys: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
         let s = self.lock()?;
-        Ok(keys.iter().map(|k| Self::block_hit(&s, entity, k, cap)).collect())
+        Ok(keys.iter().enumerate().map(|(i, k)| Self::block_hit(&s, entity, k, cap_of(caps, i))).collect())
     }
 
     async fn add_to_blocks(

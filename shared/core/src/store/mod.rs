@@ -215,6 +215,12 @@ pub struct BlockHit {
     pub too_common: bool,
 }
 
+/// The cap of the `i`-th key of a lookup: `caps[i]`, or the last cap for keys past the end (so
+/// one cap applies to every key); no cap when `caps` is empty.
+pub fn cap_of(caps: &[usize], i: usize) -> usize {
+    caps.get(i).or(caps.last()).copied().unwrap_or(usize::MAX)
+}
+
 impl BlockHit {
     /// A block's golden ids as a lookup with `cap` reports them: none, and too common, above it.
     pub fn capped(key: &IndexKey, golden_ids: Vec<String>, cap: usize) -> Self {
@@ -288,12 +294,15 @@ pub trait GoldenStore: Send + Sync {
 }
 
 pub trait BlockIndex: Send + Sync {
-    /// Golden ids per key, at most `cap` each; a key with more is reported too common.
+    /// Golden ids per key, at most the key's cap each ([`cap_of`]: `caps[i]` for `keys[i]`, one
+    /// cap for all); a key with more is reported too common, without its ids. A weak key's own
+    /// limit (a birth date alone: 2) is far below the entity's, so its full blocks are not
+    /// spelled out only to be skipped.
     fn lookup(
         &self,
         entity: &str,
         keys: &[IndexKey],
-        cap: usize,
+        caps: &[usize],
     ) -> impl Future<Output = Result<Vec<BlockHit>, StoreError>> + Send;
     /// Writes `golden_id` into the block of each key (as [`WriteOp::PutIndex`] does, ahead of
     /// the transaction that creates the golden record) and returns what each block held before,
