@@ -7,6 +7,7 @@
 //!            --out clusters.csv FILE.csv [FILE.csv ...]
 //! ```
 
+mod clusters;
 mod reading;
 mod survivors;
 mod workers;
@@ -14,7 +15,7 @@ mod workers;
 use mdm_core::hub::{Hub, HubConfig};
 use mdm_core::store::memory::{Expected, MemoryStore};
 use mdm_core::SchemaRegistry;
-use reading::{estimate_rows, io_reason, system_of, Layout, Reading, MAX_EXPECTED_ROWS};
+use reading::{estimate_rows, system_of, Layout, Reading, MAX_EXPECTED_ROWS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -153,18 +154,11 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let engine = Engine::new(hub.clone(), registry, shown, reading, merging, workers::LOOKAHEAD);
     let Merging { merger, mut survivors, processed, tally, .. } = engine.run(opts.threads)?;
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
-    let mut out = csv::Writer::from_path(&opts.out)
-        .map_err(|e| format!("{}: cannot write: {}", opts.out.display(), io_reason(&e)))?;
-    out.write_record(["source", "record_id", "golden_id"]).map_err(|e| e.to_string())?;
-    let finals: Vec<u32> = processed.iter().map(|(_, _, golden)| survivors.survivor(*golden)).collect();
-    let names = survivors.names();
-    for ((file, record_id, _), golden) in processed.iter().zip(finals) {
-        out.write_record([system_names[*file as usize].as_str(), record_id.as_str(), names[golden as usize]])
-            .map_err(|e| e.to_string())?;
-    }
-    out.flush().map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    clusters::write(&opts.out, &processed, &system_names, &mut survivors, opts.threads)?;
     let elapsed = started.elapsed().as_secs_f64();
-    let goldens = hub.store().counts().goldens_active;
+    // Every active golden record holds at least one input record, and every golden record a
+    // merge took is marked merged: the survivors' roots are the active golden records.
+    let goldens = survivors.active();
     // The store is dropped by the operating system at exit: freeing it item by item takes longer
     // than the whole run on large inputs.
     std::mem::forget(hub);

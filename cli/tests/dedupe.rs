@@ -243,6 +243,12 @@ async fn matching_ahead_gives_the_clusters_of_one_record_at_a_time() {
         let (ok, _, err) = dedupe("customer", "rec_id", &["--threads", threads], &out, &[&people]);
         assert!(ok, "{err}");
         assert!(err.contains("decisions remade"), "{err}");
+        // The summary counts the golden records the output names: every active one holds a
+        // record, and a record merged away names its survivor.
+        let text = std::fs::read_to_string(&out).expect("clusters");
+        let distinct: std::collections::BTreeSet<&str> =
+            text.lines().skip(1).filter_map(|l| l.rsplit(',').next()).collect();
+        assert!(err.contains(&format!("golden records {}  ", distinct.len())), "{} in {err}", distinct.len());
         outs.push(out);
     }
 

@@ -100,7 +100,7 @@ pub fn system_of(path: &Path) -> String {
     }
 }
 
-pub fn io_reason(e: &csv::Error) -> String {
+fn io_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Io(io) => io.to_string(),
         other => format!("{other:?}"),

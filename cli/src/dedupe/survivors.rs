@@ -49,6 +49,11 @@ impl Survivors {
         root
     }
 
+    /// Golden records not merged into another.
+    pub fn active(&self) -> usize {
+        self.into.iter().enumerate().filter(|(n, into)| *n == **into as usize).count()
+    }
+
     /// Golden ids by number.
     pub fn names(&self) -> Vec<&str> {
         let mut names = vec![""; self.into.len()];
@@ -80,7 +85,9 @@ mod tests {
         assert_eq!(ended(&mut s, c), "gc");
         assert_eq!(ended(&mut s, d), "gd", "never merged");
         assert_eq!(ended(&mut s, x), "gc");
+        assert_eq!(s.active(), 2, "gc and gd");
         s.merged("gd", &["gc".into()]);
         assert_eq!(ended(&mut s, a), "gd", "a shortened path still follows a later merge");
+        assert_eq!(s.active(), 1);
     }
 }
