@@ -60,7 +60,7 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
     concurrent.revision += 1;
     s.store
         .transact(vec![WriteOp::PutGolden {
-            golden: Box::new(concurrent.clone()),
+            golden: std::sync::Arc::new(concurrent.clone()),
             expect: Expect::Revision(golden.revision),
         }])
         .await

@@ -179,16 +179,19 @@ async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
     };
     store
         .transact(vec![WriteOp::PutGolden {
-            golden: Box::new(golden("g-taken", 1)),
+            golden: std::sync::Arc::new(golden("g-taken", 1)),
             expect: mdm_core::store::Expect::Absent,
         }])
         .await
         .expect("setup");
     let before = mdm_core::time::now_ms();
     let failing = vec![
-        WriteOp::PutGolden { golden: Box::new(golden("g-new", 1)), expect: mdm_core::store::Expect::Absent },
+        WriteOp::PutGolden { golden: std::sync::Arc::new(golden("g-new", 1)), expect: mdm_core::store::Expect::Absent },
         WriteOp::PutClaim { entity: "customer".into(), key: "email=zz".into(), golden_id: "g-new".into(), from: None },
-        WriteOp::PutGolden { golden: Box::new(golden("g-taken", 5)), expect: mdm_core::store::Expect::Revision(7) },
+        WriteOp::PutGolden {
+            golden: std::sync::Arc::new(golden("g-taken", 5)),
+            expect: mdm_core::store::Expect::Revision(7),
+        },
     ];
     assert!(store.transact(failing).await.expect_err("revision 7 is not stored").is_conflict());
     let strong = DynamoStore::new(s.ddb.clone(), s.table());

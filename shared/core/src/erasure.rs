@@ -30,6 +30,7 @@ use crate::survivorship::survive;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use tracing::info;
 
 /// How long one processing run holds a receipt before another may take over.
@@ -611,9 +612,9 @@ async fn erase_golden<S: Store + ReceiptStore>(
         golden_id: Some(found.golden.golden_id.clone()),
     };
     let mut last =
-        vec![WriteOp::PutGolden { golden: Box::new(marker), expect: Expect::Revision(found.golden.revision) }];
+        vec![WriteOp::PutGolden { golden: Arc::new(marker), expect: Expect::Revision(found.golden.revision) }];
     for l in &found.losers {
-        last.push(WriteOp::PutGolden { golden: Box::new(erased_marker(l, now)), expect: Expect::Revision(l.revision) });
+        last.push(WriteOp::PutGolden { golden: Arc::new(erased_marker(l, now)), expect: Expect::Revision(l.revision) });
     }
     if hub.config().emit_events {
         last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
@@ -683,7 +684,7 @@ async fn erase_source<S: Store + ReceiptStore>(
                 });
             }
             ops.push(WriteOp::PutGolden {
-                golden: Box::new(erased_marker(&l, now)),
+                golden: Arc::new(erased_marker(&l, now)),
                 expect: Expect::Revision(l.revision),
             });
             goldens += 1;
@@ -770,7 +771,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         event_id: event.event_id(),
         golden_id: Some(g.golden_id.clone()),
     };
-    let mut last = vec![WriteOp::PutGolden { golden: Box::new(g.clone()), expect: Expect::Revision(golden.revision) }];
+    let mut last = vec![WriteOp::PutGolden { golden: Arc::new(g.clone()), expect: Expect::Revision(golden.revision) }];
     if hub.config().keep_history {
         last.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&g, Cause::Erasure, request_id, now))));
     }

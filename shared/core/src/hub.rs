@@ -311,11 +311,11 @@ impl<S: Store> Hub<S> {
     }
 
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.
-    async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, GoldenRecord>, HubError> {
+    async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, Arc<GoldenRecord>>, HubError> {
         let mut out = BTreeMap::new();
         // First hop: most ids name active records, which answer for themselves.
         let mut pending: BTreeMap<String, String> = BTreeMap::new();
-        for g in self.store.get_goldens(entity, ids).await? {
+        for g in self.store.get_goldens_shared(entity, ids).await? {
             match &g.status {
                 GoldenStatus::Active => {
                     out.insert(g.golden_id.clone(), g);
@@ -337,7 +337,7 @@ impl<S: Store> Hub<S> {
                 askers.entry(at).or_default().push(asked);
             }
             let mut next = BTreeMap::new();
-            for g in self.store.get_goldens(entity, &want).await? {
+            for g in self.store.get_goldens_shared(entity, &want).await? {
                 let Some(mut asked) = askers.remove(&g.golden_id) else { continue };
                 match &g.status {
                     GoldenStatus::Active => {
@@ -393,16 +393,19 @@ impl<S: Store> Hub<S> {
         let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g.to_owned()).collect();
         let resolved = self.resolve(&schema.entity, &ids).await?;
         // Ids merged into one survivor resolve to it more than once: each record counts once.
-        let mut candidates: Vec<GoldenRecord> = Vec::with_capacity(resolved.len());
+        let mut candidates: Vec<Arc<GoldenRecord>> = Vec::with_capacity(resolved.len());
         for g in resolved.into_values() {
             if !candidates.iter().any(|c| c.golden_id == g.golden_id) {
                 candidates.push(g);
             }
         }
         let own = match &record.golden_id {
-            Some(id) => {
-                self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next().map(|g| g.golden_id)
-            }
+            Some(id) => self
+                .resolve(&schema.entity, std::slice::from_ref(id))
+                .await?
+                .into_values()
+                .next()
+                .map(|g| g.golden_id.clone()),
             None => None,
         };
         let stats = BlockingStats { keys: keys.len(), too_common, candidates: candidates.len() };
@@ -434,7 +437,9 @@ impl<S: Store> Hub<S> {
         Ok((source, result))
     }
 
-    async fn state_of(&self, golden: GoldenRecord) -> Result<GoldenState, HubError> {
+    /// A golden record read (a copy of it, to plan with) and its members.
+    async fn state_of(&self, golden: Arc<GoldenRecord>) -> Result<GoldenState, HubError> {
+        let golden = Arc::unwrap_or_clone(golden);
         let members = self.store.get_sources(&golden.members).await?;
         Ok(GoldenState { golden, members })
     }

@@ -7,6 +7,7 @@ use crate::golden::{GoldenRecord, MatchValue};
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema, RuleEffect};
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 
 /// How one attribute contributed to a score. Carries no attribute values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,11 +235,11 @@ fn conflict(schema: &EntitySchema, a: &GoldenRecord, b: &GoldenRecord) -> bool {
 /// not conflict with those kept under a `block_link` rule. A record without a GTIN that resembles
 /// two flavours of one product line links to the closer one; it does not merge two products
 /// whose GTINs differ.
-fn compatible(schema: &EntitySchema, candidates: &[GoldenRecord], links: Vec<String>) -> Vec<String> {
+fn compatible<G: Borrow<GoldenRecord>>(schema: &EntitySchema, candidates: &[G], links: Vec<String>) -> Vec<String> {
     if links.len() < 2 {
         return links;
     }
-    let by_id = |id: &str| candidates.iter().find(|g| g.golden_id == id);
+    let by_id = |id: &str| candidates.iter().map(Borrow::borrow).find(|g: &&GoldenRecord| g.golden_id == id);
     let mut kept: Vec<String> = Vec::with_capacity(links.len());
     for id in links {
         let Some(g) = by_id(&id) else { continue };
@@ -250,18 +251,19 @@ fn compatible(schema: &EntitySchema, candidates: &[GoldenRecord], links: Vec<Str
 }
 
 /// Scores every candidate (active golden records, own golden record excluded by the caller or by
-/// `own`) and decides.
-pub fn decide(
+/// `own`) and decides. Candidates are golden records, owned or shared.
+pub fn decide<G: Borrow<GoldenRecord>>(
     schema: &EntitySchema,
     record: &SourceRecord,
-    candidates: &[GoldenRecord],
+    candidates: &[G],
     own: Option<&str>,
     blocking: BlockingStats,
 ) -> MatchResult {
     let mine = record.slots(schema);
     let mut scored: Vec<CandidateScore> = candidates
         .iter()
-        .filter(|g| g.is_active() && Some(g.golden_id.as_str()) != own)
+        .map(Borrow::borrow)
+        .filter(|g: &&GoldenRecord| g.is_active() && Some(g.golden_id.as_str()) != own)
         .map(|g| score_with(schema, &mine, g))
         .collect();
     scored.sort_by(|a, b| {

@@ -388,7 +388,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let corr = source.correlation_id.as_str();
     if needs_write {
         let expect = survivor_old.map_or(Expect::Absent, |g| Expect::Revision(g.revision));
-        main.push(WriteOp::PutGolden { golden: Box::new(golden.clone()), expect });
+        main.push(WriteOp::PutGolden { golden: Arc::new(golden.clone()), expect });
         if effective && input.keep_history {
             main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&golden, cause, corr, now))));
         }
@@ -402,7 +402,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged.members = Default::default();
         merged.index_keys = Default::default();
         merged.claims = Default::default();
-        main.push(WriteOp::PutGolden { golden: Box::new(merged.clone()), expect: Expect::Revision(l.revision) });
+        main.push(WriteOp::PutGolden { golden: Arc::new(merged.clone()), expect: Expect::Revision(l.revision) });
         if input.keep_history {
             main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&merged, Cause::Merge, corr, now))));
         }
@@ -535,6 +535,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         for op in main.iter_mut() {
             match op {
                 WriteOp::PutGolden { golden: g, .. } if g.golden_id == golden_id => {
+                    let g = std::sync::Arc::make_mut(g);
                     g.index_keys = golden.index_keys.clone();
                     g.claims = golden.claims.clone();
                 }

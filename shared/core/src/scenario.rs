@@ -78,7 +78,7 @@ pub async fn mark_erased<S: Store>(hub: &Hub<S>, entity: &str, id: &str) -> Resu
     g.status = GoldenStatus::Erased;
     g.attributes = Default::default();
     g.match_values = Default::default();
-    hub.store().transact(vec![WriteOp::PutGolden { golden: Box::new(g), expect }]).await?;
+    hub.store().transact(vec![WriteOp::PutGolden { golden: std::sync::Arc::new(g), expect }]).await?;
     Ok(())
 }
 

@@ -161,21 +161,21 @@ pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
 pub async fn golden_version_conflict<S: Store>(store: &S, e: &str) {
     let g1 = golden(e, "g#v", 1);
     store
-        .transact(vec![WriteOp::PutGolden { golden: Box::new(g1.clone()), expect: Expect::Absent }])
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g1.clone()), expect: Expect::Absent }])
         .await
         .expect("create");
     conflict(
-        store.transact(vec![WriteOp::PutGolden { golden: Box::new(g1.clone()), expect: Expect::Absent }]).await,
+        store.transact(vec![WriteOp::PutGolden { golden: Arc::new(g1.clone()), expect: Expect::Absent }]).await,
         "create twice",
     );
     let g2 = golden(e, "g#v", 2);
     store
-        .transact(vec![WriteOp::PutGolden { golden: Box::new(g2.clone()), expect: Expect::Revision(1) }])
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g2.clone()), expect: Expect::Revision(1) }])
         .await
         .expect("update r1→r2");
     let stale = golden(e, "g#v", 2);
     conflict(
-        store.transact(vec![WriteOp::PutGolden { golden: Box::new(stale), expect: Expect::Revision(1) }]).await,
+        store.transact(vec![WriteOp::PutGolden { golden: Arc::new(stale), expect: Expect::Revision(1) }]).await,
         "update from a stale revision",
     );
     let got = store.get_golden(e, "g#v").await.expect("get").expect("exists");
@@ -183,7 +183,7 @@ pub async fn golden_version_conflict<S: Store>(store: &S, e: &str) {
     conflict(
         store
             .transact(vec![WriteOp::PutGolden {
-                golden: Box::new(golden(e, "g#none", 2)),
+                golden: Arc::new(golden(e, "g#none", 2)),
                 expect: Expect::Revision(1),
             }])
             .await,
@@ -199,16 +199,16 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
     store.put_source(&src, &[]).await.expect("put");
     let taken = golden(e, "g-taken", 1);
     store
-        .transact(vec![WriteOp::PutGolden { golden: Box::new(taken.clone()), expect: Expect::Absent }])
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(taken.clone()), expect: Expect::Absent }])
         .await
         .expect("setup");
     let ops = vec![
-        WriteOp::PutGolden { golden: Box::new(a.clone()), expect: Expect::Absent },
+        WriteOp::PutGolden { golden: Arc::new(a.clone()), expect: Expect::Absent },
         WriteOp::PutHistory(Box::new(history(&a))),
         index(e, "k=atomic", "g-atomic"),
         claim(e, "c=atomic", "g-atomic", None),
         WriteOp::SetXref { source: src.key.clone(), golden_id: "g-atomic".into() },
-        WriteOp::PutGolden { golden: Box::new(golden(e, "g-taken", 5)), expect: Expect::Revision(7) },
+        WriteOp::PutGolden { golden: Arc::new(golden(e, "g-taken", 5)), expect: Expect::Revision(7) },
     ];
     conflict(store.transact(ops).await, "transaction with a failing condition");
     assert_eq!(store.get_golden(e, "g-atomic").await.expect("get"), None, "no golden item left");
@@ -351,7 +351,7 @@ pub async fn batch_reads_skip_missing<S: Store>(store: &S, e: &str) {
     assert_eq!(got, vec![std::sync::Arc::new(a)]);
     let g = golden(e, "g-b", 1);
     store
-        .transact(vec![WriteOp::PutGolden { golden: Box::new(g.clone()), expect: Expect::Absent }])
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g.clone()), expect: Expect::Absent }])
         .await
         .expect("golden");
     let got = store.get_goldens(e, &["g-b".to_string(), "g-zz".to_string()]).await.expect("batch");
@@ -375,7 +375,7 @@ pub async fn lookups_resolve_claims_and_xrefs<S: Store + LookupStore>(store: &S,
     store.put_source(&linked, &[]).await.expect("put");
     store.put_source(&unlinked, &[]).await.expect("put");
     let ops = vec![
-        WriteOp::PutGolden { golden: Box::new(golden(e, "g-l", 1)), expect: Expect::Absent },
+        WriteOp::PutGolden { golden: Arc::new(golden(e, "g-l", 1)), expect: Expect::Absent },
         WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into() },
         claim(e, "sku.value=abc", "g-l", None),
     ];
@@ -400,8 +400,8 @@ pub async fn golden_refs_across_entities<S: Store + LookupStore>(store: &S, e: &
     let b = golden(&other, "g-r2", 1);
     store
         .transact(vec![
-            WriteOp::PutGolden { golden: Box::new(a.clone()), expect: Expect::Absent },
-            WriteOp::PutGolden { golden: Box::new(b.clone()), expect: Expect::Absent },
+            WriteOp::PutGolden { golden: Arc::new(a.clone()), expect: Expect::Absent },
+            WriteOp::PutGolden { golden: Arc::new(b.clone()), expect: Expect::Absent },
         ])
         .await
         .expect("goldens");

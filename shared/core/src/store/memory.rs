@@ -12,12 +12,12 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Source records and golden records are found by a 128-bit hash of their key (see [`Slots`]) and
-/// kept boxed: the tables then hold 16-byte keys and pointers, which keeps their spare capacity
+/// kept behind a pointer (shared, so reads hand them out without a copy): the tables then hold 16-byte keys and pointers, which keeps their spare capacity
 /// and their regrowth cheap on large batch runs.
 #[derive(Default)]
 struct State {
     slots: Slots,
-    goldens: Sharded<u128, Box<GoldenRecord>>,
+    goldens: Sharded<u128, Arc<GoldenRecord>>,
     history: BTreeMap<(String, String, u64), HistoryEntry>,
     /// The blocking index, kept compact: it is most of what a large batch run holds.
     index: BlockTable,
@@ -576,6 +576,11 @@ impl GoldenStore for MemoryStore {
     async fn get_goldens(&self, entity: &str, ids: &[String]) -> Result<Vec<GoldenRecord>, StoreError> {
         let s = self.lock()?;
         Ok(ids.iter().filter_map(|id| s.goldens.get(&s.slots.golden(entity, id))).map(|g| (**g).clone()).collect())
+    }
+
+    async fn get_goldens_shared(&self, entity: &str, ids: &[String]) -> Result<Vec<Arc<GoldenRecord>>, StoreError> {
+        let s = self.lock()?;
+        Ok(ids.iter().filter_map(|id| s.goldens.get(&s.slots.golden(entity, id))).cloned().collect())
     }
 
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -59,7 +59,8 @@ pub struct OutboxEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     PutGolden {
-        golden: Box<GoldenRecord>,
+        /// Shared: the in-process store keeps it as it is and hands it out to reads.
+        golden: Arc<GoldenRecord>,
         expect: Expect,
     },
     /// Fails if that version already exists.
@@ -289,6 +290,16 @@ pub trait GoldenStore: Send + Sync {
         entity: &str,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
+    /// [`GoldenStore::get_goldens`], shared: an adapter that keeps golden records in memory
+    /// hands out its own copy instead of cloning it (matching reads a few golden records per
+    /// record, and only looks at them).
+    fn get_goldens_shared(
+        &self,
+        entity: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Arc<GoldenRecord>>, StoreError>> + Send {
+        async move { Ok(self.get_goldens(entity, ids).await?.into_iter().map(Arc::new).collect()) }
+    }
     /// History versions, oldest first.
     fn history(&self, entity: &str, id: &str) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 }
