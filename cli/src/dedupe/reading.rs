@@ -141,6 +141,9 @@ impl FileRows {
         if !ignored.is_empty() {
             eprintln!("{shown}: ignoring columns {}", ignored.join(", "));
         }
+        // In attribute order (columns mapped to one attribute stay in file order): validation
+        // then takes the fields as they come, without sorting them per row.
+        columns.sort_by(|a, b| a.1.cmp(&b.1));
         let shape = FileShape { shown, system: system_of(path), entity: layout.entity.clone(), columns };
         Ok(Self {
             shape: Arc::new(shape),
