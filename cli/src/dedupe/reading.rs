@@ -111,8 +111,9 @@ impl FileRows {
     /// `expected_rows` sizes the set of record ids seen (a guess; see [`estimate_rows`]).
     fn open(path: &Path, file_index: usize, layout: &Layout, expected_rows: usize) -> Result<Self, String> {
         let shown = path.display().to_string();
+        // White space around header names and fields is trimmed here, as the fields are used:
+        // the reader's own trimming copies every row, twice.
         let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
             .flexible(false)
             .from_path(path)
             .map_err(|e| format!("{shown}: cannot read: {}", io_reason(&e)))?;
@@ -120,7 +121,7 @@ impl FileRows {
             .headers()
             .map_err(|e| format!("{shown}: cannot read the header: {}", io_reason(&e)))?
             .iter()
-            .map(str::to_owned)
+            .map(|h| h.trim().to_owned())
             .collect();
         let id_index = headers
             .iter()
@@ -177,7 +178,7 @@ impl FileRows {
         }
         self.last = (fields.as_slice().len(), fields.len());
         let line = fields.position().map_or(0, |p| p.line());
-        let id = fields.get(self.id_index).unwrap_or("").to_owned();
+        let id = fields.get(self.id_index).unwrap_or("").trim().to_owned();
         if id.is_empty() {
             return Err(format!("{shown}: line {line}, column '{}': empty record id", self.id_column));
         }
@@ -260,7 +261,7 @@ impl Reading {
 pub fn prepare(registry: &SchemaRegistry, row: Row) -> Result<Prepared, String> {
     let Row { file_index, line, record_id, fields, file } = row;
     let attributes: Vec<(&str, &str)> =
-        file.columns.iter().filter_map(|(i, attr)| Some((attr.as_str(), fields.get(*i)?))).collect();
+        file.columns.iter().filter_map(|(i, attr)| Some((attr.as_str(), fields.get(*i)?.trim()))).collect();
     let flat = FlatRecord {
         entity: &file.entity,
         system: &file.system,
@@ -306,8 +307,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mdm-reading-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let a = dir.join("a.csv");
-        let body: String = (0..20).map(|i| format!("a{i},Anna{i}\n")).collect();
-        std::fs::write(&a, format!("id,given_name\n{body}")).expect("write");
+        // White space around header names and fields does not count.
+        let body: String = (0..20).map(|i| format!(" a{i} ,\tAnna{i} \n")).collect();
+        std::fs::write(&a, format!(" id , given_name\n{body}")).expect("write");
         let b = dir.join("b.csv");
         std::fs::write(&b, "id,given_name,shoe\nb0,Bob,42\nb1,Bo\nb2,Bert,40\n").expect("write");
         let layout = Layout {
@@ -319,9 +321,20 @@ mod tests {
         let mut reading = Reading::new(layout, vec![a, b], vec![0, 0]);
         let mut seen = Vec::new();
         let mut numbers = Vec::new();
+        let registry = SchemaRegistry::built_in().expect("schemas");
         while let Some((n, rows)) = reading.next_batch() {
             numbers.push(n);
             for row in rows {
+                if let Ok(r) = &row {
+                    if r.record_id == "a0" {
+                        let (a0, fields) = (r.record_id.clone(), r.fields.clone());
+                        let shape = r.file.clone();
+                        let record =
+                            prepare(&registry, Row { file_index: 0, line: 2, record_id: a0, fields, file: shape })
+                                .expect("valid");
+                        assert_eq!(record.record.attributes.get("given_name").map(|v| v.as_str()), Some("anna0"));
+                    }
+                }
                 seen.push(row.map(|r| format!("{}:{}:{}", r.file.system, r.line, r.record_id)));
             }
         }
