@@ -2,10 +2,9 @@
 //! compared only with the few golden records that share one of its keys.
 
 use crate::index_keys::IndexKey;
-use crate::normalise::soundex;
+use crate::normalise::soundex_code;
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{BlockTransform, BlockingKeyDef, EntitySchema};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One blocking key of a record: `name` says how it was made (no values, safe to log), `value`
@@ -35,23 +34,59 @@ impl BlockKey {
 }
 
 /// A key part from one value: a piece of the value itself where the transform keeps one (no
-/// copy; a record's keys are computed from a dozen of them), a new string for a Soundex code.
-fn transform(t: BlockTransform, v: &str) -> Option<Cow<'_, str>> {
+/// copy; a record's keys are computed from a dozen of them), or a Soundex code, kept inline.
+#[derive(Debug, Clone, Copy)]
+enum Part<'a> {
+    Piece(&'a str),
+    Code([u8; 4]),
+}
+
+impl Part<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Part::Piece(s) => s,
+            // A Soundex code is four ASCII letters and digits.
+            Part::Code(c) => std::str::from_utf8(c).unwrap_or_default(),
+        }
+    }
+}
+
+impl PartialEq for Part<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Part<'_> {}
+
+impl PartialOrd for Part<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Part<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+fn transform(t: BlockTransform, v: &str) -> Option<Part<'_>> {
     let out = match t {
-        BlockTransform::Value => Cow::Borrowed(v),
-        BlockTransform::Soundex => Cow::Owned(soundex(v)?),
+        BlockTransform::Value => v,
+        BlockTransform::Soundex => return soundex_code(v).map(Part::Code),
         BlockTransform::Initial => {
             let (at, c) = v.char_indices().find(|(_, c)| c.is_alphanumeric())?;
-            Cow::Borrowed(&v[at..at + c.len_utf8()])
+            &v[at..at + c.len_utf8()]
         }
         BlockTransform::Year => {
             let y = v.get(..4)?;
-            Cow::Borrowed(y.bytes().all(|b| b.is_ascii_digit()).then_some(y)?)
+            y.bytes().all(|b| b.is_ascii_digit()).then_some(y)?
         }
-        BlockTransform::Prefix3 => Cow::Borrowed(&v[..v.char_indices().nth(3).map_or(v.len(), |(at, _)| at)]),
-        BlockTransform::FirstToken => Cow::Borrowed(v.split_whitespace().next()?),
+        BlockTransform::Prefix3 => &v[..v.char_indices().nth(3).map_or(v.len(), |(at, _)| at)],
+        BlockTransform::FirstToken => v.split_whitespace().next()?,
     };
-    (!out.is_empty()).then_some(out)
+    (!out.is_empty()).then_some(Part::Piece(out))
 }
 
 /// A blocking key in its stored form (`BlockKey::key`), with what matching needs to know about
@@ -228,7 +263,7 @@ fn key_parts<'a>(
     at: usize,
     with: &[Option<usize>],
     b: &BlockingKeyDef,
-    parts: &mut Vec<Cow<'a, str>>,
+    parts: &mut Vec<Part<'a>>,
 ) -> Option<bool> {
     parts.clear();
     let first = slots.get(at)?;
@@ -266,7 +301,7 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
                 if i > 0 {
                     h.update(b"|");
                 }
-                h.update(p.as_bytes());
+                h.update(p.as_str().as_bytes());
             }
             let mut digest = [0u8; 16];
             digest.copy_from_slice(&h.finalize()[..16]);
@@ -291,7 +326,7 @@ pub fn block_keys(schema: &EntitySchema, record: &SourceRecord) -> Vec<BlockKey>
             let Some(all_valid) = key_parts(&slots, at, with, b, &mut parts) else { continue };
             keys.insert(BlockKey {
                 name: key_name(&def.name, b),
-                value: parts.join("|"),
+                value: parts.iter().map(Part::as_str).collect::<Vec<_>>().join("|"),
                 claim: b.claim && all_valid,
                 max_block_size: b.max_block_size,
             });
@@ -353,7 +388,7 @@ mod tests {
     fn owned_transform(t: BlockTransform, v: &str) -> Option<String> {
         let out = match t {
             BlockTransform::Value => v.to_owned(),
-            BlockTransform::Soundex => soundex(v)?,
+            BlockTransform::Soundex => crate::normalise::soundex(v)?,
             BlockTransform::Initial => v.chars().find(|c| c.is_alphanumeric())?.to_string(),
             BlockTransform::Year => {
                 let y = v.get(..4)?;
@@ -392,11 +427,12 @@ mod tests {
         use BlockTransform::*;
         for t in [Value, Soundex, Initial, Year, Prefix3, FirstToken] {
             for v in values {
-                assert_eq!(transform(t, v).map(Cow::into_owned), owned_transform(t, v), "{t:?} of {v:?}");
+                assert_eq!(transform(t, v).map(|p| p.as_str().to_owned()), owned_transform(t, v), "{t:?} of {v:?}");
             }
         }
-        assert!(matches!(transform(Prefix3, "ábcd"), Some(Cow::Borrowed("ábc"))));
-        assert!(matches!(transform(Initial, "-ö"), Some(Cow::Borrowed("ö"))));
+        assert!(matches!(transform(Prefix3, "ábcd"), Some(Part::Piece("ábc"))));
+        assert!(matches!(transform(Initial, "-ö"), Some(Part::Piece("ö"))));
+        assert!(matches!(transform(Soundex, "Robert"), Some(Part::Code(c)) if c == *b"R163"));
     }
 
     #[test]

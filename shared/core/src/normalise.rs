@@ -3,6 +3,7 @@
 //! A value that fails a normaliser is *kept raw* (trimmed) by the caller and flagged as a
 //! data-quality issue; it is never a reason to reject the record. Messages never echo the value.
 
+use crate::record::Text;
 use serde::Deserialize;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -77,23 +78,24 @@ pub struct NormaliseOptions<'a> {
     pub default_country_code: Option<&'a str>,
 }
 
-/// Runs a pipeline of normalisers over a value. The value is trimmed first.
-pub fn apply(pipeline: &[Normaliser], raw: &str, opts: NormaliseOptions<'_>) -> Result<String, NormaliseError> {
-    let mut v = raw.trim().to_owned();
+/// Runs a pipeline of normalisers over a value. The value is trimmed first. Works on an inline
+/// string: most values are short, and a step that leaves ASCII text as it is, or changes it in
+/// place, then makes no allocation at all.
+pub fn apply(pipeline: &[Normaliser], raw: &str, opts: NormaliseOptions<'_>) -> Result<Text, NormaliseError> {
+    let mut v = Text::from(raw.trim());
     for n in pipeline {
-        // Steps that leave ASCII text as it is, or change it in place, make no new string.
         match n {
             Normaliser::Nfkc | Normaliser::StripDiacritics if v.is_ascii() => {}
             Normaliser::Lowercase if v.is_ascii() => v.make_ascii_lowercase(),
             Normaliser::Uppercase if v.is_ascii() => v.make_ascii_uppercase(),
             Normaliser::CollapseWhitespace if plain_words(&v, |b| !(b as char).is_whitespace()) => {}
             Normaliser::StripPunctuation if plain_words(&v, |b| b.is_ascii_alphanumeric()) => {}
-            _ => v = n.apply(&v, opts)?,
+            _ => v = Text::from(n.apply(&v, opts)?),
         }
     }
-    v.truncate(v.trim_end().len());
-    let start = v.len() - v.trim_start().len();
-    v.drain(..start);
+    if v.trim().len() != v.len() {
+        v = Text::from(v.trim());
+    }
     if v.is_empty() {
         return Err(NormaliseError::Empty);
     }
@@ -590,35 +592,40 @@ fn size(v: &str) -> String {
 
 /// American Soundex of the first word-like token (letters only), e.g. Robert → R163.
 pub fn soundex(v: &str) -> Option<String> {
-    let letters: Vec<char> = v.chars().filter(|c| c.is_ascii_alphabetic()).map(|c| c.to_ascii_uppercase()).collect();
-    let first = *letters.first()?;
-    let code = |c: char| match c {
-        'B' | 'F' | 'P' | 'V' => '1',
-        'C' | 'G' | 'J' | 'K' | 'Q' | 'S' | 'X' | 'Z' => '2',
-        'D' | 'T' => '3',
-        'L' => '4',
-        'M' | 'N' => '5',
-        'R' => '6',
-        'H' | 'W' => 'h',
-        _ => '0',
+    soundex_code(v).map(|code| code.iter().map(|&b| char::from(b)).collect())
+}
+
+/// [`soundex`] as its four ASCII bytes, without an allocation (blocking keys take one per
+/// name part of every record).
+pub fn soundex_code(v: &str) -> Option<[u8; 4]> {
+    let mut letters = v.bytes().filter(u8::is_ascii_alphabetic).map(|c| c.to_ascii_uppercase());
+    let first = letters.next()?;
+    let code = |c: u8| match c {
+        b'B' | b'F' | b'P' | b'V' => b'1',
+        b'C' | b'G' | b'J' | b'K' | b'Q' | b'S' | b'X' | b'Z' => b'2',
+        b'D' | b'T' => b'3',
+        b'L' => b'4',
+        b'M' | b'N' => b'5',
+        b'R' => b'6',
+        b'H' | b'W' => b'h',
+        _ => b'0',
     };
-    let mut out = String::from(first);
+    let mut out = [first, b'0', b'0', b'0'];
+    let mut len = 1;
     let mut last = code(first);
-    for &c in &letters[1..] {
+    for c in letters {
         let k = code(c);
-        if k == 'h' {
+        if k == b'h' {
             continue;
         }
-        if k != '0' && k != last {
-            out.push(k);
-            if out.len() == 4 {
+        if k != b'0' && k != last {
+            out[len] = k;
+            len += 1;
+            if len == 4 {
                 break;
             }
         }
         last = k;
-    }
-    while out.len() < 4 {
-        out.push('0');
     }
     Some(out)
 }
@@ -631,7 +638,7 @@ mod tests {
     const NAME: &[Normaliser] = &[Nfkc, StripDiacritics, Lowercase, StripPunctuation, CollapseWhitespace];
 
     fn n(p: &[Normaliser], v: &str) -> Result<String, NormaliseError> {
-        apply(p, v, NormaliseOptions { default_country_code: Some("44") })
+        apply(p, v, NormaliseOptions { default_country_code: Some("44") }).map(String::from)
     }
 
     /// Seeded random text over letters, digits, Unicode white space, punctuation and apostrophes:
@@ -837,5 +844,46 @@ mod tests {
         assert_eq!(soundex("Pfister").as_deref(), Some("P236"));
         assert_eq!(soundex("smyth"), soundex("smith"));
         assert_eq!(soundex("123"), None);
+        assert_eq!(soundex_code("Lee"), Some(*b"L000"), "padded with zeros");
+        // The code as it was written over a vector of characters.
+        fn by_chars(v: &str) -> Option<String> {
+            let letters: Vec<char> =
+                v.chars().filter(|c| c.is_ascii_alphabetic()).map(|c| c.to_ascii_uppercase()).collect();
+            let first = *letters.first()?;
+            let code = |c: char| match c {
+                'B' | 'F' | 'P' | 'V' => '1',
+                'C' | 'G' | 'J' | 'K' | 'Q' | 'S' | 'X' | 'Z' => '2',
+                'D' | 'T' => '3',
+                'L' => '4',
+                'M' | 'N' => '5',
+                'R' => '6',
+                'H' | 'W' => 'h',
+                _ => '0',
+            };
+            let mut out = String::from(first);
+            let mut last = code(first);
+            for &c in &letters[1..] {
+                let k = code(c);
+                if k == 'h' {
+                    continue;
+                }
+                if k != '0' && k != last {
+                    out.push(k);
+                    if out.len() == 4 {
+                        break;
+                    }
+                }
+                last = k;
+            }
+            while out.len() < 4 {
+                out.push('0');
+            }
+            Some(out)
+        }
+        for v in
+            ["Robert", "ashcraft", "Müller", "Øster-gaard", "o'neil", "Hhh", "wh", "Ægir", "jean-luc", "", "ß", "Bb Cc"]
+        {
+            assert_eq!(soundex(v), by_chars(v), "{v:?}");
+        }
     }
 }

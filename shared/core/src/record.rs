@@ -458,7 +458,7 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
         let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
         match normalise::apply(&def.normalisers, &raw, opts) {
             Ok(n) => {
-                values.push((Text::from(name), Text::from(n)));
+                values.push((Text::from(name), n));
             }
             Err(e) => {
                 values.push((Text::from(name), Text::from(raw.trim())));
