@@ -260,8 +260,8 @@ impl Reading {
 /// `validate`, straight from the CSV fields.
 pub fn prepare(registry: &SchemaRegistry, row: Row) -> Result<Prepared, String> {
     let Row { file_index, line, record_id, fields, file } = row;
-    let attributes: Vec<(&str, &str)> =
-        file.columns.iter().filter_map(|(i, attr)| Some((attr.as_str(), fields.get(*i)?.trim()))).collect();
+    let mut attributes: Vec<(&str, &str)> = Vec::with_capacity(file.columns.len());
+    attributes.extend(file.columns.iter().filter_map(|(i, attr)| Some((attr.as_str(), fields.get(*i)?.trim()))));
     let flat = FlatRecord {
         entity: &file.entity,
         system: &file.system,

@@ -57,20 +57,18 @@ pub async fn match_one(
     let entity = record.key.entity.as_str();
     // A block the match skipped as too full stays so while merges only add to it.
     let too_full = |name: &str| result.blocking.too_common.iter().any(|n| n == name);
-    let mut reads: Vec<u64> = match hub.registry().get(entity) {
-        Some(schema) => mdm_core::blocking::keys_of(schema, &record)
-            .iter()
-            .map(|k| {
-                let key = IndexKey::from(k);
-                if too_full(k.name()) {
-                    Touched::full_block(entity, &key)
-                } else {
-                    Touched::block(entity, &key)
-                }
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let keys = hub.registry().get(entity).map(|schema| mdm_core::blocking::keys_of(schema, &record));
+    let mut reads: Vec<u64> = Vec::with_capacity(keys.map_or(0, <[_]>::len) + result.candidates.len());
+    if let Some(keys) = keys {
+        reads.extend(keys.iter().map(|k| {
+            let key = IndexKey::from(k);
+            if too_full(k.name()) {
+                Touched::full_block(entity, &key)
+            } else {
+                Touched::block(entity, &key)
+            }
+        }));
+    }
     reads.extend(result.candidates.iter().map(|c| Touched::golden(entity, &c.golden_id)));
     let key = record.key.clone();
     if hub.ingest_owned(*record).await.map_err(|e| e.to_string())? != SourceWrite::Written {

@@ -288,29 +288,35 @@ fn stored_keys_of(schema: &EntitySchema, record: &SourceRecord) -> Vec<StoredKey
     let layout = schema.layout();
     let kinds = &layout.key_kinds;
     let slots = record.slots(schema);
-    let mut out: Vec<StoredKey> = Vec::with_capacity(kinds.iter().map(Vec::len).sum());
+    let mut out: Vec<StoredKey> = Vec::with_capacity(layout.key_order.len());
     let mut parts = Vec::with_capacity(4);
-    for (at, ((def, kinds), withs)) in schema.attributes.iter().zip(kinds).zip(&layout.key_with).enumerate() {
-        for ((b, [unclaimed, claimed]), with) in def.blocking.iter().zip(kinds).zip(withs) {
-            let name = unclaimed.name.as_str();
-            let Some(all_valid) = key_parts(&slots, at, with, b, &mut parts) else { continue };
-            let mut h = Sha256::new();
-            h.update(name.as_bytes());
-            h.update([0u8]);
-            for (i, p) in parts.iter().enumerate() {
-                if i > 0 {
-                    h.update(b"|");
-                }
-                h.update(p.as_str().as_bytes());
+    // Definitions in the order of their keys' names, as `block_keys` gives them (a name belongs
+    // to one definition).
+    for &(at, i) in &layout.key_order {
+        let (Some(b), Some([unclaimed, claimed]), Some(with)) = (
+            schema.attributes.get(at).and_then(|a| a.blocking.get(i)),
+            kinds.get(at).and_then(|k| k.get(i)),
+            layout.key_with.get(at).and_then(|w| w.get(i)),
+        ) else {
+            continue;
+        };
+        let name = unclaimed.name.as_str();
+        let Some(all_valid) = key_parts(&slots, at, with, b, &mut parts) else { continue };
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                h.update(b"|");
             }
-            let mut digest = [0u8; 16];
-            digest.copy_from_slice(&h.finalize()[..16]);
-            let kind = if b.claim && all_valid { claimed } else { unclaimed };
-            out.push(StoredKey { kind, digest });
+            h.update(p.as_str().as_bytes());
         }
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&h.finalize()[..16]);
+        let kind = if b.claim && all_valid { claimed } else { unclaimed };
+        out.push(StoredKey { kind, digest });
     }
-    // Name order, as `block_keys` gives them (a name belongs to one definition).
-    out.sort_by(|a, b| a.name().cmp(b.name()));
+    debug_assert!(out.windows(2).all(|w| w[0].name() <= w[1].name()), "keys come in name order");
     out.dedup();
     out
 }

@@ -227,6 +227,9 @@ pub(crate) struct Layout {
     /// Per attribute, per blocking definition: the positions of its `with` parts' attributes
     /// (`None` for one the schema lacks: the part is then always missing).
     pub(crate) key_with: Vec<Vec<Vec<Option<usize>>>>,
+    /// Every blocking definition as (attribute position, definition index), in the order of the
+    /// names of the keys they make: a record's keys come out in name order without a sort.
+    pub(crate) key_order: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -281,6 +284,18 @@ impl EntitySchema {
                 .iter()
                 .map(|a| a.blocking.iter().map(|b| b.with.iter().map(|p| index(&p.attribute)).collect()).collect())
                 .collect(),
+            key_order: {
+                let mut order: Vec<(String, usize, usize)> = self
+                    .attributes
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(at, a)| {
+                        a.blocking.iter().enumerate().map(move |(i, b)| (crate::blocking::key_name(&a.name, b), at, i))
+                    })
+                    .collect();
+                order.sort();
+                order.into_iter().map(|(_, at, i)| (at, i)).collect()
+            },
         }
     }
 
