@@ -348,9 +348,13 @@ fn schema_of<'r>(registry: &'r SchemaRegistry, entity: &str) -> Result<&'r Entit
     })
 }
 
-/// The source system, lower case, if it is a valid name.
-fn checked_system(system: &str) -> Result<String, RecordError> {
-    let system = system.to_lowercase();
+/// The source system, lower case, if it is a valid name (inline: a name is short).
+fn checked_system(system: &str) -> Result<Text, RecordError> {
+    let system = if system.bytes().any(|b| b.is_ascii_uppercase()) || !system.is_ascii() {
+        system.to_lowercase().into()
+    } else {
+        Text::from(system)
+    };
     if system.len() > MAX_SYSTEM_LEN
         || !system.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
