@@ -1,34 +1,13 @@
 //! `mdm dedupe` as a user runs it: the built binary on CSV files.
+mod common;
+use common::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A folder for one test's files, removed when the test ends (passed or failed).
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("mdm-dedupe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = TempDir::new("dedupe", name);
     std::fs::create_dir_all(&d).expect("temp dir");
-    TempDir(d)
+    d
 }
 
 fn write(d: &Path, name: &str, text: &str) -> PathBuf {

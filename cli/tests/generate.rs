@@ -1,38 +1,16 @@
 //! `mdm generate` as a user runs it: the built binary writing seeded data and its ground truth.
+mod common;
+use common::TempDir;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const PEOPLE_HEADER: &str = "rec_id,given_name,family_name,date_of_birth,email,phone,street_number,address_line1,\
                              address_line2,locality,postcode,region";
 const PRODUCTS_HEADER: &str = "rec_id,sku,gtin,name,brand,category,size,price,currency";
 
-/// A folder for one test's files, removed when the test ends (passed or failed).
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("mdm-generate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    TempDir(d)
+    TempDir::new("generate", name)
 }
 
 fn mdm(args: &[&str]) -> (bool, String, String) {
