@@ -188,9 +188,12 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
         second.push_str(&format!("s{i},Bob{i},Jones\n"));
     }
     second.push_str(&format!("{},Carl,Long\n", "x".repeat(300)));
-    for i in 300..600 {
+    for i in 300..318 {
         second.push_str(&format!("s{i},Bob{i},Jones\n"));
     }
+    // A second bad row a batch later (a short one, which ends the reading): still the first
+    // error is the one reported, though the threads may have matched the rows in between.
+    second.push_str("s318,Bob\n");
     let second = write(&d, "second.csv", &second);
     let fine_start = write(&d, "first.csv", "id,given_name\n1,Anna\n");
     for threads in ["1", "2", "4"] {

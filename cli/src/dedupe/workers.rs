@@ -215,6 +215,21 @@ pub struct Engine {
     lookahead: u64,
 }
 
+/// Sets the stop flag when a thread's work ends other than by finishing the input (a panic, a
+/// poisoned lock).
+struct StopOnExit<'a> {
+    stop: &'a AtomicBool,
+    finished: bool,
+}
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stop.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// Pauses between checks while a thread may not read further ahead: first spinning (the other
 /// threads are running on their own cores, a batch merges in well under a millisecond), then
 /// yielding the core, then sleeping briefly, for a machine busy with other work.
@@ -305,6 +320,9 @@ impl Engine {
     /// enough behind the merges; else reads and prepares another batch (preparing does not
     /// depend on the store, so it may run further ahead); until the input is read and matched.
     fn work(&self) {
+        // A thread that ends early (a panic, a poisoned lock) stops the others: the batch it
+        // held would never be merged, and they would wait for it.
+        let mut exit = StopOnExit { stop: &self.stop, finished: false };
         let mut backoff = Backoff(0);
         loop {
             self.merge_ready();
@@ -348,6 +366,7 @@ impl Engine {
             backoff.pause();
         }
         self.merge_ready();
+        exit.finished = true;
     }
 
     /// The next batch to match, if it is prepared and close enough behind the merges.
@@ -407,6 +426,10 @@ impl Engine {
                     return;
                 }
             };
+            // Nothing merges after the first error in input order: it is the one reported.
+            if merging.error.is_some() || self.stop.load(Ordering::Acquire) {
+                return;
+            }
             loop {
                 let next = merging.next;
                 let Some(batch) = self.ready.lock().ok().and_then(|mut ready| ready.remove(&next)) else { break };
@@ -525,6 +548,37 @@ mod tests {
         assert_eq!(clusters(&ahead, &keys).await, expected);
         assert!(merger.remade > 0, "the duplicates' decisions were stale");
         assert!(merger.remade < keys.len(), "a decision nothing touched since is kept");
+    }
+
+    /// Once a merge meets an error, no thread merges further: the first error in input order
+    /// is the one the run reports.
+    #[test]
+    fn merges_stop_at_the_first_error_in_input_order() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let _in_runtime = runtime.enter();
+        let hub = hub();
+        let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+        let layout = super::super::reading::Layout {
+            entity: "customer".into(),
+            id_column: "id".into(),
+            maps: Default::default(),
+            attributes: Default::default(),
+        };
+        let reading = Reading::new(layout, Vec::new(), Vec::new());
+        let merging = Merging::new(Merger::new(hub.clone()), 0);
+        let engine = Engine::new(hub, registry, Vec::new(), reading, merging, LOOKAHEAD);
+        {
+            let mut ready = engine.ready.lock().expect("ready");
+            ready.insert(0, vec![Err("line 302: the first".to_owned())]);
+            ready.insert(1, vec![Err("line 320: a later one".to_owned())]);
+        }
+        engine.merge_ready();
+        // Another thread's turn, with the next batch ready.
+        engine.merge_ready();
+        assert!(engine.stop.load(Ordering::Acquire));
+        let merging = engine.merging.into_inner().expect("merging");
+        assert_eq!(merging.error.as_deref(), Some("line 302: the first"));
+        assert_eq!(merging.next, 1, "nothing merged after the error");
     }
 
     #[test]

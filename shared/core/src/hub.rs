@@ -163,14 +163,14 @@ pub struct Hub<S> {
     clock: fn() -> i64,
 }
 
-/// A block skipped as too common: over the entity's limit, or over its key's own. `keys` are
-/// the stored forms of `record_keys`, in the same order.
 /// Each key's block cap for a lookup: its own limit, if it has one below the entity's.
 fn block_caps(schema: &EntitySchema, record_keys: &[crate::blocking::StoredKey]) -> Vec<usize> {
     let cap = schema.matching.max_block_size;
     record_keys.iter().map(|k| k.max_block_size().map_or(cap, |own| own.min(cap))).collect()
 }
 
+/// A block skipped as too common: over the entity's limit, or over its key's own. `keys` are
+/// the stored forms of `record_keys`, in the same order.
 fn too_full(record_keys: &[crate::blocking::StoredKey], keys: &[IndexKey], hit: &crate::store::BlockHit) -> bool {
     hit.too_common
         || keys
