@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(&args),
         Some("dedupe") => {
-            allocator::keep_freed_memory();
+            allocator::tune_for_batch();
             dedupe::run(&args).await
         }
         Some("generate") => generate::run(&args),
