@@ -45,37 +45,12 @@ extern "C" {
 ///   page to its shared arena; every later free on that page then takes the slow path that
 ///   reclaims it. The batch engine frees most of what it allocates per record soon after, so
 ///   with the default 2 pages it handed over and reclaimed pages about 3.5 times per record.
-/// - No transparent huge pages (Linux). mimalloc asks for them, and a 2 MiB page comes from a
-///   large free block of host memory, which a virtual machine has most likely handed back to
-///   its host: each such page is faulted in from the host and cleared as it is touched. Small
-///   pages come from the free memory the guest kernel already holds. On a cold start this cut
-///   the system time of a 100k-record run from 0.9 s to 0.3 s (docs/benchmarks.md).
 pub fn tune_for_batch() {
     // SAFETY: plain FFI calls on mimalloc's option table; any value is valid for these options.
     unsafe {
         mi_option_set(PURGE_DELAY, -1);
         mi_option_set(PAGE_FULL_RETAIN, FULL_PAGES_KEPT);
     }
-    no_huge_pages();
-}
-
-/// Asks the kernel not to back this process's memory with transparent huge pages from now on
-/// (`PR_SET_THP_DISABLE`: checked at every page fault). Where the kernel refuses, the run goes
-/// on with huge pages: only its speed depends on this.
-#[cfg(target_os = "linux")]
-fn no_huge_pages() {
-    // SAFETY: prctl with integer arguments only; it changes a flag of this process.
-    let _refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0;
-}
-
-#[cfg(not(target_os = "linux"))]
-fn no_huge_pages() {}
-
-/// Whether transparent huge pages are off for this process.
-#[cfg(all(test, target_os = "linux"))]
-fn huge_pages_off() -> bool {
-    // SAFETY: prctl with integer arguments only; it reads a flag of this process.
-    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
 }
 
 /// An option's value in force.
@@ -148,8 +123,6 @@ mod tests {
         tune_for_batch();
         assert_eq!(option(PURGE_DELAY), -1);
         assert_eq!(option(PAGE_FULL_RETAIN), FULL_PAGES_KEPT);
-        #[cfg(target_os = "linux")]
-        assert!(huge_pages_off(), "PR_SET_THP_DISABLE did not take");
     }
 
     #[test]
