@@ -38,7 +38,6 @@ pub struct CallCounts {
     pub scan: AtomicU64,
     pub batch_get_item: AtomicU64,
     pub transact_write_items: AtomicU64,
-    pub batch_write_item: AtomicU64,
     pub delete_item: AtomicU64,
     /// Consumed capacity units × 1000 (read and write added up), as DynamoDB reports them.
     pub capacity_milli: AtomicU64,
@@ -53,7 +52,6 @@ impl CallCounts {
             ("Scan", &self.scan),
             ("BatchGetItem", &self.batch_get_item),
             ("TransactWriteItems", &self.transact_write_items),
-            ("BatchWriteItem", &self.batch_write_item),
             ("DeleteItem", &self.delete_item),
         ]
         .into_iter()
