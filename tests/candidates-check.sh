@@ -29,7 +29,8 @@ python3 - "$small" "$large" <<'PY'
 import sys
 small, large = map(float, sys.argv[1:])
 ok = 0 < small and large <= 2 * small
-print(f"candidates/record: {small:.2f} at 10k, {large:.2f} at 500k ({large / small:.2f}x; at most 2x)")
+ratio = f"{large / small:.2f}x" if small > 0 else "no candidates at 10k"
+print(f"candidates/record: {small:.2f} at 10k, {large:.2f} at 500k ({ratio}; at most 2x)")
 print(f"candidates: {int(ok)} passed, {int(not ok)} failed")
 sys.exit(0 if ok else 1)
 PY
