@@ -592,12 +592,17 @@ async fn erase_golden<S: Store + ReceiptStore>(
     apply_chunks(hub, markers).await?;
     // 2. Everything that copies the subject's values or keys.
     apply_chunks(hub, found.deletes).await?;
-    // 3. Source records become tombstones that keep their highest source_seq.
-    let tombstones: Vec<WriteOp> = found
+    // 3. Source records become tombstones that keep their highest source_seq. As many as fit
+    //    travel with the golden record's last write (below), so a retry after a failure in
+    //    between still finds the record linked: a source-scope retry must not take it for one
+    //    that was never in a golden record.
+    let mut tombstones: Vec<WriteOp> = found
         .members
         .iter()
         .map(|m| WriteOp::PutTombstone { source: m.key.clone(), seq: m.seq, request_id: request_id.to_owned() })
         .collect();
+    let room = MAX_TRANSACTION_ITEMS - (2 + found.losers.len()).min(MAX_TRANSACTION_ITEMS);
+    let with_last = tombstones.split_off(tombstones.len().saturating_sub(room));
     apply_chunks(hub, tombstones).await?;
     // 4. The golden record and the records merged into it: erased markers, and the event.
     let marker = erased_marker(&found.golden, now);
@@ -623,47 +628,59 @@ async fn erase_golden<S: Store + ReceiptStore>(
             event,
         })));
     }
+    last.extend(with_last);
     apply_chunks(hub, last).await?;
     Ok(sent)
 }
 
-/// Erases one source record and recomputes its golden record from the remaining members.
-async fn erase_source<S: Store + ReceiptStore>(
+/// What a source-scope erasure writes, found before anything is written: the counts are fixed
+/// in the receipt first, so a resumed run reports the same.
+struct SourceErasure {
+    counts: BTreeMap<String, u64>,
+    markers: Vec<WriteOp>,
+    deletes: Vec<WriteOp>,
+    /// The tombstone and the recomputed golden record (with its history version and event):
+    /// one transaction, so the source record never reads as gone while the golden record still
+    /// holds its values.
+    last: Vec<WriteOp>,
+    sent: SentEvent,
+}
+
+/// Plans the erasure of one source record of a golden record with other members: the golden
+/// record is recomputed from the rest.
+async fn plan_source_erasure<S: Store + ReceiptStore>(
     hub: &Hub<S>,
     golden: GoldenRecord,
     key: &SourceKey,
     request_id: &str,
     secret: &[u8],
-) -> Result<(BTreeMap<String, u64>, Option<SentEvent>), ErasureError> {
+) -> Result<SourceErasure, ErasureError> {
     let store = hub.store();
     let now = hub.now_ms();
     let entity = golden.entity.clone();
     let schema = hub.registry().get(&entity).ok_or_else(|| invalid("unknown_entity_type", "unknown entity type"))?;
     let all = store.get_sources(&golden.members).await?;
-    let Some(erased) = all.iter().find(|m| &m.key == key).cloned() else {
-        return Ok((BTreeMap::new(), None));
-    };
+    let erased = all.iter().find(|m| &m.key == key).cloned();
     let rest: Vec<&SourceRecord> = all.iter().filter(|m| &m.key != key).map(|m| &**m).collect();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ops = Vec::new();
+    let mut deletes = Vec::new();
     // Identifiers only the erased record had are suppressed; shared ones belong to the rest too.
     let kept: BTreeSet<String> = rest.iter().flat_map(|m| suppression_keys(schema, m, &[secret.to_vec()])).collect();
-    let markers: Vec<String> =
-        suppression_keys(schema, &erased, &[secret.to_vec()]).into_iter().filter(|k| !kept.contains(k)).collect();
+    let markers: Vec<String> = erased
+        .iter()
+        .flat_map(|e| suppression_keys(schema, e, &[secret.to_vec()]))
+        .filter(|k| !kept.contains(k))
+        .collect();
     counts.insert("suppressionMarkers".into(), markers.len() as u64);
-    apply_chunks(
-        hub,
-        markers
-            .into_iter()
-            .map(|k| WriteOp::PutSuppression { entity: entity.clone(), key: k, request_id: request_id.to_owned() })
-            .collect(),
-    )
-    .await?;
+    let markers: Vec<WriteOp> = markers
+        .into_iter()
+        .map(|k| WriteOp::PutSuppression { entity: entity.clone(), key: k, request_id: request_id.to_owned() })
+        .collect();
     // History versions that listed the erased record (they hold its values) go.
     let history = store.history(&entity, &golden.golden_id).await?;
     let stale: Vec<&HistoryEntry> = history.iter().filter(|h| h.snapshot.members.contains(key)).collect();
     counts.insert("history".into(), stale.len() as u64);
-    ops.extend(stale.iter().map(|h| WriteOp::DeleteHistory {
+    deletes.extend(stale.iter().map(|h| WriteOp::DeleteHistory {
         entity: entity.clone(),
         golden_id: golden.golden_id.clone(),
         version: h.version,
@@ -671,19 +688,20 @@ async fn erase_source<S: Store + ReceiptStore>(
     // A record the erased one created and that was merged into this one holds its values too.
     let creator = golden_id_for(key);
     let mut goldens = 0;
+    let mut last = Vec::new();
     if creator != golden.golden_id {
         if let Some(l) =
             store.get_golden(&entity, &creator).await?.filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. }))
         {
             for h in store.history(&entity, &l.golden_id).await? {
                 *counts.entry("history".into()).or_default() += 1;
-                ops.push(WriteOp::DeleteHistory {
+                deletes.push(WriteOp::DeleteHistory {
                     entity: entity.clone(),
                     golden_id: l.golden_id.clone(),
                     version: h.version,
                 });
             }
-            ops.push(WriteOp::PutGolden {
+            last.push(WriteOp::PutGolden {
                 golden: Arc::new(erased_marker(&l, now)),
                 expect: Expect::Revision(l.revision),
             });
@@ -694,8 +712,9 @@ async fn erase_source<S: Store + ReceiptStore>(
     // Index entries and claims only the erased record supported.
     let keep_keys: BTreeSet<IndexKey> =
         rest.iter().flat_map(|m| block_keys(schema, m)).map(|k| IndexKey::parse(&k.key())).collect();
-    let own_keys: BTreeSet<IndexKey> = block_keys(schema, &erased)
+    let own_keys: BTreeSet<IndexKey> = erased
         .iter()
+        .flat_map(|e| block_keys(schema, e))
         .map(|k| IndexKey::parse(&k.key()))
         .chain(golden.index_keys.iter().cloned())
         .collect();
@@ -709,7 +728,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         })
         .collect();
     counts.insert("index".into(), index_ops.len() as u64);
-    ops.extend(index_ops);
+    deletes.extend(index_ops);
     let holders = store.get_claims(&entity, &gone).await?;
     let claim_ops: Vec<WriteOp> = holders
         .into_iter()
@@ -717,7 +736,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         .map(|(key, holder)| WriteOp::DeleteClaim { entity: entity.clone(), key, holder })
         .collect();
     counts.insert("claims".into(), claim_ops.len() as u64);
-    ops.extend(claim_ops);
+    deletes.extend(claim_ops);
     let reviews: Vec<WriteOp> = store
         .reviews_mentioning(&entity, std::slice::from_ref(&golden.golden_id))
         .await?
@@ -726,7 +745,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         .map(|t| WriteOp::DeleteReview { entity: entity.clone(), task_id: t.task_id })
         .collect();
     counts.insert("reviews".into(), reviews.len() as u64);
-    ops.extend(reviews);
+    deletes.extend(reviews);
     // Pending events of this golden record carry the erased values; a new one supersedes them.
     let outbox: Vec<WriteOp> = store
         .pending_events(100_000)
@@ -736,14 +755,11 @@ async fn erase_source<S: Store + ReceiptStore>(
         .map(|o| WriteOp::DeleteOutbox { event_id: o.event_id })
         .collect();
     counts.insert("outbox".into(), outbox.len() as u64);
-    ops.extend(outbox);
-    apply_chunks(hub, ops).await?;
-    apply_chunks(
-        hub,
-        vec![WriteOp::PutTombstone { source: key.clone(), seq: erased.seq, request_id: request_id.to_owned() }],
-    )
-    .await?;
+    deletes.extend(outbox);
     counts.insert("sources".into(), 1);
+    if let Some(e) = &erased {
+        last.push(WriteOp::PutTombstone { source: key.clone(), seq: e.seq, request_id: request_id.to_owned() });
+    }
 
     // The golden record, recomputed from the rest.
     let mut g = golden.clone();
@@ -771,7 +787,7 @@ async fn erase_source<S: Store + ReceiptStore>(
         event_id: event.event_id(),
         golden_id: Some(g.golden_id.clone()),
     };
-    let mut last = vec![WriteOp::PutGolden { golden: Arc::new(g.clone()), expect: Expect::Revision(golden.revision) }];
+    last.push(WriteOp::PutGolden { golden: Arc::new(g.clone()), expect: Expect::Revision(golden.revision) });
     if hub.config().keep_history {
         last.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&g, Cause::Erasure, request_id, now))));
     }
@@ -782,8 +798,31 @@ async fn erase_source<S: Store + ReceiptStore>(
             event,
         })));
     }
-    apply_chunks(hub, last).await?;
-    Ok((counts, Some(sent)))
+    Ok(SourceErasure { counts, markers, deletes, last, sent })
+}
+
+/// Writes a planned source-scope erasure: markers first, then the copies, then the tombstone
+/// with the recomputed golden record.
+async fn apply_source_erasure<S: Store>(hub: &Hub<S>, plan: SourceErasure) -> Result<SentEvent, ErasureError> {
+    apply_chunks(hub, plan.markers).await?;
+    apply_chunks(hub, plan.deletes).await?;
+    apply_chunks(hub, plan.last).await?;
+    Ok(plan.sent)
+}
+
+/// Fixes a unit's counts in the receipt before its first deletion (a resumed run keeps the
+/// counts the first run found).
+async fn fix_counts<S: ReceiptStore>(
+    store: &S,
+    r: &mut ErasureReceipt,
+    unit: &str,
+    counts: &BTreeMap<String, u64>,
+) -> Result<(), ErasureError> {
+    if r.progress.contains_key(unit) {
+        return Ok(());
+    }
+    r.progress.insert(unit.to_owned(), Progress { counts: counts.clone(), done: false });
+    save(store, r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })
 }
 
 /// Processes an accepted request to completion (or resumes one a crash interrupted). A request
@@ -825,49 +864,56 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
     match (r.scope, r.source.clone()) {
         (ErasureScope::Source, Some(src)) => {
             let key = SourceKey::new(entity.as_str(), src.system.as_str(), src.source_id.as_str());
-            if !r.progress.get(&key.item_key()).is_some_and(|p| p.done) {
-                let mut result = (BTreeMap::new(), None);
+            let unit = key.item_key();
+            if !r.progress.get(&unit).is_some_and(|p| p.done) {
+                let mut event = None;
                 for attempt in 0..hub.config().max_attempts {
-                    let golden = match store.get_source(&key).await?.and_then(|s| s.golden_id.clone()) {
+                    let stored = store.get_source(&key).await?;
+                    let golden = match stored.as_ref().and_then(|s| s.golden_id.clone()) {
                         Some(g) => hub.final_record(&entity, &g).await?.filter(GoldenRecord::is_active),
                         None => None,
                     };
-                    let outcome = match golden {
-                        Some(g) if g.members.len() > 1 => erase_source(hub, g, &key, request_id, &secret).await,
-                        Some(g) => {
-                            let found = gather(hub, g, &secret).await?;
-                            let counts = found.counts.clone();
-                            erase_golden(hub, found, request_id).await.map(|e| (counts, Some(e)))
+                    let outcome = match (stored, golden) {
+                        (_, Some(g)) if g.members.len() > 1 => {
+                            let plan = plan_source_erasure(hub, g, &key, request_id, &secret).await?;
+                            fix_counts(store, &mut r, &unit, &plan.counts).await?;
+                            apply_source_erasure(hub, plan).await.map(Some)
                         }
-                        None => match store.get_source(&key).await? {
-                            // Stored but never linked: a tombstone is all there is to do.
-                            Some(s) => {
-                                let op = WriteOp::PutTombstone {
-                                    source: key.clone(),
-                                    seq: s.seq,
-                                    request_id: request_id.to_owned(),
-                                };
-                                apply_chunks(hub, vec![op])
-                                    .await
-                                    .map(|_| (BTreeMap::from([("sources".to_owned(), 1)]), None))
-                                    .map_err(Into::into)
-                            }
-                            None => Ok((BTreeMap::new(), None)),
-                        },
+                        (_, Some(g)) => {
+                            let found = gather(hub, g, &secret).await?;
+                            fix_counts(store, &mut r, &unit, &found.counts).await?;
+                            erase_golden(hub, found, request_id).await.map(Some)
+                        }
+                        // Stored but not in an active golden record: a tombstone is all there is to do.
+                        (Some(s), None) => {
+                            fix_counts(store, &mut r, &unit, &BTreeMap::from([("sources".to_owned(), 1)])).await?;
+                            let op = WriteOp::PutTombstone {
+                                source: key.clone(),
+                                seq: s.seq,
+                                request_id: request_id.to_owned(),
+                            };
+                            apply_chunks(hub, vec![op]).await.map(|_| None).map_err(Into::into)
+                        }
+                        // Never stored, or gone with the transaction of an earlier run that lost
+                        // its answer: the tombstone travels with the golden record's last write.
+                        (None, None) => Ok(None),
                     };
                     match outcome {
-                        Ok(o) => {
-                            result = o;
+                        Ok(e) => {
+                            event = e;
                             break;
                         }
                         Err(e) if attempt + 1 < hub.config().max_attempts && e.is_conflict() => continue,
                         Err(e) => return Err(e),
                     }
                 }
-                let (counts, event) = result;
-                r.progress.insert(key.item_key(), Progress { counts, done: true });
-                r.events.extend(event);
-                save(store, &mut r).await?;
+                r.progress.entry(unit).or_default().done = true;
+                if let Some(e) = event {
+                    if !r.events.iter().any(|x| x.event_id == e.event_id) {
+                        r.events.push(e);
+                    }
+                }
+                save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
             }
         }
         _ => {

@@ -257,3 +257,60 @@ async fn in_hold_mode_a_returning_subject_is_kept_for_review_and_never_matched()
     assert!(matches!(hub.process(&again.key).await, Err(mdm_core::HubError::Held(_))), "never matched");
     assert_eq!(hub.store().counts().goldens_active, goldens, "no golden record re-created");
 }
+
+/// A hub whose store fails on purpose, seeded like [`seed_anna`] plus Bob (a golden record of one).
+async fn flaky_anna() -> Hub<mdm_core::store::conformance::Faulty<MemoryStore>> {
+    use mdm_core::store::conformance::Faulty;
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..HubConfig::default() };
+    let hub = Hub::new(registry, Faulty::new(MemoryStore::new())).with_config(config);
+    for input in [anna_crm(), anna_web(), anna_crm_dup(), anna_maybe(), bob()] {
+        let r = validate(hub.registry(), &input, 0).expect("valid");
+        hub.ingest(&r).await.expect("ingest");
+        hub.process(&r.key).await.expect("process");
+    }
+    hub
+}
+
+/// Source-scope erasure with the k-th transaction failing (before it is applied, or after with
+/// its answer lost), for every k: the retry must not take
+/// the erased record's tombstone for "never linked" and complete with its values still in the
+/// golden record (neither with other members left, nor as the golden record's only member).
+#[tokio::test]
+async fn source_scope_interrupted_at_any_transaction_leaves_no_value_behind() {
+    for (system, id, values) in
+        [("webshop", "w-9", &["kowalsky", "\"ana\""][..]), ("crm", "c-200", &["okafor", "bob.okafor"][..])]
+    {
+        for (k, lost) in (1..=12).flat_map(|k| [(k, false), (k, true)]) {
+            let hub = flaky_anna().await;
+            let body =
+                json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": system, "sourceId": id}});
+            let req = ErasureRequest::parse(&hub, &body, "privacy-team").expect("valid");
+            let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+            if lost {
+                hub.store().lose_answer_at(k);
+            } else {
+                hub.store().fail_at(k);
+            }
+            let first = erasure::process(&hub, &r.request_id).await;
+            hub.store().fail_at(-1);
+            let done = match first {
+                Ok(done) => done,
+                Err(_) => erasure::process(&hub, &r.request_id).await.expect("the retry completes"),
+            };
+            assert_eq!(done.status, ReceiptStatus::Completed, "{id}, failure at transaction {k} (answer lost: {lost})");
+            assert_eq!(done.removed.get("sources"), Some(&1), "{id}, failure at {k} ({lost}): {:?}", done.removed);
+            let inner = &hub.store().inner;
+            for g in inner.active_goldens("customer") {
+                let text = format!("{g:?}").to_lowercase();
+                for v in values {
+                    assert!(
+                        !text.contains(v),
+                        "{id}, failure at {k} ({lost}): golden record {} still holds {v}",
+                        g.golden_id
+                    );
+                }
+            }
+        }
+    }
+}

@@ -567,6 +567,8 @@ pub async fn receipts_lock_optimistically<S: Store + ReceiptStore>(store: &S, e:
 pub struct Faulty<S> {
     pub inner: S,
     countdown: std::sync::atomic::AtomicI64,
+    /// The transaction the countdown fails is applied first, and its answer lost.
+    lose_answer: std::sync::atomic::AtomicBool,
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
     lose_xrefs: std::sync::atomic::AtomicBool,
     claim_times: std::sync::Mutex<BTreeMap<IndexKey, i64>>,
@@ -577,6 +579,7 @@ impl<S> Faulty<S> {
         Self {
             inner,
             countdown: std::sync::atomic::AtomicI64::new(-1),
+            lose_answer: std::sync::atomic::AtomicBool::new(false),
             replica_xref: std::sync::Mutex::new(None),
             lose_xrefs: std::sync::atomic::AtomicBool::new(false),
             claim_times: std::sync::Mutex::new(BTreeMap::new()),
@@ -585,6 +588,14 @@ impl<S> Faulty<S> {
 
     /// The `n`-th transaction from now (1 = the next) fails; later ones succeed again.
     pub fn fail_at(&self, n: i64) {
+        self.lose_answer.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The `n`-th transaction from now is applied, and then fails as unavailable: the answer of
+    /// a write that happened is lost (a timeout, a crash right after the call).
+    pub fn lose_answer_at(&self, n: i64) {
+        self.lose_answer.store(true, std::sync::atomic::Ordering::SeqCst);
         self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -682,6 +693,10 @@ impl<S: Outbox> Outbox for Faulty<S> {
 impl<S: Transactor> Transactor for Faulty<S> {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            if self.lose_answer.load(std::sync::atomic::Ordering::SeqCst) {
+                self.inner.transact(ops).await?;
+                return Err(StoreError::Unavailable("injected failure after the transaction".into()));
+            }
             return Err(StoreError::Unavailable("injected failure".into()));
         }
         if self.lose_xrefs.swap(false, std::sync::atomic::Ordering::SeqCst) {
