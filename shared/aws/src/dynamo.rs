@@ -463,12 +463,17 @@ impl DynamoStore {
                 ]);
                 put(item, None, vec![])
             }
-            WriteOp::PutTombstone { source, seq, request_id } => {
+            WriteOp::PutTombstone { source, seq, request_id, unlinked } => {
                 let mut item = source_key_item(source);
                 item.insert("kind".into(), s("tombstone"));
                 item.insert("source_seq".into(), n(*seq));
                 item.insert("request_id".into(), s(request_id));
-                put(item, Some("attribute_not_exists(pk) OR source_seq <= :seq"), vec![(":seq", n(*seq))])
+                let condition = if *unlinked {
+                    "attribute_not_exists(pk) OR (source_seq <= :seq AND attribute_not_exists(golden_id))"
+                } else {
+                    "attribute_not_exists(pk) OR source_seq <= :seq"
+                };
+                put(item, Some(condition), vec![(":seq", n(*seq))])
             }
             WriteOp::DeleteHistory { entity, golden_id, version } => {
                 delete(keys::golden_item_key(entity, golden_id), keys::history_sort_key(*version), None)
@@ -917,6 +922,13 @@ impl SourceStore for DynamoStore {
             }
         }
         self.get_source(key).await
+    }
+
+    async fn is_suppressed(&self, entity: &str, keys: &[String]) -> Result<bool, StoreError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        self.suppressed(entity, keys).await
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {

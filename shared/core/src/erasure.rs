@@ -599,7 +599,12 @@ async fn erase_golden<S: Store + ReceiptStore>(
     let mut tombstones: Vec<WriteOp> = found
         .members
         .iter()
-        .map(|m| WriteOp::PutTombstone { source: m.key.clone(), seq: m.seq, request_id: request_id.to_owned() })
+        .map(|m| WriteOp::PutTombstone {
+            source: m.key.clone(),
+            seq: m.seq,
+            request_id: request_id.to_owned(),
+            unlinked: false,
+        })
         .collect();
     let room = MAX_TRANSACTION_ITEMS - (2 + found.losers.len()).min(MAX_TRANSACTION_ITEMS);
     let with_last = tombstones.split_off(tombstones.len().saturating_sub(room));
@@ -758,7 +763,12 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     deletes.extend(outbox);
     counts.insert("sources".into(), 1);
     if let Some(e) = &erased {
-        last.push(WriteOp::PutTombstone { source: key.clone(), seq: e.seq, request_id: request_id.to_owned() });
+        last.push(WriteOp::PutTombstone {
+            source: key.clone(),
+            seq: e.seq,
+            request_id: request_id.to_owned(),
+            unlinked: false,
+        });
     }
 
     // The golden record, recomputed from the rest.
@@ -887,10 +897,13 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
                         // Stored but not in an active golden record: a tombstone is all there is to do.
                         (Some(s), None) => {
                             fix_counts(store, &mut r, &unit, &BTreeMap::from([("sources".to_owned(), 1)])).await?;
+                            // Unless a merge links it meanwhile (then the next attempt erases
+                            // it with its golden record).
                             let op = WriteOp::PutTombstone {
                                 source: key.clone(),
                                 seq: s.seq,
                                 request_id: request_id.to_owned(),
+                                unlinked: s.golden_id.is_none(),
                             };
                             apply_chunks(hub, vec![op]).await.map(|_| None).map_err(Into::into)
                         }

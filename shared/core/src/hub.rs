@@ -282,6 +282,9 @@ impl<S: Store> Hub<S> {
 
     async fn ingest_guarded(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
         match self.store.put_source(record, guards).await? {
+            SourceWrite::Stale { stored_seq } if stored_seq == record.seq && !guards.is_empty() => {
+                self.recheck_redelivery(record, guards).await
+            }
             SourceWrite::Suppressed if self.config.suppression_mode == SuppressionMode::Hold => {
                 let mut held = record.clone();
                 held.held = true;
@@ -291,6 +294,38 @@ impl<S: Store> Hub<S> {
                 })
             }
             other => Ok(other),
+        }
+    }
+
+    /// A redelivery of the version stored: an adapter that checks the markers after writing may
+    /// have stopped in between on the first delivery, so the check runs again. A suppressed
+    /// version that no golden record lists yet is taken back (a tombstone keeps its sequence);
+    /// one already merged was stored and linked before the marker existed and stays a duplicate.
+    async fn recheck_redelivery(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
+        let duplicate = SourceWrite::Stale { stored_seq: record.seq };
+        let stored = self.store.get_source(&record.key).await?;
+        let Some(stored) = stored.filter(|s| s.seq == record.seq && s.golden_id.is_none() && !s.held) else {
+            return Ok(duplicate);
+        };
+        if !self.store.is_suppressed(&record.key.entity, guards).await? {
+            return Ok(duplicate);
+        }
+        if self.config.suppression_mode == SuppressionMode::Hold {
+            // Held: the caller does not queue it for matching, as for a record held on first delivery.
+            return Ok(SourceWrite::Held);
+        }
+        let request_id = "suppressed-on-ingest".to_owned();
+        let op = crate::store::WriteOp::PutTombstone {
+            source: stored.key.clone(),
+            seq: stored.seq,
+            request_id,
+            unlinked: true,
+        };
+        match self.store.transact(vec![op]).await {
+            Ok(()) => Ok(SourceWrite::Suppressed),
+            // Linked or replaced meanwhile: not this delivery's to take back.
+            Err(e) if e.is_conflict() => Ok(duplicate),
+            Err(e) => Err(e.into()),
         }
     }
 

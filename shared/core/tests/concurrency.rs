@@ -41,6 +41,9 @@ impl SourceStore for Racing {
     async fn get_source(&self, k: &SourceKey) -> Result<Option<std::sync::Arc<SourceRecord>>, StoreError> {
         self.inner.get_source(k).await
     }
+    async fn is_suppressed(&self, e: &str, k: &[String]) -> Result<bool, StoreError> {
+        self.inner.is_suppressed(e, k).await
+    }
     async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<std::sync::Arc<SourceRecord>>, StoreError> {
         self.inner.get_sources(k).await
     }

@@ -314,3 +314,27 @@ async fn source_scope_interrupted_at_any_transaction_leaves_no_value_behind() {
         }
     }
 }
+
+/// An ingest that stored its record and stopped before it read the suppression markers (a crash
+/// in between, on an adapter that checks after writing): the redelivery finds the version stored
+/// and must still run the check, not count a duplicate that goes on to be matched.
+#[tokio::test]
+async fn a_redelivery_after_a_crash_between_write_and_marker_check_is_still_suppressed() {
+    let hub = erasing_hub();
+    seed_anna(&hub).await;
+    let req = request(&hub, json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+    let mut again = anna_web();
+    again["sourceSystem"] = json!("partner");
+    let again = validate(hub.registry(), &again, 0).expect("valid");
+    // The first delivery's write, without the check that a crash cut off.
+    assert_eq!(hub.store().put_source(&again, &[]).await.expect("write"), SourceWrite::Written);
+    assert_eq!(hub.ingest(&again).await.expect("redelivery"), SourceWrite::Suppressed);
+    assert_eq!(hub.store().get_source(&again.key).await.expect("get"), None, "the stored copy is taken back");
+    // A duplicate of a record stored and merged long before the erasure is still a duplicate.
+    let bob = validate(hub.registry(), &bob(), 0).expect("valid");
+    hub.ingest(&bob).await.expect("ingest");
+    hub.process(&bob.key).await.expect("merge");
+    assert_eq!(hub.ingest(&bob).await.expect("duplicate"), SourceWrite::Stale { stored_seq: 1 });
+}

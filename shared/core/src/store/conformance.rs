@@ -472,8 +472,14 @@ pub async fn suppression_guards_the_source_write<S: Store + ReceiptStore>(store:
 pub async fn tombstones_keep_the_sequence<S: Store + ReceiptStore + LookupStore>(store: &S, e: &str) {
     let r = source(e, "t1", 5, "a");
     store.put_source(&r, &[]).await.expect("put");
-    let tomb = |seq| WriteOp::PutTombstone { source: r.key.clone(), seq, request_id: "er1".into() };
+    let tomb = |seq| WriteOp::PutTombstone { source: r.key.clone(), seq, request_id: "er1".into(), unlinked: false };
     conflict(store.transact(vec![tomb(4)]).await, "a tombstone older than the stored version");
+    let g = golden(e, "g-t1", 1);
+    store.transact(vec![WriteOp::PutGolden { golden: Arc::new(g), expect: Expect::Absent }]).await.expect("golden");
+    store.transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-t1".into() }]).await.expect("xref");
+    let unlinked = WriteOp::PutTombstone { source: r.key.clone(), seq: 5, request_id: "er1".into(), unlinked: true };
+    conflict(store.transact(vec![unlinked]).await, "an unlinked-only tombstone over a linked record");
+    assert!(store.get_source(&r.key).await.expect("get").is_some(), "the linked record stays");
     store.transact(vec![tomb(5)]).await.expect("tombstone");
     store.transact(vec![tomb(5)]).await.expect("a tombstone is idempotent");
     assert_eq!(store.get_source(&r.key).await.expect("get"), None, "a tombstone is no record");
@@ -636,6 +642,9 @@ impl<S: SourceStore> SourceStore for Faulty<S> {
             Some(xref) => found.map(|r| Arc::new(SourceRecord { golden_id: xref, ..(*r).clone() })),
             None => found,
         })
+    }
+    async fn is_suppressed(&self, e: &str, k: &[String]) -> Result<bool, StoreError> {
+        self.inner.is_suppressed(e, k).await
     }
     async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {
         self.inner.get_sources(k).await

@@ -443,10 +443,11 @@ impl MemoryStore {
                     return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
                 }
             }
-            WriteOp::PutTombstone { source, seq, .. } => {
-                let stored =
-                    r.sources.get(&r.slots.source(source)).map(|x| x.seq).or_else(|| r.tombstones.get(source).copied());
-                if stored.is_some_and(|st| st > *seq) {
+            WriteOp::PutTombstone { source, seq, unlinked, .. } => {
+                let record = r.sources.get(&r.slots.source(source));
+                let stored = record.map(|x| x.seq).or_else(|| r.tombstones.get(source).copied());
+                let linked = record.is_some_and(|x| x.golden_id.is_some());
+                if stored.is_some_and(|st| st > *seq) || (*unlinked && linked) {
                     return Err(StoreError::Conflict(Conflict::SourceChanged(source.to_string())));
                 }
             }
@@ -559,6 +560,11 @@ impl SourceStore for MemoryStore {
     async fn get_source(&self, key: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {
         let s = self.records()?;
         Ok(s.sources.get(&s.slots.source(key)).cloned())
+    }
+
+    async fn is_suppressed(&self, entity: &str, keys: &[String]) -> Result<bool, StoreError> {
+        let s = self.records()?;
+        Ok(keys.iter().any(|k| s.suppressions.contains_key(&(entity.to_owned(), k.clone()))))
     }
 
     async fn get_sources(&self, keys: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {

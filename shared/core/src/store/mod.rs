@@ -105,6 +105,9 @@ pub enum WriteOp {
         source: SourceKey,
         seq: u64,
         request_id: String,
+        /// Also fails if the stored record points at a golden record: taking back a record
+        /// that no golden record may list yet.
+        unlinked: bool,
     },
     DeleteHistory {
         entity: String,
@@ -271,6 +274,9 @@ pub trait SourceStore: Send + Sync {
         let _ = seq;
         self.get_source(key)
     }
+    /// Whether a suppression marker of `entity` exists for any of `keys` (keyed hashes of a
+    /// record's identifiers), read strongly: a marker written before the call is seen.
+    fn is_suppressed(&self, entity: &str, keys: &[String]) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Batch read; missing keys are left out.
     fn get_sources(
         &self,
