@@ -855,7 +855,12 @@ impl SourceStore for DynamoStore {
     async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut stored = record.clone();
         stored.golden_id = None;
-        const UPDATE: &str = "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id";
+        // A held version is no member of any golden record: it drops its cross-reference.
+        let update: &str = if record.held {
+            "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id, golden_id"
+        } else {
+            "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id"
+        };
         const CONDITION: &str = "attribute_not_exists(pk) OR source_seq < :seq";
         let values = [(":k", s("source")), (":seq", n(record.seq)), (":d", data(&stored)?)];
         self.count(&self.counts.update_item);
@@ -864,14 +869,14 @@ impl SourceStore for DynamoStore {
         let names = HashMap::from([("#k".to_owned(), "kind".to_owned()), ("#d".to_owned(), "data".to_owned())]);
         let value_map: HashMap<String, AttributeValue> =
             values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        let (set, remove) = capacity::update_parts(UPDATE, Some(&names), Some(&value_map));
+        let (set, remove) = capacity::update_parts(update, Some(&names), Some(&value_map));
         meter().write("UpdateItem", &[Write::Update { key: &key, set, remove }], false);
         let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .update_expression(UPDATE)
+            .update_expression(update)
             .condition_expression(CONDITION)
             .expression_attribute_names("#k", "kind")
             .expression_attribute_names("#d", "data")

@@ -472,10 +472,12 @@ impl<S: Store> Hub<S> {
         Ok((source, result))
     }
 
-    /// A golden record read (a copy of it, to plan with) and its members.
+    /// A golden record read (a copy of it, to plan with) and its members. A held version (it
+    /// carries an erased subject's identifier) is no member: the plan drops it from the list.
     async fn state_of(&self, golden: Arc<GoldenRecord>) -> Result<GoldenState, HubError> {
         let golden = Arc::unwrap_or_clone(golden);
-        let members = self.store.get_sources(&golden.members).await?;
+        let mut members = self.store.get_sources(&golden.members).await?;
+        members.retain(|m| !m.held);
         Ok(GoldenState { golden, members })
     }
 

@@ -338,3 +338,41 @@ async fn a_redelivery_after_a_crash_between_write_and_marker_check_is_still_supp
     hub.process(&bob.key).await.expect("merge");
     assert_eq!(hub.ingest(&bob).await.expect("duplicate"), SourceWrite::Stale { stored_seq: 1 });
 }
+
+/// Suppression mode `hold`: a newer version of another person's record that carries an erased
+/// subject's identifier is held. Its golden record's next merge must not read the held version:
+/// the erased identifier would flow into the golden record and its events.
+#[tokio::test]
+async fn a_held_version_is_never_merged_into_its_golden_record() {
+    use mdm_core::SuppressionMode;
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig {
+        suppression_secrets: vec![b"test-secret".to_vec()],
+        suppression_mode: SuppressionMode::Hold,
+        ..HubConfig::default()
+    };
+    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    seed_anna(&hub).await;
+    let bob_id = feed(&hub, bob()).await.1.expect("bob").outcome.golden_id().to_owned();
+    let req = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+
+    let mut update = bob();
+    update["sourceSeq"] = json!(2);
+    update["attributes"]["email"] = json!("anna.kowalski@example.com");
+    let update = validate(hub.registry(), &update, 0).expect("valid");
+    assert_eq!(hub.ingest(&update).await.expect("ingest"), SourceWrite::Held);
+    let mut erp = bob();
+    erp["sourceSystem"] = json!("erp");
+    let (_, report) = feed(&hub, erp).await;
+    assert_eq!(report.expect("merged").outcome.golden_id(), bob_id, "bob's erp record joins bob");
+    let g = hub.store().get_golden("customer", &bob_id).await.expect("get").expect("bob");
+    let text = format!("{g:?}").to_lowercase();
+    assert!(!text.contains("anna.kowalski"), "the held version's e-mail reached the golden record: {text}");
+    assert!(!g.members.contains(&key("crm", "c-200")), "a held version is no member");
+    let held = hub.store().get_source(&key("crm", "c-200")).await.expect("get").expect("held");
+    assert!(held.held && held.golden_id.is_none(), "a held version points at no golden record");
+    let events = format!("{:?}", hub.store().pending_events(1000).await.expect("outbox")).to_lowercase();
+    assert!(!events.contains("anna.kowalski"), "an event carries the held version's e-mail");
+}

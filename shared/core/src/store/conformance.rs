@@ -140,7 +140,8 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
     assert_eq!(store.get_source(&v4.key).await.expect("get").map(|r| r.content_hash.clone()), Some("h-v4".into()));
 }
 
-/// The cross-reference set by a merge survives a later source update; SetXref needs the source.
+/// The cross-reference set by a merge survives a later source update (not a held one); SetXref
+/// needs the source.
 pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     let r = source(e, "x1", 1, "a");
     store.put_source(&r, &[]).await.expect("put");
@@ -149,6 +150,11 @@ pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     let got = store.get_source(&r.key).await.expect("get").expect("exists");
     assert_eq!(got.golden_id.as_deref(), Some("g-x"), "source update keeps the cross-reference");
     assert_eq!(got.seq, 2);
+    let mut held = source(e, "x1", 3, "c");
+    held.held = true;
+    store.put_source(&held, &[]).await.expect("put held v3");
+    let got = store.get_source(&r.key).await.expect("get").expect("exists");
+    assert!(got.held && got.golden_id.is_none(), "a held version drops the cross-reference");
     let missing = SourceKey::new(e, "crm", "never");
     conflict(
         store.transact(vec![WriteOp::SetXref { source: missing.clone(), golden_id: "g".into() }]).await,

@@ -537,7 +537,8 @@ impl MemoryStore {
         if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.to_string(), k.clone()))) {
             return Ok(SourceWrite::Suppressed);
         }
-        record.golden_id = existing.and_then(|e| e.golden_id.clone());
+        // A held version is no member of any golden record: it drops its cross-reference.
+        record.golden_id = existing.filter(|_| !record.held).and_then(|e| e.golden_id.clone());
         s.tombstones.remove(&record.key);
         s.sources.insert(slot, Arc::new(record));
         Ok(SourceWrite::Written)
