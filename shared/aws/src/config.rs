@@ -28,8 +28,9 @@ pub struct Settings {
     /// Load entity schemas from this folder instead of the built-in set.
     pub schemas_dir: Option<String>,
     /// Scopes every HTTP caller is granted on the local stack, where function URLs carry no
-    /// JWT (`MDM_LOCAL_SCOPES`, comma- or space-separated). Honoured only when `AWS_ENDPOINT_URL` points
-    /// at this machine (an emulator), so a deployed function never trusts it.
+    /// JWT (`MDM_LOCAL_SCOPES`, comma- or space-separated). Honoured only when every AWS endpoint
+    /// variable that is set (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) names this machine
+    /// (an emulator), so a deployed function never trusts it.
     pub local_scopes: Option<BTreeSet<String>>,
     /// The erasure queue (requests accepted over HTTP or from `ErasureRequested` events) and its DLQ.
     pub erasure_queue_url: String,
@@ -41,23 +42,36 @@ pub struct Settings {
     pub suppression_mode: mdm_core::SuppressionMode,
 }
 
-/// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`).
-pub fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`): the host the
+/// client would connect to, parsed as a URL (so `http://localhost@remote` is `remote`).
+pub fn is_loopback(endpoint: &str) -> bool {
+    let Ok(url) = url::Url::parse(endpoint.trim()) else { return false };
+    if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
+/// The endpoint variables the AWS SDK reads: the general one and the per-service ones
+/// (`AWS_ENDPOINT_URL_SQS`, …).
+fn endpoint_vars(vars: &HashMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    vars.iter().filter(|(k, v)| {
+        (k.as_str() == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_")) && !v.trim().is_empty()
+    })
+}
+
+/// The local scopes, when every endpoint variable that is set names this machine (and one is).
 fn local_scopes(vars: &HashMap<String, String>) -> Option<BTreeSet<String>> {
     let scopes = vars.get("MDM_LOCAL_SCOPES").filter(|v| !v.trim().is_empty())?;
-    let endpoint = vars.get("AWS_ENDPOINT_URL").map(String::as_str).unwrap_or("");
-    if !is_loopback(endpoint) {
-        tracing::warn!("MDM_LOCAL_SCOPES is set but AWS_ENDPOINT_URL is not a local emulator: ignored");
+    let mut endpoints = endpoint_vars(vars).peekable();
+    let local = endpoints.peek().is_some() && endpoints.all(|(_, url)| is_loopback(url));
+    if !local {
+        tracing::warn!("MDM_LOCAL_SCOPES is set but an AWS endpoint variable is not a local emulator: ignored");
         return None;
     }
     Some(mdm_core::api::scope::from_claim(scopes))
@@ -178,5 +192,25 @@ mod tests {
         }
         let s = Settings::from_map(&vars(&[])).expect("settings");
         assert_eq!(s.local_scopes, None);
+        // Userinfo and look-alike hosts: the host is what the client connects to.
+        for remote in ["http://localhost:1@real-host.example", "http://127.0.0.1@10.0.0.1:4566", "localhost", "http://"]
+        {
+            let s = Settings::from_map(&vars(&[scopes, ("AWS_ENDPOINT_URL", remote)])).expect("settings");
+            assert_eq!(s.local_scopes, None, "{remote:?} is not local");
+        }
+        // Every endpoint variable that is set must be local: a per-service one may point away.
+        let away = ("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.eu-west-1.amazonaws.com");
+        let s = Settings::from_map(&vars(&[scopes, ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"), away]))
+            .expect("settings");
+        assert_eq!(s.local_scopes, None, "a per-service endpoint points at AWS");
+        // LocalStack for SQS and EventBridge beside moto for DynamoDB: local throughout.
+        let split = [
+            scopes,
+            ("AWS_ENDPOINT_URL_SQS", "http://localhost:4566"),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://localhost:4566"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:5000"),
+        ];
+        let s = Settings::from_map(&vars(&split)).expect("settings");
+        assert_eq!(s.local_scopes.map(|s| s.len()), Some(2), "per-service endpoints, all local");
     }
 }
