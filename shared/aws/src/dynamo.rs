@@ -188,6 +188,9 @@ fn is_tombstone(item: &Item) -> bool {
 fn source_from(item: &Item) -> Result<SourceRecord, StoreError> {
     let mut r: SourceRecord = parse(item)?;
     r.golden_id = item.get("golden_id").and_then(|v| v.as_s().ok()).cloned();
+    if let Some(first) = item.get("first_seq").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) {
+        r.first_seq = first;
+    }
     Ok(r)
 }
 
@@ -856,10 +859,11 @@ impl SourceStore for DynamoStore {
         let mut stored = record.clone();
         stored.golden_id = None;
         // A held version is no member of any golden record: it drops its cross-reference.
+        // The generation (`first_seq`) stays over a live version; a tombstone has none.
         let update: &str = if record.held {
-            "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id, golden_id"
+            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id, golden_id"
         } else {
-            "SET #k = :k, source_seq = :seq, #d = :d REMOVE request_id"
+            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id"
         };
         const CONDITION: &str = "attribute_not_exists(pk) OR source_seq < :seq";
         let values = [(":k", s("source")), (":seq", n(record.seq)), (":d", data(&stored)?)];
@@ -1573,6 +1577,7 @@ mod tests {
             claims: Default::default(),
             created_at_ms: 1,
             updated_at_ms: 1,
+            merged_from: Vec::new(),
         }
     }
 

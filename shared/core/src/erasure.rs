@@ -21,7 +21,7 @@ use crate::events::{Envelope, ErasureCompleted, GoldenChanged, GoldenErased, Gol
 use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry};
 use crate::hub::{Hub, HubError};
 use crate::index_keys::IndexKey;
-use crate::keys::{golden_id_for, hmac_hex, SourceKey};
+use crate::keys::{hmac_hex, SourceKey};
 use crate::plan::match_values;
 use crate::record::{validate, SourceRecord};
 use crate::schema::EntitySchema;
@@ -249,6 +249,10 @@ pub struct SentEvent {
 #[serde(rename_all = "camelCase")]
 pub struct ErasureReceipt {
     pub request_id: String,
+    /// The completed run of the same request before this one (a repeated request whose subject
+    /// was found again starts a new run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_request_id: Option<String>,
     /// Optimistic-lock counter of the stored receipt.
     pub revision: u64,
     pub status: ReceiptStatus,
@@ -408,6 +412,7 @@ pub async fn accept<S: Store + ReceiptStore>(
     };
     let mut receipt = ErasureReceipt {
         request_id: request_id.clone(),
+        previous_request_id: None,
         revision: 0,
         status: ReceiptStatus::Accepted,
         entity_type: req.entity.clone(),
@@ -479,17 +484,9 @@ async fn gather<S: Store + ReceiptStore>(
     let entity = golden.entity.clone();
     let schema = hub.registry().get(&entity).ok_or_else(|| invalid("unknown_entity_type", "unknown entity type"))?;
     let members = store.get_sources(&golden.members).await?;
-    // Records merged into this one were created by one of its members: their ids derive from it.
-    let creator_ids: Vec<String> = golden
-        .members
-        .iter()
-        .map(golden_id_for)
-        .filter(|id| *id != golden.golden_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // Records merged into this one (they keep the values they had then) are listed on it.
     let losers: Vec<GoldenRecord> = store
-        .get_goldens(&entity, &creator_ids)
+        .get_goldens(&entity, &golden.merged_from)
         .await?
         .into_iter()
         .filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. }))
@@ -690,26 +687,28 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
         golden_id: golden.golden_id.clone(),
         version: h.version,
     }));
-    // A record the erased one created and that was merged into this one holds its values too.
-    let creator = golden_id_for(key);
+    // Records merged into this one (listed on it) keep the values they had then, maybe the erased
+    // record's: they lose their values (their ids still lead here) and every history version
+    // that listed the erased record.
     let mut goldens = 0;
     let mut last = Vec::new();
-    if creator != golden.golden_id {
-        if let Some(l) =
-            store.get_golden(&entity, &creator).await?.filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. }))
-        {
-            for h in store.history(&entity, &l.golden_id).await? {
-                *counts.entry("history".into()).or_default() += 1;
-                deletes.push(WriteOp::DeleteHistory {
-                    entity: entity.clone(),
-                    golden_id: l.golden_id.clone(),
-                    version: h.version,
-                });
-            }
-            last.push(WriteOp::PutGolden {
-                golden: Arc::new(erased_marker(&l, now)),
-                expect: Expect::Revision(l.revision),
+    let merged = store.get_goldens(&entity, &golden.merged_from).await?;
+    for l in merged.into_iter().filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. })) {
+        for h in store.history(&entity, &l.golden_id).await?.into_iter().filter(|h| h.snapshot.members.contains(key)) {
+            *counts.entry("history".into()).or_default() += 1;
+            deletes.push(WriteOp::DeleteHistory {
+                entity: entity.clone(),
+                golden_id: l.golden_id.clone(),
+                version: h.version,
             });
+        }
+        if !l.attributes.is_empty() || !l.match_values.is_empty() {
+            let mut stripped = l.clone();
+            stripped.attributes = Default::default();
+            stripped.match_values = Default::default();
+            stripped.revision += 1;
+            stripped.updated_at_ms = now;
+            last.push(WriteOp::PutGolden { golden: Arc::new(stripped), expect: Expect::Revision(l.revision) });
             goldens += 1;
         }
     }

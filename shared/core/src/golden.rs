@@ -226,6 +226,10 @@ pub struct GoldenRecord {
     pub claims: crate::index_keys::KeySet,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Golden records merged into this one, directly or through records merged into them: the
+    /// ids whose pointers lead here, and what an erasure of this record erases with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 impl GoldenRecord {

@@ -495,7 +495,7 @@ impl<S: Store> Hub<S> {
         let schema = self.schema(&source.key.entity)?;
         let current = match &source.golden_id {
             None if heal => {
-                let own = golden_id_for(&source.key);
+                let own = golden_id_for(&source.key, source.first_seq);
                 match self.resolve(&schema.entity, std::slice::from_ref(&own)).await?.into_values().next() {
                     Some(g) if g.members.contains(&source.key) => Some(self.state_of(g).await?),
                     _ => None,
@@ -582,8 +582,9 @@ impl<S: Store> Hub<S> {
         }
         let review_exists = match &result.decision {
             MatchDecision::Review { golden_ids } => {
-                let holder =
-                    current.as_ref().map_or_else(|| golden_id_for(&source.key), |c| c.golden.golden_id.clone());
+                let holder = current
+                    .as_ref()
+                    .map_or_else(|| golden_id_for(&source.key, source.first_seq), |c| c.golden.golden_id.clone());
                 let task = review_task_id(&schema.entity, &holder, golden_ids);
                 self.store.get_review(&schema.entity, &task).await?.is_some()
             }
@@ -617,7 +618,7 @@ impl<S: Store> Hub<S> {
         claims: &BTreeMap<IndexKey, String>,
         absent: &BTreeSet<&str>,
     ) -> Result<BTreeSet<String>, HubError> {
-        let own = golden_id_for(&source.key);
+        let own = golden_id_for(&source.key, source.first_seq);
         let others: Vec<IndexKey> =
             claims.iter().filter(|(_, h)| absent.contains(h.as_str()) && **h != own).map(|(k, _)| k.clone()).collect();
         let taken_at =

@@ -133,12 +133,15 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The id of a golden record created for a source record: derived from that first source key, so
-/// that processing the same source record twice can never create two golden records.
-pub fn golden_id_for(source: &SourceKey) -> String {
+/// The id of a golden record created for a source record: derived from that first source key and
+/// its generation (the `seq` of the record's first version since it was stored or last erased), so
+/// that processing the same source record twice can never create two golden records, and a key
+/// that comes back after an erasure never names a golden record used before.
+pub fn golden_id_for(source: &SourceKey, generation: u64) -> String {
     let mut id = String::with_capacity(25);
     id.push('g');
-    push_hex(&mut id, &digest(&[&source.entity, &source.system, &source.source_id])[..12]);
+    let generation = generation.to_string();
+    push_hex(&mut id, &digest(&[&source.entity, &source.system, &source.source_id, &generation])[..12]);
     id
 }
 
@@ -242,10 +245,11 @@ mod tests {
     #[test]
     fn golden_id_is_stable_and_distinct() {
         let a = SourceKey::new("customer", "crm", "1");
-        assert_eq!(golden_id_for(&a), golden_id_for(&a.clone()));
-        assert_ne!(golden_id_for(&a), golden_id_for(&SourceKey::new("customer", "crm", "2")));
-        // Stored ids never change form: 'g' and the first 12 bytes of the key's digest in hex.
-        assert_eq!(golden_id_for(&a), format!("g{}", digest_hex(&[&a.entity, &a.system, &a.source_id], 12)));
-        assert_eq!(golden_id_for(&a).len(), 25);
+        assert_eq!(golden_id_for(&a, 7), golden_id_for(&a.clone(), 7));
+        assert_ne!(golden_id_for(&a, 7), golden_id_for(&SourceKey::new("customer", "crm", "2"), 7));
+        assert_ne!(golden_id_for(&a, 7), golden_id_for(&a, 8), "another generation, another id");
+        // 'g' and the first 12 bytes of the digest of key and generation, in hex.
+        assert_eq!(golden_id_for(&a, 7), format!("g{}", digest_hex(&[&a.entity, &a.system, &a.source_id, "7"], 12)));
+        assert_eq!(golden_id_for(&a, 7).len(), 25);
     }
 }

@@ -210,6 +210,19 @@ fn mapped_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> V
     out
 }
 
+/// The survivor's list of records merged into it, with the losers and theirs added.
+fn merged_from(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
+    let mut out: Vec<String> = survivor.map(|s| s.merged_from.clone()).unwrap_or_default();
+    for l in losers {
+        for id in std::iter::once(&l.golden_id).chain(&l.merged_from) {
+            if !out.contains(id) {
+                out.push(id.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The attributes whose golden value differs from `old`'s (all of them for a new record), in name
 /// order. Borrowed: the names are spelled out only for events.
 fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> Vec<&'a str> {
@@ -268,7 +281,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let survivor_old: Option<&GoldenRecord> = group.first().map(|g| &g.golden);
     let losers: Vec<&GoldenRecord> = group.iter().skip(1).map(|g| &g.golden).collect();
     let loser_ids: BTreeSet<&str> = losers.iter().map(|l| l.golden_id.as_str()).collect();
-    let golden_id = survivor_old.map_or_else(|| golden_id_for(&source.key), |g| g.golden_id.clone());
+    let golden_id = survivor_old.map_or_else(|| golden_id_for(&source.key, source.first_seq), |g| g.golden_id.clone());
 
     let members = ordered_members(&group, source);
     let with_slots = members_with_slots(schema, &members);
@@ -347,6 +360,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         claims: held.into_iter().collect(),
         created_at_ms: now,
         updated_at_ms: now,
+        merged_from: merged_from(survivor_old, &losers),
     };
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
@@ -587,6 +601,7 @@ mod tests {
                 claims: Default::default(),
                 created_at_ms: 0,
                 updated_at_ms: 0,
+                merged_from: Vec::new(),
             },
             members: members.iter().map(|r| Arc::clone(r)).collect(),
         }

@@ -50,6 +50,11 @@ pub struct SourceRecord {
     /// suppression marker while suppression mode is `hold`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// The `seq` of the first version of this record since it was first stored or last erased
+    /// (set by the store): the generation a golden record it creates is named after, so a source
+    /// key that comes back after an erasure never derives an id used before.
+    #[serde(default)]
+    pub first_seq: u64,
     /// This record's blocking keys, computed on first use (`blocking::keys_of`); never stored
     /// and ignored by `==`.
     #[serde(skip)]
@@ -493,6 +498,7 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
         received_at_ms,
         golden_id: None,
         held: false,
+        first_seq: seq,
         key_cache: KeyCache::default(),
     })
 }

@@ -152,6 +152,7 @@ mod tests {
             received_at_ms: 0,
             golden_id: None,
             held: false,
+            first_seq: 1,
             key_cache: Default::default(),
         }
     }

@@ -376,3 +376,108 @@ async fn a_held_version_is_never_merged_into_its_golden_record() {
     let events = format!("{:?}", hub.store().pending_events(1000).await.expect("outbox")).to_lowercase();
     assert!(!events.contains("anna.kowalski"), "an event carries the held version's e-mail");
 }
+
+/// The same request again after its run completed: when the subject is found again (here the
+/// source key came back with other identifiers, so no marker stopped it), a new run starts under
+/// a new id that names the earlier receipt; when nothing is found, the completed receipt answers.
+#[tokio::test]
+async fn a_repeated_request_after_completion_runs_again_when_the_subject_is_back() {
+    let hub = erasing_hub();
+    seed_anna(&hub).await;
+    let body = json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}});
+    let (first, _) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("accept");
+    let first = erasure::process(&hub, &first.request_id).await.expect("process");
+    let (same, created) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("nothing back yet");
+    assert!(!created && same.request_id == first.request_id, "nothing found again: the completed receipt");
+
+    let back = customer(
+        "crm",
+        "c-100",
+        9,
+        json!({"given_name": "Zoe", "family_name": "Quist", "email": "zoe.quist@example.net", "postcode": "EH1 1AA"}),
+    );
+    assert_eq!(feed(&hub, back).await.0, SourceWrite::Written, "a key that comes back with other identifiers");
+    let (second, created) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("accept again");
+    assert!(created, "a new run");
+    assert_ne!(second.request_id, first.request_id);
+    assert_eq!(second.previous_request_id.as_deref(), Some(first.request_id.as_str()));
+    assert_eq!(second.status, ReceiptStatus::Accepted);
+    let (twice, created) = erasure::accept(&hub, &request(&hub, body.clone())).await.expect("accept a third time");
+    assert!(!created && twice.request_id == second.request_id, "the new run is idempotent too");
+    let done = erasure::process(&hub, &second.request_id).await.expect("process");
+    assert_eq!(done.removed.get("sources"), Some(&1), "{:?}", done.removed);
+    assert!(hub.store().get_source(&key("crm", "c-100")).await.expect("get").is_none());
+    let earlier = erasure::receipt(hub.store(), &first.request_id).await.expect("receipt").expect("kept");
+    assert_eq!(earlier.status, ReceiptStatus::Completed, "the earlier receipt stays as it was");
+}
+
+/// A source key that comes back after an erasure names a new golden record: its old golden id
+/// stays erased (the API answers 410) instead of blocking the new record's creation for ever.
+/// So does a key that created a golden record that stays active after a source-scope erasure.
+#[tokio::test]
+async fn a_returning_source_key_gets_a_new_golden_id() {
+    let hub = erasing_hub();
+    let anna = seed_anna(&hub).await;
+    let subject = request(&hub, json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}}));
+    let (r, _) = erasure::accept(&hub, &subject).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+    let back = customer("crm", "c-100", 9, json!({"given_name": "Zoe", "family_name": "Quist", "postcode": "EH1 1AA"}));
+    let (_, report) = feed(&hub, back).await;
+    let created = report.expect("merged").outcome.golden_id().to_owned();
+    assert_ne!(created, anna, "a new golden id");
+    let old = hub.store().get_golden("customer", &anna).await.expect("get").expect("marker");
+    assert_eq!(old.status, GoldenStatus::Erased, "the erased id stays erased");
+    let api = mdm_core::api::golden::get_golden(&hub, "customer", &anna, &Default::default()).await;
+    assert_eq!(api.err().map(|e| e.status), Some(410));
+
+    // Bob creates his golden record, a second record of Bob joins it, Bob's first record is
+    // erased alone; when it comes back unlike itself, it creates a golden record of its own.
+    let bob_id = feed(&hub, bob()).await.1.expect("bob").outcome.golden_id().to_owned();
+    let mut erp = bob();
+    erp["sourceSystem"] = json!("erp");
+    assert_eq!(feed(&hub, erp).await.1.expect("erp").outcome.golden_id(), bob_id);
+    let source = request(
+        &hub,
+        json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "crm", "sourceId": "c-200"}}),
+    );
+    let (r, _) = erasure::accept(&hub, &source).await.expect("accept");
+    erasure::process(&hub, &r.request_id).await.expect("process");
+    let back =
+        customer("crm", "c-200", 5, json!({"given_name": "Yan", "family_name": "Ortiz", "postcode": "CF10 1AA"}));
+    let (_, report) = feed(&hub, back).await;
+    let created = report.expect("merged").outcome.golden_id().to_owned();
+    assert_ne!(created, bob_id);
+    let bob_g = hub.store().get_golden("customer", &bob_id).await.expect("get").expect("bob");
+    assert!(bob_g.is_active() && bob_g.members.len() == 1, "bob's golden record keeps its erp member");
+}
+
+/// Records merged into a golden record are listed on it, and erasing it erases them too.
+#[tokio::test]
+async fn merged_records_are_listed_and_erased_with_their_survivor() {
+    let hub = erasing_hub();
+    // Two golden records of one person, then a record that links both.
+    let a =
+        customer("crm", "m-1", 1, json!({"given_name": "Lena", "family_name": "Moss", "email": "lena@example.com"}));
+    let b =
+        customer("webshop", "m-2", 1, json!({"given_name": "Lena", "family_name": "Moss", "phone": "07700 900123"}));
+    let ga = feed(&hub, a).await.1.expect("a").outcome.golden_id().to_owned();
+    let gb = feed(&hub, b).await.1.expect("b").outcome.golden_id().to_owned();
+    assert_ne!(ga, gb);
+    let both = customer(
+        "erp",
+        "m-3",
+        1,
+        json!({"given_name": "Lena", "family_name": "Moss", "email": "lena@example.com", "phone": "07700 900123", "date_of_birth": "1990-01-02"}),
+    );
+    let survivor = feed(&hub, both).await.1.expect("both").outcome.golden_id().to_owned();
+    let s = hub.store().get_golden("customer", &survivor).await.expect("get").expect("survivor");
+    let loser = if survivor == ga { &gb } else { &ga };
+    assert_eq!(s.merged_from, vec![loser.clone()], "the loser is listed on the survivor");
+    let req = request(&hub, json!({"entityType": "customer", "goldenId": survivor}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    let done = erasure::process(&hub, &r.request_id).await.expect("process");
+    assert_eq!(done.removed["goldens"], 2, "{:?}", done.removed);
+    let l = hub.store().get_golden("customer", loser).await.expect("get").expect("loser");
+    assert_eq!(l.status, GoldenStatus::Erased);
+    assert!(format!("{l:?}").to_lowercase().find("lena").is_none(), "the loser keeps no value");
+}

@@ -394,7 +394,7 @@ async fn a_lost_cross_reference_is_written_by_the_retry() {
         let stored = hub.store().get_source(&r.key).await.expect("get").expect("stored");
         assert_eq!(stored.golden_id, None, "the cross-reference was lost");
         let again = hub.merge_decision(&r.key, decided, Some(r.seq), false).await.expect("redelivery");
-        let golden_id = mdm_core::keys::golden_id_for(&r.key);
+        let golden_id = mdm_core::keys::golden_id_for(&r.key, stored.first_seq);
         assert_eq!(again.outcome.golden_id(), golden_id, "full record: {full}");
         let stored = hub.store().get_source(&r.key).await.expect("get").expect("stored");
         assert_eq!(stored.golden_id.as_deref(), Some(golden_id.as_str()), "the cross-reference is written");
@@ -463,7 +463,7 @@ async fn a_claim_left_by_a_failed_transaction_is_taken_over_after_the_lease() {
     let anna = mdm_core::record::validate(hub.registry(), &anna_crm(), 0).expect("valid");
     hub.ingest(&anna).await.expect("ingest");
     let (_, decided) = hub.match_source(&anna.key).await.expect("match");
-    let own = mdm_core::keys::golden_id_for(&anna.key);
+    let own = mdm_core::keys::golden_id_for(&anna.key, anna.seq);
 
     hub.store().claims_taken_at([(email.to_string(), hub.now_ms())].into());
     let young = hub.merge_decision(&anna.key, decided.clone(), Some(anna.seq), false).await;

@@ -72,6 +72,9 @@ pub async fn get_golden<S: Store>(
         return Ok(ApiResponse { status: 304, headers: vec![("etag".into(), tag)], body: None });
     }
     let mut body = view(&g, provenance);
+    if !g.merged_from.is_empty() {
+        body["mergedFrom"] = json!(g.merged_from);
+    }
     let mut response_location = None;
     if let GoldenStatus::MergedInto { survivor } = &g.status {
         let last = hub.final_record(entity, survivor).await?;

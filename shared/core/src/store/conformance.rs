@@ -24,6 +24,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         received_at_ms: 1_700_000_000_000,
         golden_id: None,
         held: false,
+        first_seq: seq,
         key_cache: Default::default(),
     }
 }
@@ -42,6 +43,7 @@ fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         claims: Default::default(),
         created_at_ms: 1,
         updated_at_ms: 1,
+        merged_from: Vec::new(),
     }
 }
 
@@ -131,7 +133,12 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
     // The owned form follows the same conditions.
     let v4 = source(e, "s#1", 4, "v4");
     assert_eq!(store.put_source_owned(v4.clone(), &[]).await.expect("put v4"), SourceWrite::Written);
-    assert_eq!(store.get_source(&v4.key).await.expect("get").as_deref(), Some(&v4), "read back the owned write");
+    let want = SourceRecord { first_seq: 2, ..v4.clone() };
+    assert_eq!(
+        store.get_source(&v4.key).await.expect("get").as_deref(),
+        Some(&want),
+        "read back the owned write, in the generation of its first version"
+    );
     assert_eq!(
         store.put_source_owned(source(e, "s#1", 4, "again"), &[]).await.expect("put again"),
         SourceWrite::Stale { stored_seq: 4 },
@@ -150,6 +157,7 @@ pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     let got = store.get_source(&r.key).await.expect("get").expect("exists");
     assert_eq!(got.golden_id.as_deref(), Some("g-x"), "source update keeps the cross-reference");
     assert_eq!(got.seq, 2);
+    assert_eq!(got.first_seq, 1, "an update keeps the generation (the first version's seq)");
     let mut held = source(e, "x1", 3, "c");
     held.held = true;
     store.put_source(&held, &[]).await.expect("put held v3");
@@ -498,7 +506,8 @@ pub async fn tombstones_keep_the_sequence<S: Store + ReceiptStore + LookupStore>
     assert!(lookups.is_empty(), "a tombstone resolves to nothing");
     let newer = source(e, "t1", 6, "b");
     assert_eq!(store.put_source(&newer, &[]).await.expect("put"), SourceWrite::Written);
-    assert_eq!(store.get_source(&r.key).await.expect("get").map(|s| s.seq), Some(6));
+    let back = store.get_source(&r.key).await.expect("get").expect("stored again");
+    assert_eq!((back.seq, back.first_seq), (6, 6), "a record back after its tombstone starts a new generation");
 }
 
 /// History, claims, reviews and outbox items are deleted; a claim held by another record is not.

@@ -539,6 +539,8 @@ impl MemoryStore {
         }
         // A held version is no member of any golden record: it drops its cross-reference.
         record.golden_id = existing.filter(|_| !record.held).and_then(|e| e.golden_id.clone());
+        // The generation: kept over a live version, new over nothing or a tombstone.
+        record.first_seq = existing.map_or(record.seq, |e| e.first_seq);
         s.tombstones.remove(&record.key);
         s.sources.insert(slot, Arc::new(record));
         Ok(SourceWrite::Written)
