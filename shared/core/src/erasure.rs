@@ -217,7 +217,8 @@ impl ErasureRequest {
     }
 
     /// The request id: a keyed hash of what the request names, so a repeated request gets the
-    /// same id (and receipt) and the id reveals nothing of the identifiers.
+    /// same id (and receipt, until its run completed: see [`accept`]) and the id reveals nothing
+    /// of the identifiers.
     pub fn request_id(&self, secret: &[u8]) -> String {
         let subject = serde_json::to_string(&self.subject).unwrap_or_default();
         let scope = format!("{:?}", self.scope);
@@ -382,17 +383,54 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
     Ok((ids.into_iter().collect(), markers))
 }
 
-/// Accepts a request: same request, same receipt (`created` says whether this call made it).
-/// More than one golden record without `all` is [`ErasureError::Ambiguous`] (ids only).
+/// The id of the `run`-th run of a request (the first is the request id itself).
+fn run_id(base: &str, run: u32) -> String {
+    if run <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}-{run}")
+    }
+}
+
+/// Accepts a request: same request, same receipt while its run is not completed (`created` says
+/// whether this call made it). After the run completed, the same request starts a new run
+/// (`{id}-2`, `{id}-3`, … naming the previous one) when the subject is found again, and answers
+/// with the completed receipt when it is not. More than one golden record without `all` is
+/// [`ErasureError::Ambiguous`] (ids only).
 pub async fn accept<S: Store + ReceiptStore>(
     hub: &Hub<S>,
     req: &ErasureRequest,
 ) -> Result<(ErasureReceipt, bool), ErasureError> {
-    let request_id = req.request_id(secret(hub)?);
-    if let Some(existing) = load(hub.store(), &request_id).await? {
-        return Ok((existing, false));
+    let base = req.request_id(secret(hub)?);
+    // The runs of this request: `base`, `base-2`, … A run not completed answers for itself.
+    let mut run = 1u32;
+    let mut previous: Option<ErasureReceipt> = None;
+    loop {
+        match load(hub.store(), &run_id(&base, run)).await? {
+            None => break,
+            Some(r) if r.status != ReceiptStatus::Completed => return Ok((r, false)),
+            Some(r) => {
+                previous = Some(r);
+                run += 1;
+            }
+        }
     }
+    let request_id = run_id(&base, run);
     let (golden_ids, markers) = resolve(hub, req).await?;
+    if let Some(prev) = &previous {
+        // The same request after its last run completed: a new run only when the subject is
+        // found again (a record that got past the markers, a source key back with other values).
+        let source_back = match &req.subject {
+            Subject::SourceKey { system, source_id } if req.scope == ErasureScope::Source => {
+                let key = SourceKey::new(req.entity.as_str(), system.as_str(), source_id.as_str());
+                hub.store().get_source(&key).await?.is_some()
+            }
+            _ => false,
+        };
+        if golden_ids.is_empty() && !source_back {
+            return Ok((prev.clone(), false));
+        }
+    }
     if golden_ids.len() > 1 && !req.all {
         return Err(ErasureError::Ambiguous(golden_ids));
     }
@@ -412,7 +450,7 @@ pub async fn accept<S: Store + ReceiptStore>(
     };
     let mut receipt = ErasureReceipt {
         request_id: request_id.clone(),
-        previous_request_id: None,
+        previous_request_id: previous.map(|p| p.request_id),
         revision: 0,
         status: ReceiptStatus::Accepted,
         entity_type: req.entity.clone(),
