@@ -54,6 +54,10 @@ class Stack:
         # The local stack's own secret for suppression markers (a deployment supplies its own).
         self.params["SuppressionSecrets"] = "local-stack-suppression-secret-not-for-production"
         self.params.update(parameters)
+        # A CommaDelimitedList parameter is a list wherever it is referenced (as in CloudFormation).
+        for k, v in template.get("Parameters", {}).items():
+            if v.get("Type") == "CommaDelimitedList" and isinstance(self.params.get(k), str):
+                self.params[k] = [x.strip() for x in self.params[k].split(",")]
         self.resources = template.get("Resources", {})
         self.made = {}  # logical id -> {"ref": ..., attrs...}
         self.skipped = []
@@ -78,6 +82,7 @@ class Stack:
                 return self.sub(arg)
             if k == "Fn::Join":
                 sep, items = arg
+                items = items if isinstance(items, list) else self.resolve(items)
                 return sep.join(str(self.resolve(x)) for x in items)
             if k == "Fn::If":
                 cond, yes, no = arg

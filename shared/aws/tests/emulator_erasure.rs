@@ -281,17 +281,27 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
     s.drain().await;
     let key = mdm_core::SourceKey::new("customer", "crm", "c-ravi");
     assert_eq!(s.golden_of(&key).await.members.len(), 2);
-    // Another system asks, through an ErasureRequested event on the hub's bus.
+    // Another system asks, through an ErasureRequested event on the hub's bus; only the sources
+    // the template names (ErasureRequestSources, by default privacy.requests) reach the queue.
     let bus = s.res.attr("HubBus", "ref").expect("bus").to_owned();
     let sdk = mdm_aws::config::sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .event_bus_name(bus)
-        .source("shop.privacy")
-        .detail_type("ErasureRequested")
-        .detail(json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "webshop", "sourceId": "w-ravi"}}).to_string())
-        .build();
-    let out = events.put_events().entries(entry).send().await.expect("put events");
+    let detail =
+        json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "webshop", "sourceId": "w-ravi"}});
+    let entry = |source: &str| {
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&bus)
+            .source(source)
+            .detail_type("ErasureRequested")
+            .detail(detail.to_string())
+            .build()
+    };
+    let out = events.put_events().entries(entry("shop.anyone")).send().await.expect("put events");
+    assert_eq!(out.failed_entry_count(), 0);
+    assert_eq!(s.queue_depth("ErasureQueue").await, 0, "a source the template does not name is not routed");
+    s.drain().await;
+    assert_eq!(s.golden_of(&key).await.members.len(), 2, "nothing erased");
+    let out = events.put_events().entries(entry("privacy.requests")).send().await.expect("put events");
     assert_eq!(out.failed_entry_count(), 0);
     s.drain().await;
     let g = s.golden_of(&key).await;
@@ -331,4 +341,51 @@ async fn a_failure_half_way_is_completed_by_the_retry() {
     assert_eq!(again.removed, done.removed);
     let table = format!("{:?}", s.scan().await);
     assert_eq!(leaks(&table, &INES_VALUES), Vec::<&str>::new());
+}
+
+/// The erasure handler's dead letters hold no identifier value, name their reason, and a request
+/// that fails on its last receive is dead-lettered by the handler as its id (re-drivable), with
+/// the receipt `failed` and the reason.
+#[tokio::test]
+async fn dead_letters_are_redacted_and_the_last_receive_fails_the_receipt() {
+    let Some(s) = stack("erasure-dlq").await else { return };
+    let bad = json!({"id": "e-9", "source": "privacy.requests", "detail-type": "ErasureRequested",
+        "detail": {"entityType": "customer", "identifiers": {"email": "ineslinde.q@example.org"}, "extra": "07700 900555"}});
+    s.send("ErasureQueue", &bad.to_string()).await;
+    s.drain().await;
+    let dead = s.take_all("ErasureDLQ").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let (body, attrs) = &dead[0];
+    assert_eq!(leaks(body, &INES_VALUES), Vec::<&str>::new(), "the DLQ body: {body}");
+    assert_eq!(attrs.get("mdm-error-code").map(String::as_str), Some("unknown_field"), "{attrs:?}");
+
+    // Accepted, then failing on every receive: on the last, the handler dead-letters it.
+    let sdk = mdm_aws::config::sdk_config().await;
+    let ctx = Ctx::new(&sdk, s.res.settings().expect("settings"), "erasure").expect("ctx");
+    let req = ErasureRequest::parse(&ctx.hub, &json!({"entityType": "customer", "goldenId": "g-none"}), "test")
+        .expect("request");
+    let (r, _) = erasure::accept(&ctx.hub, &req).await.expect("accept");
+    let mut broken = s.res.settings().expect("settings");
+    broken.suppression_secrets.clear(); // processing needs the secret: every run fails
+    let broken = Ctx::new(&sdk, broken, "erasure").expect("ctx");
+    let message = |receives: u32| {
+        let mut m = aws_lambda_events::sqs::SqsMessage::default();
+        m.message_id = Some(format!("m-{receives}"));
+        m.body = Some(json!({"requestId": r.request_id}).to_string());
+        m.attributes.insert("ApproximateReceiveCount".into(), receives.to_string());
+        let mut e = aws_lambda_events::sqs::SqsEvent::default();
+        e.records = vec![m];
+        e
+    };
+    let early = erasure_handler::handle_sqs(&broken, message(1)).await;
+    assert_eq!(early.batch_item_failures.len(), 1, "an early failure is retried");
+    let last = erasure_handler::handle_sqs(&broken, message(erasure_handler::MAX_RECEIVES)).await;
+    assert!(last.batch_item_failures.is_empty(), "the last receive is settled by the handler");
+    let dead = s.take_all("ErasureDLQ").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, json!({"requestId": r.request_id}).to_string());
+    assert_eq!(dead[0].1.get("mdm-error-code").map(String::as_str), Some("erasure_failed"));
+    let receipt = erasure::receipt(ctx.hub.store(), &r.request_id).await.expect("receipt").expect("stored");
+    assert_eq!(receipt.status, ReceiptStatus::Failed);
+    assert!(receipt.error.is_some_and(|e| !e.is_empty()), "the receipt says why");
 }

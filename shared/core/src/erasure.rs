@@ -479,6 +479,48 @@ pub async fn accept<S: Store + ReceiptStore>(
     }
 }
 
+/// A queue message of the erasure handler as its dead-letter queue may keep it: no identifier
+/// value. An accepted request is its id (`{"requestId"}`, which can be re-driven); an
+/// `ErasureRequested` event keeps its envelope's ids, source and detail-type and the detail's
+/// entity type, scope, `all`, golden id and source key, with every identifier value replaced by
+/// `"[redacted]"`; anything else is reduced to its size.
+pub fn redacted_message(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return json!({"redacted": true, "bytes": body.len()}).to_string();
+    };
+    if let Some(id) = v.get("requestId").and_then(Value::as_str) {
+        return json!({"requestId": id}).to_string();
+    }
+    let mut out = serde_json::Map::new();
+    for field in ["id", "source", "detail-type", "time", "account", "region"] {
+        if let Some(x) = v.get(field).filter(|x| x.is_string()) {
+            out.insert(field.to_owned(), x.clone());
+        }
+    }
+    if let Some(detail) = v.get("detail").and_then(Value::as_object) {
+        let mut d = serde_json::Map::new();
+        for field in ["entityType", "scope", "all", "goldenId"] {
+            if let Some(x) = detail.get(field).filter(|x| x.is_string() || x.is_boolean()) {
+                d.insert(field.to_owned(), x.clone());
+            }
+        }
+        if let Some(k) = detail.get("sourceKey").and_then(Value::as_object) {
+            let keep = |f: &str| k.get(f).filter(|x| x.is_string()).cloned().unwrap_or(Value::Null);
+            d.insert("sourceKey".into(), json!({"system": keep("system"), "sourceId": keep("sourceId")}));
+        }
+        if let Some(ids) = detail.get("identifiers").and_then(Value::as_object) {
+            let names: serde_json::Map<String, Value> =
+                ids.keys().map(|k| (k.chars().take(64).collect(), json!("[redacted]"))).collect();
+            d.insert("identifiers".into(), Value::Object(names));
+        }
+        out.insert("detail".into(), Value::Object(d));
+    }
+    if out.is_empty() {
+        return json!({"redacted": true, "bytes": body.len()}).to_string();
+    }
+    Value::Object(out).to_string()
+}
+
 /// Marks a request failed for good (its queue gives up on it); a later identical request gets
 /// this receipt and can be re-driven from the DLQ.
 pub async fn mark_failed<S: ReceiptStore>(store: &S, request_id: &str, why: &str) -> Result<(), ErasureError> {

@@ -481,3 +481,22 @@ async fn merged_records_are_listed_and_erased_with_their_survivor() {
     assert_eq!(l.status, GoldenStatus::Erased);
     assert!(format!("{l:?}").to_lowercase().find("lena").is_none(), "the loser keeps no value");
 }
+
+/// What the erasure handler dead-letters holds no identifier value, and an accepted request
+/// stays re-drivable by its id.
+#[test]
+fn dead_lettered_erasure_messages_hold_no_identifier() {
+    let event = json!({"id": "e-1", "source": "privacy.requests", "detail-type": "ErasureRequested",
+        "detail": {"entityType": "customer", "identifiers": {"email": "anna@example.com", "phone": "07700 900461"},
+                   "note": "Anna Kowalski asked on the phone", "all": true}});
+    let out = erasure::redacted_message(&event.to_string());
+    for v in ["anna@example.com", "07700", "Kowalski"] {
+        assert!(!out.contains(v), "{v} in {out}");
+    }
+    let back: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(back["detail"]["identifiers"]["email"], "[redacted]");
+    assert_eq!((back["source"].as_str(), back["detail"]["all"].as_bool()), (Some("privacy.requests"), Some(true)));
+    assert_eq!(erasure::redacted_message(r#"{"requestId":"er1","x":"anna@example.com"}"#), r#"{"requestId":"er1"}"#);
+    let raw = erasure::redacted_message("anna@example.com is not json");
+    assert!(!raw.contains("anna"), "{raw}");
+}

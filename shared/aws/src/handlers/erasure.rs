@@ -136,14 +136,18 @@ async fn get(ctx: &Ctx, request_id: &str) -> ApiGatewayV2httpResponse {
 pub const MAX_RECEIVES: u32 = 10;
 
 /// One queue message: `{"requestId"}` (accepted over HTTP) or an EventBridge `ErasureRequested`
-/// envelope (accepted here, then processed). On its last receive, a failure marks the receipt
-/// `failed` before the queue gives up on it.
-async fn one_message(ctx: &Ctx, body: String, receives: u32) -> Settle {
+/// envelope (accepted here, then processed). Returns the outcome and the body the dead-letter
+/// queue keeps if it comes to that: never an identifier value ([`erasure::redacted_message`]),
+/// and `{"requestId"}` once the request is accepted, so it can be re-driven. On its last
+/// receive, a failure marks the receipt `failed` with its reason and the handler dead-letters
+/// the message itself (the queue's redrive would move the raw body, without a reason).
+async fn one_message(ctx: &Ctx, body: String, receives: u32) -> (Settle, String) {
+    let redacted = erasure::redacted_message(&body);
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
             let msg = format!("message body is not valid JSON (line {}, column {})", e.line(), e.column());
-            return Settle::DeadLetter(reason(HANDLER, "invalid_json", msg));
+            return (Settle::DeadLetter(reason(HANDLER, "invalid_json", msg)), redacted);
         }
     };
     let request_id = if let Some(id) = parsed.get("requestId").and_then(Value::as_str) {
@@ -153,7 +157,7 @@ async fn one_message(ctx: &Ctx, body: String, receives: u32) -> Settle {
         let detail = parsed.get("detail").cloned().unwrap_or(Value::Null);
         let request = match ErasureRequest::parse(&ctx.hub, &detail, &who) {
             Ok(r) => r,
-            Err(e) => return Settle::DeadLetter(reason(HANDLER, api_error(&e).code, e.to_string())),
+            Err(e) => return (Settle::DeadLetter(reason(HANDLER, api_error(&e).code, e.to_string())), redacted),
         };
         match erasure::accept(&ctx.hub, &request).await {
             Ok((r, _)) => r.request_id,
@@ -162,18 +166,19 @@ async fn one_message(ctx: &Ctx, body: String, receives: u32) -> Settle {
                     ErasureError::Ambiguous(ids) => ids.join(","),
                     _ => String::new(),
                 };
-                return Settle::DeadLetter(reason(HANDLER, "ambiguous_subject", format!("{e}: {ids}")));
+                return (Settle::DeadLetter(reason(HANDLER, "ambiguous_subject", format!("{e}: {ids}"))), redacted);
             }
-            Err(e) => return Settle::Retry(e.to_string()),
+            Err(e) if receives >= MAX_RECEIVES => {
+                return (Settle::DeadLetter(reason(HANDLER, "not_accepted", e.to_string())), redacted)
+            }
+            Err(e) => return (Settle::Retry(e.to_string()), redacted),
         }
     } else {
-        return Settle::DeadLetter(reason(
-            HANDLER,
-            "invalid_message",
-            "neither a requestId nor an ErasureRequested event",
-        ));
+        let why = "neither a requestId nor an ErasureRequested event";
+        return (Settle::DeadLetter(reason(HANDLER, "invalid_message", why)), redacted);
     };
-    match erasure::process(&ctx.hub, &request_id).await {
+    let keep = json!({ "requestId": request_id }).to_string();
+    let outcome = match erasure::process(&ctx.hub, &request_id).await {
         Ok(r) => {
             info!(request_id = %r.request_id, goldens = r.golden_ids.len(), removed = ?r.removed, "erasure completed");
             ctx.metrics.incr("ErasuresCompleted");
@@ -185,17 +190,20 @@ async fn one_message(ctx: &Ctx, body: String, receives: u32) -> Settle {
         Err(ErasureError::UnknownRequest) => {
             Settle::DeadLetter(reason(HANDLER, "unknown_request", "no erasure request with this id"))
         }
+        Err(e) if receives >= MAX_RECEIVES => {
+            if let Err(mark) = erasure::mark_failed(ctx.hub.store(), &request_id, &e.to_string()).await {
+                warn!(error = %mark, "marking the erasure failed did not work");
+                return (Settle::Retry(e.to_string()), keep);
+            }
+            ctx.metrics.incr("ErasuresFailed");
+            Settle::DeadLetter(reason(HANDLER, "erasure_failed", e.to_string()))
+        }
         Err(e) => {
             ctx.metrics.incr("ErasureRetries");
-            if receives >= MAX_RECEIVES && !matches!(e, ErasureError::Busy) {
-                if let Err(mark) = erasure::mark_failed(ctx.hub.store(), &request_id, &e.to_string()).await {
-                    warn!(error = %mark, "marking the erasure failed did not work");
-                }
-                ctx.metrics.incr("ErasuresFailed");
-            }
             Settle::Retry(e.to_string())
         }
-    }
+    };
+    (outcome, keep)
 }
 
 pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
@@ -204,8 +212,11 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
         let id = msg.message_id.clone().unwrap_or_default();
         let body = msg.body.clone().unwrap_or_default();
         let receives = msg.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let outcome = one_message(ctx, body, receives).instrument(info_span!("erasure", message_id = %id)).await;
-        if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.erasure_dlq_url).await {
+        let (outcome, keep) =
+            one_message(ctx, body, receives).instrument(info_span!("erasure", message_id = %id)).await;
+        let mut kept = msg.clone();
+        kept.body = Some(keep);
+        if let Some(f) = settle(ctx, &kept, outcome, &ctx.settings.erasure_dlq_url).await {
             failures.push(f);
         }
     }
