@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks of infra/template.yaml that cfn-lint cannot make: who may request an erasure over the
-bus, which events reach the erasure queue, and that the erasure handler settles a message before
-its queue's redrive would move it (raw, without a reason) to the dead-letter queue.
+bus, which events reach the erasure queue, and that every handler settles a message before its
+queue's redrive would move it (raw, without a reason) to the dead-letter queue.
 
     .venv/bin/python tests/template_check.py      # tests/run runs it; prints "N passed, M failed"
 """
@@ -108,19 +108,31 @@ def bus_policy_lets_only_the_named_principals_request():
         assert s["Resource"].endswith(":HubBus"), f"a statement on {s['Resource']}"
 
 
-def handler_settles_before_the_redrive():
-    with open(os.path.join(ROOT, "shared", "aws", "src", "handlers", "erasure.rs")) as f:
-        m = re.search(r"pub const MAX_RECEIVES: u32 = (\d+);", f.read())
-    assert m, "MAX_RECEIVES not found in the erasure handler"
-    redrive = RES["ErasureQueue"]["Properties"]["RedrivePolicy"]
-    assert int(redrive["maxReceiveCount"]) == int(m.group(1)), (
-        f"ErasureQueue redrives after {redrive['maxReceiveCount']} receives, the handler dead-letters at {m.group(1)}"
-    )
+def handlers_settle_before_the_redrive():
+    """Each handler dead-letters a message it cannot process, with its reason, on the receive
+    after which the queue's redrive would move it there raw."""
+    sources = {}
+    for name in ("mod", "erasure"):
+        with open(os.path.join(ROOT, "shared", "aws", "src", "handlers", f"{name}.rs")) as f:
+            sources[name] = f.read()
+    wanted = {
+        "IngestQueue": ("mod", "INGEST_MAX_RECEIVES"),
+        "MatchQueue": ("mod", "MATCH_MAX_RECEIVES"),
+        "MergeQueue": ("mod", "MERGE_MAX_RECEIVES"),
+        "ErasureQueue": ("erasure", "MAX_RECEIVES"),
+    }
+    for queue, (module, const) in wanted.items():
+        m = re.search(rf"pub const {const}: u32 = (\d+);", sources[module])
+        assert m, f"{const} not found in handlers/{module}.rs"
+        redrive = RES[queue]["Properties"]["RedrivePolicy"]
+        assert int(redrive["maxReceiveCount"]) == int(m.group(1)), (
+            f"{queue} redrives after {redrive['maxReceiveCount']} receives, the handler dead-letters at {m.group(1)}"
+        )
 
 
 check("the erasure rule matches only ErasureRequestSources", rule_matches_only_the_named_sources)
 check("the bus policy lets only ErasureRequesterArns request erasure", bus_policy_lets_only_the_named_principals_request)
-check("the erasure handler dead-letters (redacted, with a reason) before the queue's redrive", handler_settles_before_the_redrive)
+check("every handler dead-letters (with a reason) before its queue's redrive", handlers_settle_before_the_redrive)
 for name, err in results:
     print(f"{'ok  ' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
 failed = sum(1 for _, e in results if e is not None)

@@ -211,7 +211,7 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
         let body = msg.body.clone().unwrap_or_default();
-        let receives = msg.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let receives = super::receives(msg);
         let (outcome, keep) =
             one_message(ctx, body, receives).instrument(info_span!("erasure", message_id = %id)).await;
         let mut kept = msg.clone();

@@ -236,6 +236,7 @@ pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
                 }
             }
         };
+        let outcome = super::on_last_receive(outcome, super::receives(msg), super::INGEST_MAX_RECEIVES, "ingest");
         if let Some(f) = settle(ctx, msg, outcome, &ctx.settings.ingest_dlq_url).await {
             failures.push(f);
         }

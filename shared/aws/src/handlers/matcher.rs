@@ -11,7 +11,7 @@ use tracing::info;
 const HANDLER: &str = "match";
 
 pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
-    each_message(ctx, event, &ctx.settings.match_dlq_url, HANDLER, |ctx, body| {
+    each_message(ctx, event, (&ctx.settings.match_dlq_url, super::MATCH_MAX_RECEIVES), HANDLER, |ctx, body| {
         Box::pin(async move { one(ctx, &body).await })
     })
     .await

@@ -13,7 +13,7 @@ use tracing::info;
 const HANDLER: &str = "merge";
 
 pub async fn handle_sqs(ctx: &Ctx, event: SqsEvent) -> SqsBatchResponse {
-    each_message(ctx, event, &ctx.settings.merge_dlq_url, HANDLER, |ctx, body| {
+    each_message(ctx, event, (&ctx.settings.merge_dlq_url, super::MERGE_MAX_RECEIVES), HANDLER, |ctx, body| {
         Box::pin(async move { one(ctx, &body).await })
     })
     .await

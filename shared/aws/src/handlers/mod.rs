@@ -81,6 +81,31 @@ pub enum Settle {
     DeadLetter(DeadLetterReason),
 }
 
+/// Receives after which the ingest, match and merge queues' redrive moves a message to its DLQ
+/// (the template's `maxReceiveCount`; `tests/template_check.py` checks that they agree). On that
+/// receive a handler dead-letters a message it would retry, with the reason, itself.
+pub const INGEST_MAX_RECEIVES: u32 = 5;
+pub const MATCH_MAX_RECEIVES: u32 = 5;
+pub const MERGE_MAX_RECEIVES: u32 = 8;
+
+/// How often SQS has delivered this message (1 on the first delivery).
+pub fn receives(msg: &SqsMessage) -> u32 {
+    msg.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+/// A retry on the queue's last receive becomes a dead letter with its reason
+/// (`retries_exhausted`): the queue's own redrive would move the message without one.
+pub fn on_last_receive(outcome: Settle, receives: u32, max_receives: u32, handler: &'static str) -> Settle {
+    match outcome {
+        Settle::Retry(why) if receives >= max_receives => Settle::DeadLetter(reason(
+            handler,
+            "retries_exhausted",
+            format!("still failing after {receives} receives: {why}"),
+        )),
+        other => other,
+    }
+}
+
 /// Applies a message's outcome; returns the batch item failure to report, if any.
 pub async fn settle(ctx: &Ctx, msg: &SqsMessage, outcome: Settle, dlq_url: &str) -> Option<BatchItemFailure> {
     let id = msg.message_id.clone().unwrap_or_default();
@@ -119,7 +144,7 @@ pub async fn settle(ctx: &Ctx, msg: &SqsMessage, outcome: Settle, dlq_url: &str)
 pub async fn each_message<'c, F>(
     ctx: &'c Ctx,
     event: aws_lambda_events::sqs::SqsEvent,
-    dlq_url: &str,
+    (dlq_url, max_receives): (&str, u32),
     handler: &'static str,
     one: F,
 ) -> SqsBatchResponse
@@ -132,6 +157,7 @@ where
         let id = msg.message_id.clone().unwrap_or_default();
         let body = msg.body.clone().unwrap_or_default();
         let outcome = one(ctx, body).instrument(tracing::info_span!("message", handler, message_id = %id)).await;
+        let outcome = on_last_receive(outcome, receives(msg), max_receives, handler);
         if let Some(f) = settle(ctx, msg, outcome, dlq_url).await {
             failures.push(f);
         }
@@ -162,5 +188,30 @@ pub fn trigger(payload: serde_json::Value) -> Result<Trigger, serde_json::Error>
         Ok(Trigger::Sqs(serde_json::from_value(payload)?))
     } else {
         Ok(Trigger::Http(Box::new(serde_json::from_value(payload)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A retry on the last receive is dead-lettered with its reason; earlier receives, and other
+    /// outcomes, are left as they are.
+    #[test]
+    fn the_last_receive_dead_letters_a_retry_with_its_reason() {
+        let retry = || Settle::Retry("gave up after 32 conflicting attempts".into());
+        assert!(matches!(on_last_receive(retry(), 7, MERGE_MAX_RECEIVES, "merge"), Settle::Retry(_)));
+        match on_last_receive(retry(), MERGE_MAX_RECEIVES, MERGE_MAX_RECEIVES, "merge") {
+            Settle::DeadLetter(r) => {
+                assert_eq!((r.code.as_str(), r.handler), ("retries_exhausted", "merge"));
+                assert!(r.message.contains("32 conflicting attempts"), "{}", r.message);
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        assert!(matches!(on_last_receive(Settle::Done, 99, 5, "match"), Settle::Done));
+        let mut m = SqsMessage::default();
+        assert_eq!(receives(&m), 1, "no count: the first delivery");
+        m.attributes.insert("ApproximateReceiveCount".into(), "5".into());
+        assert_eq!(receives(&m), 5);
     }
 }
