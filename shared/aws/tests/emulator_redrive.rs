@@ -1,7 +1,7 @@
 //! The local event-source mapping on the emulator: a message whose handler keeps failing (the
 //! store is unreachable) is reported as a partial batch failure, reappears after the visibility
-//! timeout, and after the queue's maxReceiveCount SQS moves it to the DLQ — while the other
-//! messages of its batches succeed.
+//! timeout, and on the queue's last receive (its maxReceiveCount) the handler dead-letters it
+//! with its reason — while the other messages of its batches succeed.
 mod common;
 
 use common::*;
@@ -24,11 +24,14 @@ async fn a_message_that_keeps_failing_reaches_the_dlq_after_max_receives() {
     let mut runner = LocalRunner::new(&sdk, broken).expect("runner");
     runner.visibility_timeout = 1;
     let stats = runner.run_until_idle(Duration::from_secs(90)).await.expect("run");
-    assert!(stats.failures_reported >= 5, "reported as a batch item failure on every receive: {stats:?}");
+    let last = mdm_aws::handlers::MATCH_MAX_RECEIVES as usize;
+    assert_eq!(stats.failures_reported, last - 1, "a batch item failure on every receive but the last: {stats:?}");
     assert_eq!(s.queue_depth("MatchQueue").await, 0, "gone from the queue");
     let dlq = s.take_all("MatchDLQ").await;
-    assert_eq!(dlq.len(), 1, "moved to the DLQ by the redrive policy (maxReceiveCount 5)");
+    assert_eq!(dlq.len(), 1, "dead-lettered on the last receive");
     assert!(dlq[0].0.contains("ok-1"), "the original message");
+    assert_eq!(dlq[0].1.get("mdm-error-code").map(String::as_str), Some("retries_exhausted"), "{:?}", dlq[0].1);
+    assert!(dlq[0].1.get("mdm-error-message").is_some_and(|m| !m.is_empty()), "with its reason");
     // The healthy stack processes new work normally.
     s.post(vec![customer("crm", "ok-2", 1, json!({"given_name": "Also", "family_name": "Fine"}))]).await;
     s.drain().await;
