@@ -97,6 +97,15 @@ pub struct DynamoStore {
 /// hub's claim lease (`HubConfig::claim_lease_ms`, 120 s).
 const CLAIMS_AHEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A merge's `TransactWriteItems` is sent within this long of its suppression-marker check
+/// (`WriteOp::CheckUnsuppressed`, read strongly just before), and given this long to answer.
+const SUPPRESSION_CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+const SUPPRESSION_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long an erasure waits after writing markers before it looks for records: the deadline
+/// and the timeout above, and as long again for a request DynamoDB applies after the client
+/// gave up on it.
+const SUPPRESSION_SETTLE_MS: u64 = 10_000;
+
 /// Golden ids a block item keeps (and one more) unless [`DynamoStore::with_block_cap`] says.
 pub const DEFAULT_BLOCK_CAP: usize = 100;
 
@@ -498,6 +507,10 @@ impl DynamoStore {
             WriteOp::DeleteOutbox { event_id } => {
                 let (pk, sk) = Self::outbox_key(event_id);
                 delete(pk, sk, None)
+            }
+            // Checked before the transaction (`transact`), never sent in it.
+            WriteOp::CheckUnsuppressed { .. } => {
+                Err(StoreError::Invalid("a suppression check is not a transaction item".into()))
             }
             WriteOp::PutClaim { entity, key, golden_id, from } => {
                 let mut u = Update::builder()
@@ -1323,9 +1336,11 @@ impl Transactor for DynamoStore {
         let mut deletes = Vec::new();
         let mut xrefs = Vec::new();
         let mut ahead = Vec::new();
+        let mut guards: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut items = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
+                WriteOp::CheckUnsuppressed { entity, key } => guards.entry(entity).or_default().push(key),
                 WriteOp::PutIndex { .. } => puts.push(op),
                 WriteOp::DeleteIndex { .. } => deletes.push(op),
                 WriteOp::SetXref { .. } => xrefs.push(op),
@@ -1354,6 +1369,15 @@ impl Transactor for DynamoStore {
                 _ => None,
             })
             .collect();
+        // Markers first (strongly consistent), before anything is written: an erasure waits
+        // `suppression_settle_ms` after writing its markers, longer than this check may precede
+        // the transaction's effect (the deadline and the timeout below).
+        let checked = std::time::Instant::now();
+        for (entity, keys) in &guards {
+            if self.suppressed(entity, keys).await? {
+                return Err(StoreError::Conflict(Conflict::Suppressed));
+            }
+        }
         self.index_writes(&puts).await?;
         let claims_written = std::time::Instant::now();
         self.claims_ahead(&ahead, &claim_adds).await?;
@@ -1362,7 +1386,19 @@ impl Transactor for DynamoStore {
                 // Too late for the lease the claims give it; the retry claims again.
                 return Err(StoreError::Conflict(Conflict::Concurrent));
             }
-            self.transact_items(&items, &claim_adds).await?;
+            if guards.is_empty() {
+                self.transact_items(&items, &claim_adds).await?;
+            } else {
+                if checked.elapsed() > SUPPRESSION_CHECK_DEADLINE {
+                    // Too long since the marker check; the retry checks again.
+                    return Err(StoreError::Conflict(Conflict::Concurrent));
+                }
+                let sent = self.transact_items(&items, &claim_adds);
+                match tokio::time::timeout(SUPPRESSION_TRANSACTION_TIMEOUT, sent).await {
+                    Ok(result) => result?,
+                    Err(_) => return Err(StoreError::Unavailable("TransactWriteItems timed out".into())),
+                }
+            }
         }
         for op in &folded {
             if let WriteOp::PutIndex { entity, key, golden_id } = op {
@@ -1375,6 +1411,13 @@ impl Transactor for DynamoStore {
             }
         }
         self.index_writes(&deletes).await
+    }
+
+    async fn settle_suppression(&self, markers_at_ms: i64, now_ms: i64) {
+        let left = markers_at_ms.saturating_add(SUPPRESSION_SETTLE_MS as i64).saturating_sub(now_ms);
+        if left > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(left as u64)).await;
+        }
     }
 }
 

@@ -17,5 +17,5 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;
-    assert_eq!(passed.len(), 4);
+    assert_eq!(passed.len(), 5);
 }

@@ -52,6 +52,7 @@ async fn a_failed_merge_transaction_leaves_no_partial_item() {
         emit_events: true,
         merged_holders: &BTreeMap::new(),
         free_holders: &Default::default(),
+        reserved: 0,
     });
     assert!(plan.writes.len() >= 5, "golden, history, xref, outbox, index/claims: {}", plan.writes.len());
 

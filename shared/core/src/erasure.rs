@@ -283,6 +283,16 @@ pub struct ErasureReceipt {
     /// How long processing took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
+    /// Identifiers' index keys (digests), kept only until processing looked again: a record
+    /// merged while the request's markers were being written is found under them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookup_keys: Vec<String>,
+    /// When the request's markers were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markers_at_ms: Option<i64>,
+    /// The request said `all: true` (every golden record the identifiers name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -297,7 +307,7 @@ impl ErasureReceipt {
     pub fn public_view(&self) -> Value {
         let mut v = json!(self);
         if let Some(o) = v.as_object_mut() {
-            for internal in ["revision", "progress", "leaseUntilMs"] {
+            for internal in ["revision", "progress", "leaseUntilMs", "lookupKeys", "markersAtMs", "all"] {
                 o.remove(internal);
             }
         }
@@ -338,12 +348,22 @@ fn probe<S: Store>(
     validate(hub.registry(), &wire, hub.now_ms()).map_err(|e| invalid("invalid_identifier", e.message))
 }
 
-/// The golden records a subject resolves to (active ones; merged-into pointers followed), and
-/// the suppression markers the request's own identifiers give.
-async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<String>, Vec<String>), ErasureError> {
+/// What a request resolves to when it is accepted.
+struct Resolved {
+    /// The active golden records (merged-into pointers followed).
+    golden_ids: Vec<String>,
+    /// The suppression markers of the request's own identifiers.
+    markers: Vec<String>,
+    /// The index keys of those identifiers, to look again once the markers are settled.
+    lookup_keys: Vec<IndexKey>,
+}
+
+/// The golden records a subject resolves to, and for identifiers their markers and index keys.
+async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<Resolved, ErasureError> {
     let entity = &req.entity;
     let mut ids = BTreeSet::new();
     let mut markers = Vec::new();
+    let mut lookup_keys = Vec::new();
     let mut add = |g: Option<GoldenRecord>| {
         if let Some(g) = g.filter(GoldenRecord::is_active) {
             ids.insert(g.golden_id);
@@ -374,13 +394,25 @@ async fn resolve<S: Store>(hub: &Hub<S>, req: &ErasureRequest) -> Result<(Vec<St
                 .filter(|k| k.claim && !k.name.contains('+'))
                 .map(|k| IndexKey::parse(&k.key()))
                 .collect();
-            let hits = hub.store().lookup(entity, &keys, &[usize::MAX / 2]).await?;
-            for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
-                add(hub.final_record(entity, id).await?);
+            for id in active_under(hub, entity, &keys).await? {
+                ids.insert(id);
             }
+            lookup_keys = keys;
         }
     }
-    Ok((ids.into_iter().collect(), markers))
+    Ok(Resolved { golden_ids: ids.into_iter().collect(), markers, lookup_keys })
+}
+
+/// The active golden records listed under index keys (merged-into pointers followed).
+async fn active_under<S: Store>(hub: &Hub<S>, entity: &str, keys: &[IndexKey]) -> Result<Vec<String>, ErasureError> {
+    let mut out = BTreeSet::new();
+    let hits = hub.store().lookup(entity, keys, &[usize::MAX / 2]).await?;
+    for id in hits.iter().flat_map(|h| h.golden_ids.iter()).collect::<BTreeSet<_>>() {
+        if let Some(g) = hub.final_record(entity, id).await?.filter(GoldenRecord::is_active) {
+            out.insert(g.golden_id);
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// The id of the `run`-th run of a request (the first is the request id itself).
@@ -416,7 +448,7 @@ pub async fn accept<S: Store + ReceiptStore>(
         }
     }
     let request_id = run_id(&base, run);
-    let (golden_ids, markers) = resolve(hub, req).await?;
+    let Resolved { golden_ids, markers, lookup_keys } = resolve(hub, req).await?;
     if let Some(prev) = &previous {
         // The same request after its last run completed: a new run only when the subject is
         // found again (a record that got past the markers, a source key back with other values).
@@ -442,6 +474,7 @@ pub async fn accept<S: Store + ReceiptStore>(
     for chunk in ops.chunks(MAX_TRANSACTION_ITEMS) {
         hub.store().transact(chunk.to_vec()).await?;
     }
+    let markers_at_ms = (!lookup_keys.is_empty()).then(|| hub.now_ms());
     let source = match &req.subject {
         Subject::SourceKey { system, source_id } if req.scope == ErasureScope::Source => {
             Some(SourceRef { system: system.clone(), source_id: source_id.clone() })
@@ -467,6 +500,9 @@ pub async fn accept<S: Store + ReceiptStore>(
         lease_until_ms: None,
         error: None,
         duration_ms: None,
+        lookup_keys: lookup_keys.iter().map(IndexKey::to_string).collect(),
+        markers_at_ms,
+        all: req.all,
     };
     match save(hub.store(), &mut receipt).await {
         Ok(()) => Ok((receipt, true)),
@@ -950,6 +986,19 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
     save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
 
     let entity = r.entity_type.clone();
+    if !r.lookup_keys.is_empty() {
+        // A merge that checked the markers before they were written may have taken effect
+        // since: once the store says such merges are done, the identifiers are looked up again.
+        store.settle_suppression(r.markers_at_ms.unwrap_or(started), hub.now_ms()).await;
+        let keys: Vec<IndexKey> = r.lookup_keys.iter().map(|k| IndexKey::parse(k)).collect();
+        for id in active_under(hub, &entity, &keys).await? {
+            if !r.golden_ids.contains(&id) && (r.all || r.golden_ids.is_empty()) {
+                r.golden_ids.push(id);
+            }
+        }
+        r.lookup_keys.clear();
+        save(store, &mut r).await.map_err(|e| if e.is_conflict() { ErasureError::Busy } else { e.into() })?;
+    }
     match (r.scope, r.source.clone()) {
         (ErasureScope::Source, Some(src)) => {
             let key = SourceKey::new(entity.as_str(), src.system.as_str(), src.source_id.as_str());

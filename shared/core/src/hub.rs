@@ -10,7 +10,7 @@ use crate::matching::{decide, BlockingStats, MatchDecision, MatchResult};
 use crate::plan::{plan_merge, review_task_id, GoldenState, MergeInput, MergeOutcome, MergePlan};
 use crate::record::SourceRecord;
 use crate::schema::{EntitySchema, SchemaRegistry};
-use crate::store::{Conflict, SourceWrite, Store, StoreError};
+use crate::store::{Conflict, SourceWrite, Store, StoreError, WriteOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -27,6 +27,10 @@ pub enum HubError {
     TooManyConflicts(u32),
     #[error("source record {0} is held for review (it matched an erased subject)")]
     Held(String),
+    /// A suppression marker of an erased subject matches one of the record's identifiers: it is
+    /// not merged (and, not yet in a golden record, taken back in suppression mode `reject`).
+    #[error("source record {0} carries an identifier of an erased subject: not merged")]
+    Suppressed(String),
 }
 
 impl HubError {
@@ -35,7 +39,7 @@ impl HubError {
         match self {
             Self::Store(e) => matches!(e, StoreError::Conflict(_) | StoreError::Unavailable(_)),
             Self::TooManyConflicts(_) => true,
-            Self::UnknownEntity(_) | Self::SourceMissing(_) | Self::Held(_) => false,
+            Self::UnknownEntity(_) | Self::SourceMissing(_) | Self::Held(_) | Self::Suppressed(_) => false,
         }
     }
 }
@@ -590,7 +594,9 @@ impl<S: Store> Hub<S> {
             }
             _ => false,
         };
-        Ok(plan_merge(&MergeInput {
+        // The record must carry no erased subject's identifier when its merge takes effect.
+        let guards = crate::erasure::suppression_keys(schema, source, &self.config.suppression_secrets);
+        let mut plan = plan_merge(&MergeInput {
             schema,
             source,
             current: current.as_ref(),
@@ -603,7 +609,51 @@ impl<S: Store> Hub<S> {
             emit_events: self.config.emit_events,
             merged_holders: &merged_holders,
             free_holders: &free_holders,
-        }))
+            reserved: guards.len(),
+        });
+        let entity = &schema.entity;
+        plan.writes.extend(guards.into_iter().map(|key| WriteOp::CheckUnsuppressed { entity: entity.clone(), key }));
+        Ok(plan)
+    }
+
+    /// A merge that a suppression marker stopped: the record is not merged. One that no golden
+    /// record lists yet is taken back in suppression mode `reject` (a tombstone keeps its
+    /// sequence), with the index entries its merge may have written ahead for the golden record
+    /// it would have created; in mode `hold` it stays, unmatched. One already in a golden record
+    /// stays as it is there (that golden record held its identifiers before the marker existed).
+    async fn stop_suppressed(&self, key: &SourceKey) -> Result<MergeReport, HubError> {
+        let stopped = HubError::Suppressed(key.to_string());
+        let Some(source) = self.store.get_source(key).await? else { return Err(stopped) };
+        if source.golden_id.is_some() {
+            return Err(stopped);
+        }
+        let schema = self.schema(&key.entity)?;
+        let own = golden_id_for(&source.key, source.first_seq);
+        if self.store.get_golden(&schema.entity, &own).await?.is_none() {
+            let entity: Arc<str> = schema.entity.as_str().into();
+            let golden_id: Arc<str> = own.as_str().into();
+            let leftovers: Vec<WriteOp> = keys_of(schema, &source)
+                .iter()
+                .map(|k| WriteOp::DeleteIndex {
+                    entity: entity.clone(),
+                    key: IndexKey::from(k),
+                    golden_id: golden_id.clone(),
+                })
+                .collect();
+            for chunk in leftovers.chunks(crate::store::MAX_TRANSACTION_ITEMS) {
+                self.store.transact(chunk.to_vec()).await?;
+            }
+        }
+        if self.config.suppression_mode == SuppressionMode::Reject {
+            let request_id = "suppressed-on-merge".to_owned();
+            let op = WriteOp::PutTombstone { source: key.clone(), seq: source.seq, request_id, unlinked: true };
+            match self.store.transact(vec![op]).await {
+                // Linked or replaced meanwhile: the next delivery decides again.
+                Err(e) if e.is_conflict() => {}
+                other => other?,
+            }
+        }
+        Err(stopped)
     }
 
     /// Of the claim holders that do not exist, those whose claims are free to take: the golden
@@ -798,6 +848,7 @@ impl<S: Store> Hub<S> {
                         touched,
                     });
                 }
+                Err(e) if e.is_suppressed() => return self.stop_suppressed(key).await,
                 Err(e) if e.is_conflict() && attempt < self.config.max_attempts => {
                     debug!(source = %key, attempt, error = %e, "conflict; re-reading");
                     continue;

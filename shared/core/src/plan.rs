@@ -54,6 +54,8 @@ pub struct MergeInput<'a> {
     /// Claim holders that do not exist: claims written ahead of a transaction that failed (see
     /// [`crate::store::ClaimStore::claim_times`]). Their claims are free to take.
     pub free_holders: &'a BTreeSet<String>,
+    /// Items of the main transaction kept free for the caller (conditions it adds).
+    pub reserved: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,16 +514,17 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     // Fill the main transaction, then chunk the rest.
     let mut follow_ups = Vec::new();
-    let room = MAX_TRANSACTION_ITEMS.saturating_sub(main.len());
+    let max = MAX_TRANSACTION_ITEMS.saturating_sub(input.reserved);
+    let room = max.saturating_sub(main.len());
     let mut rest = rest.into_iter();
     main.extend(rest.by_ref().take(room));
     let rest: Vec<WriteOp> = rest.collect();
     for chunk in rest.chunks(MAX_TRANSACTION_ITEMS) {
         follow_ups.push(chunk.to_vec());
     }
-    if main.len() > MAX_TRANSACTION_ITEMS {
+    if main.len() > max {
         // Only with extraordinary numbers of new claims: later ones go in a follow-up.
-        let extra = main.split_off(MAX_TRANSACTION_ITEMS);
+        let extra = main.split_off(max);
         follow_ups.insert(0, extra);
     }
     // The stored golden record lists only the index entries and claims the main transaction

@@ -500,3 +500,90 @@ fn dead_lettered_erasure_messages_hold_no_identifier() {
     let raw = erasure::redacted_message("anna@example.com is not json");
     assert!(!raw.contains("anna"), "{raw}");
 }
+
+/// Values of this Anna's records (as sent and as normalised) that no one else seeded has (the erp
+/// record under review is another Anna Kowalski, born the same day).
+const ANNA_VALUES: [&str; 5] = ["anna.kowalski@example.com", "kowalsky", "7700900461", "harbour", "ls1 4ap"];
+
+/// Whether an active golden record holds one of `values` (case-insensitive).
+fn active_holders(store: &MemoryStore, values: &[&str]) -> Vec<String> {
+    store
+        .active_goldens("customer")
+        .into_iter()
+        .filter(|g| {
+            let text = format!("{g:?}").to_lowercase();
+            values.iter().any(|v| text.contains(v))
+        })
+        .map(|g| g.golden_id)
+        .collect()
+}
+
+/// Two records of the subject are in the pipeline while the erasure runs: one stored and
+/// matched, its decision waiting in the merge queue; one stored, waiting in the match queue.
+/// Both are stopped by the markers when their turn comes: no golden record gets the subject back.
+#[tokio::test]
+async fn records_waiting_in_the_pipeline_during_an_erasure_are_stopped() {
+    let hub = erasing_hub();
+    seed_anna(&hub).await;
+    let mut partner = anna_web();
+    partner["sourceSystem"] = json!("partner");
+    partner["verified"] = json!(["email"]);
+    let partner = validate(hub.registry(), &partner, 0).expect("valid");
+    assert_eq!(hub.ingest(&partner).await.expect("ingest"), SourceWrite::Written);
+    let (_, decided) = hub.match_source(&partner.key).await.expect("match");
+    let mut erp = anna_crm();
+    erp["sourceSystem"] = json!("ledger");
+    let erp = validate(hub.registry(), &erp, 0).expect("valid");
+    assert_eq!(hub.ingest(&erp).await.expect("ingest"), SourceWrite::Written);
+
+    let req = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    let done = erasure::process(&hub, &r.request_id).await.expect("process");
+    assert_eq!(done.status, ReceiptStatus::Completed);
+
+    let merged = hub.merge_decision(&partner.key, decided, Some(partner.seq), false).await;
+    assert!(matches!(merged, Err(mdm_core::HubError::Suppressed(_))), "the merge queue's decision: {merged:?}");
+    let matched = hub.process(&erp.key).await;
+    assert!(matches!(matched, Err(mdm_core::HubError::Suppressed(_))), "the match queue's record: {matched:?}");
+    assert_eq!(active_holders(hub.store(), &ANNA_VALUES), Vec::<String>::new(), "a golden record holds anna again");
+    for k in [&partner.key, &erp.key] {
+        assert_eq!(hub.store().get_source(k).await.expect("get"), None, "{k} is taken back");
+    }
+    let events = format!("{:?}", hub.store().pending_events(1000).await.expect("outbox")).to_lowercase();
+    assert!(!events.contains("anna.kowalski"), "no event carries the subject again");
+}
+
+/// A merge that checked the markers just before the erasure wrote them takes effect after the
+/// erasure looked the subject up: the erasure looks again once the markers are settled, and
+/// erases the golden record that merge made (here another golden record under the e-mail).
+#[tokio::test]
+async fn a_golden_record_made_while_the_markers_were_written_is_found() {
+    let hub = flaky_anna().await;
+    let req = ErasureRequest::parse(
+        &hub,
+        &json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}, "all": true}),
+        "privacy-team",
+    )
+    .expect("valid");
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    // Another Anna with that e-mail (a household member: another name and birth date).
+    let zofia = customer(
+        "partner",
+        "p-4",
+        1,
+        json!({"given_name": "Zofia", "family_name": "Kowalski", "date_of_birth": "2001-02-03", "email": "anna.kowalski@example.com"}),
+    );
+    let zofia = validate(hub.registry(), &zofia, 0).expect("valid");
+    hub.store().inner.put_source(&zofia, &[]).await.expect("stored before the markers");
+    hub.store().skip_suppression_checks_once();
+    let report = hub.process(&zofia.key).await.expect("merged, its check before the markers");
+    let made = report.outcome.golden_id().to_owned();
+    assert!(!r.golden_ids.contains(&made), "not known when the request was accepted");
+    let done = erasure::process(&hub, &r.request_id).await.expect("process");
+    assert!(done.golden_ids.contains(&made), "found when the erasure looked again: {:?}", done.golden_ids);
+    let g = hub.store().get_golden("customer", &made).await.expect("get").expect("marker");
+    assert_eq!(g.status, GoldenStatus::Erased);
+    assert!(done.public_view().get("lookupKeys").is_none(), "no index key leaves the hub");
+    let stored = erasure::receipt(hub.store(), &r.request_id).await.expect("receipt").expect("stored");
+    assert!(stored.lookup_keys.is_empty(), "the identifiers' index keys are dropped once used");
+}

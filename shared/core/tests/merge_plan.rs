@@ -92,6 +92,7 @@ async fn wide_bridge(
         emit_events: true,
         merged_holders: &BTreeMap::new(),
         free_holders: &Default::default(),
+        reserved: 0,
     });
     (plan, goldens, bridge.key)
 }

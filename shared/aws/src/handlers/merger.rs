@@ -61,6 +61,11 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
             ctx.metrics.incr("MergeSourceMissing");
             Settle::Done
         }
+        Err(HubError::Suppressed(_)) => {
+            info!(source = %msg.source, correlation_id = %msg.correlation_id, "not merged: an erased subject's identifier");
+            ctx.metrics.incr("RecordsSuppressed");
+            Settle::Done
+        }
         Err(HubError::TooManyConflicts(n)) => {
             ctx.metrics.incr("MergeConflictsExhausted");
             Settle::Retry(format!("{n} conflicting attempts"))

@@ -450,12 +450,34 @@ pub async fn run_erasure<S: Store + ReceiptStore + LookupStore>(store: &S, ns: &
     tombstones_keep_the_sequence(store, &e).await;
     erasure_deletes(store, &e).await;
     receipts_lock_optimistically(store, &e).await;
+    suppression_check_guards_a_transaction(store, &e).await;
     vec![
         "suppression_guards_the_source_write",
         "tombstones_keep_the_sequence",
         "erasure_deletes",
         "receipts_lock_optimistically",
+        "suppression_check_guards_a_transaction",
     ]
+}
+
+/// A transaction with a suppression check of a key that has a marker fails as suppressed (not as
+/// a conflict worth retrying) and writes nothing; with checks of other keys it goes through. The
+/// marker lookup is the store's too.
+pub async fn suppression_check_guards_a_transaction<S: Store + ReceiptStore>(store: &S, e: &str) {
+    let marker = WriteOp::PutSuppression { entity: e.into(), key: "mac-t".into(), request_id: "er1".into() };
+    store.transact(vec![marker]).await.expect("marker");
+    let check = |key: &str| WriteOp::CheckUnsuppressed { entity: e.into(), key: key.into() };
+    let put = |id: &str| WriteOp::PutGolden { golden: Arc::new(golden(e, id, 1)), expect: Expect::Absent };
+    let stopped = store.transact(vec![put("g-sup"), check("mac-other"), check("mac-t")]).await;
+    assert!(stopped.as_ref().is_err_and(StoreError::is_suppressed), "{stopped:?}");
+    assert!(!stopped.as_ref().is_err_and(StoreError::is_conflict), "not a conflict to retry");
+    assert_eq!(store.get_golden(e, "g-sup").await.expect("get"), None, "nothing written");
+    store.transact(vec![put("g-sup"), check("mac-other")]).await.expect("no marker for this key");
+    assert!(store.get_golden(e, "g-sup").await.expect("get").is_some());
+    let keys = ["mac-none".to_owned(), "mac-t".to_owned()];
+    assert!(store.is_suppressed(e, &keys).await.expect("read"));
+    assert!(!store.is_suppressed(e, &keys[..1]).await.expect("read"));
+    assert!(!store.is_suppressed(&format!("{e}_other"), &keys).await.expect("read"), "markers are per entity type");
 }
 
 /// A source write fails as suppressed when a marker exists for one of its guards, and writes
@@ -590,6 +612,9 @@ pub struct Faulty<S> {
     countdown: std::sync::atomic::AtomicI64,
     /// The transaction the countdown fails is applied first, and its answer lost.
     lose_answer: std::sync::atomic::AtomicBool,
+    /// The next transaction drops its suppression checks, as one whose check came before the
+    /// markers were written.
+    skip_checks: std::sync::atomic::AtomicBool,
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
     lose_xrefs: std::sync::atomic::AtomicBool,
     claim_times: std::sync::Mutex<BTreeMap<IndexKey, i64>>,
@@ -601,6 +626,7 @@ impl<S> Faulty<S> {
             inner,
             countdown: std::sync::atomic::AtomicI64::new(-1),
             lose_answer: std::sync::atomic::AtomicBool::new(false),
+            skip_checks: std::sync::atomic::AtomicBool::new(false),
             replica_xref: std::sync::Mutex::new(None),
             lose_xrefs: std::sync::atomic::AtomicBool::new(false),
             claim_times: std::sync::Mutex::new(BTreeMap::new()),
@@ -618,6 +644,12 @@ impl<S> Faulty<S> {
     pub fn lose_answer_at(&self, n: i64) {
         self.lose_answer.store(true, std::sync::atomic::Ordering::SeqCst);
         self.countdown.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next transaction with suppression checks goes through without them, as a merge whose
+    /// check came just before an erasure wrote its markers.
+    pub fn skip_suppression_checks_once(&self) {
+        self.skip_checks.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The next transaction is written without its cross-references and then fails, as an
@@ -715,7 +747,15 @@ impl<S: Outbox> Outbox for Faulty<S> {
 }
 
 impl<S: Transactor> Transactor for Faulty<S> {
-    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+    async fn settle_suppression(&self, markers_at_ms: i64, now_ms: i64) {
+        self.inner.settle_suppression(markers_at_ms, now_ms).await
+    }
+    async fn transact(&self, mut ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if ops.iter().any(|op| matches!(op, WriteOp::CheckUnsuppressed { .. }))
+            && self.skip_checks.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            ops.retain(|op| !matches!(op, WriteOp::CheckUnsuppressed { .. }));
+        }
         if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
             if self.lose_answer.load(std::sync::atomic::Ordering::SeqCst) {
                 self.inner.transact(ops).await?;

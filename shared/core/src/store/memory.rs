@@ -456,6 +456,11 @@ impl MemoryStore {
                     return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
                 }
             }
+            WriteOp::CheckUnsuppressed { entity, key } => {
+                if r.suppressions.contains_key(&(entity.clone(), key.clone())) {
+                    return Err(StoreError::Conflict(Conflict::Suppressed));
+                }
+            }
             WriteOp::PutIndex { .. }
             | WriteOp::DeleteIndex { .. }
             | WriteOp::PutReview(_)
@@ -518,6 +523,7 @@ impl MemoryStore {
             WriteOp::DeleteOutbox { event_id } => {
                 s.outbox.retain(|(_, id), _| id != &event_id);
             }
+            WriteOp::CheckUnsuppressed { .. } => {}
         }
     }
 }

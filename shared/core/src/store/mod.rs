@@ -127,6 +127,16 @@ pub enum WriteOp {
     DeleteOutbox {
         event_id: String,
     },
+    /// A condition, nothing written: the transaction fails with [`Conflict::Suppressed`] if a
+    /// suppression marker of `entity` exists for `key` (a keyed hash of an identifier of the
+    /// record being merged). An adapter may check before it writes instead of with the write,
+    /// if it bounds the time between the check and the write taking effect and
+    /// [`Transactor::settle_suppression`] waits longer: an erasure waits that long after writing
+    /// markers before it looks for records, so a merge racing it is either stopped or found.
+    CheckUnsuppressed {
+        entity: String,
+        key: String,
+    },
 }
 
 /// The identity of the item an operation writes, borrowed from the operation (no allocation):
@@ -167,7 +177,9 @@ impl WriteOp {
             Self::DeleteReview { entity, task_id } => ItemRef::Review(task_id, entity),
             Self::PutOutbox(o) => ItemRef::Outbox(&o.event_id),
             Self::DeleteOutbox { event_id } => ItemRef::Outbox(event_id),
-            Self::PutSuppression { entity, key, .. } => ItemRef::Suppression(key, entity),
+            Self::PutSuppression { entity, key, .. } | Self::CheckUnsuppressed { entity, key } => {
+                ItemRef::Suppression(key, entity)
+            }
         }
     }
 }
@@ -188,6 +200,10 @@ pub enum Conflict {
     /// The store cancelled the transaction because another one touched the same items.
     #[error("another transaction touched the same items")]
     Concurrent,
+    /// A suppression marker forbids the write ([`WriteOp::CheckUnsuppressed`]): the record
+    /// carries an identifier of an erased subject. Not worth retrying.
+    #[error("a suppression marker of an erased subject forbids this write")]
+    Suppressed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,7 +222,12 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict(_))
+        matches!(self, Self::Conflict(c) if *c != Conflict::Suppressed)
+    }
+
+    /// A [`WriteOp::CheckUnsuppressed`] failed: the record is an erased subject's.
+    pub fn is_suppressed(&self) -> bool {
+        matches!(self, Self::Conflict(Conflict::Suppressed))
     }
 }
 
@@ -370,6 +391,14 @@ pub trait Transactor: Send + Sync {
     /// entries are the exception: an adapter may write new ones before and drop old ones after the
     /// rest, so a failed transaction can leave an entry naming a golden record that does not exist.
     fn transact(&self, ops: Vec<WriteOp>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Waits until an erasure that wrote suppression markers at `markers_at_ms` (now `now_ms`)
+    /// may look for records: longer than this adapter lets pass between checking a
+    /// [`WriteOp::CheckUnsuppressed`] and its write taking effect. At once for an adapter that
+    /// checks with the write.
+    fn settle_suppression(&self, markers_at_ms: i64, now_ms: i64) -> impl Future<Output = ()> + Send {
+        let _ = (markers_at_ms, now_ms);
+        async {}
+    }
 }
 
 pub trait Outbox: Send + Sync {
