@@ -389,3 +389,52 @@ async fn dead_letters_are_redacted_and_the_last_receive_fails_the_receipt() {
     assert_eq!(receipt.status, ReceiptStatus::Failed);
     assert!(receipt.error.is_some_and(|e| !e.is_empty()), "the receipt says why");
 }
+
+/// The local-stack race: while the erasure runs, one record of the subject waits in the match
+/// queue and another's decision waits in the merge queue. When the pipeline goes on, both are
+/// stopped by the markers: the receipt is completed and no active golden record, source record
+/// or event published afterwards holds the subject's values.
+#[tokio::test]
+async fn records_waiting_in_the_match_and_merge_queues_do_not_bring_the_subject_back() {
+    let Some(s) = stack("erasure-race").await else { return };
+    for r in ines().into_iter().take(3) {
+        s.post(vec![r]).await;
+        s.drain().await;
+    }
+    let mut in_merge = ines()[0].clone();
+    in_merge["sourceSystem"] = json!("partner");
+    in_merge["verified"] = json!(["email"]);
+    assert_eq!(s.post(vec![in_merge]).await.0, 202);
+    assert_eq!(s.deliver_concurrently("MatchQueue", "match").await, 1, "matched; its decision waits");
+    assert_eq!(s.queue_depth("MergeQueue").await, 1);
+    let mut in_match = ines()[2].clone();
+    in_match["sourceSystem"] = json!("ledger");
+    assert_eq!(s.post(vec![in_match]).await.0, 202);
+    assert_eq!(s.queue_depth("MatchQueue").await, 1, "stored; waits to be matched");
+    s.subscriber_events().await; // what subscribers got before the erasure is theirs to erase
+
+    let ctx = &s.runner.handlers().erasure;
+    let body = json!({"entityType": "customer", "identifiers": {"email": "ineslinde.q@example.org"}});
+    let req = ErasureRequest::parse(&ctx.hub, &body, "test").expect("request");
+    let (r, _) = erasure::accept(&ctx.hub, &req).await.expect("accept");
+    let done = erasure::process(&ctx.hub, &r.request_id).await.expect("process");
+    assert_eq!(done.status, ReceiptStatus::Completed);
+    s.drain().await; // match and merge go on, then publish
+
+    let table = s.scan().await;
+    let active: Vec<String> = table
+        .iter()
+        .filter(|i| i["pk"].as_s().is_ok_and(|k| k.starts_with("GOLD#")) && i["sk"].as_s().is_ok_and(|k| k == "META"))
+        .map(|i| format!("{i:?}"))
+        .filter(|t| t.contains("active"))
+        .collect();
+    assert_eq!(leaks(&active.join("\n"), &INES_VALUES), Vec::<&str>::new(), "an active golden record holds ines");
+    for key in ["SRC#customer#partner#c-ines", "SRC#customer#ledger#w-ines"] {
+        let item = s.items_with_prefix(key).await;
+        assert_eq!(item[0]["kind"].as_s().ok().map(String::as_str), Some("tombstone"), "{key}: {item:?}");
+    }
+    assert_eq!(leaks(&format!("{table:?}"), &INES_VALUES), Vec::<&str>::new(), "the table");
+    let told = s.subscriber_events().await;
+    assert!(!told.iter().any(|e| e["detail-type"] == "GoldenRecordCreated"), "nothing re-created: {told:?}");
+    assert_eq!(leaks(&format!("{told:?}"), &INES_VALUES), Vec::<&str>::new(), "events after the erasure");
+}
