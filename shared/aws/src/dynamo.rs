@@ -1025,16 +1025,30 @@ impl ReceiptStore for DynamoStore {
         }
     }
 
-    /// A scan of the review items filtered to the entity type (erasure is rare; a review index
-    /// would make this a query).
+    /// A query per golden record of the items that index its review tasks (`REVG#`, written
+    /// with each task), then the tasks themselves; an index item whose task is gone is passed
+    /// over.
     async fn reviews_mentioning(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
+        let mut task_ids = std::collections::BTreeSet::new();
+        for g in golden_ids {
+            for item in self.query(keys::review_mention_key(entity, g), None, None, true).await? {
+                if let Some(id) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                    task_ids.insert(id.clone());
+                }
+            }
+        }
+        let wanted: Vec<Item> = task_ids
+            .iter()
+            .map(|t| HashMap::from([("pk".into(), s(keys::review_item_key(entity, t))), ("sk".into(), s(META))]))
+            .collect();
         let mut out = Vec::new();
-        for item in self.scan_prefix(&keys::review_item_key(entity, ""), None).await? {
+        for item in self.batch_get(wanted).await? {
             let t: ReviewTask = parse(&item)?;
             if golden_ids.iter().any(|g| &t.golden_id == g || t.candidate_golden_ids.contains(g)) {
                 out.push(t);
             }
         }
+        out.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         Ok(out)
     }
 }
@@ -1378,6 +1392,7 @@ impl Transactor for DynamoStore {
                 return Err(StoreError::Conflict(Conflict::Suppressed));
             }
         }
+        self.review_mentions(&items).await?;
         self.index_writes(&puts).await?;
         let claims_written = std::time::Instant::now();
         self.claims_ahead(&ahead, &claim_adds).await?;
@@ -1515,6 +1530,37 @@ impl DynamoStore {
         }
     }
 
+    /// The items that index a new review task under each golden record it names (holder and
+    /// candidates), written ahead of the transaction that stores the task: erasure finds a
+    /// golden record's tasks with a query. One left behind by a failed transaction, or naming a
+    /// task deleted since, is passed over by the reader.
+    async fn review_mentions(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        for op in ops {
+            let WriteOp::PutReview(task) = op else { continue };
+            for g in std::iter::once(&task.golden_id).chain(&task.candidate_golden_ids) {
+                let key = HashMap::from([
+                    ("pk".to_owned(), s(keys::review_mention_key(&task.entity, g))),
+                    ("sk".to_owned(), s(&task.task_id)),
+                ]);
+                self.count(&self.counts.update_item);
+                meter().request("UpdateItem");
+                let set = vec![("kind".to_owned(), s("review_mention"))];
+                meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression("SET #k = :k")
+                    .expression_attribute_names("#k", "kind")
+                    .expression_attribute_values(":k", s("review_mention"))
+                    .send()
+                    .await
+                    .map_err(unavailable("UpdateItem"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Index puts and deletes, one `UpdateItem` per block, all sent at once.
     async fn index_writes(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut by_entity: BTreeMap<&str, Vec<(String, &str, bool)>> = BTreeMap::new();
@@ -1578,6 +1624,12 @@ impl Outbox for DynamoStore {
         out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.event_id.cmp(&b.event_id)));
         out.truncate(limit);
         Ok(out)
+    }
+
+    /// None: a golden record's events travel in its history items (deleted with them), and the
+    /// outbox items of the others (review tasks opened, erasures) carry ids only.
+    async fn pending_events_of(&self, _entity: &str, _golden_ids: &[String]) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn delete_events(&self, event_ids: &[String]) -> Result<(), StoreError> {

@@ -301,9 +301,12 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
     assert_eq!(s.queue_depth("ErasureQueue").await, 0, "a source the template does not name is not routed");
     s.drain().await;
     assert_eq!(s.golden_of(&key).await.members.len(), 2, "nothing erased");
+    let scans = s.runner.handlers().erasure.hub.store().counts().snapshot()["Scan"];
     let out = events.put_events().entries(entry("privacy.requests")).send().await.expect("put events");
     assert_eq!(out.failed_entry_count(), 0);
     s.drain().await;
+    let scanned = s.runner.handlers().erasure.hub.store().counts().snapshot()["Scan"] - scans;
+    assert_eq!(scanned, 0, "no Scan on the erasure's path (scope source)");
     let g = s.golden_of(&key).await;
     assert_eq!(*g.members, vec![key.clone()], "recomputed from the crm record");
     let web_only = ["Westmarshton", "westmarshton", "07700 900777", "7700900777", "\"ravi\""];
@@ -414,11 +417,13 @@ async fn records_waiting_in_the_match_and_merge_queues_do_not_bring_the_subject_
     s.subscriber_events().await; // what subscribers got before the erasure is theirs to erase
 
     let ctx = &s.runner.handlers().erasure;
+    let scans = ctx.hub.store().counts().snapshot()["Scan"];
     let body = json!({"entityType": "customer", "identifiers": {"email": "ineslinde.q@example.org"}});
     let req = ErasureRequest::parse(&ctx.hub, &body, "test").expect("request");
     let (r, _) = erasure::accept(&ctx.hub, &req).await.expect("accept");
     let done = erasure::process(&ctx.hub, &r.request_id).await.expect("process");
     assert_eq!(done.status, ReceiptStatus::Completed);
+    assert_eq!(ctx.hub.store().counts().snapshot()["Scan"], scans, "no Scan on the erasure's path");
     s.drain().await; // match and merge go on, then publish
 
     let table = s.scan().await;

@@ -652,12 +652,7 @@ async fn gather<S: Store + ReceiptStore>(
     let reviews = store.reviews_mentioning(&entity, &ids).await?;
     count("reviews", reviews.len(), &mut counts);
     deletes.extend(reviews.into_iter().map(|t| WriteOp::DeleteReview { entity: entity.clone(), task_id: t.task_id }));
-    let outbox: Vec<OutboxEntry> = store
-        .pending_events(100_000)
-        .await?
-        .into_iter()
-        .filter(|o| o.event.golden_id().is_some_and(|g| ids.iter().any(|i| i == g)))
-        .collect();
+    let outbox: Vec<OutboxEntry> = store.pending_events_of(&entity, &ids).await?;
     count("outbox", outbox.len(), &mut counts);
     deletes.extend(outbox.into_iter().map(|o| WriteOp::DeleteOutbox { event_id: o.event_id }));
     count("sources", members.len(), &mut counts);
@@ -868,10 +863,9 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     deletes.extend(reviews);
     // Pending events of this golden record carry the erased values; a new one supersedes them.
     let outbox: Vec<WriteOp> = store
-        .pending_events(100_000)
+        .pending_events_of(&entity, std::slice::from_ref(&golden.golden_id))
         .await?
         .into_iter()
-        .filter(|o| o.event.golden_id() == Some(golden.golden_id.as_str()))
         .map(|o| WriteOp::DeleteOutbox { event_id: o.event_id })
         .collect();
     counts.insert("outbox".into(), outbox.len() as u64);

@@ -224,6 +224,22 @@ impl HubEvent {
         }
     }
 
+    /// The entity type of the golden record a golden-record event is about.
+    pub fn entity_type(&self) -> Option<&str> {
+        self.envelope().map(|e| e.entity_type.as_str())
+    }
+
+    fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => Some(&d.envelope),
+            Self::GoldenRecordsMerged(d) => Some(&d.envelope),
+            Self::GoldenRecordSplit(d) => Some(&d.envelope),
+            Self::GoldenRecordErased(d) => Some(&d.envelope),
+            Self::ReviewTaskOpened(d) => Some(&d.envelope),
+            Self::ErasureCompleted(_) => None,
+        }
+    }
+
     /// The golden record and version a golden-record event is about (`None` for
     /// `ErasureCompleted`).
     pub fn golden_version(&self) -> Option<(&str, u64)> {

@@ -160,6 +160,12 @@ pub fn review_item_key(entity: &str, task_id: &str) -> String {
     compose("REV", &[entity, task_id])
 }
 
+/// `REVG#{entity}#{golden_id}`: the partition that indexes the review tasks naming a golden
+/// record (as holder or candidate), one item per task.
+pub fn review_mention_key(entity: &str, golden_id: &str) -> String {
+    compose("REVG", &[entity, golden_id])
+}
+
 /// `SUP#{entity}#{keyed hash}`: a suppression marker of an erased subject's identifier.
 pub fn suppression_item_key(entity: &str, mac: &str) -> String {
     compose("SUP", &[entity, mac])

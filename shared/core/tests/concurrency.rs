@@ -84,6 +84,9 @@ impl Outbox for Racing {
     async fn delete_events(&self, ids: &[String]) -> Result<(), StoreError> {
         self.inner.delete_events(ids).await
     }
+    async fn pending_events_of(&self, e: &str, ids: &[String]) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.pending_events_of(e, ids).await
+    }
 }
 impl Transactor for Racing {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

@@ -744,6 +744,9 @@ impl<S: Outbox> Outbox for Faulty<S> {
     async fn delete_events(&self, ids: &[String]) -> Result<(), StoreError> {
         self.inner.delete_events(ids).await
     }
+    async fn pending_events_of(&self, e: &str, ids: &[String]) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.inner.pending_events_of(e, ids).await
+    }
 }
 
 impl<S: Transactor> Transactor for Faulty<S> {

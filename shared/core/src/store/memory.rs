@@ -746,6 +746,16 @@ impl Outbox for MemoryStore {
         s.outbox.retain(|(_, id), _| !event_ids.contains(id));
         Ok(())
     }
+
+    /// Every pending event about them: this store keeps events apart from history.
+    async fn pending_events_of(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<OutboxEntry>, StoreError> {
+        let s = self.lock()?;
+        let about = |o: &&OutboxEntry| {
+            o.event.entity_type() == Some(entity)
+                && o.event.golden_id().is_some_and(|g| golden_ids.iter().any(|i| i == g))
+        };
+        Ok(s.outbox.values().filter(about).cloned().collect())
+    }
 }
 
 #[cfg(test)]

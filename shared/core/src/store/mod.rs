@@ -406,6 +406,15 @@ pub trait Outbox: Send + Sync {
     fn pending_events(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
     /// Removes delivered events.
     fn delete_events(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Pending events about these golden records that an erasure must delete itself: those not
+    /// kept in the records' history items (which the erasure deletes with them). Without a scan
+    /// of the outbox: the DynamoDB adapter keeps a golden record's events in its history items,
+    /// and its other events (review tasks opened, erasures) carry ids only, so it answers none.
+    fn pending_events_of(
+        &self,
+        entity: &str,
+        golden_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 }
 
 /// An identifier that names at most one golden record, resolvable in a batched read: a claim on
@@ -429,7 +438,7 @@ pub trait ReceiptStore: Send + Sync {
         receipt_json: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Review tasks of an entity type that name any of these golden records (as the holder or a
-    /// candidate). DynamoDB: a filtered scan of the review items (erasure is rare).
+    /// candidate). DynamoDB: a query per golden record of the items that index its tasks.
     fn reviews_mentioning(
         &self,
         entity: &str,
