@@ -443,3 +443,42 @@ async fn records_waiting_in_the_match_and_merge_queues_do_not_bring_the_subject_
     assert!(!told.iter().any(|e| e["detail-type"] == "GoldenRecordCreated"), "nothing re-created: {told:?}");
     assert_eq!(leaks(&format!("{told:?}"), &INES_VALUES), Vec::<&str>::new(), "events after the erasure");
 }
+
+/// A crash at a handler boundary of an erasure on the real store — a store call that fails
+/// before it does anything, or after a write with its answer lost — and the queue's retries: the
+/// receipt ends completed and the byte search of the table finds none of the subject's values.
+/// Six crash points spread over the run (every point runs on the in-process store).
+#[tokio::test]
+async fn a_crash_at_handler_boundaries_of_an_erasure_leaves_nothing() {
+    for (i, (k, lost)) in
+        [(2, false), (5, true), (9, false), (14, true), (20, false), (28, true)].into_iter().enumerate()
+    {
+        let Some(s) = stack(&format!("erasure-crash-{i}")).await else { return };
+        for r in ines().into_iter().take(3) {
+            s.post(vec![r]).await;
+            s.drain().await;
+        }
+        let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+        let config = HubConfig {
+            suppression_secrets: s.res.settings().expect("settings").suppression_secrets,
+            ..HubConfig::default()
+        };
+        let hub = Hub::new(registry, Faulty::new(s.store.clone())).with_config(config);
+        let body = json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-ines"}});
+        let req = ErasureRequest::parse(&hub, &body, "test").expect("request");
+        hub.store().crash_at(k, lost);
+        let mut done = None;
+        for _ in 0..5 {
+            let Ok((r, _)) = erasure::accept(&hub, &req).await else { continue };
+            if let Ok(d) = erasure::process(&hub, &r.request_id).await {
+                done = Some(d);
+                break;
+            }
+        }
+        let done = done.expect("completed after the retries");
+        assert_eq!(done.status, ReceiptStatus::Completed, "crash at call {k} (lost {lost})");
+        assert_eq!(done.removed.get("sources"), Some(&2), "crash at call {k} (lost {lost}): {:?}", done.removed);
+        let table = format!("{:?}", s.scan().await);
+        assert_eq!(leaks(&table, &INES_VALUES), Vec::<&str>::new(), "crash at call {k} (lost {lost})");
+    }
+}

@@ -587,3 +587,123 @@ async fn a_golden_record_made_while_the_markers_were_written_is_found() {
     let stored = erasure::receipt(hub.store(), &r.request_id).await.expect("receipt").expect("stored");
     assert!(stored.lookup_keys.is_empty(), "the identifiers' index keys are dropped once used");
 }
+
+/// Runs `f` until it succeeds or fails for good (a store error is retried, as a queue redelivers
+/// a message; at most 5 times).
+async fn until_done<T, E: std::fmt::Debug, F, Fut>(mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut last = None;
+    for _ in 0..5 {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("five attempts"))
+}
+
+/// One scenario on a store that crashes at its `k`-th call: an erasure by e-mail races a record
+/// waiting in the merge queue, one waiting in the match queue and one arriving at ingest; every
+/// step is retried as its queue would. Returns the store's calls when nothing crashed.
+async fn crashing_scenario(k: i64, lost: bool) -> (u64, bool) {
+    let hub = flaky_anna().await;
+    let mut partner = anna_web();
+    partner["sourceSystem"] = json!("partner");
+    partner["verified"] = json!(["email"]);
+    let partner = validate(hub.registry(), &partner, 0).expect("valid");
+    hub.ingest(&partner).await.expect("ingest");
+    let (_, decided) = hub.match_source(&partner.key).await.expect("match");
+    let mut ledger = anna_crm();
+    ledger["sourceSystem"] = json!("ledger");
+    let ledger = validate(hub.registry(), &ledger, 0).expect("valid");
+    hub.ingest(&ledger).await.expect("ingest");
+    let mut late = anna_crm();
+    late["sourceSystem"] = json!("late");
+    let late = validate(hub.registry(), &late, 0).expect("valid");
+
+    let start = hub.store().calls();
+    hub.store().crash_at(k, lost);
+    let req = ErasureRequest::parse(
+        &hub,
+        &json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}}),
+        "privacy-team",
+    )
+    .expect("valid");
+    let (r, _) = until_done(|| erasure::accept(&hub, &req)).await.expect("accepted in the end");
+    let wrote = until_done(|| hub.ingest(&late)).await.expect("ingest answers in the end");
+    let done = until_done(|| erasure::process(&hub, &r.request_id)).await.expect("completed in the end");
+    let retryable = |e: &mdm_core::HubError| e.is_retryable();
+    let merge = || hub.merge_decision(&partner.key, decided.clone(), Some(partner.seq), false);
+    for _ in 0..5 {
+        match merge().await {
+            Err(e) if retryable(&e) => continue,
+            _ => break,
+        }
+    }
+    for key in [&ledger.key, &late.key] {
+        if key == &late.key && wrote != SourceWrite::Written {
+            continue;
+        }
+        for _ in 0..5 {
+            match hub.process(key).await {
+                Err(e) if retryable(&e) => continue,
+                _ => break,
+            }
+        }
+    }
+    let used = hub.store().calls() - start;
+    hub.store().crash_at(-1, false);
+    assert_eq!(done.status, ReceiptStatus::Completed, "crash at call {k} (lost {lost})");
+    let receipt = erasure::receipt(hub.store(), &r.request_id).await.expect("receipt").expect("stored");
+    assert_eq!(receipt.status, ReceiptStatus::Completed);
+    let text = hub.store().inner.dump().to_lowercase();
+    let left: Vec<&str> = ANNA_VALUES.iter().copied().filter(|v| text.contains(v)).collect();
+    assert_eq!(left, Vec::<&str>::new(), "crash at call {k} (lost {lost}): the byte search finds them");
+    assert_eq!(active_holders(&hub.store().inner, &ANNA_VALUES), Vec::<String>::new(), "crash at {k} ({lost})");
+    (used, used >= k as u64)
+}
+
+/// A crash at every store call of an erasure racing the pipeline — before the call, and after
+/// a write with its answer lost — and the retries: the receipt ends completed, the byte search
+/// finds none of the subject's values, no active golden record holds them.
+#[tokio::test]
+async fn a_crash_at_every_step_of_an_erasure_racing_the_pipeline_leaves_nothing() {
+    let (calls, _) = crashing_scenario(-1, false).await;
+    assert!(calls > 30, "a scenario of {calls} calls");
+    for k in 1..=calls as i64 {
+        for lost in [false, true] {
+            let (_, crashed) = crashing_scenario(k, lost).await;
+            assert!(crashed, "call {k} was reached");
+        }
+    }
+}
+
+/// The same for a source-scope erasure, at every store call.
+#[tokio::test]
+async fn a_crash_at_every_step_of_a_source_scope_erasure_leaves_nothing() {
+    let run = |k: i64, lost: bool| async move {
+        let hub = flaky_anna().await;
+        let start = hub.store().calls();
+        hub.store().crash_at(k, lost);
+        let body =
+            json!({"entityType": "customer", "scope": "source", "sourceKey": {"system": "webshop", "sourceId": "w-9"}});
+        let req = ErasureRequest::parse(&hub, &body, "privacy-team").expect("valid");
+        let (r, _) = until_done(|| erasure::accept(&hub, &req)).await.expect("accepted");
+        let done = until_done(|| erasure::process(&hub, &r.request_id)).await.expect("completed");
+        assert_eq!((done.status, done.removed.get("sources")), (ReceiptStatus::Completed, Some(&1)), "{k} {lost}");
+        let text = hub.store().inner.dump().to_lowercase();
+        for v in ["kowalsky", "\"ana\""] {
+            assert!(!text.contains(v), "crash at call {k} (lost {lost}): {v} is still stored");
+        }
+        hub.store().calls() - start
+    };
+    let calls = run(-1, false).await;
+    for k in 1..=calls as i64 {
+        for lost in [false, true] {
+            run(k, lost).await;
+        }
+    }
+}

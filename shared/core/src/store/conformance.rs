@@ -618,9 +618,50 @@ pub struct Faulty<S> {
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
     lose_xrefs: std::sync::atomic::AtomicBool,
     claim_times: std::sync::Mutex<BTreeMap<IndexKey, i64>>,
+    /// [`Faulty::crash_at`]: calls left until the crash (any call, read or write), and whether
+    /// a write then applies and loses its answer.
+    crash_countdown: std::sync::atomic::AtomicI64,
+    crash_lost: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+fn injected() -> StoreError {
+    StoreError::Unavailable("injected failure".into())
+}
+
+fn injected_after() -> StoreError {
+    StoreError::Unavailable("injected failure after the call".into())
 }
 
 impl<S> Faulty<S> {
+    /// The `k`-th store call from now (1 = the next; reads and writes alike) fails once as
+    /// unavailable: before it does anything, or — `lost` — a write is applied and its answer
+    /// lost. Later calls succeed. A crash at every step of a scenario is this for every `k`.
+    pub fn crash_at(&self, k: i64, lost: bool) {
+        self.crash_lost.store(lost, std::sync::atomic::Ordering::SeqCst);
+        self.crash_countdown.store(k, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Store calls made so far (to size a crash-at-every-step loop).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `Some(lost)` when this call is the one [`Faulty::crash_at`] named.
+    fn crash_step(&self) -> Option<bool> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (self.crash_countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1)
+            .then(|| self.crash_lost.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A read at the crash step fails (there is no answer to lose).
+    fn read_step(&self) -> Result<(), StoreError> {
+        match self.crash_step() {
+            Some(_) => Err(injected()),
+            None => Ok(()),
+        }
+    }
+
     pub fn new(inner: S) -> Self {
         Self {
             inner,
@@ -630,6 +671,9 @@ impl<S> Faulty<S> {
             replica_xref: std::sync::Mutex::new(None),
             lose_xrefs: std::sync::atomic::AtomicBool::new(false),
             claim_times: std::sync::Mutex::new(BTreeMap::new()),
+            crash_countdown: std::sync::atomic::AtomicI64::new(-1),
+            crash_lost: std::sync::atomic::AtomicBool::new(false),
+            calls: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -677,12 +721,18 @@ impl<S> Faulty<S> {
 
 impl<S: SourceStore> SourceStore for Faulty<S> {
     async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
-        self.inner.put_source(r, guards).await
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.put_source(r, guards).await.and(Err(injected_after())),
+            None => self.inner.put_source(r, guards).await,
+        }
     }
     async fn get_source(&self, k: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {
+        self.read_step()?;
         self.inner.get_source(k).await
     }
     async fn get_source_at(&self, k: &SourceKey, seq: u64) -> Result<Option<Arc<SourceRecord>>, StoreError> {
+        self.read_step()?;
         let stale = self.replica_xref.lock().ok().and_then(|x| x.clone());
         let found = self.inner.get_source_at(k, seq).await?;
         Ok(match stale {
@@ -691,39 +741,51 @@ impl<S: SourceStore> SourceStore for Faulty<S> {
         })
     }
     async fn is_suppressed(&self, e: &str, k: &[String]) -> Result<bool, StoreError> {
+        self.read_step()?;
         self.inner.is_suppressed(e, k).await
     }
     async fn get_sources(&self, k: &[SourceKey]) -> Result<Vec<Arc<SourceRecord>>, StoreError> {
+        self.read_step()?;
         self.inner.get_sources(k).await
     }
 }
 
 impl<S: GoldenStore> GoldenStore for Faulty<S> {
     async fn get_golden(&self, e: &str, id: &str) -> Result<Option<GoldenRecord>, StoreError> {
+        self.read_step()?;
         self.inner.get_golden(e, id).await
     }
     async fn get_goldens(&self, e: &str, ids: &[String]) -> Result<Vec<GoldenRecord>, StoreError> {
+        self.read_step()?;
         self.inner.get_goldens(e, ids).await
     }
     async fn history(&self, e: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read_step()?;
         self.inner.history(e, id).await
     }
 }
 
 impl<S: BlockIndex> BlockIndex for Faulty<S> {
     async fn lookup(&self, e: &str, k: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
+        self.read_step()?;
         self.inner.lookup(e, k, caps).await
     }
     async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
-        self.inner.add_to_blocks(e, k, g, cap).await
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.add_to_blocks(e, k, g, cap).await.and(Err(injected_after())),
+            None => self.inner.add_to_blocks(e, k, g, cap).await,
+        }
     }
 }
 
 impl<S: ClaimStore> ClaimStore for Faulty<S> {
     async fn get_claims(&self, e: &str, k: &[IndexKey]) -> Result<BTreeMap<IndexKey, String>, StoreError> {
+        self.read_step()?;
         self.inner.get_claims(e, k).await
     }
     async fn claim_times(&self, e: &str, k: &[IndexKey]) -> Result<BTreeMap<IndexKey, i64>, StoreError> {
+        self.read_step()?;
         let times = self.claim_times.lock().map(|t| t.clone()).unwrap_or_default();
         let mut out = self.inner.claim_times(e, k).await?;
         out.extend(k.iter().filter_map(|key| times.get(key).map(|t| (key.clone(), *t))));
@@ -733,18 +795,25 @@ impl<S: ClaimStore> ClaimStore for Faulty<S> {
 
 impl<S: ReviewStore> ReviewStore for Faulty<S> {
     async fn get_review(&self, e: &str, t: &str) -> Result<Option<ReviewTask>, StoreError> {
+        self.read_step()?;
         self.inner.get_review(e, t).await
     }
 }
 
 impl<S: Outbox> Outbox for Faulty<S> {
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_step()?;
         self.inner.pending_events(limit).await
     }
     async fn delete_events(&self, ids: &[String]) -> Result<(), StoreError> {
-        self.inner.delete_events(ids).await
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.delete_events(ids).await.and(Err(injected_after())),
+            None => self.inner.delete_events(ids).await,
+        }
     }
     async fn pending_events_of(&self, e: &str, ids: &[String]) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_step()?;
         self.inner.pending_events_of(e, ids).await
     }
 }
@@ -758,6 +827,11 @@ impl<S: Transactor> Transactor for Faulty<S> {
             && self.skip_checks.swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             ops.retain(|op| !matches!(op, WriteOp::CheckUnsuppressed { .. }));
+        }
+        match self.crash_step() {
+            Some(false) => return Err(injected()),
+            Some(true) => return self.inner.transact(ops).await.and(Err(injected_after())),
+            None => {}
         }
         if self.countdown.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
             if self.lose_answer.load(std::sync::atomic::Ordering::SeqCst) {
@@ -777,24 +851,33 @@ impl<S: Transactor> Transactor for Faulty<S> {
 
 impl<S: ReceiptStore> ReceiptStore for Faulty<S> {
     async fn get_receipt(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.read_step()?;
         self.inner.get_receipt(id).await
     }
     async fn put_receipt(&self, id: &str, revision: u64, json: &str) -> Result<(), StoreError> {
-        self.inner.put_receipt(id, revision, json).await
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.put_receipt(id, revision, json).await.and(Err(injected_after())),
+            None => self.inner.put_receipt(id, revision, json).await,
+        }
     }
     async fn reviews_mentioning(&self, e: &str, ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
+        self.read_step()?;
         self.inner.reviews_mentioning(e, ids).await
     }
 }
 
 impl<S: LookupStore> LookupStore for Faulty<S> {
     async fn resolve_lookups(&self, l: &[Lookup]) -> Result<HashMap<Lookup, String>, StoreError> {
+        self.read_step()?;
         self.inner.resolve_lookups(l).await
     }
     async fn get_golden_refs(&self, r: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
+        self.read_step()?;
         self.inner.get_golden_refs(r).await
     }
     async fn history_page(&self, e: &str, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read_step()?;
         self.inner.history_page(e, id, after, limit).await
     }
 }

@@ -396,6 +396,37 @@ impl MemoryStore {
         }
     }
 
+    /// Everything the store holds that can carry a value — source records, golden records,
+    /// history, review tasks, pending events, receipts — as text: what a byte search for an
+    /// erased subject's values reads (index entries and claims hold digests and ids only).
+    pub fn dump(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        if let Ok(r) = self.records() {
+            for v in r.sources.values() {
+                let _ = writeln!(out, "{v:?}");
+            }
+        }
+        if let Ok(s) = self.lock() {
+            for v in s.goldens.values() {
+                let _ = writeln!(out, "{v:?}");
+            }
+            for v in s.history.values() {
+                let _ = writeln!(out, "{v:?}");
+            }
+            for v in s.reviews.values() {
+                let _ = writeln!(out, "{v:?}");
+            }
+            for v in s.outbox.values() {
+                let _ = writeln!(out, "{v:?}");
+            }
+            for (_, text) in s.receipts.values() {
+                let _ = writeln!(out, "{text}");
+            }
+        }
+        out
+    }
+
     /// Every active golden record of an entity type.
     pub fn active_goldens(&self, entity: &str) -> Vec<GoldenRecord> {
         let Ok(s) = self.lock() else { return Vec::new() };
