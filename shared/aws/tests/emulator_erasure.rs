@@ -315,9 +315,10 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
     assert!(table.contains("amberfield"), "the crm values stay");
 }
 
-#[tokio::test]
-async fn a_failure_half_way_is_completed_by_the_retry() {
-    let Some(s) = stack("erasure-fail").await else { return };
+/// A stack holding Ines's first three records (one golden record), and a hub on a store over its
+/// table that fails on purpose.
+async fn ines_on_a_faulty_store(name: &str) -> Option<(TestStack, Hub<Faulty<mdm_aws::dynamo::DynamoStore>>)> {
+    let s = stack(name).await?;
     for r in ines().into_iter().take(3) {
         s.post(vec![r]).await;
         s.drain().await;
@@ -328,6 +329,12 @@ async fn a_failure_half_way_is_completed_by_the_retry() {
         ..HubConfig::default()
     };
     let hub = Hub::new(registry, Faulty::new(s.store.clone())).with_config(config);
+    Some((s, hub))
+}
+
+#[tokio::test]
+async fn a_failure_half_way_is_completed_by_the_retry() {
+    let Some((s, hub)) = ines_on_a_faulty_store("erasure-fail").await else { return };
     let req = ErasureRequest::parse(
         &hub,
         &json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-ines"}}),
@@ -453,17 +460,7 @@ async fn a_crash_at_handler_boundaries_of_an_erasure_leaves_nothing() {
     for (i, (k, lost)) in
         [(2, false), (5, true), (9, false), (14, true), (20, false), (28, true)].into_iter().enumerate()
     {
-        let Some(s) = stack(&format!("erasure-crash-{i}")).await else { return };
-        for r in ines().into_iter().take(3) {
-            s.post(vec![r]).await;
-            s.drain().await;
-        }
-        let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
-        let config = HubConfig {
-            suppression_secrets: s.res.settings().expect("settings").suppression_secrets,
-            ..HubConfig::default()
-        };
-        let hub = Hub::new(registry, Faulty::new(s.store.clone())).with_config(config);
+        let Some((s, hub)) = ines_on_a_faulty_store(&format!("erasure-crash-{i}")).await else { return };
         let body = json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-ines"}});
         let req = ErasureRequest::parse(&hub, &body, "test").expect("request");
         hub.store().crash_at(k, lost);

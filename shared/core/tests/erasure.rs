@@ -18,6 +18,17 @@ fn erasing_hub() -> Hub<MemoryStore> {
     Hub::new(registry, MemoryStore::new()).with_config(config)
 }
 
+/// A hub in suppression mode `hold`.
+fn holding_hub() -> Hub<MemoryStore> {
+    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
+    let config = HubConfig {
+        suppression_secrets: vec![b"test-secret".to_vec()],
+        suppression_mode: mdm_core::SuppressionMode::Hold,
+        ..HubConfig::default()
+    };
+    Hub::new(registry, MemoryStore::new()).with_config(config)
+}
+
 fn request(hub: &Hub<MemoryStore>, body: Value) -> ErasureRequest {
     ErasureRequest::parse(hub, &body, "privacy-team").expect("a valid request")
 }
@@ -234,14 +245,7 @@ async fn a_failure_half_way_is_finished_by_the_retry_with_the_same_counts() {
 
 #[tokio::test]
 async fn in_hold_mode_a_returning_subject_is_kept_for_review_and_never_matched() {
-    use mdm_core::SuppressionMode;
-    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
-    let config = HubConfig {
-        suppression_secrets: vec![b"test-secret".to_vec()],
-        suppression_mode: SuppressionMode::Hold,
-        ..HubConfig::default()
-    };
-    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    let hub = holding_hub();
     seed_anna(&hub).await;
     let req = request(&hub, json!({"entityType": "customer", "sourceKey": {"system": "crm", "sourceId": "c-100"}}));
     let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
@@ -344,14 +348,7 @@ async fn a_redelivery_after_a_crash_between_write_and_marker_check_is_still_supp
 /// the erased identifier would flow into the golden record and its events.
 #[tokio::test]
 async fn a_held_version_is_never_merged_into_its_golden_record() {
-    use mdm_core::SuppressionMode;
-    let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
-    let config = HubConfig {
-        suppression_secrets: vec![b"test-secret".to_vec()],
-        suppression_mode: SuppressionMode::Hold,
-        ..HubConfig::default()
-    };
-    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    let hub = holding_hub();
     seed_anna(&hub).await;
     let bob_id = feed(&hub, bob()).await.1.expect("bob").outcome.golden_id().to_owned();
     let req = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}}));
