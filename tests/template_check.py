@@ -132,7 +132,16 @@ def handlers_settle_before_the_redrive():
 
 check("the erasure rule matches only ErasureRequestSources", rule_matches_only_the_named_sources)
 check("the bus policy lets only ErasureRequesterArns request erasure", bus_policy_lets_only_the_named_principals_request)
+def erasure_last_receive_ends_before_the_timeout():
+    with open(os.path.join(ROOT, "shared", "aws", "src", "handlers", "erasure.rs")) as f:
+        m = re.search(r"LAST_RECEIVE_BUDGET: std::time::Duration = std::time::Duration::from_secs\((\d+)\);", f.read())
+    assert m, "LAST_RECEIVE_BUDGET not found in the erasure handler"
+    timeout = int(RES["ErasureFunction"]["Properties"]["Timeout"])
+    assert int(m.group(1)) + 30 <= timeout, f"a last run of {m.group(1)} s leaves no time to fail the receipt within {timeout} s"
+
+
 check("every handler dead-letters (with a reason) before its queue's redrive", handlers_settle_before_the_redrive)
+check("the erasure's last receive ends in time to fail its receipt", erasure_last_receive_ends_before_the_timeout)
 for name, err in results:
     print(f"{'ok  ' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
 failed = sum(1 for _, e in results if e is not None)
