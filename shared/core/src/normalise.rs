@@ -298,7 +298,8 @@ fn email(v: &str) -> Result<String, NormaliseError> {
         && !domain.ends_with(['.', '-'])
         && !domain.contains("..")
         && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-    let ok_chars = !v.chars().any(|c| c.is_whitespace() || c == ',' || c == ';' || c == '<' || c == '>');
+    let ok_chars =
+        !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';' || c == '<' || c == '>');
     if ok_local && ok_domain && ok_chars && !domain.contains('@') {
         Ok(v)
     } else {
@@ -756,6 +757,12 @@ mod tests {
         assert_eq!(n(&[Email], "Zoë@Exämple.DE").as_deref(), Ok("zoë@exämple.de"), "non-ASCII takes the Unicode path");
         for bad in ["jane", "jane@", "@example.com", "jane@example", "ja ne@example.com", "a@b@c.com"] {
             assert_eq!(n(&[Email], bad), Err(NormaliseError::Email), "{bad}");
+        }
+        // A NUL or another control character is never part of an address.
+        for bad in
+            ["jane\u{0}@example.com", "jane@exam\u{7}ple.com", "ja\u{1b}ne@example.com", "jane@example.com\u{0}x"]
+        {
+            assert_eq!(n(&[Email], bad), Err(NormaliseError::Email), "{bad:?}");
         }
     }
 

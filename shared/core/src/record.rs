@@ -480,6 +480,21 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
             }
         }
     }
+    let skew_ms = i64::try_from(schema.survivorship.max_clock_skew_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let updated_at_ms = match updated_at_ms {
+        Some(t) if t > received_at_ms.saturating_add(skew_ms) => {
+            quality.push(QualityIssue {
+                attribute: "sourceUpdatedAt".to_owned(),
+                code: "time_in_future".to_owned(),
+                message: format!(
+                    "'sourceUpdatedAt' is more than {} s ahead of the hub's clock: not used for survivorship",
+                    schema.survivorship.max_clock_skew_s
+                ),
+            });
+            None
+        }
+        other => other,
+    };
     let values: crate::attributes::AttributeMap<Text> = values.into_iter().collect();
     let present = values.len();
     let quality_score = if present == 0 { 0.0 } else { (present - invalid.len()) as f64 / present as f64 };
@@ -516,6 +531,30 @@ fn content_hash(values: &crate::attributes::AttributeMap<Text>, verified: &BTree
 
 #[cfg(test)]
 mod tests {
+    /// A `sourceUpdatedAt` beyond the entity's clock skew ahead of the hub's clock is flagged and
+    /// not used by survivorship (the receive time stands in); one within the skew is kept.
+    #[test]
+    fn a_time_far_in_the_future_is_flagged_and_not_trusted() {
+        let registry = crate::SchemaRegistry::built_in().expect("schemas");
+        let now = crate::time::parse_rfc3339("2026-12-06T12:00:00Z").expect("time");
+        let at = |t: &str| {
+            super::validate(
+                &registry,
+                &serde_json::json!({"entityType": "customer", "sourceSystem": "crm", "sourceId": "1", "sourceSeq": 1,
+                    "sourceUpdatedAt": t, "attributes": {"given_name": "Ann"}}),
+                now,
+            )
+            .expect("valid")
+        };
+        let far = at("9999-12-31T23:59:59Z");
+        assert_eq!(far.updated_at_ms, None, "not trusted for most-recent");
+        let flag = far.quality.iter().find(|q| q.attribute == "sourceUpdatedAt").expect("flagged");
+        assert_eq!(flag.code, "time_in_future");
+        let near = at("2026-12-06T12:04:00Z");
+        assert_eq!(near.updated_at_ms, crate::time::parse_rfc3339("2026-12-06T12:04:00Z"), "within the skew");
+        assert!(near.quality.is_empty());
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -605,7 +644,8 @@ mod tests {
 
     #[test]
     fn values_are_normalised_and_bad_values_kept_raw() {
-        let r = validate(&reg(), &base(), 0).expect("valid record");
+        let received = crate::time::parse_rfc3339("2026-01-02T04:00:00Z").expect("time");
+        let r = validate(&reg(), &base(), received).expect("valid record");
         assert_eq!(r.key, SourceKey::new("customer", "crm", "c-1"));
         assert_eq!(r.value("given_name"), Some("zoe"));
         assert_eq!(r.value("email"), Some("zoe@example.com"));

@@ -160,6 +160,15 @@ fn default_candidates() -> usize {
 pub struct SurvivorshipConfig {
     #[serde(default)]
     pub source_priority: Vec<String>,
+    /// How far a source's `sourceUpdatedAt` may be ahead of the hub's clock, in seconds. A later
+    /// time is flagged (`time_in_future`) and not used for "most recent": the time the hub
+    /// received the record stands in.
+    #[serde(default = "default_clock_skew")]
+    pub max_clock_skew_s: u64,
+}
+
+fn default_clock_skew() -> u64 {
+    300
 }
 
 /// What a deterministic rule does when it applies.
