@@ -1,5 +1,5 @@
 //! The HTTP API end to end on the emulator: every route through its real Lambda handler (the read
-//! API's lambda_http handler, ingest's HTTP handler) over DynamoDB, every response checked against
+//! API's Lambda handler, ingest's HTTP handler) over DynamoDB, every response checked against
 //! `docs/openapi.json`, scopes from the JWT authorizer's request context, DynamoDB requests per
 //! enrich counted, and log output searched for the input values.
 mod common;
@@ -53,31 +53,27 @@ impl Api {
         for (k, v) in headers {
             event["headers"][*k] = json!(v);
         }
-        let req = lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event");
-        let resp = api::handle(&self.ctx, req).await;
-        let headers =
-            resp.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
-        let body = match resp.body() {
-            lambda_http::Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
-            lambda_http::Body::Empty => Value::Null,
-            lambda_http::Body::Binary(b) => serde_json::from_slice(b).expect("JSON body"),
-            _ => Value::Null,
-        };
-        Answer { status: resp.status().as_u16(), headers, body }
+        let resp = api::handle_event(&self.ctx, event).await;
+        answer(&resp)
     }
 
     /// Calls ingest's HTTP handler.
     async fn ingest(&self, body: &str, scopes: &[&str]) -> Answer {
         let event = http_event("POST", "/v1/records", "", Some(body), Some(scopes));
         let resp = ingest::handle(&self.ctx, event).await.expect("ingest answers");
-        let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
-        let headers = resp["headers"]
-            .as_object()
-            .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
-            .unwrap_or_default();
-        let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        answer(&resp)
     }
+}
+
+/// A payload-v2 answer as status, lower-case headers and JSON body.
+fn answer(resp: &Value) -> Answer {
+    let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
+    let headers = resp["headers"]
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
+        .unwrap_or_default();
+    let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+    Answer { status, headers, body }
 }
 
 fn code(a: &Answer) -> &str {
@@ -337,4 +333,32 @@ async fn enrich_and_match_logs_hold_no_input_values() {
     for v in values {
         assert!(!logs.contains(v), "the logs hold the input value {v:?}");
     }
+}
+
+/// Requests no id fits in: a 65 KB path and a 70 KB query are 414, a header with a line break
+/// and a path parameter longer than any id are 400 — each with the usual error body, as
+/// documented — instead of a panic, a failed event or a 503 from the store.
+#[tokio::test]
+async fn oversized_and_malformed_requests_are_answered_4xx() {
+    let Some(t) = Api::new("api-limits").await else { return };
+    let long_id = "g".repeat(65 * 1024);
+    let a = t.read("GET", &format!("/v1/golden/customer/{long_id}"), "", None, READ).await;
+    conform(&t.doc, GOLDEN, "get", &a);
+    assert_eq!((a.status, code(&a)), (414, "uri_too_long"), "{}", a.body);
+    let a =
+        t.read("GET", "/v1/golden/customer/g1/history", &format!("limit={}", "9".repeat(70 * 1024)), None, READ).await;
+    conform(&t.doc, "/v1/golden/{entity}/{goldenId}/history", "get", &a);
+    assert_eq!((a.status, code(&a)), (414, "uri_too_long"), "{}", a.body);
+    let a =
+        t.read_with("GET", "/v1/golden/customer/g1", "", None, READ, &[("if-none-match", "\"1\"\nx-evil: 1")]).await;
+    conform(&t.doc, GOLDEN, "get", &a);
+    assert_eq!((a.status, code(&a)), (400, "invalid_header"), "{}", a.body);
+    let a = t.read("GET", &format!("/v1/xref/customer/crm/{}", "x".repeat(300)), "", None, READ).await;
+    conform(&t.doc, "/v1/xref/{entity}/{system}/{sourceId}", "get", &a);
+    assert_eq!((a.status, code(&a)), (400, "invalid_path"), "{}", a.body);
+    assert_eq!(
+        t.read("GET", "/v1/golden/customer/g1", "", None, READ).await.status,
+        404,
+        "a normal request still reads"
+    );
 }

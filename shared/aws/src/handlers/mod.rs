@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod erasure;
+pub mod http;
 pub mod ingest;
 pub mod matcher;
 pub mod merger;

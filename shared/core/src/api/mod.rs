@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn, Instrument};
 
-pub use wire::{error_body, percent_decode};
+pub use wire::{error_body, parse_query, percent_decode};
 
 /// An HTTP request as the API sees it.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,14 @@ impl ApiRequest {
         self.headers.get(name).map(String::as_str)
     }
 }
+
+/// Longest request path the API reads; a longer one is `414 uri_too_long`.
+pub const MAX_PATH_BYTES: usize = 2048;
+/// Longest query string the API reads; a longer one is `414 uri_too_long`.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Longest path parameter: no golden id, entity type, system or source id is longer
+/// ([`crate::record::MAX_SOURCE_ID_LEN`]).
+pub const MAX_PARAMETER_BYTES: usize = crate::record::MAX_SOURCE_ID_LEN;
 
 /// An HTTP response: status, headers, and a JSON body (none for 304).
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +177,9 @@ impl Route {
     /// Finds the route of a method and raw path: 404 for an unknown path, 405 for a known path
     /// with another method, 400 for a path segment that is not valid percent-encoded UTF-8.
     pub fn parse(method: &str, raw_path: &str) -> Result<Self, ApiError> {
+        if raw_path.len() > MAX_PATH_BYTES {
+            return Err(ApiError::new(414, "uri_too_long", format!("the path is longer than {MAX_PATH_BYTES} bytes")));
+        }
         let path = raw_path.find("/v1/").map_or(raw_path, |i| &raw_path[i..]);
         let segments: Vec<String> = path
             .trim_end_matches('/')
@@ -196,6 +207,12 @@ impl Route {
         }
         if seg.iter().any(|s| s.is_empty()) {
             return Err(ApiError::bad_request("invalid_path", "a path parameter is empty"));
+        }
+        if seg.iter().any(|s| s.len() > MAX_PARAMETER_BYTES) {
+            return Err(ApiError::bad_request(
+                "invalid_path",
+                format!("a path parameter is longer than {MAX_PARAMETER_BYTES} bytes (no id is)"),
+            ));
         }
         Ok(route)
     }

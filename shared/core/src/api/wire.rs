@@ -11,6 +11,29 @@ pub fn error_body(code: &str, message: &str, details: Value) -> Value {
     json!({"error": {"code": code, "message": message, "details": details}})
 }
 
+/// A raw query string's parameters (`+` is a space, `%XX` escapes decoded; the first of a
+/// repeated name counts). Longer than [`super::MAX_QUERY_BYTES`]: `414 uri_too_long`.
+pub fn parse_query(raw: &str) -> Result<std::collections::BTreeMap<String, String>, super::ApiError> {
+    if raw.len() > super::MAX_QUERY_BYTES {
+        return Err(super::ApiError::new(
+            414,
+            "uri_too_long",
+            format!("the query string is longer than {} bytes", super::MAX_QUERY_BYTES),
+        ));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_decode(&s.replace('+', " ")).ok_or_else(|| {
+                super::ApiError::bad_request("invalid_query", "a query parameter is not valid percent-encoding")
+            })
+        };
+        out.entry(decode(k)?).or_insert(decode(v)?);
+    }
+    Ok(out)
+}
+
 /// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
