@@ -616,6 +616,24 @@ impl<S: Store> Hub<S> {
         Ok(plan)
     }
 
+    /// Removes the block entries a NEW merge wrote ahead for `golden_id` and did not go on with.
+    /// A concurrent delivery of the same record may have created that golden record meanwhile
+    /// (the same id): its entries are then written again.
+    async fn take_back_entries(&self, entity: &str, keys: &[IndexKey], golden_id: &str) -> Result<(), HubError> {
+        let (e, g): (Arc<str>, Arc<str>) = (entity.into(), golden_id.into());
+        let ops: Vec<WriteOp> = keys
+            .iter()
+            .map(|k| WriteOp::DeleteIndex { entity: e.clone(), key: k.clone(), golden_id: g.clone() })
+            .collect();
+        for chunk in ops.chunks(crate::store::MAX_TRANSACTION_ITEMS) {
+            self.store.transact(chunk.to_vec()).await?;
+        }
+        if self.store.get_golden(entity, golden_id).await?.is_some() {
+            self.store.add_to_blocks(entity, keys, golden_id, usize::MAX).await?;
+        }
+        Ok(())
+    }
+
     /// A merge that a suppression marker stopped: the record is not merged. One that no golden
     /// record lists yet is taken back in suppression mode `reject` (a tombstone keeps its
     /// sequence), with the index entries its merge may have written ahead for the golden record
@@ -808,9 +826,10 @@ impl<S: Store> Hub<S> {
                         .add_to_blocks(&schema.entity, &keys, &golden_id, schema.matching.max_block_size)
                         .await?;
                     if self.any_unseen(schema, &source, &result, before).await? {
-                        // The entries just written name a golden record that may never be
-                        // created; lookups resolve such an entry to nothing.
+                        // The entries just written name a golden record that is not created now:
+                        // taken out, so they do not count toward their blocks' caps.
                         debug!(source = %key, attempt, "a golden record appeared under the record's keys; deciding again");
+                        self.take_back_entries(&schema.entity, &keys, &golden_id).await?;
                         continue;
                     }
                 } else if self.is_stale(schema, &source, &result).await? {

@@ -150,7 +150,8 @@ pub fn member_match_values(schema: &EntitySchema, members: &[Member<'_>]) -> Att
 const SMALL_GROUP: usize = 16;
 
 /// Orders members: those of `first` in join order, then the others', then `extra`; later copies
-/// of a key are dropped, and the freshest record of each key is used.
+/// of a key are dropped, and the freshest record of each key is used (for the record being
+/// merged too: a member copy with a higher `seq` wins over it).
 fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> Vec<&'a SourceRecord> {
     let listed: usize = groups.iter().map(|g| g.golden.members.len()).sum();
     if listed <= SMALL_GROUP {
@@ -165,10 +166,13 @@ fn ordered_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> 
 /// [`ordered_members`] by search: quadratic in the members listed.
 fn searched_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord, listed: usize) -> Vec<&'a SourceRecord> {
     let freshest = |k: &SourceKey| -> Option<&'a SourceRecord> {
+        let member = groups.iter().rev().flat_map(|g| g.members.iter().rev()).find(|r| r.key == *k).map(|r| &**r);
         if *k == source.key {
-            return Some(source);
+            // The record being merged, unless a member copy read since is newer (the record may
+            // come from a replica that is behind).
+            return Some(member.filter(|m| m.seq > source.seq).unwrap_or(source));
         }
-        groups.iter().rev().flat_map(|g| g.members.iter().rev()).find(|r| r.key == *k).map(|r| &**r)
+        member
     };
     let mut out: Vec<&SourceRecord> = Vec::with_capacity(listed + 1);
     for k in groups.iter().flat_map(|g| g.golden.members.iter()) {
@@ -194,7 +198,10 @@ fn mapped_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> V
             by_key.insert(&r.key, r);
         }
     }
-    by_key.insert(&source.key, source);
+    // The record being merged, unless a member copy read since is newer (a replica behind).
+    if by_key.get(&source.key).is_none_or(|m| m.seq <= source.seq) {
+        by_key.insert(&source.key, source);
+    }
     let mut seen: BTreeSet<&SourceKey> = BTreeSet::new();
     let mut out = Vec::with_capacity(by_key.len());
     for g in groups {

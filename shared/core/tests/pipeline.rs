@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mdm_core::matching::MatchDecision;
 use mdm_core::plan::MergeOutcome;
-use mdm_core::store::{ClaimStore, GoldenStore, IndexKey, ReviewStore, SourceStore, SourceWrite};
+use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, IndexKey, ReviewStore, SourceStore, SourceWrite};
 use mdm_core::GoldenStatus;
 use serde_json::json;
 
@@ -508,4 +508,55 @@ async fn a_traced_merge_names_the_blocks_and_golden_records_it_wrote() {
 
     let (_, untraced) = feed(&hub(), anna_crm()).await;
     assert!(untraced.expect("merged").touched.is_empty(), "traced only when asked");
+}
+
+/// The merge of an older message reads a replica that is behind the latest version (but not
+/// behind the message): the plan must not prefer that copy over the newer one it reads strongly
+/// as a member, or the golden record rolls back to the older values.
+#[tokio::test]
+async fn a_replica_behind_the_latest_version_does_not_roll_the_golden_record_back() {
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    let mut versions = Vec::new();
+    for (seq, locality) in [(1, "Leeds"), (2, "York"), (3, "Hull")] {
+        let mut v = anna_crm();
+        v["sourceSeq"] = json!(seq);
+        v["sourceUpdatedAt"] = json!(format!("2026-01-0{seq}T00:00:00Z"));
+        v["attributes"]["locality"] = json!(locality);
+        let r = mdm_core::record::validate(hub.registry(), &v, 0).expect("valid");
+        hub.ingest(&r).await.expect("ingest");
+        hub.process(&r.key).await.expect("process");
+        versions.push(r);
+    }
+    let golden_id = hub.store().get_source(&versions[0].key).await.expect("get").expect("stored").golden_id.clone();
+    let golden_id = golden_id.expect("linked");
+    // A late message of version 1; the replica still holds version 2.
+    hub.store().stale_version(versions[1].clone());
+    let (_, decided) = hub.match_source(&versions[0].key).await.expect("match");
+    hub.merge_decision(&versions[0].key, decided, Some(1), false).await.expect("merge");
+    let g = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("golden");
+    assert_eq!(g.value("locality"), Some("hull"), "the golden record keeps the latest version's values");
+}
+
+/// A NEW merge that finds another golden record appeared under its keys meanwhile decides again;
+/// the block entries it wrote ahead for the golden record it did not create are taken out (they
+/// would count toward weak keys' caps and switch those keys off for the real record).
+#[tokio::test]
+async fn a_new_merge_that_decides_again_leaves_no_block_entries_behind() {
+    let hub = hub();
+    let a = mdm_core::record::validate(hub.registry(), &anna_crm(), 0).expect("valid");
+    hub.ingest(&a).await.expect("ingest");
+    let (_, decided) = hub.match_source(&a.key).await.expect("match");
+    assert_eq!(decided.decision, MatchDecision::New);
+    feed(&hub, anna_web()).await; // created meanwhile
+    let report = hub.merge_decision(&a.key, decided, Some(a.seq), false).await.expect("merge");
+    assert!(matches!(report.outcome, MergeOutcome::Linked { .. }), "{:?}", report.outcome);
+    let never = mdm_core::keys::golden_id_for(&a.key, a.seq);
+    let schema = hub.registry().get("customer").expect("schema");
+    let keys: Vec<IndexKey> = mdm_core::blocking::keys_of(schema, &a).iter().map(IndexKey::from).collect();
+    let hits = hub.store().lookup("customer", &keys, &[usize::MAX / 2]).await.expect("lookup");
+    let left: Vec<String> = hits.iter().filter(|h| h.golden_ids.contains(&never)).map(|h| h.key.to_string()).collect();
+    assert_eq!(left, Vec::<String>::new(), "entries naming a golden record that never existed");
 }

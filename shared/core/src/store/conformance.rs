@@ -616,6 +616,8 @@ pub struct Faulty<S> {
     /// markers were written.
     skip_checks: std::sync::atomic::AtomicBool,
     replica_xref: std::sync::Mutex<Option<Option<String>>>,
+    /// A version replica reads return instead of the stored one.
+    replica_version: std::sync::Mutex<Option<Arc<SourceRecord>>>,
     lose_xrefs: std::sync::atomic::AtomicBool,
     claim_times: std::sync::Mutex<BTreeMap<IndexKey, i64>>,
     /// [`Faulty::crash_at`]: calls left until the crash (any call, read or write), and whether
@@ -669,6 +671,7 @@ impl<S> Faulty<S> {
             lose_answer: std::sync::atomic::AtomicBool::new(false),
             skip_checks: std::sync::atomic::AtomicBool::new(false),
             replica_xref: std::sync::Mutex::new(None),
+            replica_version: std::sync::Mutex::new(None),
             lose_xrefs: std::sync::atomic::AtomicBool::new(false),
             claim_times: std::sync::Mutex::new(BTreeMap::new()),
             crash_countdown: std::sync::atomic::AtomicI64::new(-1),
@@ -710,6 +713,14 @@ impl<S> Faulty<S> {
         }
     }
 
+    /// From now on, replica reads ([`SourceStore::get_source_at`]) of this record's key return
+    /// this version (with the stored cross-reference), as a replica behind the latest write would.
+    pub fn stale_version(&self, record: SourceRecord) {
+        if let Ok(mut v) = self.replica_version.lock() {
+            *v = Some(Arc::new(record));
+        }
+    }
+
     /// From now on, replica reads ([`SourceStore::get_source_at`]) return the stored record with
     /// this cross-reference, as a replica that missed the latest one would.
     pub fn stale_xref(&self, golden_id: Option<&str>) {
@@ -735,6 +746,11 @@ impl<S: SourceStore> SourceStore for Faulty<S> {
         self.read_step()?;
         let stale = self.replica_xref.lock().ok().and_then(|x| x.clone());
         let found = self.inner.get_source_at(k, seq).await?;
+        let older = self.replica_version.lock().ok().and_then(|v| v.clone()).filter(|v| v.key == *k && v.seq >= seq);
+        let found = match (found, older) {
+            (Some(f), Some(o)) => Some(Arc::new(SourceRecord { golden_id: f.golden_id.clone(), ..(*o).clone() })),
+            (found, _) => found,
+        };
         Ok(match stale {
             Some(xref) => found.map(|r| Arc::new(SourceRecord { golden_id: xref, ..(*r).clone() })),
             None => found,
