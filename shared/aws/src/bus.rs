@@ -1,4 +1,5 @@
-//! EventBridge: publishing hub events in batches of 10, retrying the entries of a partial failure.
+//! EventBridge: publishing hub events in batches of at most 10 entries and 256 KB, retrying the
+//! entries of a partial failure; an event too large for one entry goes out in its slim form.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
@@ -7,6 +8,9 @@ use std::time::Duration;
 
 /// Entries per `PutEvents` call (the API's limit).
 pub const PUT_EVENTS_BATCH: usize = 10;
+/// Bytes per `PutEvents` call, all entries together, and so per entry (the API's limit: an
+/// entry's size is its source, detail-type and detail in UTF-8).
+pub const PUT_EVENTS_BYTES: usize = 256 * 1024;
 /// Rounds of retries for failed entries.
 pub const RETRY_ROUNDS: u32 = 3;
 
@@ -28,6 +32,50 @@ pub struct RawEntry {
     pub detail: String,
 }
 
+impl RawEntry {
+    /// The entry's size as EventBridge counts it: source, detail-type and detail in UTF-8.
+    pub fn size(&self) -> usize {
+        EVENT_SOURCE.len() + self.detail_type.len() + self.detail.len()
+    }
+}
+
+/// The entry of an event: its full detail, or — when that would exceed [`PUT_EVENTS_BYTES`] — its
+/// slim form ([`HubEvent::slim_detail`]: ids, version, changed attributes and the path to read
+/// the record).
+pub fn entry(id: &str, event: &HubEvent) -> RawEntry {
+    let detail_type = event.detail_type().to_owned();
+    let full = RawEntry { id: id.to_owned(), detail_type: detail_type.clone(), detail: event.detail().to_string() };
+    if full.size() <= PUT_EVENTS_BYTES {
+        return full;
+    }
+    match event.slim_detail() {
+        Some(slim) => RawEntry { id: id.to_owned(), detail_type, detail: slim.to_string() },
+        None => full,
+    }
+}
+
+/// Entries in order, grouped into calls of at most [`PUT_EVENTS_BATCH`] entries and
+/// [`PUT_EVENTS_BYTES`] bytes. An entry larger than the limit goes alone (EventBridge refuses it,
+/// and the report says so).
+pub fn batches(entries: &[RawEntry]) -> Vec<Vec<&RawEntry>> {
+    let mut out: Vec<Vec<&RawEntry>> = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        let size = e.size();
+        match out.last_mut() {
+            Some(b) if b.len() < PUT_EVENTS_BATCH && bytes + size <= PUT_EVENTS_BYTES => {
+                b.push(e);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![e]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct EventPublisher {
     client: Client,
@@ -41,24 +89,17 @@ impl EventPublisher {
 
     /// Publishes `(event id, event)` pairs.
     pub async fn publish(&self, events: &[(String, HubEvent)]) -> PublishReport {
-        let entries: Vec<RawEntry> = events
-            .iter()
-            .map(|(id, e)| RawEntry {
-                id: id.clone(),
-                detail_type: e.detail_type().to_owned(),
-                detail: e.detail().to_string(),
-            })
-            .collect();
+        let entries: Vec<RawEntry> = events.iter().map(|(id, e)| entry(id, e)).collect();
         self.publish_raw(&entries).await
     }
 
-    /// Publishes prepared entries in batches of 10; the entries a response marks as failed are
-    /// sent again (up to three more rounds, with back-off). A whole-call failure counts as every
-    /// entry of the batch failing and is retried the same way.
+    /// Publishes prepared entries in batches of at most 10 and 256 KB ([`batches`]); the entries
+    /// a response marks as failed are sent again (up to three more rounds, with back-off). A
+    /// whole-call failure counts as every entry of the batch failing and is retried the same way.
     pub async fn publish_raw(&self, entries: &[RawEntry]) -> PublishReport {
         let mut report = PublishReport::default();
-        for chunk in entries.chunks(PUT_EVENTS_BATCH) {
-            let mut pending: Vec<&RawEntry> = chunk.iter().collect();
+        for chunk in batches(entries) {
+            let mut pending: Vec<&RawEntry> = chunk;
             let mut last_error: Vec<String> = vec![String::new(); pending.len()];
             for round in 0..=RETRY_ROUNDS {
                 if pending.is_empty() {
@@ -80,8 +121,7 @@ impl EventPublisher {
                     })
                     .collect();
                 report.calls += 1;
-                let sizes: Vec<usize> =
-                    pending.iter().map(|e| EVENT_SOURCE.len() + e.detail_type.len() + e.detail.len()).collect();
+                let sizes: Vec<usize> = pending.iter().map(|e| e.size()).collect();
                 crate::capacity::meter().put_events(&sizes);
                 match self.client.put_events().set_entries(Some(entries)).send().await {
                     Ok(out) => {
@@ -116,5 +156,33 @@ impl EventPublisher {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(id: &str, bytes: usize) -> RawEntry {
+        RawEntry { id: id.into(), detail_type: "T".into(), detail: "x".repeat(bytes) }
+    }
+
+    /// Calls hold at most 10 entries and 256 KB; the order is kept; a lone oversized entry is a
+    /// call of its own.
+    #[test]
+    fn batches_respect_the_count_and_the_size() {
+        let small: Vec<RawEntry> = (0..25).map(|i| raw(&i.to_string(), 100)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 10, 5]);
+        let big: Vec<RawEntry> = (0..7).map(|i| raw(&i.to_string(), 100 * 1024)).collect();
+        let calls = batches(&big);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
+        for c in &calls {
+            assert!(c.iter().map(|e| e.size()).sum::<usize>() <= PUT_EVENTS_BYTES);
+        }
+        let order: Vec<&str> = calls.iter().flatten().map(|e| e.id.as_str()).collect();
+        assert_eq!(order, ["0", "1", "2", "3", "4", "5", "6"]);
+        let huge = [raw("a", 10), raw("b", PUT_EVENTS_BYTES + 1), raw("c", 10)];
+        assert_eq!(batches(&huge).iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1, 1]);
     }
 }

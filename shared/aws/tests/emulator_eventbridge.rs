@@ -30,3 +30,50 @@ async fn failed_entries_of_a_partial_failure_are_retried_alone() {
     ns.sort();
     assert_eq!(ns, vec![0, 1, 2, 4, 5, 6, 8, 9, 10, 11], "each good entry delivered once");
 }
+
+/// A golden record too large for one EventBridge entry (8,000 members) is published in its slim
+/// form, which its JSON Schema accepts; a batch of large events is split by size, and each
+/// arrives once.
+#[tokio::test]
+async fn large_events_are_batched_by_size_and_slim_when_they_must_be() {
+    use mdm_core::events::{Envelope, GoldenChanged, GoldenView, HubEvent};
+    let Some(s) = stack("bus-size").await else { return };
+    let sdk = mdm_aws::config::sdk_config().await;
+    let bus = EventPublisher::new(aws_sdk_eventbridge::Client::new(&sdk), s.res.attr("HubBus", "ref").expect("bus"));
+    let golden = |id: &str, members: usize| -> mdm_core::GoldenRecord {
+        let members: Vec<serde_json::Value> = (0..members)
+            .map(|i| serde_json::json!({"entity": "customer", "system": "partner", "sourceId": format!("p-{i:06}")}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "entity": "customer", "goldenId": id, "version": 3, "revision": 3, "status": {"state": "active"},
+            "attributes": {}, "members": members, "matchValues": {}, "indexKeys": [], "claims": [],
+            "createdAtMs": 1, "updatedAtMs": 2
+        }))
+        .expect("a golden record")
+    };
+    let event = |g: &mdm_core::GoldenRecord| {
+        let envelope = Envelope::new(g, vec![], mdm_core::golden::Cause::Ingest, "c-1", 2);
+        HubEvent::GoldenRecordUpdated(GoldenChanged { envelope, golden: GoldenView::of(g) })
+    };
+    let huge = golden("g-huge", 8_000);
+    let mut events = vec![("e-huge".to_owned(), event(&huge))];
+    for i in 0..4 {
+        events.push((format!("e-big-{i}"), event(&golden(&format!("g-big-{i}"), 2_000))));
+    }
+    let report = bus.publish(&events).await;
+    assert_eq!(report.delivered.len(), 5, "{:?}", report.failed);
+    // Four events of about 86 KB and a slim one: two calls (ten entries a call would be one, of
+    // about 350 KB, which EventBridge refuses whole).
+    assert_eq!(report.calls, 2, "split by size");
+    let received = s.subscriber_events().await;
+    assert_eq!(received.len(), 5);
+    for e in &received {
+        assert_valid_event(e);
+    }
+    let slim = received.iter().find(|e| e["detail"]["goldenId"] == "g-huge").expect("the huge event");
+    assert_eq!(slim["detail"]["slim"], true);
+    assert_eq!(slim["detail"]["goldenRecordPath"], "/v1/golden/customer/g-huge");
+    assert!(slim["detail"].get("golden").is_none());
+    let full = received.iter().find(|e| e["detail"]["goldenId"] == "g-big-0").expect("a big event");
+    assert_eq!(full["detail"]["golden"]["sources"].as_array().map(Vec::len), Some(2_000), "sent whole");
+}

@@ -212,6 +212,32 @@ impl HubEvent {
         v.unwrap_or(serde_json::Value::Null)
     }
 
+    /// The slim form of an event that carries the golden record (created, updated, merged,
+    /// split): the same detail without `golden`, with `slim: true` and the API path to read the
+    /// record (`goldenRecordPath`). Sent when the full event exceeds EventBridge's entry limit.
+    /// `None` for the other detail-types, which hold ids only.
+    pub fn slim_detail(&self) -> Option<serde_json::Value> {
+        if !matches!(
+            self,
+            Self::GoldenRecordCreated(_)
+                | Self::GoldenRecordUpdated(_)
+                | Self::GoldenRecordsMerged(_)
+                | Self::GoldenRecordSplit(_)
+        ) {
+            return None;
+        }
+        let e = self.envelope()?;
+        let mut v = self.detail();
+        let o = v.as_object_mut()?;
+        o.remove("golden");
+        o.insert("slim".into(), serde_json::Value::Bool(true));
+        o.insert(
+            "goldenRecordPath".into(),
+            serde_json::Value::String(crate::api::golden::location(&e.entity_type, &e.golden_id)),
+        );
+        Some(v)
+    }
+
     /// The golden record a golden-record event is about (`None` for `ErasureCompleted`).
     pub fn golden_id(&self) -> Option<&str> {
         match self {

@@ -47,6 +47,16 @@ async fn every_event_the_pipeline_emits_validates() {
     for e in &events {
         check(&e.event);
         assert_eq!(e.event_id, e.event.event_id());
+        // The slim form of an event that carries the golden record validates too; a detail
+        // with neither the record nor the slim marker does not.
+        if let Some(slim) = e.event.slim_detail() {
+            let v = validator(e.event.detail_type());
+            assert!(v.is_valid(&slim), "{slim:#}");
+            assert!(slim["goldenRecordPath"].as_str().is_some_and(|p| p.ends_with(e.event.golden_id().unwrap_or("-"))));
+            let mut neither = slim.clone();
+            neither.as_object_mut().map(|o| o.remove("slim"));
+            assert!(!v.is_valid(&neither), "a detail without the golden record must say it is slim");
+        }
     }
 }
 

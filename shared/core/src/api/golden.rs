@@ -38,7 +38,8 @@ fn check_entity<S: Store>(hub: &Hub<S>, entity: &str) -> Result<(), ApiError> {
     hub.registry().get(entity).map(|_| ()).ok_or_else(|| unknown_entity(entity))
 }
 
-fn location(entity: &str, id: &str) -> String {
+/// The read API path of a golden record.
+pub fn location(entity: &str, id: &str) -> String {
     format!("/v1/golden/{entity}/{id}")
 }
 
