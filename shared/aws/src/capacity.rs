@@ -15,8 +15,8 @@
 //!
 //! Sizes before a write are known only for items this process has written or read in full; the
 //! local cost run turns on [`Meter::remember_item_sizes`] so that updates and deletes are charged
-//! for the real item. `Scan` is charged for the items it returns, a lower bound (it is used only
-//! by erasure and the outbox recovery sweep, never per record).
+//! for the real item. `Scan` is charged for the items it returns, a lower bound (the hub sends
+//! none; the counter stays so that tests can say so).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeMap, HashMap};

@@ -643,32 +643,44 @@ impl DynamoStore {
         }
     }
 
-    /// Every item whose partition key starts with `prefix` (a filtered scan, page by page), or
-    /// the pages up to the first that reaches `limit` items.
-    async fn scan_prefix(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+    /// Items holding events not delivered yet, written before `before_ms`, at most `limit`: the
+    /// pending-event items, a `Query` per partition. What the publisher's sweep sends again when
+    /// the stream did not (records past its retries or its retention).
+    pub async fn unpublished_items(&self, before_ms: i64, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.count(&self.counts.scan);
-            meter().request("Scan");
-            let resp = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :p)")
-                .expression_attribute_values(":p", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable("Scan"))?;
-            meter().read_page("Scan", prefix, resp.items(), true);
-            out.extend(resp.items().iter().cloned());
-            match resp.last_evaluated_key {
-                Some(k) if limit.is_none_or(|l| out.len() < l) => start = Some(k),
-                _ => return Ok(out),
+        for shard in 0..PENDING_SHARDS {
+            for item in self.query(format!("{PENDING_PREFIX}{shard}"), None, None, true).await? {
+                let at = item.get("at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else { continue };
+                let Some((pk, sk)) = sk.split_once('|') else { continue };
+                if at < before_ms {
+                    out.push((keys::decode_part(pk), keys::decode_part(sk)));
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
             }
         }
+        Ok(out)
+    }
+
+    /// Takes delivered items out of the pending set: their pending-event items are deleted, and
+    /// delivered outbox items too (a history item keeps its events).
+    pub async fn mark_delivered(&self, items: &[(String, String)]) -> Result<(), StoreError> {
+        for (pk, sk) in items {
+            if pk.starts_with(OUTBOX_PREFIX) {
+                self.delete(pk.clone(), sk.clone()).await?;
+            }
+            let key = pending_key(pk, sk);
+            let (Some(ppk), Some(psk)) = (
+                key.get("pk").and_then(|v| v.as_s().ok()).cloned(),
+                key.get("sk").and_then(|v| v.as_s().ok()).cloned(),
+            ) else {
+                continue;
+            };
+            self.delete(ppk, psk).await?;
+        }
+        Ok(())
     }
 
     /// The outbox item's key for an event id (the publisher reads and deletes it).
@@ -725,6 +737,49 @@ impl DynamoStore {
 
 /// Claims (entity, key) whose update also adds the claiming golden record to the block.
 type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a IndexKey)>;
+
+/// Partitions of the pending-event items (`PEND#{shard}`): spread so that no partition takes
+/// every write.
+pub const PENDING_SHARDS: u32 = 16;
+const PENDING_PREFIX: &str = "PEND#";
+
+/// The pending-event item of an item (`pk`, `sk`) that holds events not delivered yet: ids
+/// only, written ahead of the transaction that writes the events and deleted once the publisher
+/// delivered them.
+fn pending_key(pk: &str, sk: &str) -> Item {
+    let shard = u32::from(keys::digest(&[pk])[0]) % PENDING_SHARDS;
+    HashMap::from([
+        ("pk".to_owned(), s(format!("{PENDING_PREFIX}{shard}"))),
+        ("sk".to_owned(), s(format!("{}|{}", keys::encode_part(pk), keys::encode_part(sk)))),
+    ])
+}
+
+/// The items a transaction writes events into: each history version with events about it in
+/// the same transaction, and each outbox item.
+fn event_items(ops: &[WriteOp]) -> Vec<(String, String, i64)> {
+    let (_, folded) = fold_events(ops);
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::PutHistory(h) if folded.contains_key(&(h.golden_id.as_str(), h.version)) => {
+                out.push((keys::golden_item_key(&h.entity, &h.golden_id), keys::history_sort_key(h.version), h.at_ms))
+            }
+            WriteOp::PutOutbox(e) => {
+                if let Some(at) = e.event.golden_version() {
+                    if ops
+                        .iter()
+                        .any(|o| matches!(o, WriteOp::PutHistory(h) if (h.golden_id.as_str(), h.version) == at))
+                    {
+                        continue;
+                    }
+                }
+                out.push((format!("{OUTBOX_PREFIX}{}", e.event_id), META.to_owned(), e.created_at_ms));
+            }
+            _ => {}
+        }
+    }
+    out
+}
 
 /// Outbox events that travel in a history item written by the same transaction, by the golden
 /// record and version they are about.
@@ -1392,7 +1447,9 @@ impl Transactor for DynamoStore {
                 return Err(StoreError::Conflict(Conflict::Suppressed));
             }
         }
-        self.review_mentions(&items).await?;
+        // Boxed: the merge and erasure futures that await this one are deep already.
+        Box::pin(self.review_mentions(&items)).await?;
+        Box::pin(self.pending_ahead(&items)).await?;
         self.index_writes(&puts).await?;
         let claims_written = std::time::Instant::now();
         self.claims_ahead(&ahead, &claim_adds).await?;
@@ -1530,6 +1587,32 @@ impl DynamoStore {
         }
     }
 
+    /// A pending-event item for every item of the transaction that will hold events, written
+    /// ahead of it: the sweep finds undelivered events through them. One whose transaction then
+    /// failed names an item that does not exist; the sweep deletes it.
+    async fn pending_ahead(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        for (pk, sk, at) in event_items(ops) {
+            let key = pending_key(&pk, &sk);
+            self.count(&self.counts.update_item);
+            meter().request("UpdateItem");
+            let set = vec![("kind".to_owned(), s("pending")), ("at".to_owned(), n(at.max(0) as u64))];
+            meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #k = :k, #a = :a")
+                .expression_attribute_names("#k", "kind")
+                .expression_attribute_names("#a", "at")
+                .expression_attribute_values(":k", s("pending"))
+                .expression_attribute_values(":a", n(at.max(0) as u64))
+                .send()
+                .await
+                .map_err(unavailable("UpdateItem"))?;
+        }
+        Ok(())
+    }
+
     /// The items that index a new review task under each golden record it names (holder and
     /// candidates), written ahead of the transaction that stores the task: erasure finds a
     /// golden record's tasks with a query. One left behind by a failed transaction, or naming a
@@ -1617,10 +1700,13 @@ impl DynamoStore {
 }
 
 impl Outbox for DynamoStore {
-    /// A recovery sweep (the stream normally drives publishing): scans for outbox items.
+    /// Events not delivered yet (the stream normally drives publishing): the items of the
+    /// `unpublished` index, read by key; outbox items and history items with events alike.
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let items = self.scan_prefix(OUTBOX_PREFIX, Some(limit)).await?;
-        let mut out: Vec<OutboxEntry> = items.iter().map(parse).collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (pk, sk) in self.unpublished_items(i64::MAX, limit).await? {
+            out.extend(self.stream_events(&pk, &sk).await?.unwrap_or_default());
+        }
         out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.event_id.cmp(&b.event_id)));
         out.truncate(limit);
         Ok(out)
@@ -1632,12 +1718,10 @@ impl Outbox for DynamoStore {
         Ok(Vec::new())
     }
 
+    /// Deletes the outbox items and their pending-event items.
     async fn delete_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
-        for id in event_ids {
-            let (pk, sk) = Self::outbox_key(id);
-            self.delete(pk, sk).await?;
-        }
-        Ok(())
+        let items: Vec<(String, String)> = event_ids.iter().map(|id| Self::outbox_key(id)).collect();
+        self.mark_delivered(&items).await
     }
 }
 

@@ -77,3 +77,43 @@ async fn large_events_are_batched_by_size_and_slim_when_they_must_be() {
     let full = received.iter().find(|e| e["detail"]["goldenId"] == "g-big-0").expect("a big event");
     assert_eq!(full["detail"]["golden"]["sources"].as_array().map(Vec::len), Some(2_000), "sent whole");
 }
+
+/// Events the stream never delivered (its records lost: retries exhausted, or an outage longer
+/// than its retention) wait in the `unpublished` index; the sweep publishes them and empties it,
+/// and delivered events leave the index whichever way they went.
+#[tokio::test]
+async fn the_sweep_publishes_what_the_stream_did_not() {
+    use mdm_aws::handlers::publisher;
+    let Some(s) = stack("sweep").await else { return };
+    s.post(vec![customer("crm", "sw-1", 1, serde_json::json!({"given_name": "Ada", "family_name": "Lind"}))]).await;
+    s.drain().await;
+    assert_eq!(s.store.unpublished_items(i64::MAX, 100).await.expect("index"), vec![], "delivered by the stream");
+    s.subscriber_events().await;
+    // A change made while nothing reads the stream (the runner is not drained).
+    let hub = &s.runner.handlers().merger.hub;
+    let r = mdm_core::record::validate(
+        hub.registry(),
+        &customer("crm", "sw-2", 1, serde_json::json!({"given_name": "Bea", "family_name": "Moor"})),
+        hub.now_ms(),
+    )
+    .expect("valid");
+    hub.ingest(&r).await.expect("ingest");
+    let created = hub.process(&r.key).await.expect("merge").outcome.golden_id().to_owned();
+    assert_eq!(s.store.unpublished_items(i64::MAX, 100).await.expect("index").len(), 1, "waits in the index");
+    let ctx = &s.runner.handlers().publisher;
+    let young = publisher::handle(ctx, serde_json::json!({"sweep": {"olderThanSeconds": 3600}})).await.expect("answer");
+    assert_eq!(young["items"], 0, "younger than the sweep's age: left to the stream");
+    let swept = publisher::handle(ctx, serde_json::json!({"sweep": {"olderThanSeconds": 0}})).await.expect("answer");
+    assert_eq!(
+        (swept["items"].as_u64(), swept["delivered"].as_u64(), swept["failed"].as_u64()),
+        (Some(1), Some(1), Some(0))
+    );
+    let told = s.subscriber_events().await;
+    assert!(
+        told.iter().any(|e| e["detail-type"] == "GoldenRecordCreated" && e["detail"]["goldenId"] == created.as_str()),
+        "{told:?}"
+    );
+    assert_eq!(s.store.unpublished_items(i64::MAX, 100).await.expect("index"), vec![], "the index is empty");
+    let again = publisher::handle(ctx, serde_json::json!({"sweep": {"olderThanSeconds": 0}})).await.expect("answer");
+    assert_eq!(again["delivered"], 0, "nothing twice");
+}

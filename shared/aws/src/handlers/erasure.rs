@@ -183,7 +183,8 @@ async fn one_message(ctx: &Ctx, body: String, receives: u32) -> (Settle, String)
     let keep = json!({ "requestId": request_id }).to_string();
     // The last receive must end in time to mark the receipt: a run cut off by the function's
     // timeout would leave it `in_progress` and the message to the queue's reasonless redrive.
-    let run = erasure::process(&ctx.hub, &request_id);
+    // Boxed: the erasure future is deep, and the handler runs inside the runtime's own futures.
+    let run = Box::pin(erasure::process(&ctx.hub, &request_id));
     let result = if receives >= MAX_RECEIVES {
         match tokio::time::timeout(LAST_RECEIVE_BUDGET, run).await {
             Ok(r) => r,

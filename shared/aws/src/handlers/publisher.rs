@@ -1,26 +1,96 @@
 //! Publish: the table's stream (keys only) names outbox items and history items. Events about a
 //! golden record version travel in that version's history item (one write fewer per change);
 //! others (erasure receipts) in an outbox item of their own. The handler reads each named item,
-//! publishes its events to EventBridge in batches of 10 (failed entries retried), and deletes the
-//! delivered outbox items; history items stay. A record whose event could not be delivered is
-//! reported as the batch item failure, so Lambda retries from it (and sends it to the on-failure
-//! queue after the retries).
+//! publishes its events to EventBridge (failed entries retried), and deletes the pending-event
+//! items of the delivered ones (and delivered outbox items; history items stay). A record whose event
+//! could not be delivered is reported as the batch item failure, so Lambda retries from it (and
+//! sends it to the on-failure queue after the retries).
+//!
+//! The sweep (`{"sweep": {"olderThanSeconds": N}}`, on a schedule or by hand) publishes the events
+//! whose pending-event items are older than N seconds: events the stream never delivered (records
+//! past its retries, an outage longer than its retention).
 
 use super::Ctx;
 use crate::dynamo::DynamoStore;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use mdm_core::events::HubEvent;
-use mdm_core::store::Outbox;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use tracing::{error, info};
+
+/// Items (pk, sk) all of whose events were delivered.
+fn delivered_items(named: &[((String, String), String)], delivered: &[String]) -> Vec<(String, String)> {
+    let items: BTreeSet<&(String, String)> = named.iter().map(|(item, _)| item).collect();
+    items
+        .into_iter()
+        .filter(|item| named.iter().filter(|(i, _)| i == *item).all(|(_, id)| delivered.contains(id)))
+        .cloned()
+        .collect()
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    pub items: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// Publishes every event whose pending-event item is older than `older_than_s` seconds (at most
+/// 1,000 items a run) and deletes the pending-event items of what it delivered.
+pub async fn sweep(ctx: &Ctx, older_than_s: u64) -> Result<SweepReport, mdm_core::store::StoreError> {
+    let store: &DynamoStore = ctx.hub.store();
+    let before = ctx.hub.now_ms() - i64::try_from(older_than_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let items = store.unpublished_items(before, 1000).await?;
+    let mut named: Vec<((String, String), String)> = Vec::new();
+    let mut events: Vec<(String, HubEvent)> = Vec::new();
+    // Items gone (erased, or never written: their transaction failed) have nothing to send.
+    let mut done: Vec<(String, String)> = Vec::new();
+    for (pk, sk) in &items {
+        match store.stream_events(pk, sk).await? {
+            Some(entries) => {
+                for entry in entries {
+                    named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
+                    events.push((entry.event_id, entry.event));
+                }
+            }
+            None => done.push((pk.clone(), sk.clone())),
+        }
+    }
+    let report = ctx.bus.publish(&events).await;
+    done.extend(delivered_items(&named, &report.delivered));
+    store.mark_delivered(&done).await?;
+    ctx.metrics.add("EventsSwept", report.delivered.len() as f64);
+    ctx.metrics.add("EventsFailed", report.failed.len() as f64);
+    ctx.metrics.flush();
+    info!(items = items.len(), delivered = report.delivered.len(), failed = report.failed.len(), "sweep");
+    Ok(SweepReport { items: items.len(), delivered: report.delivered.len(), failed: report.failed.len() })
+}
+
+/// One invocation: a stream batch, or `{"sweep": {"olderThanSeconds": N}}`.
+pub async fn handle(ctx: &Ctx, payload: Value) -> Result<Value, serde_json::Error> {
+    if let Some(sweep_req) = payload.get("sweep") {
+        let older = sweep_req.get("olderThanSeconds").and_then(Value::as_u64).unwrap_or(300);
+        return Ok(match sweep(ctx, older).await {
+            Ok(r) => json!({"items": r.items, "delivered": r.delivered, "failed": r.failed}),
+            Err(e) => {
+                error!(error = %e, "sweep failed");
+                json!({"error": e.to_string()})
+            }
+        });
+    }
+    let event: StreamEvent = serde_json::from_value(payload)?;
+    serde_json::to_value(handle_stream(ctx, event).await)
+}
 
 pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventResponse {
     let store: &DynamoStore = ctx.hub.store();
     let mut response = DynamoDbEventResponse::default();
     // (sequence number, event id, event) for each event named, in stream order.
     let mut batch: Vec<(String, String, HubEvent)> = Vec::new();
-    // Events with an outbox item of their own, deleted once delivered.
-    let mut standalone: Vec<String> = Vec::new();
+    // The item each event came from, taken out of the `unpublished` index once delivered.
+    let mut named: Vec<((String, String), String)> = Vec::new();
     for record in &event.records {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             continue;
@@ -38,9 +108,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
         match store.stream_events(&pk, &sk).await {
             Ok(Some(entries)) => {
                 for entry in entries {
-                    if outbox_item {
-                        standalone.push(entry.event_id.clone());
-                    }
+                    named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
                     batch.push((seq.clone(), entry.event_id, entry.event));
                 }
             }
@@ -72,10 +140,9 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             ctx.metrics.add("FreshnessMs", (now - at).max(0) as f64);
         }
     }
-    let delete: Vec<String> = report.delivered.iter().filter(|id| standalone.contains(id)).cloned().collect();
-    if let Err(e) = store.delete_events(&delete).await {
-        // Delivered but not deleted: a later sweep or redelivery sends it again (at-least-once).
-        error!(error = %e, "deleting delivered outbox items failed");
+    if let Err(e) = store.mark_delivered(&delivered_items(&named, &report.delivered)).await {
+        // Delivered but still pending: a later sweep sends it again (at-least-once).
+        error!(error = %e, "deleting the pending-event items of delivered events failed");
     }
     info!(delivered = report.delivered.len(), failed = report.failed.len(), calls = report.calls, "published");
     if let Some((seq, _, _)) = batch.iter().find(|(_, id, _)| report.failed.iter().any(|(f, _)| f == id)) {
