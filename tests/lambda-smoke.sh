@@ -66,5 +66,5 @@ print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {l
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
-echo "smoke: $((9 - failures)) passed, $failures failed"
+echo "smoke: $((10 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }
