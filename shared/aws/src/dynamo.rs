@@ -1592,24 +1592,27 @@ impl DynamoStore {
     /// failed names an item that does not exist; the sweep deletes it.
     async fn pending_ahead(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         for (pk, sk, at) in event_items(ops) {
-            let key = pending_key(&pk, &sk);
-            self.count(&self.counts.update_item);
-            meter().request("UpdateItem");
-            let set = vec![("kind".to_owned(), s("pending")), ("at".to_owned(), n(at.max(0) as u64))];
-            meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .update_expression("SET #k = :k, #a = :a")
-                .expression_attribute_names("#k", "kind")
-                .expression_attribute_names("#a", "at")
-                .expression_attribute_values(":k", s("pending"))
-                .expression_attribute_values(":a", n(at.max(0) as u64))
-                .send()
-                .await
-                .map_err(unavailable("UpdateItem"))?;
+            self.set_attributes(pending_key(&pk, &sk), vec![("kind", s("pending")), ("at", n(at.max(0) as u64))])
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Creates or updates a small item with these attributes (one unconditional `UpdateItem`).
+    async fn set_attributes(&self, key: Item, attrs: Vec<(&str, AttributeValue)>) -> Result<(), StoreError> {
+        self.count(&self.counts.update_item);
+        meter().request("UpdateItem");
+        let set: Vec<(String, AttributeValue)> = attrs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
+        let mut u = self.client.update_item().table_name(&self.table).set_key(Some(key));
+        let mut parts = Vec::with_capacity(attrs.len());
+        for (i, (name, value)) in attrs.into_iter().enumerate() {
+            parts.push(format!("#n{i} = :v{i}"));
+            u = u
+                .expression_attribute_names(format!("#n{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), value);
+        }
+        u.update_expression(format!("SET {}", parts.join(", "))).send().await.map_err(unavailable("UpdateItem"))?;
         Ok(())
     }
 
@@ -1625,20 +1628,7 @@ impl DynamoStore {
                     ("pk".to_owned(), s(keys::review_mention_key(&task.entity, g))),
                     ("sk".to_owned(), s(&task.task_id)),
                 ]);
-                self.count(&self.counts.update_item);
-                meter().request("UpdateItem");
-                let set = vec![("kind".to_owned(), s("review_mention"))];
-                meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression("SET #k = :k")
-                    .expression_attribute_names("#k", "kind")
-                    .expression_attribute_values(":k", s("review_mention"))
-                    .send()
-                    .await
-                    .map_err(unavailable("UpdateItem"))?;
+                self.set_attributes(key, vec![("kind", s("review_mention"))]).await?;
             }
         }
         Ok(())
