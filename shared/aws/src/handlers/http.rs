@@ -84,17 +84,20 @@ fn headers(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-/// The payload-v2 answer to API Gateway.
+/// The payload-v2 answer to API Gateway (and function URLs), in the shape Lambda's own types
+/// give it.
 pub fn response_event(r: &ApiResponse) -> Value {
-    let mut headers = Map::new();
+    use aws_lambda_events::encodings::Body;
+    use aws_lambda_events::http::{HeaderName, HeaderValue};
+    let mut out = aws_lambda_events::apigw::ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(r.status);
     for (k, v) in &r.headers {
-        headers.insert(k.to_ascii_lowercase(), json!(v));
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            out.headers.insert(name, value);
+        }
     }
-    let mut out = json!({"statusCode": r.status, "headers": headers, "isBase64Encoded": false});
-    if let Some(body) = &r.body {
-        out["body"] = json!(body.to_string());
-    }
-    out
+    out.body = r.body.as_ref().map(|b| Body::Text(b.to_string()));
+    serde_json::to_value(out).unwrap_or_else(|_| json!({"statusCode": 500}))
 }
 
 #[cfg(test)]
@@ -132,5 +135,20 @@ mod tests {
         assert_eq!(ok.query.get("x").map(String::as_str), Some("a b!"));
         assert_eq!(ok.headers.get("if-none-match").map(String::as_str), Some("\"2\""));
         assert!(ok.scopes.contains("mdm/read"));
+    }
+
+    /// The answer reads back as Lambda's own payload-v2 response type (what function URLs and
+    /// `cargo lambda watch` expect), with status, headers and body.
+    #[test]
+    fn the_answer_is_a_payload_v2_response() {
+        let r = ApiResponse::json(404, json!({"error": {"code": "not_found"}})).with_header("etag", "\"3\"");
+        let v = response_event(&r);
+        let back: aws_lambda_events::apigw::ApiGatewayV2httpResponse =
+            serde_json::from_value(v.clone()).expect("the type");
+        assert_eq!(back.status_code, 404);
+        assert_eq!(back.headers.get("etag").and_then(|h| h.to_str().ok()), Some("\"3\""));
+        assert_eq!(v["body"].as_str().map(|b| b.contains("not_found")), Some(true));
+        let empty = response_event(&ApiResponse { status: 304, headers: vec![], body: None });
+        assert!(empty.get("body").is_none_or(Value::is_null));
     }
 }
