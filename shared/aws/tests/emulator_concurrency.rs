@@ -78,3 +78,41 @@ async fn sixteen_concurrent_updates_of_one_golden_record_lose_nothing() {
     versions.sort();
     assert_eq!(versions, (1..=17).collect::<Vec<_>>());
 }
+
+/// Sixteen records of one new person with one verified e-mail, each matched and merged by its
+/// own instance of the function (its own overlay of recent writes): one golden record is
+/// created, with one `GoldenRecordCreated` event, and never a short-lived second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_separate_instances_create_one_golden_record_and_one_created_event() {
+    let Some(s) = stack("conc-inst").await else { return };
+    let records: Vec<_> = (0..16)
+        .map(|i| {
+            let mut r = customer(
+                &format!("shop{}", i % 4),
+                &format!("p-{i}"),
+                1,
+                json!({"given_name": if i % 3 == 0 { "Marta" } else { "Martha" }, "family_name": "Kowalczyk",
+                       "date_of_birth": "1984-02-11", "email": "marta.k@example.pl"}),
+            );
+            r["verified"] = json!(["email"]);
+            r
+        })
+        .collect();
+    assert_eq!(s.post(records).await.0, 202);
+    assert_eq!(s.deliver_as_instances("MatchQueue", "match").await, 16);
+    assert_eq!(s.deliver_as_instances("MergeQueue", "merge").await, 16);
+    s.drain().await;
+    let metas: Vec<_> = s
+        .items_with_prefix("GOLD#")
+        .await
+        .into_iter()
+        .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("META"))
+        .collect();
+    assert_eq!(metas.len(), 1, "one golden record was ever created (merged ones would still be there)");
+    let g = s.golden_of(&SourceKey::new("customer", "shop0", "p-0")).await;
+    assert_eq!(g.members.len(), 16);
+    let events = s.subscriber_events().await;
+    let created = events.iter().filter(|e| e["detail-type"] == "GoldenRecordCreated").count();
+    assert_eq!(created, 1, "one Created event");
+    assert!(events.iter().all(|e| e["detail-type"] != "GoldenRecordsMerged"), "nothing to merge later");
+}

@@ -404,6 +404,26 @@ impl<S: Store> Hub<S> {
 
     /// Scores a record against the store without writing anything (also used by `POST /v1/match`).
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
+        self.match_among(record, &[]).await
+    }
+
+    /// [`Hub::match_record`], with the golden records holding claims on the record's strong
+    /// keys scored too, whether or not the index read found them: a merge deciding again after
+    /// its claim failed must weigh the holder, which a replica of the index may not show yet.
+    async fn match_with_claim_holders(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
+        let schema = self.schema(&record.key.entity)?;
+        let strong: Vec<IndexKey> = keys_of(schema, record).iter().filter(|k| k.claim()).map(IndexKey::from).collect();
+        let holders: Vec<String> = if strong.is_empty() {
+            Vec::new()
+        } else {
+            let held = self.store.get_claims(&schema.entity, &strong).await?;
+            held.into_values().collect::<BTreeSet<_>>().into_iter().collect()
+        };
+        self.match_among(record, &holders).await
+    }
+
+    /// Scores a record against the golden records its blocks name and the `extra` ones.
+    async fn match_among(&self, record: &SourceRecord, extra: &[String]) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
         let record_keys = keys_of(schema, record);
         let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
@@ -429,7 +449,12 @@ impl<S: Store> Hub<S> {
         // Golden records sharing more keys first, capped.
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         ranked.truncate(schema.matching.max_candidates);
-        let ids: Vec<String> = ranked.into_iter().map(|(g, _)| g.to_owned()).collect();
+        let mut ids: Vec<String> = ranked.into_iter().map(|(g, _)| g.to_owned()).collect();
+        for g in extra {
+            if !ids.contains(g) {
+                ids.push(g.clone());
+            }
+        }
         let resolved = self.resolve(&schema.entity, &ids).await?;
         // Ids merged into one survivor resolve to it more than once: each record counts once.
         let mut candidates: Vec<Arc<GoldenRecord>> = Vec::with_capacity(resolved.len());
@@ -582,6 +607,18 @@ impl<S: Store> Hub<S> {
             }
             if !absent.is_empty() {
                 free_holders = self.free_claim_holders(schema, source, &claims, &absent).await?;
+            }
+            // A claim on one of the record's own strong keys held by an active golden record
+            // the decision never scored: an index read (a replica) missed that record. Left
+            // alone, the record would join or create another golden record without the claim
+            // and duplicate it. The merge decides again, scoring the holder.
+            let scored: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
+            for key in keys_of(schema, source).iter().filter(|k| k.claim()).map(IndexKey::from) {
+                let Some(holder) = claims.get(&key) else { continue };
+                let Some(active) = resolved.get(holder) else { continue };
+                if !group.contains(active.golden_id.as_str()) && !scored.contains(active.golden_id.as_str()) {
+                    return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())).into());
+                }
             }
         }
         let review_exists = match &result.decision {
@@ -799,7 +836,11 @@ impl<S: Store> Hub<S> {
                     && (seq.is_some_and(|s| s != source.seq)
                         || (may_be_stale && !on_write && self.is_stale(schema, &source, &result).await?)));
             if rematch {
-                result = self.match_record(&source).await?;
+                result = if attempt > 1 {
+                    self.match_with_claim_holders(&source).await?
+                } else {
+                    self.match_record(&source).await?
+                };
             }
             // A first-arrival record creating its golden record takes its claims without reading
             // them: a claim held elsewhere (a shared family phone) fails the transaction's

@@ -661,3 +661,43 @@ async fn a_crash_at_every_step_of_the_pipeline_changes_nothing_in_the_end() {
         }
     }
 }
+
+/// Two records of one new person with one verified e-mail, merged by two Lambda instances: the
+/// second one's index reads come from a replica that has not seen the first one's golden record
+/// (and its own overlay of recent writes does not have it). Its claim on the e-mail fails and it
+/// decides again; the claim's holder is scored then, so it links instead of creating a second
+/// golden record without the claim.
+#[tokio::test]
+async fn a_claim_held_by_a_golden_record_the_decision_never_saw_is_scored_before_creating() {
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    let person = |id: &str, given: &str| {
+        let mut r = customer(
+            "shop",
+            id,
+            1,
+            json!({"given_name": given, "family_name": "Kowalczyk", "date_of_birth": "1984-02-11",
+                   "email": "marta.k@example.pl"}),
+        );
+        r["verified"] = json!(["email"]);
+        mdm_core::record::validate(hub.registry(), &r, 0).expect("valid")
+    };
+    let (a, b) = (person("p-1", "Marta"), person("p-2", "Martha"));
+    hub.ingest(&a).await.expect("ingest");
+    hub.ingest(&b).await.expect("ingest");
+    // Both decisions were made before either golden record existed.
+    let (_, decided_a) = hub.match_source(&a.key).await.expect("match");
+    let (_, decided_b) = hub.match_source(&b.key).await.expect("match");
+    assert_eq!(decided_b.decision, MatchDecision::New);
+    let first = hub.merge_decision(&a.key, decided_a, Some(a.seq), false).await.expect("merge a");
+    let golden_id = first.outcome.golden_id().to_owned();
+    hub.store().blind_lookups(true);
+    let second = hub.merge_decision(&b.key, decided_b, Some(b.seq), false).await.expect("merge b");
+    assert_eq!(second.outcome, MergeOutcome::Linked { golden_id: golden_id.clone() }, "no second golden record");
+    let own = mdm_core::keys::golden_id_for(&b.key, b.seq);
+    assert!(hub.store().get_golden("customer", &own).await.expect("get").is_none());
+    let golden = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("golden");
+    assert_eq!(golden.members.len(), 2);
+}

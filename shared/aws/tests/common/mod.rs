@@ -181,6 +181,17 @@ impl TestStack {
     /// Receives every message on a function's queue and delivers each, in its own invocation, to
     /// the handler — all at the same time — then deletes those that succeeded.
     pub async fn deliver_concurrently(&self, logical: &str, handler: &'static str) -> usize {
+        self.deliver_in_parallel(logical, handler, false).await
+    }
+
+    /// Delivers every message on a queue at once, each to its own new instance of the function
+    /// (its own clients and its own overlay of recent writes), as separate Lambda instances
+    /// would get them.
+    pub async fn deliver_as_instances(&self, logical: &str, handler: &'static str) -> usize {
+        self.deliver_in_parallel(logical, handler, true).await
+    }
+
+    async fn deliver_in_parallel(&self, logical: &str, handler: &'static str, instances: bool) -> usize {
         let url = self.queue(logical);
         let mut msgs = Vec::new();
         for _ in 0..20 {
@@ -197,8 +208,15 @@ impl TestStack {
             other => panic!("no handler {other}"),
         };
         let mut tasks = Vec::new();
+        let sdk = mdm_aws::config::sdk_config().await;
         for m in &msgs {
-            let ctx = Arc::clone(&ctx);
+            let ctx = if instances {
+                let function = if handler == "match" { "mdm-match" } else { "mdm-merge" };
+                let settings = self.res.settings_for(function).expect("settings");
+                Arc::new(Ctx::new(&sdk, settings, handler).expect("a new instance"))
+            } else {
+                Arc::clone(&ctx)
+            };
             let event: SqsEvent = serde_json::from_value(json!({"Records": [{
                 "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))

@@ -625,6 +625,8 @@ pub struct Faulty<S> {
     crash_countdown: std::sync::atomic::AtomicI64,
     crash_lost: std::sync::atomic::AtomicBool,
     calls: std::sync::atomic::AtomicU64,
+    /// [`Faulty::blind_lookups`].
+    blind: std::sync::atomic::AtomicBool,
 }
 
 fn injected() -> StoreError {
@@ -677,7 +679,16 @@ impl<S> Faulty<S> {
             crash_countdown: std::sync::atomic::AtomicI64::new(-1),
             crash_lost: std::sync::atomic::AtomicBool::new(false),
             calls: std::sync::atomic::AtomicU64::new(0),
+            blind: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on (`true`), [`BlockIndex::lookup`] finds every block empty, as a replica of the
+    /// index that has not yet seen what another Lambda instance wrote a moment ago (the instance's
+    /// own overlay of recent writes does not have it either). Writes still answer from the
+    /// primary.
+    pub fn blind_lookups(&self, on: bool) {
+        self.blind.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The `n`-th transaction from now (1 = the next) fails; later ones succeed again.
@@ -784,7 +795,11 @@ impl<S: GoldenStore> GoldenStore for Faulty<S> {
 impl<S: BlockIndex> BlockIndex for Faulty<S> {
     async fn lookup(&self, e: &str, k: &[IndexKey], caps: &[usize]) -> Result<Vec<BlockHit>, StoreError> {
         self.read_step()?;
-        self.inner.lookup(e, k, caps).await
+        let hits = self.inner.lookup(e, k, caps).await?;
+        if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(hits.into_iter().map(|h| BlockHit { golden_ids: Vec::new(), ..h }).collect());
+        }
+        Ok(hits)
     }
     async fn add_to_blocks(&self, e: &str, k: &[IndexKey], g: &str, cap: usize) -> Result<Vec<BlockHit>, StoreError> {
         match self.crash_step() {
