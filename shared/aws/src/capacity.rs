@@ -81,6 +81,7 @@ pub fn kind_of(pk: &str, sk: &str) -> &'static str {
     match prefix {
         "SRC" => "source",
         "GOLD" if sk.starts_with("V#") => "history",
+        "GOLD" if sk.starts_with("P#") => "golden part",
         "GOLD" => "golden",
         "BLK" => "index",
         "CLM" => "claim",

@@ -91,7 +91,16 @@ pub struct DynamoStore {
     /// A block item keeps at most this many golden ids and one more: enough to answer every
     /// lookup whose cap is at most this; see [`DynamoStore::with_block_cap`].
     block_cap: usize,
+    /// The part names (`crate::parts`) of the golden records this process read or wrote last,
+    /// with their revision: a write knows which parts it replaces without reading them again.
+    parts_seen: Arc<std::sync::Mutex<PartsSeen>>,
 }
+
+/// Golden record partition → (revision, part names).
+type PartsSeen = HashMap<String, (u64, Vec<String>)>;
+
+/// Golden records whose part names a store remembers (then it forgets them all).
+const PARTS_SEEN: usize = 20_000;
 
 /// A transaction is sent within this long of the claims written ahead of it, well inside the
 /// hub's claim lease (`HubConfig::claim_lease_ms`, 120 s).
@@ -219,6 +228,7 @@ impl DynamoStore {
             consistent_goldens: true,
             recent: Arc::new(RecentEntries::default()),
             block_cap: DEFAULT_BLOCK_CAP,
+            parts_seen: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
     }
 
@@ -404,7 +414,13 @@ impl DynamoStore {
 
     /// One transaction item. A claim lives on its block's item; `claim_adds` names the claims
     /// whose golden record's index entry is added by the same update.
-    fn op_item(&self, op: &WriteOp, folded: &Folded, claim_adds: &ClaimAdds) -> Result<TransactWriteItem, StoreError> {
+    fn op_item(
+        &self,
+        op: &WriteOp,
+        folded: &Folded,
+        claim_adds: &ClaimAdds,
+        layouts: &Layouts,
+    ) -> Result<TransactWriteItem, StoreError> {
         let t = &self.table;
         let put = |item: Item,
                    cond: Option<&str>,
@@ -436,7 +452,16 @@ impl DynamoStore {
                 item.insert("revision".into(), n(golden.revision));
                 item.insert("version".into(), n(golden.version));
                 item.insert("status".into(), s(status_name(golden)));
-                item.insert("data".into(), data(golden)?);
+                match layouts.get(&(golden.entity.as_str(), golden.golden_id.as_str())) {
+                    Some(layout) if !layout.parts.is_empty() => {
+                        item.insert("data".into(), data(&layout.meta)?);
+                        item.insert("parts".into(), AttributeValue::L(layout.names().into_iter().map(s).collect()));
+                        item.insert("members_n".into(), n(golden.members.len() as u64));
+                    }
+                    _ => {
+                        item.insert("data".into(), data(golden)?);
+                    }
+                }
                 match expect {
                     Expect::Absent => put(item, Some("attribute_not_exists(pk)"), vec![]),
                     Expect::Revision(r) => put(item, Some("revision = :r"), vec![(":r", n(*r))]),
@@ -736,6 +761,17 @@ impl DynamoStore {
 }
 
 /// Claims (entity, key) whose update also adds the claiming golden record to the block.
+/// How each golden record a transaction writes is stored: by entity and golden id.
+type Layouts<'a> = HashMap<(&'a str, &'a str), crate::parts::Layout>;
+
+/// Reading and writing the parts of large golden records (`crate::parts`).
+#[path = "parts_io.rs"]
+mod parts_io;
+
+/// Loading source records in bulk.
+#[path = "bulk_load.rs"]
+mod bulk_load;
+
 type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a IndexKey)>;
 
 /// Partitions of the pending-event items (`PEND#{shard}`): spread so that no partition takes
@@ -1023,7 +1059,7 @@ impl SourceStore for DynamoStore {
 impl GoldenStore for DynamoStore {
     async fn get_golden(&self, entity: &str, id: &str) -> Result<Option<GoldenRecord>, StoreError> {
         match self.get(golden_key(entity, id), true).await? {
-            Some(item) => Ok(Some(parse(&item)?)),
+            Some(item) => Ok(Some(self.golden_from(item, true).await?)),
             None => Ok(None),
         }
     }
@@ -1034,11 +1070,11 @@ impl GoldenStore for DynamoStore {
         unique.dedup();
         let keys = unique.iter().map(|id| golden_key(entity, id)).collect();
         let items = self.batch_get_projected(keys, None, self.consistent_goldens).await?;
-        let mut by_id: HashMap<String, GoldenRecord> = items
-            .iter()
-            .map(parse::<GoldenRecord>)
-            .map(|g| g.map(|g| (g.golden_id.clone(), g)))
-            .collect::<Result<_, _>>()?;
+        let mut by_id: HashMap<String, GoldenRecord> = HashMap::with_capacity(items.len());
+        for item in items {
+            let g = self.golden_from(item, self.consistent_goldens).await?;
+            by_id.insert(g.golden_id.clone(), g);
+        }
         Ok(unique.into_iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
@@ -1140,7 +1176,11 @@ impl LookupStore for DynamoStore {
         unique.sort();
         unique.dedup();
         let items = self.batch_get(unique.iter().map(|(e, id)| golden_key(e, id)).collect()).await?;
-        items.iter().map(parse::<GoldenRecord>).collect()
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.golden_from(item, true).await?);
+        }
+        Ok(out)
     }
 
     async fn history_page(
@@ -1441,6 +1481,9 @@ impl Transactor for DynamoStore {
         // Markers first (strongly consistent), before anything is written: an erasure waits
         // `suppression_settle_ms` after writing its markers, longer than this check may precede
         // the transaction's effect (the deadline and the timeout below).
+        // Parts of large golden records, ahead of everything (immutable, named by content: a
+        // transaction that then fails leaves parts nothing names).
+        let layouts = self.write_parts(&items).await?;
         let checked = std::time::Instant::now();
         for (entity, keys) in &guards {
             if self.suppressed(entity, keys).await? {
@@ -1459,19 +1502,20 @@ impl Transactor for DynamoStore {
                 return Err(StoreError::Conflict(Conflict::Concurrent));
             }
             if guards.is_empty() {
-                self.transact_items(&items, &claim_adds).await?;
+                self.transact_items(&items, &claim_adds, &layouts).await?;
             } else {
                 if checked.elapsed() > SUPPRESSION_CHECK_DEADLINE {
                     // Too long since the marker check; the retry checks again.
                     return Err(StoreError::Conflict(Conflict::Concurrent));
                 }
-                let sent = self.transact_items(&items, &claim_adds);
+                let sent = self.transact_items(&items, &claim_adds, &layouts);
                 match tokio::time::timeout(SUPPRESSION_TRANSACTION_TIMEOUT, sent).await {
                     Ok(result) => result?,
                     Err(_) => return Err(StoreError::Unavailable("TransactWriteItems timed out".into())),
                 }
             }
         }
+        self.parts_written(&items, &layouts).await?;
         for op in &folded {
             if let WriteOp::PutIndex { entity, key, golden_id } = op {
                 self.recent.added(entity, &key.text(), golden_id);
@@ -1654,9 +1698,15 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn transact_items(&self, ops: &[WriteOp], claim_adds: &ClaimAdds<'_>) -> Result<(), StoreError> {
+    async fn transact_items(
+        &self,
+        ops: &[WriteOp],
+        claim_adds: &ClaimAdds<'_>,
+        layouts: &Layouts<'_>,
+    ) -> Result<(), StoreError> {
         let (ops, folded) = fold_events(ops);
-        let items = ops.iter().map(|op| self.op_item(op, &folded, claim_adds)).collect::<Result<Vec<_>, _>>()?;
+        let items =
+            ops.iter().map(|op| self.op_item(op, &folded, claim_adds, layouts)).collect::<Result<Vec<_>, _>>()?;
         let Some(reasons) = self.send_transaction(items).await? else {
             for op in ops {
                 match op {

@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod local;
 pub mod messages;
 pub mod metrics;
+pub mod parts;
 pub mod recent;
 pub mod sqs;
 

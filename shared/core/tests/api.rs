@@ -274,3 +274,42 @@ async fn every_route_refuses_a_caller_without_its_scope() {
         assert_eq!(api::handle(&hub, &req.clone().with_scopes([scope::READ])).await.status, 200, "{}", req.path);
     }
 }
+
+/// Versions of a golden record with 20,000 members are about a megabyte each: a page stops
+/// before 4 MB of them (Lambda answers at most 6 MB) and the cursor walks the rest.
+#[tokio::test]
+async fn history_pages_of_a_very_large_golden_record_stay_under_lambdas_answer_limit() {
+    use mdm_core::golden::{Cause, HistoryEntry};
+    use mdm_core::store::{GoldenStore, Transactor, WriteOp};
+    let (hub, s) = seeded(0).await;
+    let mut g = hub.store().get_golden("customer", &s.anna).await.expect("get").expect("anna");
+    g.members = (0..20_000)
+        .map(|i| mdm_core::SourceKey::new("customer", "partner-feed", format!("member-{i:06}")))
+        .collect::<Vec<_>>()
+        .into();
+    let first = hub.store().history("customer", &s.anna).await.expect("history").len() as u64;
+    for version in first + 1..=30 {
+        g.version = version;
+        let h = HistoryEntry::of(&g, Cause::Ingest, "bulk", 0);
+        hub.store().transact(vec![WriteOp::PutHistory(Box::new(h))]).await.expect("history");
+    }
+    let path = format!("/v1/golden/customer/{}/history", s.anna);
+    let mut versions = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..30 {
+        let mut req = ApiRequest::new("GET", &path).with_query("limit", "100");
+        if let Some(c) = &cursor {
+            req = req.with_query("cursor", c);
+        }
+        let (status, body, _) = call(&hub, req).await;
+        assert_eq!(status, 200);
+        let bytes = serde_json::to_vec(&body).expect("json").len();
+        assert!(bytes < 5 * 1024 * 1024, "a page of {bytes} bytes");
+        versions.extend(body["items"].as_array().expect("items").iter().filter_map(|i| i["version"].as_u64()));
+        match body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(versions, (1..=30).collect::<Vec<_>>(), "every version once, in order");
+}

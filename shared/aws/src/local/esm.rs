@@ -249,7 +249,11 @@ impl LocalRunner {
             .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
             .unwrap_or_default();
         let mut handled = 0;
-        for shard in shards {
+        // A page whose records the filters all drop is passed over at once, as Lambda's
+        // event-source mapping does: the same shard is read again, up to this many pages.
+        let mut pages = shards.len() * 1_000;
+        let mut queue = std::collections::VecDeque::from(shards);
+        while let Some(shard) = queue.pop_front() {
             let mut req = self.streams.get_shard_iterator().stream_arn(stream_arn).shard_id(&shard);
             req = match state.positions.get(&shard) {
                 Some((kind, seq)) => req.shard_iterator_type(kind.clone()).sequence_number(seq),
@@ -300,6 +304,13 @@ impl LocalRunner {
             if selected.is_empty() {
                 if let Some(p) = after_last {
                     state.positions.insert(shard.clone(), p);
+                }
+                if pages > 0 {
+                    pages -= 1;
+                    queue.push_front(shard);
+                } else {
+                    // Read, not idle: the next round goes on.
+                    handled += records.len();
                 }
                 continue;
             }

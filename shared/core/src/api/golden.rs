@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 /// Most history versions per page.
 pub const MAX_HISTORY_PAGE: usize = 100;
+/// A history page's versions stop before their JSON passes this many bytes (Lambda answers at
+/// most 6 MB, headers and encoding included).
+pub const MAX_HISTORY_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The golden record as the API shows it: the subscriber view, with provenance per attribute
 /// or (`provenance=false`) values only.
@@ -107,17 +110,27 @@ pub async fn get_history<S: Store + LookupStore>(
     };
     let (_, provenance) = readable(hub, entity, id, req).await?;
     let mut items = hub.store().history_page(entity, id, after, page + 1).await?;
-    let more = items.len() > page;
+    let mut more = items.len() > page;
     items.truncate(page);
-    let next = if more { items.last().map(|h| h.version.to_string()) } else { None };
-    let items: Vec<Value> = items
-        .iter()
-        .map(|h| {
-            json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
-                   "at": crate::time::format_rfc3339(h.at_ms), "golden": view(&h.snapshot, provenance)})
-        })
-        .collect();
-    Ok(ApiResponse::json(200, json!({"items": items, "nextCursor": next})))
+    // Versions of a golden record with thousands of members are large: a page stops before it
+    // passes MAX_HISTORY_PAGE_BYTES (at least one version), well inside Lambda's 6 MB answer.
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    let mut bytes = 0;
+    let mut last = None;
+    for h in &items {
+        let item = json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
+                          "at": crate::time::format_rfc3339(h.at_ms), "golden": view(&h.snapshot, provenance)});
+        let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
+        if !out.is_empty() && bytes + size > MAX_HISTORY_PAGE_BYTES {
+            more = true;
+            break;
+        }
+        bytes += size;
+        last = Some(h.version);
+        out.push(item);
+    }
+    let next = if more { last.map(|v| v.to_string()) } else { None };
+    Ok(ApiResponse::json(200, json!({"items": out, "nextCursor": next})))
 }
 
 /// The golden record a source record belongs to (merged-into pointers followed).
