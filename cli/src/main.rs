@@ -5,6 +5,7 @@
 //! mdm local demo --resources FILE [--data DIR]   (feature "aws") run the sample data through the local stack
 //! mdm local cost --resources FILE --people F.csv  (feature "aws") what a record costs on AWS
 //! mdm schemas [--schemas DIR]                    list the entity schemas and check them
+//! mdm reindex --table T [--run ID] [--page N] [--rewrite] [--schemas DIR]   (feature "aws") rebuild index entries and claims
 //! ```
 #![recursion_limit = "256"]
 
@@ -21,6 +22,8 @@ static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 mod cost;
 #[cfg(feature = "aws")]
 mod demo;
+#[cfg(feature = "aws")]
+mod reindex;
 
 use std::process::ExitCode;
 
@@ -31,7 +34,10 @@ const USAGE: &str = "usage:
   mdm schemas [--schemas DIR]                      check and list entity schemas
   mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)
   mdm local cost --resources FILE [--people F.csv] [--products F.csv] [--prices FILE]
-                                                   request units, queue requests, events and $ per record (--features aws)";
+                                                   request units, queue requests, events and $ per record (--features aws)
+  mdm reindex --table TABLE [--run ID] [--page N] [--rewrite] [--schemas DIR]
+                                                   rebuild every golden record's index entries and claims from its
+                                                   members (resumable by run id; --features aws)";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -66,6 +72,8 @@ async fn main() -> ExitCode {
             dedupe::run(&args).await
         }
         Some("generate") => generate::run(&args),
+        #[cfg(feature = "aws")]
+        Some("reindex") => reindex::run(&args).await,
         #[cfg(feature = "aws")]
         Some("local") if args.get(1).map(String::as_str) == Some("demo") => demo::run(&args).await,
         #[cfg(feature = "aws")]

@@ -772,6 +772,11 @@ mod parts_io;
 #[path = "bulk_load.rs"]
 mod bulk_load;
 
+/// Table walks and job checkpoints for maintenance tools.
+#[path = "maintenance.rs"]
+mod maintenance;
+pub use maintenance::{Cursor, JobState};
+
 type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a IndexKey)>;
 
 /// Partitions of the pending-event items (`PEND#{shard}`): spread so that no partition takes

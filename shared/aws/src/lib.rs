@@ -16,6 +16,7 @@ pub mod messages;
 pub mod metrics;
 pub mod parts;
 pub mod recent;
+pub mod reindex;
 pub mod sqs;
 
 pub use config::{ConfigError, Settings};

@@ -194,7 +194,16 @@ struct PlanReads {
     replica: bool,
     heal: bool,
     assume_free_claims: bool,
+    /// Rebuilding a golden record's matching state, not deciding identity: claims held by
+    /// other golden records are left alone without scoring them.
+    reindex: bool,
 }
+
+/// `mdm reindex`: a golden record's index entries, claims and stored layout rebuilt from its
+/// members.
+#[path = "reindex.rs"]
+mod reindex;
+pub use reindex::Reindexed;
 
 /// Removes the plan's index entries for `golden_id` (from the main transaction and the
 /// follow-ups) and returns their keys. Entries under keys the plan claims for it stay: the
@@ -520,7 +529,7 @@ impl<S: Store> Hub<S> {
     /// record it would create: an adapter that writes cross-references after its transaction
     /// may have lost one, and that golden record then lists the record already.
     async fn plan(&self, source: &SourceRecord, result: &MatchResult, reads: PlanReads) -> Result<MergePlan, HubError> {
-        let PlanReads { replica, heal, assume_free_claims } = reads;
+        let PlanReads { replica, heal, assume_free_claims, reindex } = reads;
         let schema = self.schema(&source.key.entity)?;
         let current = match &source.golden_id {
             None if heal => {
@@ -613,7 +622,7 @@ impl<S: Store> Hub<S> {
             // alone, the record would join or create another golden record without the claim
             // and duplicate it. The merge decides again, scoring the holder.
             let scored: BTreeSet<&str> = result.candidates.iter().map(|c| c.golden_id.as_str()).collect();
-            for key in keys_of(schema, source).iter().filter(|k| k.claim()).map(IndexKey::from) {
+            for key in keys_of(schema, source).iter().filter(|k| k.claim() && !reindex).map(IndexKey::from) {
                 let Some(holder) = claims.get(&key) else { continue };
                 let Some(active) = resolved.get(holder) else { continue };
                 if !group.contains(active.golden_id.as_str()) && !scored.contains(active.golden_id.as_str()) {
@@ -849,6 +858,7 @@ impl<S: Store> Hub<S> {
                 replica,
                 heal: attempt > 1,
                 assume_free_claims: on_write && !rematch && matches!(result.decision, MatchDecision::New),
+                reindex: false,
             };
             let mut plan = match self.plan(&source, &result, reads).await {
                 Err(HubError::Store(e)) if e.is_conflict() && attempt < self.config.max_attempts => {

@@ -701,3 +701,37 @@ async fn a_claim_held_by_a_golden_record_the_decision_never_saw_is_scored_before
     let golden = hub.store().get_golden("customer", &golden_id).await.expect("get").expect("golden");
     assert_eq!(golden.members.len(), 2);
 }
+
+/// `mdm reindex` on one golden record: a lost index entry and a lost claim are written back
+/// from its members, and a second run changes nothing.
+#[tokio::test]
+async fn reindexing_a_golden_record_restores_lost_entries_and_is_idempotent() {
+    use mdm_core::hub::Reindexed;
+    use mdm_core::store::{BlockIndex, ClaimStore, GoldenStore, Transactor, WriteOp};
+    let hub = hub();
+    let (_, anna) = feed(&hub, anna_crm()).await;
+    feed(&hub, anna_web()).await;
+    feed(&hub, bob()).await;
+    let anna = anna.expect("merged").outcome.golden_id().to_owned();
+    let golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    let claim = golden.claims.iter().next().expect("a claim").clone();
+    let entry = golden.index_keys.iter().find(|k| **k != claim).expect("an entry").clone();
+    let (entity, id): (std::sync::Arc<str>, std::sync::Arc<str>) = ("customer".into(), anna.as_str().into());
+    hub.store()
+        .transact(vec![
+            WriteOp::DeleteIndex { entity: entity.clone(), key: entry.clone(), golden_id: id.clone() },
+            WriteOp::DeleteClaim { entity: "customer".into(), key: claim.clone(), holder: anna.clone() },
+        ])
+        .await
+        .expect("lose them");
+    let found = |hits: Vec<mdm_core::store::BlockHit>| hits.iter().any(|h| h.golden_ids.contains(&anna));
+    assert!(!found(hub.store().lookup("customer", std::slice::from_ref(&entry), &[]).await.expect("lookup")));
+    assert_eq!(hub.reindex_golden("customer", &anna, false).await.expect("reindex"), Reindexed::Current);
+    assert!(found(hub.store().lookup("customer", std::slice::from_ref(&entry), &[]).await.expect("lookup")));
+    let holders = hub.store().get_claims("customer", std::slice::from_ref(&claim)).await.expect("claims");
+    assert_eq!(holders.get(&claim), Some(&anna), "the claim is back");
+    let before = hub.store().dump();
+    assert_eq!(hub.reindex_golden("customer", &anna, false).await.expect("again"), Reindexed::Current);
+    assert_eq!(hub.store().dump(), before, "a second run changes nothing");
+    assert_eq!(hub.reindex_golden("customer", "g-none", false).await.expect("absent"), Reindexed::Skipped);
+}
