@@ -4,6 +4,7 @@
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 use mdm_core::events::{HubEvent, EVENT_SOURCE};
+use mdm_core::store::OutboxEntry;
 use std::time::Duration;
 
 /// Entries per `PutEvents` call (the API's limit).
@@ -42,10 +43,10 @@ impl RawEntry {
 /// The entry of an event: its full detail, or — when that would exceed [`PUT_EVENTS_BYTES`] — its
 /// slim form ([`HubEvent::slim_detail`]: ids, version, changed attributes and the path to read
 /// the record).
-pub fn entry(id: &str, event: &HubEvent) -> RawEntry {
+pub fn entry(id: &str, event: &HubEvent, slim: bool) -> RawEntry {
     let detail_type = event.detail_type().to_owned();
     let full = RawEntry { id: id.to_owned(), detail_type: detail_type.clone(), detail: event.detail().to_string() };
-    if full.size() <= PUT_EVENTS_BYTES {
+    if full.size() <= PUT_EVENTS_BYTES && !slim {
         return full;
     }
     match event.slim_detail() {
@@ -87,9 +88,9 @@ impl EventPublisher {
         Self { client, bus: bus.into() }
     }
 
-    /// Publishes `(event id, event)` pairs.
-    pub async fn publish(&self, events: &[(String, HubEvent)]) -> PublishReport {
-        let entries: Vec<RawEntry> = events.iter().map(|(id, e)| entry(id, e)).collect();
+    /// Publishes outbox entries (slim when they say so or are too large).
+    pub async fn publish(&self, events: &[OutboxEntry]) -> PublishReport {
+        let entries: Vec<RawEntry> = events.iter().map(|e| entry(&e.event_id, &e.event, e.slim)).collect();
         self.publish_raw(&entries).await
     }
 

@@ -60,6 +60,11 @@ async fn large_events_are_batched_by_size_and_slim_when_they_must_be() {
     for i in 0..4 {
         events.push((format!("e-big-{i}"), event(&golden(&format!("g-big-{i}"), 2_000))));
     }
+    // Sized for the test: published slim only where over the entry limit.
+    let events: Vec<mdm_core::store::OutboxEntry> = events
+        .into_iter()
+        .map(|(event_id, event)| mdm_core::store::OutboxEntry { event_id, created_at_ms: 0, event, slim: false })
+        .collect();
     let report = bus.publish(&events).await;
     assert_eq!(report.delivered.len(), 5, "{:?}", report.failed);
     // Four events of about 86 KB and a slim one: two calls (ten entries a call would be one, of

@@ -64,12 +64,13 @@ async fn a_golden_record_of_five_thousand_members_keeps_linking_and_publishing()
     let g = s.store.get_golden("customer", &golden_id).await.expect("get").expect("golden");
     assert_eq!(g.members.len(), SEEDED + LINKED, "every record linked");
     assert_eq!(g.version, 1 + LINKED as u64);
-    let meta = s
-        .items_with_prefix("GOLD#")
-        .await
-        .into_iter()
-        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("META"))
-        .expect("META item");
+    let items = s.items_with_prefix("GOLD#").await;
+    let sk = |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let meta = items.iter().find(|i| sk(i) == "META").expect("META item");
+    for h in items.iter().filter(|i| sk(i).starts_with("V#")) {
+        let data = h.get("data").and_then(|v| v.as_s().ok()).expect("data");
+        assert!(data.len() < 16 * 1024, "history {} holds {} bytes of JSON", sk(h), data.len());
+    }
     let data = meta.get("data").and_then(|v| v.as_s().ok()).expect("data");
     assert!(data.len() < 64 * 1024, "the golden record's own item holds {} bytes of JSON", data.len());
     assert!(meta.contains_key("parts"));

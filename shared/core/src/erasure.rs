@@ -735,11 +735,7 @@ async fn erase_golden<S: Store + ReceiptStore>(
         last.push(WriteOp::PutGolden { golden: Arc::new(erased_marker(l, now)), expect: Expect::Revision(l.revision) });
     }
     if hub.config().emit_events {
-        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
-            event_id: sent.event_id.clone(),
-            created_at_ms: now,
-            event,
-        })));
+        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry::new(sent.event_id.clone(), now, event))));
     }
     last.extend(with_last);
     apply_chunks(hub, last).await?;
@@ -791,7 +787,7 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
         .collect();
     // History versions that listed the erased record (they hold its values) go.
     let history = store.history(&entity, &golden.golden_id).await?;
-    let stale: Vec<&HistoryEntry> = history.iter().filter(|h| h.snapshot.members.contains(key)).collect();
+    let stale: Vec<&HistoryEntry> = history.iter().filter(|h| h.mentions(key)).collect();
     counts.insert("history".into(), stale.len() as u64);
     deletes.extend(stale.iter().map(|h| WriteOp::DeleteHistory {
         entity: entity.clone(),
@@ -805,7 +801,7 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     let mut last = Vec::new();
     let merged = store.get_goldens(&entity, &golden.merged_from).await?;
     for l in merged.into_iter().filter(|g| matches!(g.status, GoldenStatus::MergedInto { .. })) {
-        for h in store.history(&entity, &l.golden_id).await?.into_iter().filter(|h| h.snapshot.members.contains(key)) {
+        for h in store.history(&entity, &l.golden_id).await?.into_iter().filter(|h| h.mentions(key)) {
             *counts.entry("history".into()).or_default() += 1;
             deletes.push(WriteOp::DeleteHistory {
                 entity: entity.clone(),
@@ -911,11 +907,7 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
         last.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&g, Cause::Erasure, request_id, now))));
     }
     if hub.config().emit_events {
-        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
-            event_id: sent.event_id.clone(),
-            created_at_ms: now,
-            event,
-        })));
+        last.push(WriteOp::PutOutbox(Box::new(OutboxEntry::new(sent.event_id.clone(), now, event))));
     }
     Ok(SourceErasure { counts, markers, deletes, last, sent })
 }
@@ -1122,15 +1114,8 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
     let sent =
         SentEvent { detail_type: completed.detail_type().into(), event_id: completed.event_id(), golden_id: None };
     if hub.config().emit_events {
-        apply_chunks(
-            hub,
-            vec![WriteOp::PutOutbox(Box::new(OutboxEntry {
-                event_id: sent.event_id.clone(),
-                created_at_ms: now,
-                event: completed,
-            }))],
-        )
-        .await?;
+        apply_chunks(hub, vec![WriteOp::PutOutbox(Box::new(OutboxEntry::new(sent.event_id.clone(), now, completed)))])
+            .await?;
     }
     if !r.events.iter().any(|e| e.event_id == sent.event_id) {
         r.events.push(sent);

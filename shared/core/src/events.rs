@@ -238,6 +238,16 @@ impl HubEvent {
         Some(v)
     }
 
+    /// How many members the golden record this event carries has (0 for events without one).
+    pub fn golden_members(&self) -> usize {
+        match self {
+            Self::GoldenRecordCreated(d) | Self::GoldenRecordUpdated(d) => d.golden.sources.len(),
+            Self::GoldenRecordsMerged(d) => d.golden.sources.len(),
+            Self::GoldenRecordSplit(d) => d.golden.sources.len(),
+            _ => 0,
+        }
+    }
+
     /// The golden record a golden-record event is about (`None` for `ErasureCompleted`).
     pub fn golden_id(&self) -> Option<&str> {
         match self {

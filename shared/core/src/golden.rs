@@ -273,9 +273,20 @@ pub enum Cause {
     Erasure,
 }
 
+/// History versions list the members of a golden record up to this many. A version of a larger
+/// record keeps its member count instead ([`HistoryEntry::member_count`]), so a history item stays
+/// far below DynamoDB's 400 KB item limit however many members the record gathers.
+pub const HISTORY_MEMBERS: usize = 1_000;
+
 impl HistoryEntry {
-    /// The history version of a golden record as written now: its [`GoldenRecord::history_snapshot`].
+    /// The history version of a golden record as written now: its [`GoldenRecord::history_snapshot`],
+    /// without the member list past [`HISTORY_MEMBERS`] members.
     pub fn of(golden: &GoldenRecord, cause: Cause, correlation_id: &str, at_ms: i64) -> Self {
+        let mut snapshot = golden.history_snapshot();
+        let member_count = (snapshot.members.len() > HISTORY_MEMBERS).then(|| snapshot.members.len());
+        if member_count.is_some() {
+            snapshot.members = Default::default();
+        }
         Self {
             entity: golden.entity.clone(),
             golden_id: golden.golden_id.clone(),
@@ -283,8 +294,20 @@ impl HistoryEntry {
             cause,
             correlation_id: correlation_id.to_owned(),
             at_ms,
-            snapshot: golden.history_snapshot(),
+            snapshot,
+            member_count,
         }
+    }
+
+    /// Whether this version holds anything of a source record: it lists it as a member, or one
+    /// of its attribute values came from it (a version without its member list holds only that).
+    pub fn mentions(&self, key: &SourceKey) -> bool {
+        self.snapshot.members.contains(key)
+            || self
+                .snapshot
+                .attributes
+                .values()
+                .any(|a| a.source() == key.system.as_str() && a.source_id() == key.source_id.as_str())
     }
 }
 
@@ -299,6 +322,10 @@ pub struct HistoryEntry {
     pub correlation_id: String,
     pub at_ms: i64,
     pub snapshot: GoldenRecord,
+    /// Set when the snapshot leaves its member list out (more than [`HISTORY_MEMBERS`]): how
+    /// many members the record had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

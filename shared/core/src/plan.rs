@@ -487,11 +487,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     if input.emit_events {
         for e in &events {
-            main.push(WriteOp::PutOutbox(Box::new(OutboxEntry {
-                event_id: e.event_id(),
-                created_at_ms: now,
-                event: e.clone(),
-            })));
+            main.push(WriteOp::PutOutbox(Box::new(OutboxEntry::new(e.event_id(), now, e.clone()))));
         }
     }
     main.extend(new_claims);

@@ -275,20 +275,27 @@ async fn every_route_refuses_a_caller_without_its_scope() {
     }
 }
 
-/// Versions of a golden record with 20,000 members are about a megabyte each: a page stops
-/// before 4 MB of them (Lambda answers at most 6 MB) and the cursor walks the rest.
+/// Versions of a golden record with 1,000 members (the most a version lists) are about 80 KB
+/// each: a page of 100 stops before 4 MB of them (Lambda answers at most 6 MB) and the cursor
+/// walks the rest. A version of a larger record gives its member count instead of the list.
 #[tokio::test]
 async fn history_pages_of_a_very_large_golden_record_stay_under_lambdas_answer_limit() {
     use mdm_core::golden::{Cause, HistoryEntry};
     use mdm_core::store::{GoldenStore, Transactor, WriteOp};
     let (hub, s) = seeded(0).await;
     let mut g = hub.store().get_golden("customer", &s.anna).await.expect("get").expect("anna");
-    g.members = (0..20_000)
-        .map(|i| mdm_core::SourceKey::new("customer", "partner-feed", format!("member-{i:06}")))
+    g.members = (0..mdm_core::golden::HISTORY_MEMBERS)
+        .map(|i| {
+            mdm_core::SourceKey::new(
+                "customer",
+                "partner-feed",
+                format!("partner-feed-member-with-a-long-source-identifier-{i:06}"),
+            )
+        })
         .collect::<Vec<_>>()
         .into();
     let first = hub.store().history("customer", &s.anna).await.expect("history").len() as u64;
-    for version in first + 1..=30 {
+    for version in first + 1..=120 {
         g.version = version;
         let h = HistoryEntry::of(&g, Cause::Ingest, "bulk", 0);
         hub.store().transact(vec![WriteOp::PutHistory(Box::new(h))]).await.expect("history");
@@ -296,7 +303,9 @@ async fn history_pages_of_a_very_large_golden_record_stay_under_lambdas_answer_l
     let path = format!("/v1/golden/customer/{}/history", s.anna);
     let mut versions = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut pages = 0;
     for _ in 0..30 {
+        pages += 1;
         let mut req = ApiRequest::new("GET", &path).with_query("limit", "100");
         if let Some(c) = &cursor {
             req = req.with_query("cursor", c);
@@ -311,5 +320,19 @@ async fn history_pages_of_a_very_large_golden_record_stay_under_lambdas_answer_l
             None => break,
         }
     }
-    assert_eq!(versions, (1..=30).collect::<Vec<_>>(), "every version once, in order");
+    assert_eq!(versions, (1..=120).collect::<Vec<_>>(), "every version once, in order");
+    assert!(pages >= 3, "pages of 100 versions are cut by size: {pages} pages");
+
+    g.members = (0..=mdm_core::golden::HISTORY_MEMBERS)
+        .map(|i| mdm_core::SourceKey::new("customer", "partner-feed", format!("m-{i}")))
+        .collect::<Vec<_>>()
+        .into();
+    g.version = 121;
+    let h = HistoryEntry::of(&g, Cause::Ingest, "bulk", 0);
+    assert_eq!(h.member_count, Some(mdm_core::golden::HISTORY_MEMBERS + 1));
+    assert!(h.snapshot.members.is_empty());
+    assert!(h.mentions(&mdm_core::SourceKey::new("customer", "crm", "c-100")), "anna's values came from c-100");
+    hub.store().transact(vec![WriteOp::PutHistory(Box::new(h))]).await.expect("history");
+    let (_, body, _) = call(&hub, ApiRequest::new("GET", &path).with_query("cursor", "120")).await;
+    assert_eq!(body["items"][0]["memberCount"], mdm_core::golden::HISTORY_MEMBERS + 1);
 }

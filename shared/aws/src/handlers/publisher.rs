@@ -15,6 +15,7 @@ use crate::dynamo::DynamoStore;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use mdm_core::events::HubEvent;
+use mdm_core::store::OutboxEntry;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use tracing::{error, info};
@@ -44,7 +45,7 @@ pub async fn sweep(ctx: &Ctx, older_than_s: u64) -> Result<SweepReport, mdm_core
     let before = ctx.hub.now_ms() - i64::try_from(older_than_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let items = store.unpublished_items(before, 1000).await?;
     let mut named: Vec<((String, String), String)> = Vec::new();
-    let mut events: Vec<(String, HubEvent)> = Vec::new();
+    let mut events: Vec<OutboxEntry> = Vec::new();
     // Items gone (erased, or never written: their transaction failed) have nothing to send.
     let mut done: Vec<(String, String)> = Vec::new();
     for (pk, sk) in &items {
@@ -52,7 +53,7 @@ pub async fn sweep(ctx: &Ctx, older_than_s: u64) -> Result<SweepReport, mdm_core
             Some(entries) => {
                 for entry in entries {
                     named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
-                    events.push((entry.event_id, entry.event));
+                    events.push(entry);
                 }
             }
             None => done.push((pk.clone(), sk.clone())),
@@ -88,7 +89,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
     let store: &DynamoStore = ctx.hub.store();
     let mut response = DynamoDbEventResponse::default();
     // (sequence number, event id, event) for each event named, in stream order.
-    let mut batch: Vec<(String, String, HubEvent)> = Vec::new();
+    let mut batch: Vec<(String, OutboxEntry)> = Vec::new();
     // The item each event came from, taken out of the `unpublished` index once delivered.
     let mut named: Vec<((String, String), String)> = Vec::new();
     for record in &event.records {
@@ -109,7 +110,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             Ok(Some(entries)) => {
                 for entry in entries {
                     named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
-                    batch.push((seq.clone(), entry.event_id, entry.event));
+                    batch.push((seq.clone(), entry));
                 }
             }
             Ok(None) => ctx.metrics.incr("OutboxAlreadyDelivered"),
@@ -118,7 +119,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
                 // published either, and Lambda checkpoints everything before the reported one.
                 error!(error = %e, "reading an outbox item failed");
                 let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = Some(batch.first().map_or(seq, |(first, _, _)| first.clone()));
+                f.item_identifier = Some(batch.first().map_or(seq, |(first, _)| first.clone()));
                 response.batch_item_failures.push(f);
                 ctx.metrics.flush();
                 return response;
@@ -129,14 +130,14 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
         ctx.metrics.flush();
         return response;
     }
-    let events: Vec<(String, HubEvent)> = batch.iter().map(|(_, id, e)| (id.clone(), e.clone())).collect();
+    let events: Vec<OutboxEntry> = batch.iter().map(|(_, e)| e.clone()).collect();
     let report = ctx.bus.publish(&events).await;
     ctx.metrics.add("EventsPublished", report.delivered.len() as f64);
     ctx.metrics.add("EventsFailed", report.failed.len() as f64);
     ctx.metrics.add("EventsRetried", f64::from(report.retried_entries));
     let now = ctx.hub.now_ms();
-    for (_, _, e) in batch.iter().filter(|(_, id, _)| report.delivered.contains(id)) {
-        if let Some(at) = occurred_ms(e) {
+    for (_, e) in batch.iter().filter(|(_, e)| report.delivered.contains(&e.event_id)) {
+        if let Some(at) = occurred_ms(&e.event) {
             ctx.metrics.add("FreshnessMs", (now - at).max(0) as f64);
         }
     }
@@ -145,7 +146,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
         error!(error = %e, "deleting the pending-event items of delivered events failed");
     }
     info!(delivered = report.delivered.len(), failed = report.failed.len(), calls = report.calls, "published");
-    if let Some((seq, _, _)) = batch.iter().find(|(_, id, _)| report.failed.iter().any(|(f, _)| f == id)) {
+    if let Some((seq, _)) = batch.iter().find(|(_, e)| report.failed.iter().any(|(f, _)| *f == e.event_id)) {
         let mut f = DynamoDbBatchItemFailure::default();
         f.item_identifier = Some(seq.clone());
         response.batch_item_failures.push(f);

@@ -118,8 +118,12 @@ pub async fn get_history<S: Store + LookupStore>(
     let mut bytes = 0;
     let mut last = None;
     for h in &items {
-        let item = json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
+        let mut item = json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
                           "at": crate::time::format_rfc3339(h.at_ms), "golden": view(&h.snapshot, provenance)});
+        if let Some(n) = h.member_count {
+            // The version left its member list out: the count instead.
+            item["memberCount"] = json!(n);
+        }
         let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
         if !out.is_empty() && bytes + size > MAX_HISTORY_PAGE_BYTES {
             more = true;

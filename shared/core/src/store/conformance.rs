@@ -349,7 +349,7 @@ pub async fn outbox_round_trip<S: Store>(store: &S, e: &str) {
         envelope: crate::events::Envelope::new(&g, vec![], Cause::Ingest, "c", 1),
         golden: crate::events::GoldenView::of(&g),
     });
-    let entry = OutboxEntry { event_id: format!("{e}-ev1"), created_at_ms: 1, event: ev };
+    let entry = OutboxEntry::new(format!("{e}-ev1"), 1, ev);
     store.transact(vec![WriteOp::PutOutbox(Box::new(entry.clone()))]).await.expect("outbox");
     let pending = store.pending_events(1000).await.expect("pending");
     assert!(pending.contains(&entry), "event is pending");
@@ -547,6 +547,7 @@ pub async fn erasure_deletes<S: Store + ReceiptStore>(store: &S, e: &str) {
         created_at_ms: 1,
     };
     let ev = OutboxEntry {
+        slim: false,
         event_id: format!("ev-{e}"),
         created_at_ms: 1,
         event: crate::events::HubEvent::GoldenRecordErased(crate::events::GoldenErased {

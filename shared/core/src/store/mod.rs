@@ -51,6 +51,20 @@ pub struct OutboxEntry {
     pub event_id: String,
     pub created_at_ms: i64,
     pub event: HubEvent,
+    /// Published in its slim form whatever its size: the event is about a golden record of more
+    /// than [`crate::golden::HISTORY_MEMBERS`] members, whose history version (where the event
+    /// waits) does not list them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slim: bool,
+}
+
+impl OutboxEntry {
+    /// An event for the outbox, slim when its golden record has more than
+    /// [`crate::golden::HISTORY_MEMBERS`] members.
+    pub fn new(event_id: String, created_at_ms: i64, event: HubEvent) -> Self {
+        let slim = event.golden_members() > crate::golden::HISTORY_MEMBERS;
+        Self { event_id, created_at_ms, event, slim }
+    }
 }
 
 /// One write of a transaction. Every operation names one item; an item appears at most once.
