@@ -85,6 +85,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
     transaction_limits(store, &e).await;
     outbox_round_trip(store, &e).await;
     batch_reads_skip_missing(store, &e).await;
+    large_golden_records_round_trip(store, &e).await;
     vec![
         "conditional_source_put",
         "xref_survives_source_update",
@@ -97,7 +98,46 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
         "transaction_limits",
         "outbox_round_trip",
         "batch_reads_skip_missing",
+        "large_golden_records_round_trip",
     ]
+}
+
+/// A golden record far past one DynamoDB item (thousands of members, index keys and claims) is
+/// stored and read back whole; it grows, shrinks back to a few members, and a write from a
+/// stale revision still conflicts.
+pub async fn large_golden_records_round_trip<S: Store>(store: &S, e: &str) {
+    let big = |members: usize, revision: u64| {
+        let mut g = golden(e, "g#large", revision);
+        g.members =
+            (0..members).map(|i| SourceKey::new(e, "feed", format!("member-{i:05}"))).collect::<Vec<_>>().into();
+        g.index_keys = (0..members * 2).map(|i| key(&format!("phone.value={i:032x}"))).collect();
+        g.claims = (0..members / 2).map(|i| key(&format!("phone.value={i:032x}"))).collect();
+        g
+    };
+    let g1 = big(3_000, 1);
+    store
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g1.clone()), expect: Expect::Absent }])
+        .await
+        .expect("create");
+    assert_eq!(store.get_golden(e, "g#large").await.expect("get").as_ref(), Some(&g1), "read back whole");
+    let mut g2 = big(3_001, 2);
+    g2.index_keys = g2.index_keys.iter().skip(7).cloned().collect();
+    store
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g2.clone()), expect: Expect::Revision(1) }])
+        .await
+        .expect("grow");
+    assert_eq!(store.get_goldens(e, &["g#large".to_owned()]).await.expect("batch"), vec![g2.clone()]);
+    conflict(
+        store.transact(vec![WriteOp::PutGolden { golden: Arc::new(big(10, 2)), expect: Expect::Revision(1) }]).await,
+        "a stale revision",
+    );
+    assert_eq!(store.get_golden(e, "g#large").await.expect("get").as_ref(), Some(&g2), "a lost race changes nothing");
+    let g3 = big(2, 3);
+    store
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(g3.clone()), expect: Expect::Revision(2) }])
+        .await
+        .expect("shrink");
+    assert_eq!(store.get_golden(e, "g#large").await.expect("get").as_ref(), Some(&g3), "small again");
 }
 
 /// New → written; same or lower seq → stale and nothing changes; higher → written.
