@@ -15,14 +15,13 @@ pub const PUT_EVENTS_BYTES: usize = 256 * 1024;
 /// Rounds of retries for failed entries.
 pub const RETRY_ROUNDS: u32 = 3;
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PublishReport {
-    /// Event ids delivered.
-    pub delivered: Vec<String>,
-    /// Event ids that failed after every retry, with the last error code.
-    pub failed: Vec<(String, String)>,
-    pub calls: u32,
-    pub retried_entries: u32,
+/// What a publish did (delivered and failed event ids, calls, retried entries).
+pub use mdm_core::publish::Delivery as PublishReport;
+
+impl mdm_core::publish::EventSink for EventPublisher {
+    async fn send(&self, events: &[OutboxEntry]) -> PublishReport {
+        self.publish(events).await
+    }
 }
 
 /// One entry to publish: an id for the report, the detail-type and the detail JSON text.

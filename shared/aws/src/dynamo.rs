@@ -764,6 +764,22 @@ impl DynamoStore {
 /// How each golden record a transaction writes is stored: by entity and golden id.
 type Layouts<'a> = HashMap<(&'a str, &'a str), crate::parts::Layout>;
 
+/// The items that hold events are history versions and outbox items; the unpublished set is the
+/// pending-event items (`PEND#{shard}`).
+impl mdm_core::publish::EventItems for DynamoStore {
+    async fn events_in(&self, item: &mdm_core::publish::EventItem) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+        self.stream_events(&item.0, &item.1).await
+    }
+
+    async fn unpublished(&self, before_ms: i64, limit: usize) -> Result<Vec<mdm_core::publish::EventItem>, StoreError> {
+        self.unpublished_items(before_ms, limit).await
+    }
+
+    async fn mark_delivered(&self, items: &[mdm_core::publish::EventItem]) -> Result<(), StoreError> {
+        DynamoStore::mark_delivered(self, items).await
+    }
+}
+
 /// Reading and writing the parts of large golden records (`crate::parts`).
 #[path = "parts_io.rs"]
 mod parts_io;

@@ -20,6 +20,7 @@ pub mod matching;
 pub mod names;
 pub mod normalise;
 pub mod plan;
+pub mod publish;
 pub mod record;
 #[cfg(feature = "conformance")]
 pub mod scenario;

@@ -11,62 +11,27 @@
 //! past its retries, an outage longer than its retention).
 
 use super::Ctx;
-use crate::dynamo::DynamoStore;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use mdm_core::events::HubEvent;
-use mdm_core::store::OutboxEntry;
+use mdm_core::publish::{self, EventItem};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use tracing::{error, info};
 
-/// Items (pk, sk) all of whose events were delivered.
-fn delivered_items(named: &[((String, String), String)], delivered: &[String]) -> Vec<(String, String)> {
-    let items: BTreeSet<&(String, String)> = named.iter().map(|(item, _)| item).collect();
-    items
-        .into_iter()
-        .filter(|item| named.iter().filter(|(i, _)| i == *item).all(|(_, id)| delivered.contains(id)))
-        .cloned()
-        .collect()
-}
-
-/// What a sweep did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SweepReport {
-    pub items: usize,
-    pub delivered: usize,
-    pub failed: usize,
-}
+pub use mdm_core::publish::SweepReport;
 
 /// Publishes every event whose pending-event item is older than `older_than_s` seconds (at most
 /// 1,000 items a run) and deletes the pending-event items of what it delivered.
 pub async fn sweep(ctx: &Ctx, older_than_s: u64) -> Result<SweepReport, mdm_core::store::StoreError> {
-    let store: &DynamoStore = ctx.hub.store();
     let before = ctx.hub.now_ms() - i64::try_from(older_than_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let items = store.unpublished_items(before, 1000).await?;
-    let mut named: Vec<((String, String), String)> = Vec::new();
-    let mut events: Vec<OutboxEntry> = Vec::new();
-    // Items gone (erased, or never written: their transaction failed) have nothing to send.
-    let mut done: Vec<(String, String)> = Vec::new();
-    for (pk, sk) in &items {
-        match store.stream_events(pk, sk).await? {
-            Some(entries) => {
-                for entry in entries {
-                    named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
-                    events.push(entry);
-                }
-            }
-            None => done.push((pk.clone(), sk.clone())),
-        }
+    let report = publish::sweep(ctx.hub.store(), &ctx.bus, before, 1000).await;
+    if let Ok(r) = &report {
+        ctx.metrics.add("EventsSwept", r.delivered as f64);
+        ctx.metrics.add("EventsFailed", r.failed as f64);
+        info!(items = r.items, delivered = r.delivered, failed = r.failed, "sweep");
     }
-    let report = ctx.bus.publish(&events).await;
-    done.extend(delivered_items(&named, &report.delivered));
-    store.mark_delivered(&done).await?;
-    ctx.metrics.add("EventsSwept", report.delivered.len() as f64);
-    ctx.metrics.add("EventsFailed", report.failed.len() as f64);
     ctx.metrics.flush();
-    info!(items = items.len(), delivered = report.delivered.len(), failed = report.failed.len(), "sweep");
-    Ok(SweepReport { items: items.len(), delivered: report.delivered.len(), failed: report.failed.len() })
+    report
 }
 
 /// One invocation: a stream batch, or `{"sweep": {"olderThanSeconds": N}}`.
@@ -86,12 +51,10 @@ pub async fn handle(ctx: &Ctx, payload: Value) -> Result<Value, serde_json::Erro
 }
 
 pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventResponse {
-    let store: &DynamoStore = ctx.hub.store();
     let mut response = DynamoDbEventResponse::default();
-    // (sequence number, event id, event) for each event named, in stream order.
-    let mut batch: Vec<(String, OutboxEntry)> = Vec::new();
-    // The item each event came from, taken out of the `unpublished` index once delivered.
-    let mut named: Vec<((String, String), String)> = Vec::new();
+    // The items the records name (history versions and outbox items), with their sequence numbers.
+    let mut items: Vec<EventItem> = Vec::new();
+    let mut seqs: Vec<String> = Vec::new();
     for record in &event.records {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             continue;
@@ -101,55 +64,47 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             _ => None,
         };
         let (Some(pk), Some(sk)) = (key("pk"), key("sk")) else { continue };
-        let outbox_item = pk.starts_with("OUT#");
-        if !outbox_item && !sk.starts_with("V#") {
+        if !pk.starts_with("OUT#") && !sk.starts_with("V#") {
             continue;
         }
-        let seq = record.change.sequence_number.clone().unwrap_or_default();
-        match store.stream_events(&pk, &sk).await {
-            Ok(Some(entries)) => {
-                for entry in entries {
-                    named.push(((pk.clone(), sk.clone()), entry.event_id.clone()));
-                    batch.push((seq.clone(), entry));
-                }
-            }
-            Ok(None) => ctx.metrics.incr("OutboxAlreadyDelivered"),
-            Err(e) => {
-                // Retry from the first record not yet published: those read before it are not
-                // published either, and Lambda checkpoints everything before the reported one.
-                error!(error = %e, "reading an outbox item failed");
-                let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = Some(batch.first().map_or(seq, |(first, _)| first.clone()));
-                response.batch_item_failures.push(f);
-                ctx.metrics.flush();
-                return response;
-            }
+        seqs.push(record.change.sequence_number.clone().unwrap_or_default());
+        items.push((pk, sk));
+    }
+    let fail_from = |response: &mut DynamoDbEventResponse, at: usize| {
+        // Lambda checkpoints everything before the reported record and retries from it.
+        let mut f = DynamoDbBatchItemFailure::default();
+        f.item_identifier = seqs.get(at).cloned();
+        response.batch_item_failures.push(f);
+    };
+    let published = match publish::publish_items(ctx.hub.store(), &ctx.bus, &items).await {
+        Ok(p) => p,
+        Err(failed) => {
+            error!(error = %failed.error, "reading an outbox item failed");
+            fail_from(&mut response, failed.resume_at);
+            ctx.metrics.flush();
+            return response;
         }
-    }
-    if batch.is_empty() {
-        ctx.metrics.flush();
-        return response;
-    }
-    let events: Vec<OutboxEntry> = batch.iter().map(|(_, e)| e.clone()).collect();
-    let report = ctx.bus.publish(&events).await;
+    };
+    let report = &published.delivery;
+    ctx.metrics.add("OutboxAlreadyDelivered", published.gone as f64);
     ctx.metrics.add("EventsPublished", report.delivered.len() as f64);
     ctx.metrics.add("EventsFailed", report.failed.len() as f64);
     ctx.metrics.add("EventsRetried", f64::from(report.retried_entries));
     let now = ctx.hub.now_ms();
-    for (_, e) in batch.iter().filter(|(_, e)| report.delivered.contains(&e.event_id)) {
+    for e in published.events.iter().filter(|e| report.delivered.contains(&e.event_id)) {
         if let Some(at) = occurred_ms(&e.event) {
             ctx.metrics.add("FreshnessMs", (now - at).max(0) as f64);
         }
     }
-    if let Err(e) = store.mark_delivered(&delivered_items(&named, &report.delivered)).await {
+    if let Some(e) = &published.unmarked {
         // Delivered but still pending: a later sweep sends it again (at-least-once).
         error!(error = %e, "deleting the pending-event items of delivered events failed");
     }
-    info!(delivered = report.delivered.len(), failed = report.failed.len(), calls = report.calls, "published");
-    if let Some((seq, _)) = batch.iter().find(|(_, e)| report.failed.iter().any(|(f, _)| *f == e.event_id)) {
-        let mut f = DynamoDbBatchItemFailure::default();
-        f.item_identifier = Some(seq.clone());
-        response.batch_item_failures.push(f);
+    if !published.events.is_empty() {
+        info!(delivered = report.delivered.len(), failed = report.failed.len(), calls = report.calls, "published");
+    }
+    if let Some(at) = published.first_failed {
+        fail_from(&mut response, at);
     }
     ctx.metrics.flush();
     response

@@ -890,6 +890,24 @@ impl<S: Outbox> Outbox for Faulty<S> {
     }
 }
 
+impl<S: crate::publish::EventItems> crate::publish::EventItems for Faulty<S> {
+    async fn events_in(&self, item: &crate::publish::EventItem) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+        self.read_step()?;
+        self.inner.events_in(item).await
+    }
+    async fn unpublished(&self, before_ms: i64, limit: usize) -> Result<Vec<crate::publish::EventItem>, StoreError> {
+        self.read_step()?;
+        self.inner.unpublished(before_ms, limit).await
+    }
+    async fn mark_delivered(&self, items: &[crate::publish::EventItem]) -> Result<(), StoreError> {
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.mark_delivered(items).await.and(Err(injected_after())),
+            None => self.inner.mark_delivered(items).await,
+        }
+    }
+}
+
 impl<S: Transactor> Transactor for Faulty<S> {
     async fn settle_suppression(&self, markers_at_ms: i64, now_ms: i64) {
         self.inner.settle_suppression(markers_at_ms, now_ms).await

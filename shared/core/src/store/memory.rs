@@ -789,6 +789,29 @@ impl Outbox for MemoryStore {
     }
 }
 
+/// Each outbox entry is an item of its own, named by its event id.
+impl crate::publish::EventItems for MemoryStore {
+    async fn events_in(&self, item: &crate::publish::EventItem) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+        let s = self.lock()?;
+        Ok(s.outbox.iter().find(|((_, id), _)| *id == item.0).map(|(_, e)| vec![e.clone()]))
+    }
+
+    async fn unpublished(&self, before_ms: i64, limit: usize) -> Result<Vec<crate::publish::EventItem>, StoreError> {
+        let s = self.lock()?;
+        Ok(s.outbox
+            .values()
+            .filter(|e| e.created_at_ms < before_ms)
+            .take(limit)
+            .map(|e| (e.event_id.clone(), String::new()))
+            .collect())
+    }
+
+    async fn mark_delivered(&self, items: &[crate::publish::EventItem]) -> Result<(), StoreError> {
+        let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
+        self.delete_events(&ids).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{BlockTable, IndexKey};
