@@ -97,7 +97,7 @@ pub struct DynamoStore {
 }
 
 /// Golden record partition → (revision, part names).
-type PartsSeen = HashMap<String, (u64, Vec<String>)>;
+type PartsSeen = HashMap<String, parts_io::SeenParts>;
 
 /// Golden records whose part names a store remembers (then it forgets them all).
 const PARTS_SEEN: usize = 20_000;
@@ -761,8 +761,7 @@ impl DynamoStore {
 }
 
 /// Claims (entity, key) whose update also adds the claiming golden record to the block.
-/// How each golden record a transaction writes is stored: by entity and golden id.
-type Layouts<'a> = HashMap<(&'a str, &'a str), crate::parts::Layout>;
+use parts_io::Layouts;
 
 /// The items that hold events are history versions and outbox items; the unpublished set is the
 /// pending-event items (`PEND#{shard}`).
@@ -1504,9 +1503,16 @@ impl Transactor for DynamoStore {
         // Markers first (strongly consistent), before anything is written: an erasure waits
         // `suppression_settle_ms` after writing its markers, longer than this check may precede
         // the transaction's effect (the deadline and the timeout below).
-        // Parts of large golden records, ahead of everything (immutable, named by content: a
-        // transaction that then fails leaves parts nothing names).
-        let layouts = self.write_parts(&items).await?;
+        // Parts of large golden records: in the transaction when they fit; otherwise ahead of
+        // everything (immutable, named by content: a transaction that then fails leaves parts
+        // nothing names, which the next write deletes).
+        let (layouts, new_parts) = self.plan_parts(&items).await?;
+        let part_items = if Self::parts_fit(items.len(), &new_parts) {
+            self.part_puts(new_parts)?
+        } else {
+            self.put_parts(new_parts).await?;
+            Vec::new()
+        };
         let checked = std::time::Instant::now();
         for (entity, keys) in &guards {
             if self.suppressed(entity, keys).await? {
@@ -1525,20 +1531,19 @@ impl Transactor for DynamoStore {
                 return Err(StoreError::Conflict(Conflict::Concurrent));
             }
             if guards.is_empty() {
-                self.transact_items(&items, &claim_adds, &layouts).await?;
+                self.transact_items(&items, &claim_adds, &layouts, part_items).await?;
             } else {
                 if checked.elapsed() > SUPPRESSION_CHECK_DEADLINE {
                     // Too long since the marker check; the retry checks again.
                     return Err(StoreError::Conflict(Conflict::Concurrent));
                 }
-                let sent = self.transact_items(&items, &claim_adds, &layouts);
+                let sent = self.transact_items(&items, &claim_adds, &layouts, part_items);
                 match tokio::time::timeout(SUPPRESSION_TRANSACTION_TIMEOUT, sent).await {
                     Ok(result) => result?,
                     Err(_) => return Err(StoreError::Unavailable("TransactWriteItems timed out".into())),
                 }
             }
         }
-        self.parts_written(&items, &layouts).await?;
         for op in &folded {
             if let WriteOp::PutIndex { entity, key, golden_id } = op {
                 self.recent.added(entity, &key.text(), golden_id);
@@ -1549,7 +1554,10 @@ impl Transactor for DynamoStore {
                 self.set_xref(source, golden_id).await?;
             }
         }
-        self.index_writes(&deletes).await
+        self.index_writes(&deletes).await?;
+        // Best effort, last: a part left behind is named by nothing and deleted by a later write.
+        self.parts_written(&items, &layouts).await;
+        Ok(())
     }
 
     async fn settle_suppression(&self, markers_at_ms: i64, now_ms: i64) {
@@ -1726,10 +1734,13 @@ impl DynamoStore {
         ops: &[WriteOp],
         claim_adds: &ClaimAdds<'_>,
         layouts: &Layouts<'_>,
+        parts: Vec<TransactWriteItem>,
     ) -> Result<(), StoreError> {
         let (ops, folded) = fold_events(ops);
-        let items =
+        let mut items =
             ops.iter().map(|op| self.op_item(op, &folded, claim_adds, layouts)).collect::<Result<Vec<_>, _>>()?;
+        // After the operations: cancellation reasons line up with `ops`.
+        items.extend(parts);
         let Some(reasons) = self.send_transaction(items).await? else {
             for op in ops {
                 match op {

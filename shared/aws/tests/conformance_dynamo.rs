@@ -27,8 +27,71 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     let sks: Vec<String> =
         items.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
     assert!(sks.iter().all(|sk| !sk.starts_with(mdm_aws::parts::PART_PREFIX)), "parts left: {sks:?}");
+    orphaned_parts_are_deleted_by_the_next_write(&store, &aws_sdk_dynamodb::Client::new(&sdk)).await;
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;
     assert_eq!(passed.len(), 5);
+}
+
+/// A part no `META` item names (left by a transaction that failed after writing it ahead, or by
+/// a deletion that failed) is deleted by the next write of its golden record.
+async fn orphaned_parts_are_deleted_by_the_next_write(store: &DynamoStore, ddb: &aws_sdk_dynamodb::Client) {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    use mdm_core::store::{Expect, GoldenStore, Transactor, WriteOp};
+    use std::sync::Arc;
+    let (entity, id) = ("conf_ddb", "g#orphans");
+    let big = |members: usize, revision: u64| mdm_core::GoldenRecord {
+        entity: entity.into(),
+        golden_id: id.into(),
+        version: revision,
+        revision,
+        status: mdm_core::GoldenStatus::Active,
+        attributes: Default::default(),
+        members: (0..members)
+            .map(|i| mdm_core::SourceKey::new(entity, "feed", format!("m-{i}")))
+            .collect::<Vec<_>>()
+            .into(),
+        match_values: Default::default(),
+        index_keys: Default::default(),
+        claims: Default::default(),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+        merged_from: Vec::new(),
+    };
+    store
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(big(600, 1)), expect: Expect::Absent }])
+        .await
+        .expect("create");
+    let pk = mdm_core::keys::golden_item_key(entity, id);
+    ddb.put_item()
+        .table_name(store.table())
+        .item("pk", S(pk.clone()))
+        .item("sk", S(format!("{}00000000deadbeef.1", mdm_aws::parts::PART_PREFIX)))
+        .item("kind", S("golden_part".into()))
+        .item("data", S("{}".into()))
+        .send()
+        .await
+        .expect("an orphan");
+    assert_eq!(store.get_golden(entity, id).await.expect("get").expect("exists"), big(600, 1), "the orphan is skipped");
+    store
+        .transact(vec![WriteOp::PutGolden { golden: Arc::new(big(601, 2)), expect: Expect::Revision(1) }])
+        .await
+        .expect("grow");
+    let out = ddb
+        .query()
+        .table_name(store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", S(pk))
+        .send()
+        .await
+        .expect("query");
+    let sks: Vec<String> =
+        out.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
+    assert!(!sks.iter().any(|sk| sk.contains("deadbeef")), "the orphan is gone: {sks:?}");
+    assert_eq!(
+        sks.iter().filter(|sk| sk.starts_with(mdm_aws::parts::PART_PREFIX)).count(),
+        1,
+        "one part of members: {sks:?}"
+    );
 }
