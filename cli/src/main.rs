@@ -5,7 +5,7 @@
 //! mdm local demo --resources FILE [--data DIR]   (feature "aws") run the sample data through the local stack
 //! mdm local cost --resources FILE --people F.csv  (feature "aws") what a record costs on AWS
 //! mdm schemas [--schemas DIR]                    list the entity schemas and check them
-//! mdm reindex --table T [--run ID] [--page N] [--rewrite] [--schemas DIR]   (feature "aws") rebuild index entries and claims
+//! mdm reindex --table T --run ID [--page N] [--rewrite] [--schemas DIR]   (feature "aws") rebuild index entries and claims
 //! ```
 #![recursion_limit = "256"]
 
@@ -35,7 +35,7 @@ const USAGE: &str = "usage:
   mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)
   mdm local cost --resources FILE [--people F.csv] [--products F.csv] [--prices FILE]
                                                    request units, queue requests, events and $ per record (--features aws)
-  mdm reindex --table TABLE [--run ID] [--page N] [--rewrite] [--schemas DIR]
+  mdm reindex --table TABLE --run ID [--page N] [--rewrite] [--schemas DIR]
                                                    rebuild every golden record's index entries and claims from its
                                                    members (resumable by run id; --features aws)";
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     let table = crate::flag(args, "--table").ok_or("mdm reindex: --table TABLE is required")?;
-    let run = crate::flag(args, "--run").unwrap_or_else(|| "reindex".to_owned());
+    let run = crate::flag(args, "--run")
+        .ok_or("mdm reindex: --run ID is required (a new id for a new run; the same id resumes one)")?;
     let page = match crate::flag(args, "--page") {
         Some(p) => p.parse::<usize>().map_err(|_| "--page takes a number of golden records")?,
         None => 100,

@@ -1212,26 +1212,40 @@ impl LookupStore for DynamoStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.count(&self.counts.query);
-        meter().request("Query");
+        // A Query answers at most 1 MB: versions of a large record fill that before `limit`,
+        // so the pages are followed until `limit` versions are read or none are left.
         let pk = keys::golden_item_key(entity, id);
-        let resp = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":from", s(keys::history_sort_key(after.saturating_add(1))))
-            .expression_attribute_values(":to", s("V#~"))
-            .limit(limit.clamp(1, 1000) as i32)
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable("Query"))?;
-        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
-        meter().read_page("Query", &pk, resp.items(), true);
-        resp.items().iter().take(limit).map(parse).collect()
+        let limit = limit.clamp(1, 1000);
+        let mut out: Vec<HistoryEntry> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.query);
+            meter().request("Query");
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":from", s(keys::history_sort_key(after.saturating_add(1))))
+                .expression_attribute_values(":to", s("V#~"))
+                .limit((limit - out.len()) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable("Query"))?;
+            self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+            meter().read_page("Query", &pk, resp.items(), true);
+            for item in resp.items() {
+                out.push(parse(item)?);
+            }
+            match resp.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
     }
 }
 

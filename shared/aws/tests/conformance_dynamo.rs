@@ -28,6 +28,7 @@ async fn dynamodb_store_passes_the_conformance_suite() {
         items.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
     assert!(sks.iter().all(|sk| !sk.starts_with(mdm_aws::parts::PART_PREFIX)), "parts left: {sks:?}");
     orphaned_parts_are_deleted_by_the_next_write(&store, &aws_sdk_dynamodb::Client::new(&sdk)).await;
+    history_pages_go_past_a_query_page(&store).await;
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;
@@ -94,4 +95,43 @@ async fn orphaned_parts_are_deleted_by_the_next_write(store: &DynamoStore, ddb: 
         1,
         "one part of members: {sks:?}"
     );
+}
+
+/// Versions of a large record fill a `Query` page (1 MB) before a history page's limit: the page
+/// goes on reading, and every version comes back.
+async fn history_pages_go_past_a_query_page(store: &DynamoStore) {
+    use mdm_core::golden::{Cause, HistoryEntry, HISTORY_MEMBERS};
+    use mdm_core::store::{LookupStore, Transactor, WriteOp};
+    use sha2::Digest;
+    let (entity, id) = ("conf_ddb", "g#history");
+    let mut g = mdm_core::GoldenRecord {
+        entity: entity.into(),
+        golden_id: id.into(),
+        version: 1,
+        revision: 1,
+        status: mdm_core::GoldenStatus::Active,
+        attributes: Default::default(),
+        // Ids that do not deflate: each version holds about 70 KB.
+        members: (0..HISTORY_MEMBERS)
+            .map(|i| {
+                let h = sha2::Sha256::digest(i.to_string().as_bytes());
+                let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+                mdm_core::SourceKey::new(entity, "feed", hex)
+            })
+            .collect::<Vec<_>>()
+            .into(),
+        match_values: Default::default(),
+        index_keys: Default::default(),
+        claims: Default::default(),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+        merged_from: Vec::new(),
+    };
+    for version in 1..=40 {
+        g.version = version;
+        let h = HistoryEntry::of(&g, Cause::Ingest, "c", 1);
+        store.transact(vec![WriteOp::PutHistory(Box::new(h))]).await.expect("history");
+    }
+    let page = store.history_page(entity, id, 0, 100).await.expect("page");
+    assert_eq!(page.iter().map(|h| h.version).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
 }

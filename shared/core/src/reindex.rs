@@ -1,10 +1,12 @@
 //! Rebuilding a golden record's matching state from its members' source records, after a change
 //! of schema (blocking keys, claims), of normalisers or of the store's layout. The plan is the
-//! one a record linking to its own golden record makes: index entries and claims follow from the
-//! members as they are now; the ones no member supports any more are taken out. Identity is not
-//! decided again, attribute values stay (a changed survivorship rule shows at the next change),
-//! and a record whose state is current is not written (`rewrite` writes it anyway, so an adapter
-//! stores it in its current layout).
+//! one a record linking to its own golden record makes: index entries follow from the members as
+//! they are now (the ones no member supports any more are taken out), new strong keys are
+//! claimed, and claims the record holds stay (a merge or an erasure releases a claim). Identity
+//! is not decided again. Survivorship runs as on any change: after a change of its rules a value
+//! may change, which is an effective change with its history version and event. A record whose
+//! state is current is not written (`rewrite` writes it anyway, so an adapter stores it in its
+//! current layout); its index entries and claims are written again all the same (both idempotent).
 
 use super::*;
 
@@ -76,8 +78,39 @@ impl<S: Store> Hub<S> {
 
     /// Writes every index entry and claim the golden record lists again (both idempotent): an
     /// entry lost from the index, or written under a key the stored list already named, is
-    /// back. A claim another golden record holds stays that record's.
-    async fn reassert_entries(&self, golden: &GoldenRecord) -> Result<(), HubError> {
+    /// back. A claim another golden record holds stays that record's. If the record changed
+    /// meanwhile (an erasure, a merge that moved it away), what it no longer lists is taken out
+    /// again: the writes here carry no condition on it.
+    pub async fn reassert_entries(&self, golden: &GoldenRecord) -> Result<(), HubError> {
+        self.write_entries(golden).await?;
+        let now = self.store.get_golden(&golden.entity, &golden.golden_id).await?;
+        if now.as_ref().is_some_and(|n| n.revision == golden.revision) {
+            return Ok(());
+        }
+        let (keys, claims) = match &now {
+            Some(n) if n.is_active() => (n.index_keys.to_set(), n.claims.to_set()),
+            _ => Default::default(),
+        };
+        let entity: Arc<str> = golden.entity.as_str().into();
+        let id: Arc<str> = golden.golden_id.as_str().into();
+        let undo: Vec<WriteOp> = golden
+            .index_keys
+            .iter()
+            .filter(|k| !keys.contains(*k))
+            .map(|k| WriteOp::DeleteIndex { entity: entity.clone(), key: k.clone(), golden_id: id.clone() })
+            .chain(golden.claims.iter().filter(|k| !claims.contains(*k)).map(|k| WriteOp::DeleteClaim {
+                entity: golden.entity.clone(),
+                key: k.clone(),
+                holder: golden.golden_id.clone(),
+            }))
+            .collect();
+        for chunk in undo.chunks(crate::store::MAX_TRANSACTION_ITEMS) {
+            self.store.transact(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_entries(&self, golden: &GoldenRecord) -> Result<(), HubError> {
         let entity: Arc<str> = golden.entity.as_str().into();
         let id: Arc<str> = golden.golden_id.as_str().into();
         let entries: Vec<WriteOp> = golden

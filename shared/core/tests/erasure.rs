@@ -704,3 +704,24 @@ async fn a_crash_at_every_step_of_a_source_scope_erasure_leaves_nothing() {
         }
     }
 }
+
+/// `mdm reindex` read a golden record, an erasure removed it, and then the reindex wrote its
+/// index entries and claims again (they carry no condition on the record): it takes them out
+/// again, so nothing names the erased subject's identifiers.
+#[tokio::test]
+async fn a_reindex_racing_an_erasure_leaves_no_entry_behind() {
+    use mdm_core::store::{BlockIndex, ClaimStore};
+    let hub = erasing_hub();
+    let anna = seed_anna(&hub).await;
+    let stale = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    let req = request(&hub, json!({"entityType": "customer", "identifiers": {"email": "anna.kowalski@example.com"}}));
+    let (r, _) = erasure::accept(&hub, &req).await.expect("accept");
+    assert_eq!(erasure::process(&hub, &r.request_id).await.expect("erase").status, ReceiptStatus::Completed);
+    hub.reassert_entries(&stale).await.expect("reassert");
+    let keys: Vec<_> = stale.index_keys.iter().cloned().collect();
+    let hits = hub.store().lookup("customer", &keys, &[usize::MAX / 2]).await.expect("lookup");
+    assert!(hits.iter().all(|h| !h.golden_ids.contains(&anna)), "an entry names the erased record");
+    let claims: Vec<_> = stale.claims.iter().cloned().collect();
+    let held = hub.store().get_claims("customer", &claims).await.expect("claims");
+    assert!(held.values().all(|g| *g != anna), "a claim names the erased record");
+}
