@@ -1,7 +1,7 @@
 //! The hub's read API, free of any transport: an [`ApiRequest`] (method, path, query, a few
 //! headers, body, and the caller's scopes) becomes an [`ApiResponse`]. The Lambda adapter in
 //! `mdm-aws` converts API Gateway events to and from these; the in-process latency benchmark
-//! calls [`handle`] directly. Routes and bodies are described in `docs/openapi.yaml`.
+//! calls [`handle`] directly. Routes and bodies are described in `docs/openapi.json`.
 //!
 //! Nothing here logs attribute values, identifiers from the request, or path parameters: spans
 //! carry the route name, the entity type and counts.
