@@ -59,6 +59,8 @@ pub struct Published {
     pub first_failed: Option<usize>,
     /// Marking delivered items failed: they are sent again by a later sweep.
     pub unmarked: Option<StoreError>,
+    /// Items that could not be read ([`sweep`] only: they are left for the next sweep).
+    pub unreadable: usize,
 }
 
 /// Reading an item failed: nothing was sent. `resume_at` is the first item (index into the
@@ -81,11 +83,21 @@ fn delivered_items(named: &[(usize, String)], items: &[EventItem], delivered: &[
     out
 }
 
-/// Publishes the events of `items`, in order, and marks the delivered ones.
+/// Publishes the events of `items`, in order, and marks the delivered ones. An item that cannot
+/// be read stops it before anything is sent (the stream retries from there, in order).
 pub async fn publish_items<I: EventItems, K: EventSink>(
     store: &I,
     sink: &K,
     items: &[EventItem],
+) -> Result<Published, ReadFailed> {
+    publish(store, sink, items, false).await
+}
+
+async fn publish<I: EventItems, K: EventSink>(
+    store: &I,
+    sink: &K,
+    items: &[EventItem],
+    skip_unreadable: bool,
 ) -> Result<Published, ReadFailed> {
     let mut out = Published::default();
     // (item index, event id) for every event read.
@@ -103,6 +115,7 @@ pub async fn publish_items<I: EventItems, K: EventSink>(
                 out.gone += 1;
                 gone.push(item.clone());
             }
+            Err(_) if skip_unreadable => out.unreadable += 1,
             Err(error) => {
                 let resume_at = named.first().map_or(i, |(at, _)| *at);
                 return Err(ReadFailed { resume_at, error });
@@ -128,11 +141,13 @@ pub async fn publish_items<I: EventItems, K: EventSink>(
 pub struct SweepReport {
     pub items: usize,
     pub delivered: usize,
+    /// Events not delivered, and items that could not be read: left for the next sweep.
     pub failed: usize,
 }
 
 /// Publishes every event waiting since before `before_ms` (at most `limit` items): events the
-/// stream never delivered, or delivered without being marked.
+/// stream never delivered, or delivered without being marked. An item that cannot be read is
+/// passed over (and counted as failed), so it does not hold back the others.
 pub async fn sweep<I: EventItems, K: EventSink>(
     store: &I,
     sink: &K,
@@ -140,13 +155,13 @@ pub async fn sweep<I: EventItems, K: EventSink>(
     limit: usize,
 ) -> Result<SweepReport, StoreError> {
     let items = store.unpublished(before_ms, limit).await?;
-    let published = publish_items(store, sink, &items).await.map_err(|f| f.error)?;
+    let published = publish(store, sink, &items, true).await.map_err(|f| f.error)?;
     if let Some(e) = published.unmarked {
         return Err(e);
     }
     Ok(SweepReport {
         items: items.len(),
         delivered: published.delivery.delivered.len(),
-        failed: published.delivery.failed.len(),
+        failed: published.delivery.failed.len() + published.unreadable,
     })
 }

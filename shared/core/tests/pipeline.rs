@@ -848,3 +848,26 @@ async fn a_crash_at_every_step_of_publishing_loses_no_event() {
         }
     }
 }
+
+/// A sweep passes over an item it cannot read: the others are published by the same sweep.
+#[tokio::test]
+async fn an_unreadable_item_does_not_hold_back_a_sweep() {
+    use mdm_core::publish::{sweep, EventItems};
+    use mdm_core::store::conformance::Faulty;
+    use mdm_core::store::memory::MemoryStore;
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let hub = mdm_core::hub::Hub::new(registry, Faulty::new(MemoryStore::new()));
+    for input in [anna_crm(), bob(), anna_web()] {
+        let r = mdm_core::record::validate(hub.registry(), &input, 0).expect("valid");
+        hub.ingest(&r).await.expect("ingest");
+        hub.process(&r.key).await.expect("merge");
+    }
+    let store = hub.store();
+    let waiting = store.inner.unpublished(i64::MAX, 100).await.expect("unpublished").len();
+    assert!(waiting >= 3);
+    let bus = TestBus::default();
+    store.crash_at(2, false); // the first item's read (after the list of unpublished items)
+    let report = sweep(store, &bus, i64::MAX, 1000).await.expect("sweep");
+    assert_eq!((report.items, report.delivered, report.failed), (waiting, waiting - 1, 1));
+    assert_eq!(store.inner.unpublished(i64::MAX, 100).await.expect("unpublished").len(), 1, "left for the next sweep");
+}
