@@ -1845,6 +1845,7 @@ mod tests {
             created_at_ms: 1,
             updated_at_ms: 1,
             merged_from: Vec::new(),
+            kept_apart: Vec::new(),
         }
     }
 

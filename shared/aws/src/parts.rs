@@ -191,6 +191,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             merged_from: Vec::new(),
+            kept_apart: Vec::new(),
         }
     }
 

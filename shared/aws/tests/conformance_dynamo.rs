@@ -59,6 +59,7 @@ async fn orphaned_parts_are_deleted_by_the_next_write(store: &DynamoStore, ddb: 
         created_at_ms: 1,
         updated_at_ms: 1,
         merged_from: Vec::new(),
+        kept_apart: Vec::new(),
     };
     store
         .transact(vec![WriteOp::PutGolden { golden: Arc::new(big(600, 1)), expect: Expect::Absent }])
@@ -126,6 +127,7 @@ async fn history_pages_go_past_a_query_page(store: &DynamoStore) {
         created_at_ms: 1,
         updated_at_ms: 1,
         merged_from: Vec::new(),
+        kept_apart: Vec::new(),
     };
     for version in 1..=40 {
         g.version = version;

@@ -177,6 +177,7 @@ async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
         created_at_ms: 1,
         updated_at_ms: 1,
         merged_from: Vec::new(),
+        kept_apart: Vec::new(),
     };
     store
         .transact(vec![WriteOp::PutGolden {

@@ -680,6 +680,7 @@ fn erased_marker(g: &GoldenRecord, now: i64) -> GoldenRecord {
     m.match_values = Default::default();
     m.index_keys = Default::default();
     m.claims = Default::default();
+    m.kept_apart = Default::default();
     m
 }
 
@@ -739,6 +740,13 @@ async fn erase_golden<S: Store + ReceiptStore>(
     }
     last.extend(with_last);
     apply_chunks(hub, last).await?;
+    // 5. Keep-apart constraints that name the erased records go from the other side too.
+    let erased: Vec<&GoldenRecord> = std::iter::once(&found.golden).chain(found.losers.iter()).collect();
+    let others: Vec<String> = erased.iter().flat_map(|g| g.kept_apart.iter().cloned()).collect();
+    if !others.is_empty() {
+        let names: BTreeSet<&str> = erased.iter().flat_map(|g| g.aliases()).collect();
+        hub.drop_constraints_naming(&entity, &others, &names).await?;
+    }
     Ok(sent)
 }
 

@@ -230,9 +230,27 @@ pub struct GoldenRecord {
     /// ids whose pointers lead here, and what an erasure of this record erases with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// Golden records a data steward decided are other entities (keep-apart constraints): never
+    /// linked or merged with this one automatically. Listed on both records; a merge moves the
+    /// losers' constraints to the survivor, whose `merged_from` then names the records merged
+    /// into it, so a constraint naming one of those still holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_apart: Vec<String>,
 }
 
 impl GoldenRecord {
+    /// The ids that name this record: its own and those of the records merged into it.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.golden_id.as_str()).chain(self.merged_from.iter().map(String::as_str))
+    }
+
+    /// Whether a keep-apart constraint stands between this record and `other` (either side
+    /// names the other or a record merged into it).
+    pub fn kept_apart_from(&self, other: &GoldenRecord) -> bool {
+        let names = |list: &[String], g: &GoldenRecord| g.aliases().any(|a| list.iter().any(|k| k == a));
+        names(&self.kept_apart, other) || names(&other.kept_apart, self)
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == GoldenStatus::Active
     }
@@ -358,6 +376,36 @@ mod tests {
 
     fn v(s: &str) -> MatchValue {
         MatchValue { value: s.into(), valid: true, verified: false }
+    }
+
+    fn record(id: &str, merged_from: &[&str], kept_apart: &[&str]) -> GoldenRecord {
+        GoldenRecord {
+            entity: "customer".into(),
+            golden_id: id.into(),
+            version: 1,
+            revision: 1,
+            status: GoldenStatus::Active,
+            attributes: Default::default(),
+            members: Default::default(),
+            match_values: Default::default(),
+            index_keys: Default::default(),
+            claims: Default::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            merged_from: merged_from.iter().map(|s| (*s).to_owned()).collect(),
+            kept_apart: kept_apart.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_constraint_holds_against_a_record_merged_into_another_and_either_side_names_it() {
+        let a = record("g-a", &[], &["g-b"]);
+        let survivor = record("g-s", &["g-b"], &[]);
+        assert!(a.kept_apart_from(&survivor), "g-b was merged into g-s");
+        assert!(survivor.kept_apart_from(&a), "either side");
+        assert!(!a.kept_apart_from(&record("g-c", &[], &[])));
+        let json = serde_json::to_value(record("g-c", &[], &[])).expect("json");
+        assert!(json.get("keptApart").is_none(), "no constraints, no field");
     }
 
     #[test]

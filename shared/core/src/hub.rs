@@ -199,6 +199,8 @@ struct PlanReads {
     reindex: bool,
 }
 
+#[path = "apart.rs"]
+mod apart;
 /// `mdm reindex`: a golden record's index entries, claims and stored layout rebuilt from its
 /// members.
 #[path = "reindex.rs"]
@@ -473,12 +475,7 @@ impl<S: Store> Hub<S> {
             }
         }
         let own = match &record.golden_id {
-            Some(id) => self
-                .resolve(&schema.entity, std::slice::from_ref(id))
-                .await?
-                .into_values()
-                .next()
-                .map(|g| g.golden_id.clone()),
+            Some(id) => self.resolve(&schema.entity, std::slice::from_ref(id)).await?.into_values().next(),
             None => None,
         };
         let stats = BlockingStats { keys: keys.len(), too_common, candidates: candidates.len() };
@@ -562,6 +559,12 @@ impl<S: Store> Hub<S> {
                 }
             }
         }
+        // A keep-apart constraint written since the decision was made: decide again (the new
+        // decision respects it).
+        let group: Vec<&GoldenRecord> = current.iter().chain(targets.iter()).map(|g| &g.golden).collect();
+        if group.iter().enumerate().any(|(i, a)| group[i + 1..].iter().any(|b| a.kept_apart_from(b))) {
+            return Err(StoreError::Conflict(Conflict::Golden(group[0].golden_id.clone())).into());
+        }
         // Claims involved: every claim key of every member, and the losers' claims.
         let members = current.iter().chain(targets.iter()).map(|g| g.members.len()).sum::<usize>();
         let mut claim_keys: Vec<IndexKey> = Vec::with_capacity(4 * (1 + members));
@@ -630,13 +633,24 @@ impl<S: Store> Hub<S> {
                 }
             }
         }
+        let reviewed = result.review_candidates();
         let review_exists = match &result.decision {
-            MatchDecision::Review { golden_ids } => {
+            MatchDecision::Review { .. } => {
                 let holder = current
                     .as_ref()
                     .map_or_else(|| golden_id_for(&source.key, source.first_seq), |c| c.golden.golden_id.clone());
-                let task = review_task_id(&schema.entity, &holder, golden_ids);
+                let task = review_task_id(&schema.entity, &holder, &reviewed);
                 self.store.get_review(&schema.entity, &task).await?.is_some()
+            }
+            MatchDecision::Link { .. } if !reviewed.is_empty() => {
+                // Beside a link: the task's holder is the golden record the record joins (the
+                // plan picks it among its own and the targets).
+                let mut exists = false;
+                for g in current.iter().chain(targets.iter()) {
+                    let task = review_task_id(&schema.entity, &g.golden.golden_id, &reviewed);
+                    exists |= self.store.get_review(&schema.entity, &task).await?.is_some();
+                }
+                exists
             }
             _ => false,
         };

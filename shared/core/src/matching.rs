@@ -231,8 +231,29 @@ fn conflict(schema: &EntitySchema, a: &GoldenRecord, b: &GoldenRecord) -> bool {
     })
 }
 
+/// What a candidate's `blocked_by` says when a keep-apart constraint holds it at REVIEW.
+pub const KEEP_APART: &str = "keep_apart";
+
+impl MatchResult {
+    /// The golden records a review task is opened for: those of a REVIEW decision, or, beside a
+    /// LINK, the candidates a keep-apart constraint held back from it (the record joins the
+    /// closer side; a steward decides about the other).
+    pub fn review_candidates(&self) -> Vec<String> {
+        match &self.decision {
+            MatchDecision::Review { golden_ids } => golden_ids.clone(),
+            MatchDecision::Link { golden_ids } => self
+                .candidates
+                .iter()
+                .filter(|c| c.blocked_by.as_deref() == Some(KEEP_APART) && !golden_ids.contains(&c.golden_id))
+                .map(|c| c.golden_id.clone())
+                .collect(),
+            MatchDecision::New => Vec::new(),
+        }
+    }
+}
+
 /// The link targets one record may join together: best first, then every other one that does
-/// not conflict with those kept under a `block_link` rule. A record without a GTIN that resembles
+/// not conflict with those kept under a `block_link` rule or a keep-apart constraint. A record without a GTIN that resembles
 /// two flavours of one product line links to the closer one; it does not merge two products
 /// whose GTINs differ.
 fn compatible<G: Borrow<GoldenRecord>>(schema: &EntitySchema, candidates: &[G], links: Vec<String>) -> Vec<String> {
@@ -243,7 +264,7 @@ fn compatible<G: Borrow<GoldenRecord>>(schema: &EntitySchema, candidates: &[G], 
     let mut kept: Vec<String> = Vec::with_capacity(links.len());
     for id in links {
         let Some(g) = by_id(&id) else { continue };
-        if kept.iter().filter_map(|k| by_id(k)).all(|k| !conflict(schema, k, g)) {
+        if kept.iter().filter_map(|k| by_id(k)).all(|k| !conflict(schema, k, g) && !k.kept_apart_from(g)) {
             kept.push(id);
         }
     }
@@ -256,15 +277,24 @@ pub fn decide<G: Borrow<GoldenRecord>>(
     schema: &EntitySchema,
     record: &SourceRecord,
     candidates: &[G],
-    own: Option<&str>,
+    own: Option<&GoldenRecord>,
     blocking: BlockingStats,
 ) -> MatchResult {
     let mine = record.slots(schema);
+    let own_id = own.map(|o| o.golden_id.as_str());
     let mut scored: Vec<CandidateScore> = candidates
         .iter()
         .map(Borrow::borrow)
-        .filter(|g: &&GoldenRecord| g.is_active() && Some(g.golden_id.as_str()) != own)
-        .map(|g| score_with(schema, &mine, g))
+        .filter(|g: &&GoldenRecord| g.is_active() && Some(g.golden_id.as_str()) != own_id)
+        .map(|g| {
+            let mut c = score_with(schema, &mine, g);
+            // Never an automatic link across a keep-apart constraint with the record's own.
+            if c.band == Band::Link && own.is_some_and(|o| o.kept_apart_from(g)) {
+                c.band = Band::Review;
+                c.blocked_by = Some(KEEP_APART.into());
+            }
+            c
+        })
         .collect();
     scored.sort_by(|a, b| {
         b.rule.is_some().cmp(&a.rule.is_some()).then(b.score.total_cmp(&a.score)).then(a.golden_id.cmp(&b.golden_id))
@@ -273,10 +303,25 @@ pub fn decide<G: Borrow<GoldenRecord>>(
         scored.iter().filter(|c| c.band == band).take(MAX_MERGE_FAN_IN).map(|c| c.golden_id.clone()).collect()
     };
     let links = compatible(schema, candidates, ids(Band::Link));
+    // Link candidates a keep-apart constraint with a closer one held back: at most a review.
+    let by_id = |id: &str| candidates.iter().map(Borrow::borrow).find(|g: &&GoldenRecord| g.golden_id == id);
+    for c in scored.iter_mut().filter(|c| c.band == Band::Link && !links.contains(&c.golden_id)) {
+        let held =
+            by_id(&c.golden_id).is_some_and(|g| links.iter().filter_map(|l| by_id(l)).any(|l| l.kept_apart_from(g)));
+        if held {
+            c.band = Band::Review;
+            c.blocked_by = Some(KEEP_APART.into());
+        }
+    }
     let decision = if !links.is_empty() {
         MatchDecision::Link { golden_ids: links }
     } else {
-        let reviews = ids(Band::Review);
+        let reviews: Vec<String> = scored
+            .iter()
+            .filter(|c| c.band == Band::Review)
+            .take(MAX_MERGE_FAN_IN)
+            .map(|c| c.golden_id.clone())
+            .collect();
         if reviews.is_empty() {
             MatchDecision::New
         } else {

@@ -220,6 +220,19 @@ fn mapped_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> V
 }
 
 /// The survivor's list of records merged into it, with the losers and theirs added.
+/// The survivor's keep-apart constraints and the losers': they stand against the survivor now.
+fn kept_apart(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
+    let mut out: Vec<String> = survivor.map(|s| s.kept_apart.clone()).unwrap_or_default();
+    for l in losers {
+        for id in &l.kept_apart {
+            if !out.contains(id) {
+                out.push(id.clone());
+            }
+        }
+    }
+    out
+}
+
 fn merged_from(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
     let mut out: Vec<String> = survivor.map(|s| s.merged_from.clone()).unwrap_or_default();
     for l in losers {
@@ -370,6 +383,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         created_at_ms: now,
         updated_at_ms: now,
         merged_from: merged_from(survivor_old, &losers),
+        kept_apart: kept_apart(survivor_old, &losers),
     };
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
@@ -458,7 +472,9 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         });
     }
     let mut review_task = None;
-    if let MatchDecision::Review { golden_ids } = &input.result.decision {
+    let reviewed = input.result.review_candidates();
+    if !reviewed.is_empty() {
+        let golden_ids = &reviewed;
         let task_id = review_task_id(&schema.entity, &golden_id, golden_ids);
         if !input.review_exists {
             let explanation: Vec<_> =
@@ -608,6 +624,7 @@ mod tests {
                 created_at_ms: 0,
                 updated_at_ms: 0,
                 merged_from: Vec::new(),
+                kept_apart: Vec::new(),
             },
             members: members.iter().map(|r| Arc::clone(r)).collect(),
         }

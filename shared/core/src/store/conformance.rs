@@ -44,6 +44,7 @@ fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         created_at_ms: 1,
         updated_at_ms: 1,
         merged_from: Vec::new(),
+        kept_apart: Vec::new(),
     }
 }
 
