@@ -85,7 +85,7 @@ pub fn kind_of(pk: &str, sk: &str) -> &'static str {
         "GOLD" => "golden",
         "BLK" => "index",
         "CLM" => "claim",
-        "REV" | "REVG" => "review",
+        "REV" | "REVG" | "REVQ" => "review",
         "OUT" => "outbox",
         "PEND" => "pending event",
         "SUP" => "suppression",

@@ -1459,6 +1459,57 @@ impl ReviewStore for DynamoStore {
             None => Ok(None),
         }
     }
+
+    /// One `Query` of the queue's partition (sort keys after the cursor), then the tasks in
+    /// `BatchGetItem`s of 100.
+    async fn review_queue(
+        &self,
+        entity: &str,
+        open: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ReviewPage, StoreError> {
+        let pk = keys::review_queue_key(entity, open);
+        let limit = limit.clamp(1, 1000);
+        self.count(&self.counts.query);
+        meter().request("Query");
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .projection_expression("sk")
+            .limit(limit as i32 + 1)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        q = match after {
+            Some(a) => {
+                q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(a))
+            }
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        let resp = q.send().await.map_err(unavailable("Query"))?;
+        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+        meter().read_page("Query", &pk, resp.items(), true);
+        let mut positions: Vec<String> =
+            resp.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
+        let more = positions.len() > limit;
+        positions.truncate(limit);
+        let ids: Vec<&str> = positions.iter().filter_map(|p| p.split_once('#').map(|(_, id)| id)).collect();
+        let wanted: Vec<Item> = ids
+            .iter()
+            .map(|t| HashMap::from([("pk".into(), s(keys::review_item_key(entity, t))), ("sk".into(), s(META))]))
+            .collect();
+        let mut by_id: HashMap<String, ReviewTask> = HashMap::new();
+        for item in self.batch_get(wanted).await? {
+            let t: ReviewTask = parse(&item)?;
+            by_id.insert(t.task_id.clone(), t);
+        }
+        // A task gone (erased) is passed over.
+        let tasks = ids.iter().filter_map(|id| by_id.remove(*id)).collect();
+        let next = if more { positions.last().cloned() } else { None };
+        Ok(ReviewPage { tasks, next })
+    }
 }
 
 impl Transactor for DynamoStore {
@@ -1712,6 +1763,13 @@ impl DynamoStore {
     async fn review_mentions(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         for op in ops {
             let WriteOp::PutReview(task) = op else { continue };
+            // Its place in the review queue (status and age).
+            let open = task.status == mdm_core::golden::ReviewStatus::Open;
+            let queue = HashMap::from([
+                ("pk".to_owned(), s(keys::review_queue_key(&task.entity, open))),
+                ("sk".to_owned(), s(review_queue_position(task))),
+            ]);
+            self.set_attributes(queue, vec![("kind", s("review_queue"))]).await?;
             for g in std::iter::once(&task.golden_id).chain(&task.candidate_golden_ids) {
                 let key = HashMap::from([
                     ("pk".to_owned(), s(keys::review_mention_key(&task.entity, g))),

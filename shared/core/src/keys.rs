@@ -166,6 +166,12 @@ pub fn review_mention_key(entity: &str, golden_id: &str) -> String {
     compose("REVG", &[entity, golden_id])
 }
 
+/// `REVQ#{entity}#{open|resolved}`: the review queue of an entity type, sorted by
+/// [`crate::store::review_queue_position`] (opening time, then task id).
+pub fn review_queue_key(entity: &str, open: bool) -> String {
+    compose("REVQ", &[entity, if open { "open" } else { "resolved" }])
+}
+
 /// `SUP#{entity}#{keyed hash}`: a suppression marker of an erased subject's identifier.
 pub fn suppression_item_key(entity: &str, mac: &str) -> String {
     compose("SUP", &[entity, mac])

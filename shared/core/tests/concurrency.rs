@@ -76,6 +76,9 @@ impl ReviewStore for Racing {
     async fn get_review(&self, e: &str, t: &str) -> Result<Option<ReviewTask>, StoreError> {
         self.inner.get_review(e, t).await
     }
+    async fn review_queue(&self, e: &str, open: bool, after: Option<&str>, n: usize) -> Result<ReviewPage, StoreError> {
+        self.inner.review_queue(e, open, after, n).await
+    }
 }
 impl Outbox for Racing {
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -87,6 +87,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
     outbox_round_trip(store, &e).await;
     batch_reads_skip_missing(store, &e).await;
     large_golden_records_round_trip(store, &e).await;
+    review_queue_pages_oldest_first(store, &e).await;
     vec![
         "conditional_source_put",
         "xref_survives_source_update",
@@ -100,7 +101,43 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
         "outbox_round_trip",
         "batch_reads_skip_missing",
         "large_golden_records_round_trip",
+        "review_queue_pages_oldest_first",
     ]
+}
+
+/// Open review tasks of one entity type come oldest first, page by page with the cursor; other
+/// entity types and resolved tasks are not in the open queue.
+pub async fn review_queue_pages_oldest_first<S: Store>(store: &S, e: &str) {
+    let e = &format!("{e}_queue");
+    let task = |id: &str, entity: &str, at: i64, status: ReviewStatus| ReviewTask {
+        entity: entity.into(),
+        task_id: id.into(),
+        golden_id: format!("g-{id}"),
+        source: SourceKey::new(entity, "crm", id),
+        candidate_golden_ids: vec!["g-q".into()],
+        score: 9.0,
+        explanation: vec![],
+        status,
+        created_at_ms: at,
+    };
+    let other = format!("{e}_other");
+    let tasks = [
+        task("q#3", e, 300, ReviewStatus::Open),
+        task("q#1", e, 100, ReviewStatus::Open),
+        task("q#2", e, 200, ReviewStatus::Open),
+        task("q#0", &other, 50, ReviewStatus::Open),
+        task("q#9", e, 10, ReviewStatus::Rejected),
+    ];
+    let ops = tasks.iter().map(|t| WriteOp::PutReview(Box::new(t.clone()))).collect();
+    store.transact(ops).await.expect("reviews");
+    let first = store.review_queue(e, true, None, 2).await.expect("page");
+    let ids = |p: &ReviewPage| p.tasks.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ["q#1", "q#2"], "oldest first");
+    let next = first.next.clone().expect("a cursor");
+    let second = store.review_queue(e, true, Some(&next), 2).await.expect("page");
+    assert_eq!((ids(&second), second.next.clone()), (vec!["q#3".to_owned()], None));
+    let resolved = store.review_queue(e, false, None, 10).await.expect("resolved");
+    assert_eq!(ids(&resolved), ["q#9"]);
 }
 
 /// A golden record far past one DynamoDB item (thousands of members, index keys and claims) is
@@ -867,6 +904,16 @@ impl<S: ClaimStore> ClaimStore for Faulty<S> {
 }
 
 impl<S: ReviewStore> ReviewStore for Faulty<S> {
+    async fn review_queue(
+        &self,
+        entity: &str,
+        open: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::ReviewPage, StoreError> {
+        self.read_step()?;
+        self.inner.review_queue(entity, open, after, limit).await
+    }
     async fn get_review(&self, e: &str, t: &str) -> Result<Option<ReviewTask>, StoreError> {
         self.read_step()?;
         self.inner.get_review(e, t).await

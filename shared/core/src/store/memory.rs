@@ -750,6 +750,29 @@ impl ReviewStore for MemoryStore {
     async fn get_review(&self, entity: &str, task_id: &str) -> Result<Option<ReviewTask>, StoreError> {
         Ok(self.lock()?.reviews.get(&(entity.to_owned(), task_id.to_owned())).cloned())
     }
+
+    /// Sorted on each call: this store's tasks are few (batch runs keep none).
+    async fn review_queue(
+        &self,
+        entity: &str,
+        open: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::ReviewPage, StoreError> {
+        let s = self.lock()?;
+        let mut queue: Vec<(String, &ReviewTask)> = s
+            .reviews
+            .values()
+            .filter(|t| t.entity == entity && (t.status == crate::golden::ReviewStatus::Open) == open)
+            .map(|t| (super::review_queue_position(t), t))
+            .filter(|(p, _)| after.is_none_or(|a| p.as_str() > a))
+            .collect();
+        queue.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = queue.len() > limit;
+        queue.truncate(limit);
+        let next = if more { queue.last().map(|(p, _)| p.clone()) } else { None };
+        Ok(super::ReviewPage { tasks: queue.into_iter().map(|(_, t)| t.clone()).collect(), next })
+    }
 }
 
 impl Transactor for MemoryStore {

@@ -398,6 +398,29 @@ pub trait ReviewStore: Send + Sync {
         entity: &str,
         task_id: &str,
     ) -> impl Future<Output = Result<Option<ReviewTask>, StoreError>> + Send;
+    /// Review tasks of one entity type, open (`open`) or resolved, oldest first: up to `limit`
+    /// after the cursor a previous page returned. Served by an index keyed by status and age
+    /// (never a scan of the tasks).
+    fn review_queue(
+        &self,
+        entity: &str,
+        open: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<ReviewPage, StoreError>> + Send;
+}
+
+/// A page of the review queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReviewPage {
+    pub tasks: Vec<ReviewTask>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// A review task's position in its queue: its opening time, then its id (sorts oldest first).
+pub fn review_queue_position(task: &ReviewTask) -> String {
+    format!("{:013}#{}", task.created_at_ms.max(0), task.task_id)
 }
 
 pub trait Transactor: Send + Sync {
