@@ -13,8 +13,8 @@ res="$MDM_STATE/smoke-resources.json"
 envfile="$MDM_STATE/lambda.env"
 "$MDM_VENV/bin/python" infra/local/bootstrap.py --prefix "smoke-$$" > "$res"
 mdm_lambda_env "$res" "$envfile"
-echo "== building the six functions (debug)"
-cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api -p mdm-erasure
+echo "== building the seven functions (debug)"
+cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api -p mdm-erasure -p mdm-steward
 port=$(mdm_free_port)
 "$CL" lambda watch -A 127.0.0.1 -P "$port" --env-file "$envfile" > "$MDM_STATE/watch.log" 2>&1 &
 watch_pid=$!
@@ -46,6 +46,7 @@ check mdm-publish publish-sweep.json 'r["delivered"] >= 1 and r["failed"] == 0'
 # The read API sees what merge.json created: the source key resolves, and an order is enriched
 # with the customer resolved and each unresolvable line answered in its place.
 check mdm-api api-xref.json 'r["statusCode"] == 200 and json.loads(r["body"])["goldenId"].startswith("g")'
+check mdm-steward steward-reviews.json 'r["statusCode"] == 200 and json.loads(r["body"])["items"] == [] and json.loads(r["body"])["nextCursor"] is None'
 check mdm-erasure erasure-http.json 'r["statusCode"] == 202 and json.loads(r["body"])["receipt"]["goldenIds"][0].startswith("g")'
 check mdm-api api-enrich.json 'r["statusCode"] == 200 and json.loads(r["body"])["customer"]["goldenId"].startswith("g") and [l["error"]["code"] for l in json.loads(r["body"])["lines"]] == ["unknown_source", "unknown_identifier"]'
 # The invocations did real work on the emulator: the HTTP record was stored, the merge event
@@ -66,5 +67,5 @@ print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {l
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
-echo "smoke: $((10 - failures)) passed, $failures failed"
+echo "smoke: $((11 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }

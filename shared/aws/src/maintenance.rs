@@ -27,7 +27,7 @@ impl DynamoStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<(Vec<(String, String)>, Option<Cursor>), StoreError> {
-        self.count(&self.counts.query);
+        self.count(&self.counts.scan);
         meter().request("Scan");
         let start = cursor.map(|(pk, sk)| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]));
         let resp = self

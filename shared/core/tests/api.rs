@@ -336,3 +336,95 @@ async fn history_pages_of_a_very_large_golden_record_stay_under_lambdas_answer_l
     let (_, body, _) = call(&hub, ApiRequest::new("GET", &path).with_query("cursor", "120")).await;
     assert_eq!(body["items"][0]["memberCount"], mdm_core::golden::HISTORY_MEMBERS + 1);
 }
+
+/// The review queue, oldest first: each task with its record, the candidates' current values and
+/// the explanation it was opened with; steward scope only; a cursor walks the pages.
+#[tokio::test]
+async fn the_review_queue_lists_open_tasks_with_their_record_and_candidates() {
+    use mdm_core::api::steward;
+    let (hub, _) = seeded(0).await;
+    // Two more tasks, opened after the scenario's.
+    let s = scenario::anna_key();
+    for (i, id) in ["t-late-1", "t-late-2"].into_iter().enumerate() {
+        let task = mdm_core::ReviewTask {
+            entity: "customer".into(),
+            task_id: id.into(),
+            golden_id: "g-holder".into(),
+            source: s.clone(),
+            candidate_golden_ids: vec!["g-other".into()],
+            score: 9.0,
+            explanation: vec![],
+            status: mdm_core::golden::ReviewStatus::Open,
+            created_at_ms: hub.now_ms() + 1_000 + i as i64,
+        };
+        use mdm_core::store::{Transactor, WriteOp};
+        hub.store().transact(vec![WriteOp::PutReview(Box::new(task))]).await.expect("review");
+    }
+    let call = |req: ApiRequest| {
+        let hub = &hub;
+        async move {
+            let r = steward::handle(hub, &req).await;
+            (r.status, r.body.clone().unwrap_or(Value::Null))
+        }
+    };
+    let all =
+        call(ApiRequest::new("GET", "/v1/reviews").with_query("entity", "customer").with_scopes([scope::STEWARD]))
+            .await;
+    assert_eq!(all.0, 200, "{}", all.1);
+    let items = all.1["items"].as_array().expect("items").clone();
+    assert!(items.len() >= 2, "{}", all.1);
+    let opened: Vec<&str> = items.iter().filter_map(|i| i["openedAt"].as_str()).collect();
+    let mut sorted = opened.clone();
+    sorted.sort();
+    assert_eq!(opened, sorted, "oldest first");
+    let task = &items[0];
+    assert_eq!(task["status"], "open");
+    assert!(task["record"]["attributes"]["family_name"].is_string(), "{task}");
+    let candidate = &task["candidates"][0];
+    // The candidate was merged since the task opened: its current state says where it went.
+    assert_eq!(candidate["golden"]["status"], "merged");
+    assert!(candidate["golden"]["mergedInto"].is_string(), "{candidate}");
+    assert_eq!(candidate["band"], "review");
+    let weights: f64 =
+        candidate["explanation"].as_array().expect("explanation").iter().filter_map(|a| a["weight"].as_f64()).sum();
+    assert!(
+        (weights - candidate["score"].as_f64().expect("score")).abs() < 0.01,
+        "the explanation adds up to the score"
+    );
+
+    // Pages of one, walked with the cursor, give the same tasks in the same order.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut req = ApiRequest::new("GET", "/v1/reviews").with_query("entity", "customer").with_query("limit", "1");
+        if let Some(c) = &cursor {
+            req = req.with_query("cursor", c);
+        }
+        let (status, body) = call(req.with_scopes([scope::STEWARD])).await;
+        assert_eq!(status, 200);
+        walked.extend(body["items"].as_array().expect("items").iter().map(|i| i["taskId"].clone()));
+        match body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, items.iter().map(|i| i["taskId"].clone()).collect::<Vec<_>>());
+
+    let refused =
+        call(ApiRequest::new("GET", "/v1/reviews").with_query("entity", "customer").with_scopes([scope::READ])).await;
+    assert_eq!((refused.0, code(&refused.1)), (403, "missing_scope"));
+    for (name, value, status, expected) in [
+        ("status", "maybe", 400, "invalid_parameter"),
+        ("limit", "101", 400, "invalid_parameter"),
+        ("entity", "planet", 404, "unknown_entity_type"),
+    ] {
+        let mut req = ApiRequest::new("GET", "/v1/reviews").with_query("entity", "customer");
+        req = req.with_query(name, value);
+        let (got, body) = call(req.with_scopes([scope::STEWARD])).await;
+        assert_eq!((got, code(&body)), (status, expected), "{name}={value}");
+    }
+    let missing = call(ApiRequest::new("GET", "/v1/reviews").with_scopes([scope::STEWARD])).await;
+    assert_eq!((missing.0, code(&missing.1)), (400, "invalid_parameter"));
+    let wrong = call(ApiRequest::new("POST", "/v1/reviews").with_scopes([scope::STEWARD])).await;
+    assert_eq!(wrong.0, 405);
+}

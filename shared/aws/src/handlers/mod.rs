@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod matcher;
 pub mod merger;
 pub mod publisher;
+pub mod steward;
 
 use crate::bus::EventPublisher;
 use crate::config::{ConfigError, Settings};

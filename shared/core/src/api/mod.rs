@@ -10,6 +10,7 @@ pub mod enrich;
 pub mod golden;
 pub mod scope;
 pub mod scoring;
+pub mod steward;
 mod wire;
 
 use crate::hub::{Hub, HubError};

@@ -1,0 +1,169 @@
+//! The data stewards' routes (scope `mdm/steward`), served by their own function. Today: the
+//! review queue, `GET /v1/reviews?entity=&status=open|resolved&limit=&cursor=`, oldest first:
+//! each task with the record under review, every candidate golden record with its current
+//! values, and the score, band and per-attribute explanation the task was opened with.
+//!
+//! Reads: one `Query` of the queue index, then the tasks, their records and their golden
+//! records in batched reads (`BatchGetItem` of 100 on DynamoDB), never a scan.
+
+use super::wire::limit;
+use super::{scope, ApiError, ApiRequest, ApiResponse};
+use crate::golden::{GoldenRecord, GoldenStatus, ReviewTask};
+use crate::hub::Hub;
+use crate::record::SourceRecord;
+use crate::store::{LookupStore, Store};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tracing::{info, Instrument};
+
+/// Tasks a page holds at most.
+pub const MAX_REVIEW_PAGE: usize = 100;
+
+/// The steward routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StewardRoute {
+    /// `GET /v1/reviews`
+    Reviews,
+}
+
+impl StewardRoute {
+    /// 404 for an unknown path, 405 for another method.
+    pub fn parse(method: &str, raw_path: &str) -> Result<Self, ApiError> {
+        let path = raw_path.find("/v1/").map_or(raw_path, |i| &raw_path[i..]);
+        match path.trim_end_matches('/') {
+            "/v1/reviews" if method.eq_ignore_ascii_case("GET") => Ok(Self::Reviews),
+            "/v1/reviews" => Err(ApiError::new(405, "method_not_allowed", "this route accepts GET only")),
+            _ => Err(ApiError::new(404, "unknown_route", "no route matches this path")),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Reviews => "list_reviews",
+        }
+    }
+}
+
+/// Answers one steward request: route, scope check (`mdm/steward`), handler.
+pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> ApiResponse {
+    let route = match StewardRoute::parse(&req.method, &req.path) {
+        Ok(r) => r,
+        Err(e) => return e.response(),
+    };
+    let span = tracing::info_span!("steward", route = route.name(), status = tracing::field::Empty);
+    async {
+        let result = match scope::require(&req.scopes, scope::STEWARD) {
+            Ok(()) => match route {
+                StewardRoute::Reviews => list_reviews(hub, req).await,
+            },
+            Err(e) => Err(e),
+        };
+        let response = result.unwrap_or_else(|e| e.response());
+        tracing::Span::current().record("status", response.status);
+        info!(status = response.status, "request answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+fn parameter_error(name: &'static str, message: &str) -> ApiError {
+    ApiError::bad_request("invalid_parameter", message.to_owned()).with_detail(json!({"parameter": name}))
+}
+
+/// `GET /v1/reviews`: a page of the review queue, oldest first.
+pub async fn list_reviews<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let entity = req.query.get("entity").ok_or_else(|| parameter_error("entity", "'entity' is required"))?;
+    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
+    let open = match req.query.get("status").map(String::as_str) {
+        None | Some("open") => true,
+        Some("resolved") => false,
+        Some(_) => return Err(parameter_error("status", "'status' must be open or resolved")),
+    };
+    let page = limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, MAX_REVIEW_PAGE)?;
+    let cursor = req.query.get("cursor");
+    if cursor.is_some_and(|c| c.len() > 200 || !c.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
+    }
+    let queue = hub.store().review_queue(entity, open, cursor.map(String::as_str), page).await?;
+    // The records under review and every golden record the tasks name, in batched reads.
+    let mut sources: Vec<_> = queue.tasks.iter().map(|t| t.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let records: HashMap<_, _> =
+        hub.store().get_sources(&sources).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
+    let mut refs: Vec<(String, String)> = Vec::new();
+    for t in &queue.tasks {
+        for id in std::iter::once(&t.golden_id).chain(&t.candidate_golden_ids) {
+            refs.push((t.entity.clone(), id.clone()));
+        }
+    }
+    let goldens: HashMap<String, GoldenRecord> =
+        hub.store().get_golden_refs(&refs).await?.into_iter().map(|g| (g.golden_id.clone(), g)).collect();
+    let now = hub.now_ms();
+    let items: Vec<Value> =
+        queue.tasks.iter().map(|t| task_view(t, records.get(&t.source).map(|r| &**r), &goldens, now)).collect();
+    Ok(ApiResponse::json(200, json!({"items": items, "nextCursor": queue.next})))
+}
+
+/// A golden record's current state: status, version and values (`mergedInto` for a record
+/// merged since the task opened).
+fn golden_values(g: Option<&GoldenRecord>) -> Value {
+    let Some(g) = g else { return json!({"status": "missing"}) };
+    let values: serde_json::Map<String, Value> =
+        g.attributes.iter().map(|(k, a)| (k.to_string(), json!(a.value))).collect();
+    let mut v = json!({"version": g.version, "attributes": values});
+    match &g.status {
+        GoldenStatus::Active => v["status"] = json!("active"),
+        GoldenStatus::MergedInto { survivor } => {
+            v["status"] = json!("merged");
+            v["mergedInto"] = json!(survivor);
+        }
+        GoldenStatus::Erased => v["status"] = json!("erased"),
+    }
+    v
+}
+
+fn task_view(
+    t: &ReviewTask,
+    record: Option<&SourceRecord>,
+    goldens: &HashMap<String, GoldenRecord>,
+    now: i64,
+) -> Value {
+    let candidates: Vec<Value> = t
+        .candidate_golden_ids
+        .iter()
+        .map(|id| {
+            let scored = t.explanation.iter().find(|c| &c.golden_id == id);
+            let mut c = json!({"goldenId": id, "golden": golden_values(goldens.get(id))});
+            if let Some(s) = scored {
+                c["score"] = json!(s.score);
+                c["band"] = json!(s.band);
+                c["explanation"] = json!(s.attributes);
+                if let Some(rule) = &s.rule {
+                    c["rule"] = json!(rule);
+                }
+                if let Some(b) = &s.blocked_by {
+                    c["blockedBy"] = json!(b);
+                }
+            }
+            c
+        })
+        .collect();
+    let record = match record {
+        Some(r) => json!({"system": t.source.system, "sourceId": t.source.source_id, "sourceSeq": r.seq,
+                          "attributes": r.attributes}),
+        None => json!({"system": t.source.system, "sourceId": t.source.source_id}),
+    };
+    json!({
+        "taskId": t.task_id,
+        "entityType": t.entity,
+        "status": t.status,
+        "openedAt": crate::time::format_rfc3339(t.created_at_ms),
+        "ageSeconds": ((now - t.created_at_ms).max(0) / 1000),
+        "score": t.score,
+        "record": record,
+        "holder": {"goldenId": t.golden_id, "golden": golden_values(goldens.get(&t.golden_id))},
+        "candidates": candidates,
+    })
+}
