@@ -100,6 +100,34 @@ pub fn response_event(r: &ApiResponse) -> Value {
     serde_json::to_value(out).unwrap_or_else(|_| json!({"statusCode": 500}))
 }
 
+/// The metric names of one HTTP function: requests, client errors, server errors.
+pub struct HttpMetrics {
+    pub requests: &'static str,
+    pub client_errors: &'static str,
+    pub server_errors: &'static str,
+}
+
+/// Serves one payload-v2 event: reads it ([`api_request`]), answers it with `answer` (or the
+/// refusal of an unreadable request), counts it, and renders the payload-v2 answer.
+pub async fn serve<F, Fut>(ctx: &super::Ctx, event: &Value, names: HttpMetrics, answer: F) -> Value
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = ApiResponse>,
+{
+    let r = match api_request(&ctx.settings, event) {
+        Ok(req) => answer(req).await,
+        Err(e) => e.response(),
+    };
+    ctx.metrics.incr(names.requests);
+    match r.status {
+        400..=499 => ctx.metrics.incr(names.client_errors),
+        500..=599 => ctx.metrics.incr(names.server_errors),
+        _ => {}
+    }
+    ctx.metrics.flush();
+    response_event(&r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
