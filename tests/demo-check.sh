@@ -29,6 +29,9 @@ checks.append(("out-of-order updates dropped", int(stale) == 12))
 (created,) = num(r"GoldenRecordCreated\s+(\d+)")
 checks.append(("one GoldenRecordCreated per golden record", int(created) == int(cust) + int(prod)))
 checks.append(("provenance printed", "<- crm/" in text and "SourcePriority" in text))
+m = re.search(r"reindex run '[^']+': complete — (.*)", text)
+counts = dict((k, int(v)) for v, k in (p.split(" ")[::-1] for p in m.group(1).split(", "))) if m else {}
+checks.append(("mdm reindex: every golden record current", counts.get("current") == int(cust) + int(prod) and not counts.get("rebuilt") and not counts.get("failed")))
 failed = [name for name, ok in checks if not ok]
 for name, ok in checks:
     print(("ok   " if ok else "FAIL ") + name)
