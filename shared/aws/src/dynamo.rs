@@ -1586,6 +1586,7 @@ impl Transactor for DynamoStore {
         }
         // Boxed: the merge and erasure futures that await this one are deep already.
         Box::pin(self.review_mentions(&items)).await?;
+        let leaving = Box::pin(self.queue_entries_of_deleted_reviews(&items)).await?;
         Box::pin(self.pending_ahead(&items)).await?;
         self.index_writes(&puts).await?;
         let claims_written = std::time::Instant::now();
@@ -1620,6 +1621,9 @@ impl Transactor for DynamoStore {
             }
         }
         self.index_writes(&deletes).await?;
+        for (pk, sk) in leaving {
+            self.delete(pk, sk).await?;
+        }
         // Best effort, last: a part left behind is named by nothing and deleted by a later write.
         self.parts_written(&items, &layouts).await;
         Ok(())
@@ -1779,6 +1783,20 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// The review-queue entries of the tasks the transaction deletes (read before it: an entry's
+    /// key holds the task's opening time); deleted after it.
+    async fn queue_entries_of_deleted_reviews(&self, ops: &[WriteOp]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for op in ops {
+            let WriteOp::DeleteReview { entity, task_id } = op else { continue };
+            if let Some(task) = self.get_review(entity, task_id).await? {
+                let open = task.status == mdm_core::golden::ReviewStatus::Open;
+                out.push((keys::review_queue_key(entity, open), review_queue_position(&task)));
+            }
+        }
+        Ok(out)
     }
 
     /// Index puts and deletes, one `UpdateItem` per block, all sent at once.

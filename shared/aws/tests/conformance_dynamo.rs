@@ -29,6 +29,7 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     assert!(sks.iter().all(|sk| !sk.starts_with(mdm_aws::parts::PART_PREFIX)), "parts left: {sks:?}");
     orphaned_parts_are_deleted_by_the_next_write(&store, &aws_sdk_dynamodb::Client::new(&sdk)).await;
     history_pages_go_past_a_query_page(&store).await;
+    a_deleted_review_leaves_the_queue(&store, &aws_sdk_dynamodb::Client::new(&sdk)).await;
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;
@@ -136,4 +137,31 @@ async fn history_pages_go_past_a_query_page(store: &DynamoStore) {
     }
     let page = store.history_page(entity, id, 0, 100).await.expect("page");
     assert_eq!(page.iter().map(|h| h.version).collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
+}
+
+/// A review task deleted (by an erasure) takes its review-queue entry with it.
+async fn a_deleted_review_leaves_the_queue(store: &DynamoStore, ddb: &aws_sdk_dynamodb::Client) {
+    use mdm_core::store::{Transactor, WriteOp};
+    // The queue the conformance case `review_queue_pages_oldest_first` left: q#1, q#2, q#3 open.
+    let entity = "conf_ddb_queue";
+    let entries = || async {
+        let out = ddb
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(mdm_core::keys::review_queue_key(entity, true)),
+            )
+            .send()
+            .await
+            .expect("query");
+        out.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect::<Vec<_>>()
+    };
+    assert_eq!(entries().await.len(), 3);
+    let delete = WriteOp::DeleteReview { entity: entity.into(), task_id: "q#1".into() };
+    store.transact(vec![delete]).await.expect("delete");
+    let left = entries().await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|sk| !sk.ends_with("#q#1")));
 }
