@@ -46,6 +46,7 @@ check mdm-publish publish-sweep.json 'r["delivered"] >= 1 and r["failed"] == 0'
 # The read API sees what merge.json created: the source key resolves, and an order is enriched
 # with the customer resolved and each unresolvable line answered in its place.
 check mdm-api api-xref.json 'r["statusCode"] == 200 and json.loads(r["body"])["goldenId"].startswith("g")'
+check mdm-steward steward-backlog.json '[e["entityType"] for e in r["entities"]] == ["customer", "product"] and all(e["openReviews"] == 0 for e in r["entities"])'
 check mdm-steward steward-reviews.json 'r["statusCode"] == 200 and json.loads(r["body"])["items"] == [] and json.loads(r["body"])["nextCursor"] is None'
 check mdm-erasure erasure-http.json 'r["statusCode"] == 202 and json.loads(r["body"])["receipt"]["goldenIds"][0].startswith("g")'
 check mdm-api api-enrich.json 'r["statusCode"] == 200 and json.loads(r["body"])["customer"]["goldenId"].startswith("g") and [l["error"]["code"] for l in json.loads(r["body"])["lines"]] == ["unknown_source", "unknown_identifier"]'
@@ -67,5 +68,5 @@ print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {l
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
-echo "smoke: $((11 - failures)) passed, $failures failed"
+echo "smoke: $((12 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }

@@ -1,6 +1,6 @@
-//! Steward Lambda: the data stewards' routes (scope `mdm/steward`; today `GET /v1/reviews`),
-//! API Gateway HTTP API payload v2. The event is read as JSON, field by field, so no request can
-//! fail the function before it answers.
+//! Steward Lambda: the data stewards' routes (scope `mdm/steward`; today `GET /v1/reviews`), API
+//! Gateway HTTP API payload v2, and the review SLA metrics on a schedule. The event is read as
+//! JSON, field by field, so no request can fail the function before it answers.
 #![recursion_limit = "256"]
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mdm_aws::handlers::{steward, Ctx};
@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let ctx = Ctx::from_env("steward").await?;
     let ctx = &ctx;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(steward::handle_event(ctx, event.payload).await)
+        Ok::<_, Error>(steward::handle(ctx, event.payload).await)
     }))
     .await
 }

@@ -1460,6 +1460,43 @@ impl ReviewStore for DynamoStore {
         }
     }
 
+    /// A `Query` of the open queue's count (`Select=COUNT`, paginated) and one for its oldest
+    /// entry (whose sort key starts with its opening time).
+    async fn review_backlog(&self, entity: &str) -> Result<ReviewBacklog, StoreError> {
+        let pk = keys::review_queue_key(entity, true);
+        let mut open = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            self.count(&self.counts.query);
+            meter().request("Query");
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable("Query"))?;
+            self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+            open += resp.count().max(0) as u64;
+            match resp.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        let oldest_opened_ms = if open == 0 {
+            None
+        } else {
+            let first = self.review_queue_positions(&pk, None, 1).await?;
+            first.first().and_then(|p| p.split_once('#')).and_then(|(ms, _)| ms.parse().ok())
+        };
+        Ok(ReviewBacklog { open, oldest_opened_ms })
+    }
+
     /// One `Query` of the queue's partition (sort keys after the cursor), then the tasks in
     /// `BatchGetItem`s of 100.
     async fn review_queue(
@@ -1471,28 +1508,7 @@ impl ReviewStore for DynamoStore {
     ) -> Result<ReviewPage, StoreError> {
         let pk = keys::review_queue_key(entity, open);
         let limit = limit.clamp(1, 1000);
-        self.count(&self.counts.query);
-        meter().request("Query");
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .projection_expression("sk")
-            .limit(limit as i32 + 1)
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        q = match after {
-            Some(a) => {
-                q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(a))
-            }
-            None => q.key_condition_expression("pk = :pk"),
-        };
-        let resp = q.send().await.map_err(unavailable("Query"))?;
-        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
-        meter().read_page("Query", &pk, resp.items(), true);
-        let mut positions: Vec<String> =
-            resp.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
+        let mut positions = self.review_queue_positions(&pk, after, limit + 1).await?;
         let more = positions.len() > limit;
         positions.truncate(limit);
         let ids: Vec<&str> = positions.iter().filter_map(|p| p.split_once('#').map(|(_, id)| id)).collect();
@@ -1783,6 +1799,36 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// Up to `fetch` sort keys of a review-queue partition after `after` (one `Query`).
+    async fn review_queue_positions(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        fetch: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.count(&self.counts.query);
+        meter().request("Query");
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk))
+            .projection_expression("sk")
+            .limit(fetch.clamp(1, 1001) as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        q = match after {
+            Some(a) => {
+                q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(a))
+            }
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        let resp = q.send().await.map_err(unavailable("Query"))?;
+        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
+        meter().read_page("Query", pk, resp.items(), true);
+        Ok(resp.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect())
     }
 
     /// The review-queue entries of the tasks the transaction deletes (read before it: an entry's

@@ -23,7 +23,8 @@ fn answer(resp: &Value) -> Answer {
 
 /// A page of 50 open reviews: oldest first, as documented, in one `Query` of the queue index
 /// and three `BatchGetItem`s (the tasks; then their records, and the golden records they name),
-/// never a `Scan`. Other scopes are refused.
+/// never a `Scan`. Other scopes are refused. The scheduled review-SLA invocation counts the same
+/// open tasks and the age of the oldest.
 #[tokio::test]
 async fn a_page_of_fifty_reviews_is_one_query_and_batched_reads() {
     let Some(s) = stack("steward").await else { return };
@@ -70,6 +71,19 @@ async fn a_page_of_fifty_reviews_is_one_query_and_batched_reads() {
     assert_eq!((used("Query"), used("Scan")), (1, 0), "one Query, no Scan");
     assert_eq!(used("BatchGetItem"), 3, "the tasks, then their records and golden records");
     assert_eq!(used("GetItem"), 0);
+
+    // The review SLA: the schedule's invocation measures the backlog of every entity type.
+    let backlog = steward::handle(&ctx, serde_json::json!({"reviewBacklog": {}})).await;
+    let of = |entity: &str| {
+        backlog["entities"].as_array().expect("entities").iter().find(|e| e["entityType"] == entity).cloned()
+    };
+    let customers = of("customer").expect("customer");
+    let listed =
+        call("entity=customer&limit=100", &[scope::STEWARD]).await.body["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(customers["openReviews"].as_u64(), Some(listed as u64), "{backlog}");
+    assert!(customers["oldestAgeSeconds"].as_i64().is_some_and(|a| a >= 59), "{backlog}");
+    let products = of("product").expect("product");
+    assert_eq!((products["openReviews"].as_u64(), products["oldestAgeSeconds"].as_i64()), (Some(0), Some(0)));
 
     let refused = call("entity=customer", &[scope::READ]).await;
     conform(&doc, "/v1/reviews", "get", &refused);

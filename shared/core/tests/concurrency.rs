@@ -79,6 +79,9 @@ impl ReviewStore for Racing {
     async fn review_queue(&self, e: &str, open: bool, after: Option<&str>, n: usize) -> Result<ReviewPage, StoreError> {
         self.inner.review_queue(e, open, after, n).await
     }
+    async fn review_backlog(&self, e: &str) -> Result<ReviewBacklog, StoreError> {
+        self.inner.review_backlog(e).await
+    }
 }
 impl Outbox for Racing {
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

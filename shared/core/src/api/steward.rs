@@ -5,6 +5,9 @@
 //!
 //! Reads: one `Query` of the queue index, then the tasks, their records and their golden
 //! records in batched reads (`BatchGetItem` of 100 on DynamoDB), never a scan.
+//!
+//! [`review_backlog`] is the review SLA's measure: open tasks per entity type and the age of the
+//! oldest (the steward function emits it as metrics on a schedule).
 
 use super::wire::limit;
 use super::{scope, ApiError, ApiRequest, ApiResponse};
@@ -166,4 +169,25 @@ fn task_view(
         "holder": {"goldenId": t.golden_id, "golden": golden_values(goldens.get(&t.golden_id))},
         "candidates": candidates,
     })
+}
+
+/// The review backlog of one entity type, as the SLA metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub entity: String,
+    pub open: u64,
+    /// Age of the oldest open task (0 without one).
+    pub oldest_age_s: i64,
+}
+
+/// The open review tasks of every configured entity type and the age of each one's oldest.
+pub async fn review_backlog<S: Store>(hub: &Hub<S>) -> Result<Vec<Backlog>, crate::store::StoreError> {
+    let now = hub.now_ms();
+    let mut out = Vec::new();
+    for entity in hub.registry().entities() {
+        let b = hub.store().review_backlog(entity).await?;
+        let oldest_age_s = b.oldest_opened_ms.map_or(0, |t| (now - t).max(0) / 1000);
+        out.push(Backlog { entity: entity.to_owned(), open: b.open, oldest_age_s });
+    }
+    Ok(out)
 }

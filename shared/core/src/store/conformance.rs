@@ -138,6 +138,10 @@ pub async fn review_queue_pages_oldest_first<S: Store>(store: &S, e: &str) {
     assert_eq!((ids(&second), second.next.clone()), (vec!["q#3".to_owned()], None));
     let resolved = store.review_queue(e, false, None, 10).await.expect("resolved");
     assert_eq!(ids(&resolved), ["q#9"]);
+    let backlog = store.review_backlog(e).await.expect("backlog");
+    assert_eq!(backlog, ReviewBacklog { open: 3, oldest_opened_ms: Some(100) });
+    let none = store.review_backlog(&format!("{e}_none")).await.expect("backlog");
+    assert_eq!(none, ReviewBacklog::default());
 }
 
 /// A golden record far past one DynamoDB item (thousands of members, index keys and claims) is
@@ -904,6 +908,10 @@ impl<S: ClaimStore> ClaimStore for Faulty<S> {
 }
 
 impl<S: ReviewStore> ReviewStore for Faulty<S> {
+    async fn review_backlog(&self, entity: &str) -> Result<super::ReviewBacklog, StoreError> {
+        self.read_step()?;
+        self.inner.review_backlog(entity).await
+    }
     async fn review_queue(
         &self,
         entity: &str,

@@ -751,6 +751,15 @@ impl ReviewStore for MemoryStore {
         Ok(self.lock()?.reviews.get(&(entity.to_owned(), task_id.to_owned())).cloned())
     }
 
+    async fn review_backlog(&self, entity: &str) -> Result<super::ReviewBacklog, StoreError> {
+        let s = self.lock()?;
+        let open = s.reviews.values().filter(|t| t.entity == entity && t.status == crate::golden::ReviewStatus::Open);
+        let (count, oldest) = open.fold((0u64, None::<i64>), |(n, o), t| {
+            (n + 1, Some(o.map_or(t.created_at_ms, |o| o.min(t.created_at_ms))))
+        });
+        Ok(super::ReviewBacklog { open: count, oldest_opened_ms: oldest })
+    }
+
     /// Sorted on each call: this store's tasks are few (batch runs keep none).
     async fn review_queue(
         &self,

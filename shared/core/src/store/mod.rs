@@ -408,6 +408,15 @@ pub trait ReviewStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<ReviewPage, StoreError>> + Send;
+    /// How many review tasks of an entity type are open, and when the oldest opened.
+    fn review_backlog(&self, entity: &str) -> impl Future<Output = Result<ReviewBacklog, StoreError>> + Send;
+}
+
+/// The open review tasks of one entity type: how many, and the oldest's opening time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewBacklog {
+    pub open: u64,
+    pub oldest_opened_ms: Option<i64>,
 }
 
 /// A page of the review queue.
