@@ -96,6 +96,17 @@ pub struct DynamoStore {
     parts_seen: Arc<std::sync::Mutex<PartsSeen>>,
 }
 
+/// Which sort keys of a partition a [`DynamoStore::query`] reads.
+#[derive(Debug, Clone, Copy)]
+enum SortKeys<'a> {
+    All,
+    Prefix(&'a str),
+    /// Greater than this one.
+    After(&'a str),
+    /// From, to (both included).
+    Between(&'a str, &'a str),
+}
+
 /// Golden record partition → (revision, part names).
 type PartsSeen = HashMap<String, parts_io::SeenParts>;
 
@@ -370,11 +381,12 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// Every item of a partition whose sort key starts with `sk_prefix` (paginated), or at most `limit`.
+    /// The items of a partition whose sort keys meet `range`, in sort-key order (pages followed),
+    /// or at most `limit`.
     async fn query(
         &self,
         pk: String,
-        sk_prefix: Option<&str>,
+        range: SortKeys<'_>,
         limit: Option<usize>,
         consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
@@ -391,11 +403,18 @@ impl DynamoStore {
                 .consistent_read(consistent)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
-            q = match sk_prefix {
-                Some(p) => q
+            q = match range {
+                SortKeys::All => q.key_condition_expression("pk = :pk"),
+                SortKeys::Prefix(p) => q
                     .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
                     .expression_attribute_values(":p", s(p)),
-                None => q.key_condition_expression("pk = :pk"),
+                SortKeys::After(a) => {
+                    q.key_condition_expression("pk = :pk AND sk > :a").expression_attribute_values(":a", s(a))
+                }
+                SortKeys::Between(from, to) => q
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to)),
             };
             if let Some(l) = limit {
                 q = q.limit((l - out.len()).clamp(1, 1000) as i32);
@@ -674,7 +693,7 @@ impl DynamoStore {
     pub async fn unpublished_items(&self, before_ms: i64, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
         let mut out = Vec::new();
         for shard in 0..PENDING_SHARDS {
-            for item in self.query(format!("{PENDING_PREFIX}{shard}"), None, None, true).await? {
+            for item in self.query(format!("{PENDING_PREFIX}{shard}"), SortKeys::All, None, true).await? {
                 let at = item.get("at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
                 let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else { continue };
                 let Some((pk, sk)) = sk.split_once('|') else { continue };
@@ -1101,7 +1120,7 @@ impl GoldenStore for DynamoStore {
     }
 
     async fn history(&self, entity: &str, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let items = self.query(keys::golden_item_key(entity, id), Some("V#"), None, true).await?;
+        let items = self.query(keys::golden_item_key(entity, id), SortKeys::Prefix("V#"), None, true).await?;
         items.iter().map(parse).collect()
     }
 }
@@ -1144,7 +1163,7 @@ impl ReceiptStore for DynamoStore {
     async fn reviews_mentioning(&self, entity: &str, golden_ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
         let mut task_ids = std::collections::BTreeSet::new();
         for g in golden_ids {
-            for item in self.query(keys::review_mention_key(entity, g), None, None, true).await? {
+            for item in self.query(keys::review_mention_key(entity, g), SortKeys::All, None, true).await? {
                 if let Some(id) = item.get("sk").and_then(|v| v.as_s().ok()) {
                     task_ids.insert(id.clone());
                 }
@@ -1214,38 +1233,10 @@ impl LookupStore for DynamoStore {
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         // A Query answers at most 1 MB: versions of a large record fill that before `limit`,
         // so the pages are followed until `limit` versions are read or none are left.
-        let pk = keys::golden_item_key(entity, id);
-        let limit = limit.clamp(1, 1000);
-        let mut out: Vec<HistoryEntry> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.count(&self.counts.query);
-            meter().request("Query");
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":from", s(keys::history_sort_key(after.saturating_add(1))))
-                .expression_attribute_values(":to", s("V#~"))
-                .limit((limit - out.len()) as i32)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable("Query"))?;
-            self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
-            meter().read_page("Query", &pk, resp.items(), true);
-            for item in resp.items() {
-                out.push(parse(item)?);
-            }
-            match resp.last_evaluated_key {
-                Some(k) if out.len() < limit => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let from = keys::history_sort_key(after.saturating_add(1));
+        let range = SortKeys::Between(&from, "V#~");
+        let items = self.query(keys::golden_item_key(entity, id), range, Some(limit.clamp(1, 1000)), true).await?;
+        items.iter().map(parse).collect()
     }
 }
 
@@ -1460,41 +1451,16 @@ impl ReviewStore for DynamoStore {
         }
     }
 
-    /// A `Query` of the open queue's count (`Select=COUNT`, paginated) and one for its oldest
-    /// entry (whose sort key starts with its opening time).
+    /// The open queue's entries (a `Query`, pages followed; each entry is a few dozen bytes):
+    /// their number, and the first one's opening time (its sort key starts with it).
     async fn review_backlog(&self, entity: &str) -> Result<ReviewBacklog, StoreError> {
-        let pk = keys::review_queue_key(entity, true);
-        let mut open = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            self.count(&self.counts.query);
-            meter().request("Query");
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable("Query"))?;
-            self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
-            open += resp.count().max(0) as u64;
-            match resp.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        let oldest_opened_ms = if open == 0 {
-            None
-        } else {
-            let first = self.review_queue_positions(&pk, None, 1).await?;
-            first.first().and_then(|p| p.split_once('#')).and_then(|(ms, _)| ms.parse().ok())
-        };
-        Ok(ReviewBacklog { open, oldest_opened_ms })
+        let entries = self.query(keys::review_queue_key(entity, true), SortKeys::All, None, true).await?;
+        let oldest_opened_ms = entries
+            .first()
+            .and_then(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+            .and_then(|sk| sk.split_once('#'))
+            .and_then(|(ms, _)| ms.parse().ok());
+        Ok(ReviewBacklog { open: entries.len() as u64, oldest_opened_ms })
     }
 
     /// One `Query` of the queue's partition (sort keys after the cursor), then the tasks in
@@ -1801,34 +1767,16 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Up to `fetch` sort keys of a review-queue partition after `after` (one `Query`).
+    /// Up to `fetch` sort keys of a review-queue partition after `after`.
     async fn review_queue_positions(
         &self,
         pk: &str,
         after: Option<&str>,
         fetch: usize,
     ) -> Result<Vec<String>, StoreError> {
-        self.count(&self.counts.query);
-        meter().request("Query");
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", s(pk))
-            .projection_expression("sk")
-            .limit(fetch.clamp(1, 1001) as i32)
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        q = match after {
-            Some(a) => {
-                q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(a))
-            }
-            None => q.key_condition_expression("pk = :pk"),
-        };
-        let resp = q.send().await.map_err(unavailable("Query"))?;
-        self.counts.capacity(resp.consumed_capacity().and_then(|c| c.capacity_units()));
-        meter().read_page("Query", pk, resp.items(), true);
-        Ok(resp.items().iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect())
+        let range = after.map_or(SortKeys::All, SortKeys::After);
+        let entries = self.query(pk.to_owned(), range, Some(fetch), true).await?;
+        Ok(entries.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect())
     }
 
     /// The review-queue entries of the tasks the transaction deletes (read before it: an entry's

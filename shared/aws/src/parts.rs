@@ -166,7 +166,6 @@ pub fn join(meta: &mut GoldenRecord, parts: Vec<PartBody>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mdm_core::golden::GoldenStatus;
 
     fn key(i: usize) -> IndexKey {
         IndexKey::parse(&format!("email.exact={i:032x}"))
@@ -175,23 +174,13 @@ mod tests {
     fn golden(members: usize, revision: u64) -> GoldenRecord {
         let keys: Vec<IndexKey> = (0..members * 3).map(key).collect();
         GoldenRecord {
-            entity: "customer".into(),
-            golden_id: "g1".into(),
-            version: revision,
-            revision,
-            status: GoldenStatus::Active,
-            attributes: Default::default(),
             members: (0..members)
                 .map(|i| SourceKey::new("customer", "shop", format!("p-{i}")))
                 .collect::<Vec<_>>()
                 .into(),
-            match_values: Default::default(),
             index_keys: keys.iter().cloned().collect(),
             claims: keys.iter().step_by(3).cloned().collect(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            merged_from: Vec::new(),
-            kept_apart: Vec::new(),
+            ..mdm_core::store::conformance::golden_record("customer", "g1", revision)
         }
     }
 

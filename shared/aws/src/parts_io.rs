@@ -59,7 +59,7 @@ impl DynamoStore {
                 return Ok(g);
             }
             let mut found: HashMap<String, Item> = HashMap::new();
-            for part in self.query(pk.clone(), Some(PART_PREFIX), None, consistent).await? {
+            for part in self.query(pk.clone(), SortKeys::Prefix(PART_PREFIX), None, consistent).await? {
                 if let Some(sk) = part.get("sk").and_then(|v| v.as_s().ok()) {
                     found.insert(sk.clone(), part);
                 }
@@ -181,7 +181,7 @@ impl DynamoStore {
             let mut gone: Vec<String> = old.into_iter().filter(|o| !names.contains(o)).collect();
             let mut left = Vec::new();
             if golden.status == mdm_core::GoldenStatus::Erased {
-                match self.query(pk.clone(), Some(PART_PREFIX), None, true).await {
+                match self.query(pk.clone(), SortKeys::Prefix(PART_PREFIX), None, true).await {
                     Ok(found) => {
                         for part in found {
                             if let Some(sk) = part.get("sk").and_then(|v| v.as_s().ok()) {

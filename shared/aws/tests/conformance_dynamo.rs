@@ -44,23 +44,12 @@ async fn orphaned_parts_are_deleted_by_the_next_write(store: &DynamoStore, ddb: 
     use std::sync::Arc;
     let (entity, id) = ("conf_ddb", "g#orphans");
     let big = |members: usize, revision: u64| mdm_core::GoldenRecord {
-        entity: entity.into(),
-        golden_id: id.into(),
-        version: revision,
-        revision,
-        status: mdm_core::GoldenStatus::Active,
-        attributes: Default::default(),
         members: (0..members)
             .map(|i| mdm_core::SourceKey::new(entity, "feed", format!("m-{i}")))
             .collect::<Vec<_>>()
             .into(),
-        match_values: Default::default(),
         index_keys: Default::default(),
-        claims: Default::default(),
-        created_at_ms: 1,
-        updated_at_ms: 1,
-        merged_from: Vec::new(),
-        kept_apart: Vec::new(),
+        ..conformance::golden_record(entity, id, revision)
     };
     store
         .transact(vec![WriteOp::PutGolden { golden: Arc::new(big(600, 1)), expect: Expect::Absent }])
@@ -107,12 +96,6 @@ async fn history_pages_go_past_a_query_page(store: &DynamoStore) {
     use sha2::Digest;
     let (entity, id) = ("conf_ddb", "g#history");
     let mut g = mdm_core::GoldenRecord {
-        entity: entity.into(),
-        golden_id: id.into(),
-        version: 1,
-        revision: 1,
-        status: mdm_core::GoldenStatus::Active,
-        attributes: Default::default(),
         // Ids that do not deflate: each version holds about 70 KB.
         members: (0..HISTORY_MEMBERS)
             .map(|i| {
@@ -122,13 +105,8 @@ async fn history_pages_go_past_a_query_page(store: &DynamoStore) {
             })
             .collect::<Vec<_>>()
             .into(),
-        match_values: Default::default(),
         index_keys: Default::default(),
-        claims: Default::default(),
-        created_at_ms: 1,
-        updated_at_ms: 1,
-        merged_from: Vec::new(),
-        kept_apart: Vec::new(),
+        ..conformance::golden_record(entity, id, 1)
     };
     for version in 1..=40 {
         g.version = version;

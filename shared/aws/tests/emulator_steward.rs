@@ -9,17 +9,6 @@ use mdm_aws::local::http_event;
 use mdm_core::api::scope;
 use mdm_core::golden::{ReviewStatus, ReviewTask};
 use mdm_core::store::{Transactor, WriteOp};
-use serde_json::Value;
-
-fn answer(resp: &Value) -> Answer {
-    let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
-    let headers = resp["headers"]
-        .as_object()
-        .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
-        .unwrap_or_default();
-    let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
-    Answer { status, headers, body }
-}
 
 /// A page of 50 open reviews: oldest first, as documented, in one `Query` of the queue index
 /// and three `BatchGetItem`s (the tasks; then their records, and the golden records they name),

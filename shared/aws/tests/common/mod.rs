@@ -261,6 +261,17 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// A payload-v2 answer as status, lower-case headers and JSON body.
+pub fn answer(resp: &Value) -> Answer {
+    let status = resp["statusCode"].as_u64().unwrap_or(0) as u16;
+    let headers = resp["headers"]
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_owned())).collect())
+        .unwrap_or_default();
+    let body = resp["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+    Answer { status, headers, body }
+}
+
 pub fn openapi() -> Value {
     serde_json::from_str(include_str!("../../../../docs/openapi.json")).expect("docs/openapi.json is JSON")
 }

@@ -242,10 +242,21 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
         Ok(r) => r,
         Err(e) => return e.response(),
     };
-    let span = tracing::info_span!("api", route = route.name(), status = tracing::field::Empty);
+    answer(route.name(), &req.scopes, route.scope(), dispatch(hub, &route, req)).await
+}
+
+/// Checks the route's scope, then runs its handler, in a span naming the route and the status:
+/// the answer or the refusal as a response.
+pub(crate) async fn answer(
+    route: &'static str,
+    granted: &BTreeSet<String>,
+    needed: &'static str,
+    handler: impl std::future::Future<Output = Result<ApiResponse, ApiError>>,
+) -> ApiResponse {
+    let span = tracing::info_span!("api", route, status = tracing::field::Empty);
     async {
-        let result = match scope::require(&req.scopes, route.scope()) {
-            Ok(()) => dispatch(hub, &route, req).await,
+        let result = match scope::require(granted, needed) {
+            Ok(()) => handler.await,
             Err(e) => Err(e),
         };
         let response = result.unwrap_or_else(|e| e.response());

@@ -17,7 +17,6 @@ use crate::record::SourceRecord;
 use crate::store::{LookupStore, Store};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tracing::{info, Instrument};
 
 /// Tasks a page holds at most.
 pub const MAX_REVIEW_PAGE: usize = 100;
@@ -53,21 +52,12 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
         Ok(r) => r,
         Err(e) => return e.response(),
     };
-    let span = tracing::info_span!("steward", route = route.name(), status = tracing::field::Empty);
-    async {
-        let result = match scope::require(&req.scopes, scope::STEWARD) {
-            Ok(()) => match route {
-                StewardRoute::Reviews => list_reviews(hub, req).await,
-            },
-            Err(e) => Err(e),
-        };
-        let response = result.unwrap_or_else(|e| e.response());
-        tracing::Span::current().record("status", response.status);
-        info!(status = response.status, "request answered");
-        response
-    }
-    .instrument(span)
-    .await
+    let handler = async {
+        match route {
+            StewardRoute::Reviews => list_reviews(hub, req).await,
+        }
+    };
+    super::answer(route.name(), &req.scopes, scope::STEWARD, handler).await
 }
 
 fn parameter_error(name: &'static str, message: &str) -> ApiError {

@@ -30,6 +30,11 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
 }
 
 fn golden(entity: &str, id: &str, revision: u64) -> GoldenRecord {
+    golden_record(entity, id, revision)
+}
+
+/// An active golden record for tests: one member (`crm/m#1`), one index key, no attributes.
+pub fn golden_record(entity: &str, id: &str, revision: u64) -> GoldenRecord {
     GoldenRecord {
         entity: entity.into(),
         golden_id: id.into(),
