@@ -32,6 +32,9 @@ pub struct Settings {
     /// variable that is set (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`) names this machine
     /// (an emulator), so a deployed function never trusts it.
     pub local_scopes: Option<BTreeSet<String>>,
+    /// The caller's identity on the local stack (`MDM_LOCAL_PRINCIPAL`, default `local-steward`),
+    /// honoured with [`Settings::local_scopes`] only: the actor steward actions record.
+    pub local_principal: Option<String>,
     /// The erasure queue (requests accepted over HTTP or from `ErasureRequested` events) and its DLQ.
     pub erasure_queue_url: String,
     pub erasure_dlq_url: String,
@@ -85,6 +88,7 @@ impl Settings {
 
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |k: &'static str| vars.get(k).filter(|v| !v.is_empty()).cloned().ok_or(ConfigError::Missing(k));
+        let scopes = local_scopes(vars);
         Ok(Self {
             table: get("MDM_TABLE_NAME")?,
             match_queue_url: get("MDM_MATCH_QUEUE_URL")?,
@@ -95,7 +99,13 @@ impl Settings {
             event_bus: get("MDM_EVENT_BUS_NAME")?,
             metrics_namespace: get("MDM_METRICS_NAMESPACE").unwrap_or_else(|_| "MdmHub".into()),
             schemas_dir: vars.get("MDM_SCHEMAS_DIR").filter(|v| !v.is_empty()).cloned(),
-            local_scopes: local_scopes(vars),
+            local_principal: scopes.as_ref().map(|_| {
+                vars.get("MDM_LOCAL_PRINCIPAL")
+                    .filter(|v| !v.trim().is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| "local-steward".into())
+            }),
+            local_scopes: scopes,
             erasure_queue_url: get("MDM_ERASURE_QUEUE_URL")?,
             erasure_dlq_url: get("MDM_ERASURE_DLQ_URL")?,
             suppression_secrets: vars

@@ -578,13 +578,17 @@ impl DynamoStore {
                 Ok(TransactWriteItem::builder().update(u.build().map_err(build_err)?).build())
             }
             WriteOp::PutReview(task) => {
-                let item = HashMap::from([
+                let mut item = HashMap::from([
                     ("pk".into(), s(keys::review_item_key(&task.entity, &task.task_id))),
                     ("sk".into(), s(META)),
                     ("kind".into(), s("review")),
                     ("status".into(), s(format!("{:?}", task.status).to_lowercase())),
                     ("data".into(), data(task)?),
                 ]);
+                if let Some(at) = task.expires_at {
+                    // A resolved task is kept for its retention period, then removed (TTL).
+                    item.insert("expiresAt".into(), n(at.max(0) as u64));
+                }
                 put(item, None, vec![])
             }
             WriteOp::PutOutbox(entry) => {
@@ -1568,7 +1572,7 @@ impl Transactor for DynamoStore {
         }
         // Boxed: the merge and erasure futures that await this one are deep already.
         Box::pin(self.review_mentions(&items)).await?;
-        let leaving = Box::pin(self.queue_entries_of_deleted_reviews(&items)).await?;
+        let leaving = Box::pin(self.queue_entries_leaving(&items)).await?;
         Box::pin(self.pending_ahead(&items)).await?;
         self.index_writes(&puts).await?;
         let claims_written = std::time::Instant::now();
@@ -1755,7 +1759,12 @@ impl DynamoStore {
                 ("pk".to_owned(), s(keys::review_queue_key(&task.entity, open))),
                 ("sk".to_owned(), s(review_queue_position(task))),
             ]);
-            self.set_attributes(queue, vec![("kind", s("review_queue"))]).await?;
+            let mut attrs = vec![("kind", s("review_queue"))];
+            if let Some(at) = task.expires_at {
+                // A resolved task's entry: gone with the task when its retention ends (TTL).
+                attrs.push(("expiresAt", n(at.max(0) as u64)));
+            }
+            self.set_attributes(queue, attrs).await?;
             for g in std::iter::once(&task.golden_id).chain(&task.candidate_golden_ids) {
                 let key = HashMap::from([
                     ("pk".to_owned(), s(keys::review_mention_key(&task.entity, g))),
@@ -1779,15 +1788,23 @@ impl DynamoStore {
         Ok(entries.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect())
     }
 
-    /// The review-queue entries of the tasks the transaction deletes (read before it: an entry's
-    /// key holds the task's opening time); deleted after it.
-    async fn queue_entries_of_deleted_reviews(&self, ops: &[WriteOp]) -> Result<Vec<(String, String)>, StoreError> {
+    /// The review-queue entries that leave with the transaction, deleted after it: those of the
+    /// tasks it deletes (read before it: an entry's key holds the task's opening time), and the
+    /// open-queue entries of the tasks it resolves (the resolved queue lists them from then on).
+    async fn queue_entries_leaving(&self, ops: &[WriteOp]) -> Result<Vec<(String, String)>, StoreError> {
         let mut out = Vec::new();
         for op in ops {
-            let WriteOp::DeleteReview { entity, task_id } = op else { continue };
-            if let Some(task) = self.get_review(entity, task_id).await? {
-                let open = task.status == mdm_core::golden::ReviewStatus::Open;
-                out.push((keys::review_queue_key(entity, open), review_queue_position(&task)));
+            match op {
+                WriteOp::DeleteReview { entity, task_id } => {
+                    if let Some(task) = self.get_review(entity, task_id).await? {
+                        let open = task.status == mdm_core::golden::ReviewStatus::Open;
+                        out.push((keys::review_queue_key(entity, open), review_queue_position(&task)));
+                    }
+                }
+                WriteOp::PutReview(task) if task.status != mdm_core::golden::ReviewStatus::Open => {
+                    out.push((keys::review_queue_key(&task.entity, true), review_queue_position(task)));
+                }
+                _ => {}
             }
         }
         Ok(out)
@@ -1916,6 +1933,7 @@ mod tests {
             updated_at_ms: 1,
             merged_from: Vec::new(),
             kept_apart: Vec::new(),
+            pins: Vec::new(),
         }
     }
 

@@ -178,6 +178,7 @@ async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
         updated_at_ms: 1,
         merged_from: Vec::new(),
         kept_apart: Vec::new(),
+        pins: Vec::new(),
     };
     store
         .transact(vec![WriteOp::PutGolden {

@@ -36,6 +36,8 @@ async fn a_page_of_fifty_reviews_is_one_query_and_batched_reads() {
                 status: ReviewStatus::Open,
                 // Opened in reverse order of their ids: the queue sorts by age.
                 created_at_ms: now - 1_000 * (i as i64 + 10),
+                resolution: None,
+                expires_at: None,
             }))
         })
         .collect();

@@ -681,6 +681,7 @@ fn erased_marker(g: &GoldenRecord, now: i64) -> GoldenRecord {
     m.index_keys = Default::default();
     m.claims = Default::default();
     m.kept_apart = Default::default();
+    m.pins = Default::default();
     m
 }
 
@@ -817,10 +818,11 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
                 version: h.version,
             });
         }
-        if !l.attributes.is_empty() || !l.match_values.is_empty() {
+        if !l.attributes.is_empty() || !l.match_values.is_empty() || !l.pins.is_empty() {
             let mut stripped = l.clone();
             stripped.attributes = Default::default();
             stripped.match_values = Default::default();
+            stripped.pins.retain(|p| p.source.as_ref() != Some(key));
             stripped.revision += 1;
             stripped.updated_at_ms = now;
             last.push(WriteOp::PutGolden { golden: Arc::new(stripped), expect: Expect::Revision(l.revision) });
@@ -887,7 +889,11 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     // The golden record, recomputed from the rest.
     let mut g = golden.clone();
     std::sync::Arc::make_mut(&mut g.members).retain(|m| m != key);
-    g.attributes = survive(schema, &rest).into();
+    // A pinned value the erased record held goes with it; the other pins stay.
+    g.pins.retain(|p| p.source.as_ref() != Some(key));
+    let mut attributes = survive(schema, &rest);
+    crate::survivorship::apply_pins(&mut attributes, &g.pins);
+    g.attributes = attributes.into();
     g.match_values = match_values(schema, &rest).into();
     g.index_keys = keep_keys.iter().cloned().collect();
     g.claims = golden.claims.iter().filter(|k| keep_keys.contains(k)).cloned().collect();

@@ -136,6 +136,21 @@ pub struct ReviewOpened {
     pub score: f64,
 }
 
+/// A data steward decided a review task. No values: ids, the decision and the cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewResolved {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub task_id: String,
+    /// `link` or `distinct`.
+    pub decision: String,
+    pub candidate_golden_ids: Vec<String>,
+    /// For `link`: the candidate the record's golden record was merged with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_golden_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureCompleted {
@@ -160,9 +175,10 @@ pub enum HubEvent {
     GoldenRecordErased(GoldenErased),
     ReviewTaskOpened(ReviewOpened),
     ErasureCompleted(ErasureCompleted),
+    ReviewTaskResolved(ReviewResolved),
 }
 
-pub const DETAIL_TYPES: [&str; 7] = [
+pub const DETAIL_TYPES: [&str; 8] = [
     "GoldenRecordCreated",
     "GoldenRecordUpdated",
     "GoldenRecordsMerged",
@@ -170,6 +186,7 @@ pub const DETAIL_TYPES: [&str; 7] = [
     "GoldenRecordErased",
     "ReviewTaskOpened",
     "ErasureCompleted",
+    "ReviewTaskResolved",
 ];
 
 /// The JSON Schema (draft 2020-12) of a detail-type's `detail`, as shipped in the repo.
@@ -182,6 +199,7 @@ pub fn detail_schema(detail_type: &str) -> Option<&'static str> {
         "GoldenRecordErased" => include_str!("../schemas/events/GoldenRecordErased.json"),
         "ReviewTaskOpened" => include_str!("../schemas/events/ReviewTaskOpened.json"),
         "ErasureCompleted" => include_str!("../schemas/events/ErasureCompleted.json"),
+        "ReviewTaskResolved" => include_str!("../schemas/events/ReviewTaskResolved.json"),
         _ => return None,
     })
 }
@@ -196,6 +214,7 @@ impl HubEvent {
             Self::GoldenRecordErased(_) => DETAIL_TYPES[4],
             Self::ReviewTaskOpened(_) => DETAIL_TYPES[5],
             Self::ErasureCompleted(_) => DETAIL_TYPES[6],
+            Self::ReviewTaskResolved(_) => DETAIL_TYPES[7],
         }
     }
 
@@ -208,6 +227,7 @@ impl HubEvent {
             Self::GoldenRecordErased(d) => serde_json::to_value(d),
             Self::ReviewTaskOpened(d) => serde_json::to_value(d),
             Self::ErasureCompleted(d) => serde_json::to_value(d),
+            Self::ReviewTaskResolved(d) => serde_json::to_value(d),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -256,6 +276,7 @@ impl HubEvent {
             Self::GoldenRecordSplit(d) => Some(&d.envelope.golden_id),
             Self::GoldenRecordErased(d) => Some(&d.envelope.golden_id),
             Self::ReviewTaskOpened(d) => Some(&d.envelope.golden_id),
+            Self::ReviewTaskResolved(d) => Some(&d.envelope.golden_id),
             Self::ErasureCompleted(_) => None,
         }
     }
@@ -272,6 +293,7 @@ impl HubEvent {
             Self::GoldenRecordSplit(d) => Some(&d.envelope),
             Self::GoldenRecordErased(d) => Some(&d.envelope),
             Self::ReviewTaskOpened(d) => Some(&d.envelope),
+            Self::ReviewTaskResolved(d) => Some(&d.envelope),
             Self::ErasureCompleted(_) => None,
         }
     }
@@ -285,6 +307,7 @@ impl HubEvent {
             Self::GoldenRecordSplit(d) => &d.envelope,
             Self::GoldenRecordErased(d) => &d.envelope,
             Self::ReviewTaskOpened(d) => &d.envelope,
+            Self::ReviewTaskResolved(d) => &d.envelope,
             Self::ErasureCompleted(_) => return None,
         };
         Some((&e.golden_id, e.version))
@@ -299,6 +322,7 @@ impl HubEvent {
             Self::GoldenRecordSplit(d) => (d.envelope.golden_id.clone(), d.envelope.version.to_string()),
             Self::GoldenRecordErased(d) => (d.envelope.golden_id.clone(), d.request_id.clone()),
             Self::ReviewTaskOpened(d) => (d.envelope.golden_id.clone(), d.task_id.clone()),
+            Self::ReviewTaskResolved(d) => (d.envelope.golden_id.clone(), d.task_id.clone()),
             Self::ErasureCompleted(d) => (d.request_id.clone(), String::new()),
         }
     }

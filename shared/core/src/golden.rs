@@ -236,6 +236,37 @@ pub struct GoldenRecord {
     /// into it, so a constraint naming one of those still holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept_apart: Vec<String>,
+    /// Values a data steward pinned: each wins survivorship for its attribute until it is
+    /// removed, whatever the members send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<Pin>,
+}
+
+/// The provenance `source` of a pinned value (its `sourceId` is the steward who pinned it).
+pub const PIN_SOURCE: &str = "steward";
+
+/// A value a data steward pinned on a golden record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    pub attribute: String,
+    /// Normalised like a source value.
+    pub value: Text,
+    pub actor: String,
+    pub reason: String,
+    pub at_ms: i64,
+    /// The member source record that held this value when it was pinned, if one did: erasing
+    /// that record (or the whole subject) removes the pin with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceKey>,
+}
+
+/// Who asked for a steward action, and why: kept with the change in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribution {
+    pub actor: String,
+    pub reason: String,
 }
 
 impl GoldenRecord {
@@ -289,6 +320,8 @@ pub enum Cause {
     Pin,
     Rollback,
     Erasure,
+    /// A data steward decided a review task.
+    Review,
 }
 
 /// History versions list the members of a golden record up to this many. A version of a larger
@@ -314,13 +347,23 @@ impl HistoryEntry {
             at_ms,
             snapshot,
             member_count,
+            actor: None,
+            reason: None,
         }
+    }
+
+    /// The version as a steward action writes it: with its actor and reason.
+    pub fn by(mut self, who: &Attribution) -> Self {
+        self.actor = Some(who.actor.clone());
+        self.reason = Some(who.reason.clone());
+        self
     }
 
     /// Whether this version holds anything of a source record: it lists it as a member, or one
     /// of its attribute values came from it (a version without its member list holds only that).
     pub fn mentions(&self, key: &SourceKey) -> bool {
         self.snapshot.members.contains(key)
+            || self.snapshot.pins.iter().any(|p| p.source.as_ref() == Some(key))
             || self
                 .snapshot
                 .attributes
@@ -344,6 +387,11 @@ pub struct HistoryEntry {
     /// many members the record had.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_count: Option<usize>,
+    /// The data steward whose action made this version (none for automatic changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +416,29 @@ pub struct ReviewTask {
     pub explanation: Vec<crate::matching::CandidateScore>,
     pub status: ReviewStatus,
     pub created_at_ms: i64,
+    /// A steward's decision, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// A resolved task is kept until then (epoch seconds; DynamoDB's TTL attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// How long a resolved review task stays listable.
+pub const RESOLVED_REVIEW_RETENTION_S: i64 = 90 * 24 * 3600;
+
+/// A data steward's decision on a review task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolution {
+    /// `link` or `distinct`.
+    pub decision: String,
+    /// For `link`: the candidate the record's golden record was merged with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_id: Option<String>,
+    pub actor: String,
+    pub reason: String,
+    pub at_ms: i64,
 }
 
 #[cfg(test)]
@@ -394,6 +465,7 @@ mod tests {
             updated_at_ms: 0,
             merged_from: merged_from.iter().map(|s| (*s).to_owned()).collect(),
             kept_apart: kept_apart.iter().map(|s| (*s).to_owned()).collect(),
+            pins: Vec::new(),
         }
     }
 

@@ -271,7 +271,7 @@ impl<S: Store> Hub<S> {
         (self.clock)()
     }
 
-    fn schema(&self, entity: &str) -> Result<&EntitySchema, HubError> {
+    pub(crate) fn schema(&self, entity: &str) -> Result<&EntitySchema, HubError> {
         self.registry.get(entity).ok_or_else(|| HubError::UnknownEntity(entity.to_owned()))
     }
 
@@ -361,7 +361,11 @@ impl<S: Store> Hub<S> {
     }
 
     /// Follows merged-into pointers; returns active golden records by the id they were asked for.
-    async fn resolve(&self, entity: &str, ids: &[String]) -> Result<BTreeMap<String, Arc<GoldenRecord>>, HubError> {
+    pub(crate) async fn resolve(
+        &self,
+        entity: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Arc<GoldenRecord>>, HubError> {
         let mut out = BTreeMap::new();
         // First hop: most ids name active records, which answer for themselves.
         let mut pending: BTreeMap<String, String> = BTreeMap::new();
@@ -509,7 +513,7 @@ impl<S: Store> Hub<S> {
 
     /// A golden record read (a copy of it, to plan with) and its members. A held version (it
     /// carries an erased subject's identifier) is no member: the plan drops it from the list.
-    async fn state_of(&self, golden: Arc<GoldenRecord>) -> Result<GoldenState, HubError> {
+    pub(crate) async fn state_of(&self, golden: Arc<GoldenRecord>) -> Result<GoldenState, HubError> {
         let golden = Arc::unwrap_or_clone(golden);
         let mut members = self.store.get_sources(&golden.members).await?;
         members.retain(|m| !m.held);

@@ -27,6 +27,7 @@ pub mod scenario;
 pub mod schema;
 #[cfg(test)]
 mod seeded;
+pub mod steward;
 pub mod store;
 pub mod survivorship;
 pub mod time;

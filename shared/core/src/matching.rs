@@ -288,9 +288,11 @@ pub fn decide<G: Borrow<GoldenRecord>>(
         .filter(|g: &&GoldenRecord| g.is_active() && Some(g.golden_id.as_str()) != own_id)
         .map(|g| {
             let mut c = score_with(schema, &mine, g);
-            // Never an automatic link across a keep-apart constraint with the record's own.
-            if c.band == Band::Link && own.is_some_and(|o| o.kept_apart_from(g)) {
-                c.band = Band::Review;
+            // A steward decided the record's own golden record and this one are different
+            // entities: neither linked nor proposed for review again (the score stays, as
+            // explanation).
+            if c.band != Band::NoMatch && own.is_some_and(|o| o.kept_apart_from(g)) {
+                c.band = Band::NoMatch;
                 c.blocked_by = Some(KEEP_APART.into());
             }
             c

@@ -221,7 +221,7 @@ fn mapped_members<'a>(groups: &[&'a GoldenState], source: &'a SourceRecord) -> V
 
 /// The survivor's list of records merged into it, with the losers and theirs added.
 /// The survivor's keep-apart constraints and the losers': they stand against the survivor now.
-fn kept_apart(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
+pub(crate) fn kept_apart(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
     let mut out: Vec<String> = survivor.map(|s| s.kept_apart.clone()).unwrap_or_default();
     for l in losers {
         for id in &l.kept_apart {
@@ -233,7 +233,34 @@ fn kept_apart(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<
     out
 }
 
-fn merged_from(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
+/// A value that did not change keeps the provenance it was set with (its `sourceSeq`). Both
+/// maps are sorted by name: walked side by side.
+pub(crate) fn keep_provenance(old: &GoldenRecord, attributes: &mut AttributeMap<crate::golden::GoldenAttribute>) {
+    let mut olds = old.attributes.iter().peekable();
+    for (name, attr) in attributes.iter_mut() {
+        while olds.next_if(|(n, _)| n.as_str() < name.as_str()).is_some() {}
+        if let Some((_, prev)) = olds.next_if(|(n, _)| *n == name) {
+            if prev.value == attr.value && prev.from == attr.from && prev.rule == attr.rule {
+                *attr = prev.clone();
+            }
+        }
+    }
+}
+
+/// The survivor's pins, and the losers' on attributes the survivor has not pinned.
+pub fn pins_of(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<crate::golden::Pin> {
+    let mut out: Vec<crate::golden::Pin> = survivor.map(|s| s.pins.clone()).unwrap_or_default();
+    for l in losers {
+        for p in &l.pins {
+            if !out.iter().any(|o| o.attribute == p.attribute) {
+                out.push(p.clone());
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn merged_from(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec<String> {
     let mut out: Vec<String> = survivor.map(|s| s.merged_from.clone()).unwrap_or_default();
     for l in losers {
         for id in std::iter::once(&l.golden_id).chain(&l.merged_from) {
@@ -247,7 +274,7 @@ fn merged_from(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecord]) -> Vec
 
 /// The attributes whose golden value differs from `old`'s (all of them for a new record), in name
 /// order. Borrowed: the names are spelled out only for events.
-fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> Vec<&'a str> {
+pub(crate) fn changed_attributes<'a>(old: Option<&'a GoldenRecord>, new: &'a GoldenRecord) -> Vec<&'a str> {
     let mut names = Vec::new();
     // Both maps are sorted by name: walked side by side, no name is looked up.
     let mut a = old.into_iter().flat_map(|o| o.attributes.iter()).peekable();
@@ -308,18 +335,12 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     let members = ordered_members(&group, source);
     let with_slots = members_with_slots(schema, &members);
     let mut attributes = crate::survivorship::survive_members(schema, &with_slots);
+    // Pinned values win (the survivor's; a loser's pin on an attribute the survivor has not
+    // pinned moves with it).
+    let pins = pins_of(survivor_old, &losers);
+    crate::survivorship::apply_pins(&mut attributes, &pins);
     if let Some(old) = survivor_old {
-        // A value that did not change keeps the provenance it was set with. Both maps are
-        // sorted by name: walked side by side.
-        let mut olds = old.attributes.iter().peekable();
-        for (name, attr) in attributes.iter_mut() {
-            while olds.next_if(|(n, _)| n.as_str() < name.as_str()).is_some() {}
-            if let Some((_, prev)) = olds.next_if(|(n, _)| *n == name) {
-                if prev.value == attr.value && prev.from == attr.from && prev.rule == attr.rule {
-                    *attr = prev.clone();
-                }
-            }
-        }
+        keep_provenance(old, &mut attributes);
     }
     let (index_keys, mut claim_keys) = crate::blocking::stored_key_lists(schema, members.iter().copied());
     if !losers.is_empty() {
@@ -384,6 +405,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         updated_at_ms: now,
         merged_from: merged_from(survivor_old, &losers),
         kept_apart: kept_apart(survivor_old, &losers),
+        pins,
     };
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
@@ -490,6 +512,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
                 explanation,
                 status: ReviewStatus::Open,
                 created_at_ms: now,
+                resolution: None,
+                expires_at: None,
             })));
             event_types.push("ReviewTaskOpened");
             events.push(HubEvent::ReviewTaskOpened(ReviewOpened {
@@ -625,6 +649,7 @@ mod tests {
                 updated_at_ms: 0,
                 merged_from: Vec::new(),
                 kept_apart: Vec::new(),
+                pins: Vec::new(),
             },
             members: members.iter().map(|r| Arc::clone(r)).collect(),
         }

@@ -429,6 +429,34 @@ fn attribute_text<'v>(
     }
 }
 
+/// One attribute value checked and normalised as a source record's would be (a steward's
+/// pinned value): an unknown attribute, a value of the wrong type, an empty or too long value,
+/// or one its normalisers refuse is an error naming the attribute.
+pub fn normalise_value(schema: &EntitySchema, name: &str, v: &Value) -> Result<Text, RecordError> {
+    let field = format!("attributes.{name}");
+    let def = schema.attribute(name).ok_or_else(|| {
+        RecordError::new(
+            "unknown_attribute",
+            field.clone(),
+            format!("entity type '{}' has no attribute '{name}'", schema.entity),
+        )
+    })?;
+    let raw = v.text(def.kind, name)?.filter(|r| !r.trim().is_empty());
+    let Some(raw) = raw else {
+        return Err(RecordError::new("invalid_value", field, format!("attribute '{name}' needs a value")));
+    };
+    if raw.chars().count() > def.max_length {
+        return Err(RecordError::new(
+            "value_too_long",
+            field,
+            format!("attribute '{name}' is longer than {} characters", def.max_length),
+        ));
+    }
+    let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
+    normalise::apply(&def.normalisers, &raw, opts)
+        .map_err(|e| RecordError::new("invalid_value", field, format!("attribute '{name}': {e}")))
+}
+
 /// Attributes in name order (a JSON object's order), normalised into the source record.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(

@@ -346,6 +346,12 @@ impl EntitySchema {
             if !names.insert(a.name.as_str()) {
                 return Err(format!("attribute '{}' is declared twice", a.name));
             }
+            if a.survivorship == Rule::StewardPin {
+                return Err(format!(
+                    "attribute '{}': steward_pin is the rule of pinned values, not a survivorship rule",
+                    a.name
+                ));
+            }
         }
         for a in &self.attributes {
             let ctx = |r: String| format!("attribute '{}': {r}", a.name);

@@ -19,6 +19,8 @@ pub enum Rule {
     MostComplete,
     /// The value of the earliest member that has one wins.
     FirstNonEmpty,
+    /// A data steward pinned the value (`GoldenRecord::pins`): it wins over every member's.
+    StewardPin,
 }
 
 #[derive(Clone, Copy)]
@@ -93,7 +95,8 @@ fn survive_from(
         Rule::MostComplete => cands().min_by_key(|c| {
             (std::cmp::Reverse(c.record.completeness()), std::cmp::Reverse(c.value.chars().count()), tie(c))
         }),
-        Rule::FirstNonEmpty => cands().min_by_key(|c| c.join),
+        // Refused by schema validation; read as first non-empty should one get here.
+        Rule::FirstNonEmpty | Rule::StewardPin => cands().min_by_key(|c| c.join),
     }?;
     Some(GoldenAttribute::of(best.record, origins.of(best.join, best.record), best.value, def.survivorship))
 }
@@ -128,6 +131,20 @@ pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> Attribu
         .positions_by_name()
         .filter_map(|i| survive_from(schema, i, members, &origins).map(|a| (schema.attributes[i].name.as_str(), a)))
         .collect()
+}
+
+/// Pinned values win: each pin replaces its attribute's value, with provenance `steward` /
+/// the pin's actor and rule `steward_pin`.
+pub fn apply_pins(attributes: &mut AttributeMap<GoldenAttribute>, pins: &[crate::golden::Pin]) {
+    for pin in pins {
+        let attr = GoldenAttribute {
+            value: pin.value.clone(),
+            from: Origin::new(crate::golden::PIN_SOURCE, &pin.actor),
+            source_seq: 0,
+            rule: Rule::StewardPin,
+        };
+        attributes.insert(pin.attribute.as_str(), attr);
+    }
 }
 
 #[cfg(test)]

@@ -356,6 +356,8 @@ async fn the_review_queue_lists_open_tasks_with_their_record_and_candidates() {
             explanation: vec![],
             status: mdm_core::golden::ReviewStatus::Open,
             created_at_ms: hub.now_ms() + 1_000 + i as i64,
+            resolution: None,
+            expires_at: None,
         };
         use mdm_core::store::{Transactor, WriteOp};
         hub.store().transact(vec![WriteOp::PutReview(Box::new(task))]).await.expect("review");

@@ -37,6 +37,8 @@ async fn golden_records_kept_apart_are_never_joined_again() {
     let (_, again) = hub.match_source(&web.key).await.expect("match");
     let held = again.candidates.iter().find(|c| c.golden_id == g1).expect("Anna is still a candidate");
     assert_eq!(held.blocked_by.as_deref(), Some(mdm_core::matching::KEEP_APART));
+    assert_eq!(again.decision, MatchDecision::New, "its own golden record is kept apart: not even a review");
+    assert!(hub.store().reviews().is_empty(), "no review proposes the pair again");
 
     // The third record's old decision is made again: it joins one side, and a review names the other.
     let joined = hub.merge_decision(&dup.key, before, Some(dup.seq), false).await.expect("merge");

@@ -21,6 +21,16 @@ pub fn granted_scopes(settings: &Settings, authorizer: Option<&ApiGatewayRequest
     out
 }
 
+/// Who the caller is: the token's `sub` (or `client_id` for a client-credentials token); on the
+/// local stack, the `MDM_LOCAL_PRINCIPAL` setting.
+pub fn principal(settings: &Settings, authorizer: Option<&ApiGatewayRequestAuthorizer>) -> Option<String> {
+    if settings.local_scopes.is_some() {
+        return settings.local_principal.clone();
+    }
+    let claims = &authorizer?.jwt.as_ref()?.claims;
+    claims.get("sub").or_else(|| claims.get("client_id")).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +56,19 @@ mod tests {
         assert!(got.contains("mdm/write") && got.contains("mdm/steward"), "{got:?}");
         let local = Settings { local_scopes: Some(["mdm/erasure".to_owned()].into()), ..Settings::default() };
         assert_eq!(granted_scopes(&local, Some(&a)).into_iter().collect::<Vec<_>>(), vec!["mdm/erasure"]);
+    }
+
+    #[test]
+    fn the_principal_is_the_tokens_subject_or_the_local_steward() {
+        let plain = Settings::default();
+        assert_eq!(principal(&plain, None), None);
+        assert_eq!(principal(&plain, Some(&jwt(&[("sub", "u-1"), ("client_id", "c")], None))).as_deref(), Some("u-1"));
+        assert_eq!(principal(&plain, Some(&jwt(&[("client_id", "c-7")], None))).as_deref(), Some("c-7"));
+        let local = Settings {
+            local_scopes: Some(BTreeSet::new()),
+            local_principal: Some("steward-1".into()),
+            ..Settings::default()
+        };
+        assert_eq!(principal(&local, Some(&jwt(&[("sub", "u-1")], None))).as_deref(), Some("steward-1"));
     }
 }

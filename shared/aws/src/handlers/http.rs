@@ -2,7 +2,7 @@
 //! send — a path of 65 KB, a header with a line break, a query too long for a URI — stops the
 //! function before it can answer: each becomes a 4xx with the usual error body.
 
-use super::auth::granted_scopes;
+use super::auth::{granted_scopes, principal};
 use crate::config::Settings;
 use aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
 use base64::Engine;
@@ -53,6 +53,7 @@ pub fn api_request(settings: &Settings, event: &Value) -> Result<ApiRequest, Api
         headers,
         body,
         scopes: granted_scopes(settings, authorizer.as_ref()),
+        principal: principal(settings, authorizer.as_ref()),
     })
 }
 

@@ -24,6 +24,17 @@ pub fn view(g: &GoldenRecord, provenance: bool) -> Value {
             g.attributes.iter().map(|(k, a)| (k.to_string(), json!({"value": a.value}))).collect();
         v["attributes"] = Value::Object(plain);
     }
+    if !g.pins.is_empty() {
+        let pins: Vec<Value> = g
+            .pins
+            .iter()
+            .map(|p| {
+                json!({"attribute": p.attribute, "value": p.value, "actor": p.actor, "reason": p.reason,
+                       "pinnedAt": crate::time::format_rfc3339(p.at_ms)})
+            })
+            .collect();
+        v["pins"] = json!(pins);
+    }
     v
 }
 
@@ -120,6 +131,11 @@ pub async fn get_history<S: Store + LookupStore>(
     for h in &items {
         let mut item = json!({"version": h.version, "cause": h.cause, "correlationId": h.correlation_id,
                           "at": crate::time::format_rfc3339(h.at_ms), "golden": view(&h.snapshot, provenance)});
+        if let Some(actor) = &h.actor {
+            // A steward action: who, and why.
+            item["actor"] = json!(actor);
+            item["reason"] = json!(h.reason);
+        }
         if let Some(n) = h.member_count {
             // The version left its member list out: the count instead.
             item["memberCount"] = json!(n);

@@ -11,6 +11,7 @@ pub mod golden;
 pub mod scope;
 pub mod scoring;
 pub mod steward;
+mod steward_actions;
 mod wire;
 
 use crate::hub::{Hub, HubError};
@@ -35,6 +36,9 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
     /// Scopes the caller was granted (from the JWT authorizer, or the local-stack setting).
     pub scopes: BTreeSet<String>,
+    /// Who the caller is (the token's `sub`, or the local stack's configured steward): the
+    /// actor steward actions record.
+    pub principal: Option<String>,
 }
 
 impl ApiRequest {
@@ -54,6 +58,11 @@ impl ApiRequest {
 
     pub fn with_json(mut self, body: &Value) -> Self {
         self.body = body.to_string().into_bytes();
+        self
+    }
+
+    pub fn with_principal(mut self, principal: &str) -> Self {
+        self.principal = Some(principal.to_owned());
         self
     }
 
@@ -159,6 +168,38 @@ pub(crate) fn unknown_entity(entity: &str) -> ApiError {
         .with_detail(json!({"entityType": entity}))
 }
 
+/// The decoded segments of a request path after its `/v1/` (anything before it is a stage
+/// name or a prefix): 414 for a path too long, 400 for a segment that is not valid
+/// percent-encoded UTF-8.
+pub(crate) fn path_segments(raw_path: &str) -> Result<Vec<String>, ApiError> {
+    if raw_path.len() > MAX_PATH_BYTES {
+        return Err(ApiError::new(414, "uri_too_long", format!("the path is longer than {MAX_PATH_BYTES} bytes")));
+    }
+    let path = raw_path.find("/v1/").map_or(raw_path, |i| &raw_path[i..]);
+    path.trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .map(|s| {
+            percent_decode(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_path", "a path segment is not valid percent-encoding"))
+        })
+        .collect()
+}
+
+/// 400 for an empty path parameter or one longer than any id.
+pub(crate) fn check_parameters(seg: &[&str]) -> Result<(), ApiError> {
+    if seg.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::bad_request("invalid_path", "a path parameter is empty"));
+    }
+    if seg.iter().any(|s| s.len() > MAX_PARAMETER_BYTES) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            format!("a path parameter is longer than {MAX_PARAMETER_BYTES} bytes (no id is)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The routes of the read API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -178,20 +219,7 @@ impl Route {
     /// Finds the route of a method and raw path: 404 for an unknown path, 405 for a known path
     /// with another method, 400 for a path segment that is not valid percent-encoded UTF-8.
     pub fn parse(method: &str, raw_path: &str) -> Result<Self, ApiError> {
-        if raw_path.len() > MAX_PATH_BYTES {
-            return Err(ApiError::new(414, "uri_too_long", format!("the path is longer than {MAX_PATH_BYTES} bytes")));
-        }
-        let path = raw_path.find("/v1/").map_or(raw_path, |i| &raw_path[i..]);
-        let segments: Vec<String> = path
-            .trim_end_matches('/')
-            .split('/')
-            .skip(1)
-            .map(|s| {
-                percent_decode(s).ok_or_else(|| {
-                    ApiError::bad_request("invalid_path", "a path segment is not valid percent-encoding")
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let segments = path_segments(raw_path)?;
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
         let (route, allowed) = match seg.as_slice() {
             ["v1", "golden", e, id] => (Self::Golden { entity: (*e).into(), id: (*id).into() }, "GET"),
@@ -206,15 +234,7 @@ impl Route {
         if !method.eq_ignore_ascii_case(allowed) {
             return Err(ApiError::new(405, "method_not_allowed", format!("this route accepts {allowed} only")));
         }
-        if seg.iter().any(|s| s.is_empty()) {
-            return Err(ApiError::bad_request("invalid_path", "a path parameter is empty"));
-        }
-        if seg.iter().any(|s| s.len() > MAX_PARAMETER_BYTES) {
-            return Err(ApiError::bad_request(
-                "invalid_path",
-                format!("a path parameter is longer than {MAX_PARAMETER_BYTES} bytes (no id is)"),
-            ));
-        }
+        check_parameters(&seg)?;
         Ok(route)
     }
 

@@ -1,5 +1,6 @@
-//! The data stewards' routes (scope `mdm/steward`), served by their own function. Today: the
-//! review queue, `GET /v1/reviews?entity=&status=open|resolved&limit=&cursor=`, oldest first:
+//! The data stewards' routes (scope `mdm/steward`), served by their own function: the review
+//! queue, review decisions, manual merge, split and pins (the actions are in
+//! `steward_actions`). The queue, `GET /v1/reviews?entity=&status=open|resolved&limit=&cursor=`, oldest first:
 //! each task with the record under review, every candidate golden record with its current
 //! values, and the score, band and per-attribute explanation the task was opened with.
 //!
@@ -9,6 +10,7 @@
 //! [`review_backlog`] is the review SLA's measure: open tasks per entity type and the age of the
 //! oldest (the steward function emits it as metrics on a schedule).
 
+use super::steward_actions as actions;
 use super::wire::limit;
 use super::{scope, ApiError, ApiRequest, ApiResponse};
 use crate::golden::{GoldenRecord, GoldenStatus, ReviewTask};
@@ -26,22 +28,46 @@ pub const MAX_REVIEW_PAGE: usize = 100;
 pub enum StewardRoute {
     /// `GET /v1/reviews`
     Reviews,
+    /// `POST /v1/reviews/{taskId}`
+    Decide { task_id: String },
+    /// `POST /v1/golden/{entity}/{id}/merge`
+    Merge { entity: String, id: String },
+    /// `POST /v1/golden/{entity}/{id}/split`
+    Split { entity: String, id: String },
+    /// `PUT` or `DELETE /v1/golden/{entity}/{id}/pins/{attribute}`
+    Pin { entity: String, id: String, attribute: String },
 }
 
 impl StewardRoute {
     /// 404 for an unknown path, 405 for another method.
     pub fn parse(method: &str, raw_path: &str) -> Result<Self, ApiError> {
-        let path = raw_path.find("/v1/").map_or(raw_path, |i| &raw_path[i..]);
-        match path.trim_end_matches('/') {
-            "/v1/reviews" if method.eq_ignore_ascii_case("GET") => Ok(Self::Reviews),
-            "/v1/reviews" => Err(ApiError::new(405, "method_not_allowed", "this route accepts GET only")),
-            _ => Err(ApiError::new(404, "unknown_route", "no route matches this path")),
+        let segments = super::path_segments(raw_path)?;
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let (route, allowed): (Self, &[&str]) = match seg.as_slice() {
+            ["v1", "reviews"] => (Self::Reviews, &["GET"]),
+            ["v1", "reviews", t] => (Self::Decide { task_id: (*t).into() }, &["POST"]),
+            ["v1", "golden", e, id, "merge"] => (Self::Merge { entity: (*e).into(), id: (*id).into() }, &["POST"]),
+            ["v1", "golden", e, id, "split"] => (Self::Split { entity: (*e).into(), id: (*id).into() }, &["POST"]),
+            ["v1", "golden", e, id, "pins", a] => {
+                (Self::Pin { entity: (*e).into(), id: (*id).into(), attribute: (*a).into() }, &["PUT", "DELETE"])
+            }
+            _ => return Err(ApiError::new(404, "unknown_route", "no route matches this path")),
+        };
+        if !allowed.iter().any(|m| method.eq_ignore_ascii_case(m)) {
+            let allowed = allowed.join(" or ");
+            return Err(ApiError::new(405, "method_not_allowed", format!("this route accepts {allowed} only")));
         }
+        super::check_parameters(&seg)?;
+        Ok(route)
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::Reviews => "list_reviews",
+            Self::Decide { .. } => "decide_review",
+            Self::Merge { .. } => "merge_golden",
+            Self::Split { .. } => "split_golden",
+            Self::Pin { .. } => "pin_value",
         }
     }
 }
@@ -53,8 +79,22 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
         Err(e) => return e.response(),
     };
     let handler = async {
-        match route {
+        let known = |entity: &str| hub.registry().get(entity).map(|_| ()).ok_or_else(|| super::unknown_entity(entity));
+        match &route {
             StewardRoute::Reviews => list_reviews(hub, req).await,
+            StewardRoute::Decide { task_id } => actions::decide_review(hub, task_id, req).await,
+            StewardRoute::Merge { entity, id } => {
+                known(entity)?;
+                actions::merge(hub, entity, id, req).await
+            }
+            StewardRoute::Split { entity, id } => {
+                known(entity)?;
+                actions::split(hub, entity, id, req).await
+            }
+            StewardRoute::Pin { entity, id, attribute } => {
+                known(entity)?;
+                actions::pin(hub, entity, id, attribute, req).await
+            }
         }
     };
     super::answer(route.name(), &req.scopes, scope::STEWARD, handler).await
@@ -148,7 +188,7 @@ fn task_view(
                           "attributes": r.attributes}),
         None => json!({"system": t.source.system, "sourceId": t.source.source_id}),
     };
-    json!({
+    let mut view = json!({
         "taskId": t.task_id,
         "entityType": t.entity,
         "status": t.status,
@@ -158,7 +198,12 @@ fn task_view(
         "record": record,
         "holder": {"goldenId": t.golden_id, "golden": golden_values(goldens.get(&t.golden_id))},
         "candidates": candidates,
-    })
+    });
+    if let Some(r) = &t.resolution {
+        view["resolution"] = json!({"decision": r.decision, "goldenId": r.golden_id, "actor": r.actor,
+                                    "reason": r.reason, "resolvedAt": crate::time::format_rfc3339(r.at_ms)});
+    }
+    view
 }
 
 /// The review backlog of one entity type, as the SLA metrics report it.

@@ -50,6 +50,7 @@ pub fn golden_record(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         updated_at_ms: 1,
         merged_from: Vec::new(),
         kept_apart: Vec::new(),
+        pins: Vec::new(),
     }
 }
 
@@ -124,6 +125,8 @@ pub async fn review_queue_pages_oldest_first<S: Store>(store: &S, e: &str) {
         explanation: vec![],
         status,
         created_at_ms: at,
+        resolution: None,
+        expires_at: None,
     };
     let other = format!("{e}_other");
     let tasks = [
@@ -361,6 +364,8 @@ pub async fn history_and_review<S: Store>(store: &S, e: &str) {
         explanation: vec![],
         status: ReviewStatus::Open,
         created_at_ms: 1,
+        resolution: None,
+        expires_at: None,
     };
     store.transact(vec![WriteOp::PutReview(Box::new(task.clone()))]).await.expect("review");
     assert_eq!(store.get_review(e, "r#1").await.expect("get review"), Some(task));
@@ -632,6 +637,8 @@ pub async fn erasure_deletes<S: Store + ReceiptStore>(store: &S, e: &str) {
         explanation: vec![],
         status: ReviewStatus::Open,
         created_at_ms: 1,
+        resolution: None,
+        expires_at: None,
     };
     let ev = OutboxEntry {
         slim: false,
@@ -1031,4 +1038,63 @@ impl<S: LookupStore> LookupStore for Faulty<S> {
         self.read_step()?;
         self.inner.history_page(e, id, after, limit).await
     }
+}
+
+/// What is wrong with the state of these active golden records in a store (empty: nothing):
+/// a source record listed by two of them, a member whose cross-reference leads elsewhere, a
+/// claim or index entry a record lists that the store does not hold for it, and a block or
+/// claim naming a golden record that does not exist. Run after every steward test.
+pub async fn audit<S: Store>(store: &S, goldens: &[GoldenRecord]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut owner: BTreeMap<&SourceKey, &str> = BTreeMap::new();
+    for g in goldens.iter().filter(|g| g.is_active()) {
+        for m in g.members.iter() {
+            if let Some(other) = owner.insert(m, &g.golden_id) {
+                problems.push(format!("{m} is a member of {other} and {}", g.golden_id));
+            }
+        }
+        let members: Vec<SourceKey> = g.members.to_vec();
+        let stored = store.get_sources(&members).await.unwrap_or_default();
+        for m in g.members.iter() {
+            let xref = stored.iter().find(|s| &s.key == m).and_then(|s| s.golden_id.clone());
+            let mut at = xref.clone();
+            // Follow merged-into pointers a few hops.
+            for _ in 0..8 {
+                let Some(id) = at.clone() else { break };
+                match store.get_golden(&g.entity, &id).await.ok().flatten().map(|r| r.status) {
+                    Some(GoldenStatus::MergedInto { survivor }) => at = Some(survivor),
+                    _ => break,
+                }
+            }
+            if at.as_deref() != Some(g.golden_id.as_str()) {
+                problems.push(format!("{m} is a member of {} but its cross-reference names {xref:?}", g.golden_id));
+            }
+        }
+        let claims: Vec<IndexKey> = g.claims.iter().cloned().collect();
+        let holders = store.get_claims(&g.entity, &claims).await.unwrap_or_default();
+        for k in &claims {
+            if holders.get(k) != Some(&g.golden_id) {
+                problems.push(format!("{} lists claim {} held by {:?}", g.golden_id, k.name(), holders.get(k)));
+            }
+        }
+        let keys: Vec<IndexKey> = g.index_keys.iter().cloned().collect();
+        let caps = vec![usize::MAX; keys.len()];
+        let hits = store.lookup(&g.entity, &keys, &caps).await.unwrap_or_default();
+        let mut named: BTreeSet<String> = holders.into_values().collect();
+        for k in &keys {
+            let hit = hits.iter().find(|h| &h.key == k);
+            if !hit.is_some_and(|h| h.golden_ids.contains(&g.golden_id)) {
+                problems.push(format!("{} lists index key {} that its block does not name", g.golden_id, k.name()));
+            }
+        }
+        named.extend(hits.into_iter().flat_map(|h| h.golden_ids));
+        let named: Vec<String> = named.into_iter().collect();
+        let found = store.get_goldens(&g.entity, &named).await.unwrap_or_default();
+        for id in &named {
+            if !found.iter().any(|f| &f.golden_id == id) {
+                problems.push(format!("a block or claim near {} names {id}, which does not exist", g.golden_id));
+            }
+        }
+    }
+    problems
 }
