@@ -164,6 +164,42 @@ impl TestStack {
             .collect()
     }
 
+    /// The full-table invariant check run after every steward test: every active golden
+    /// record passes [`mdm_core::store::conformance::audit`] (no source record in two of them,
+    /// cross-references, claims and index entries agree), and no block item or claim anywhere in
+    /// the table names a golden record that does not exist.
+    pub async fn audit(&self) {
+        let items = self.scan().await;
+        let text = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let mut ids: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for i in &items {
+            let (pk, sk) = (text(i, "pk"), text(i, "sk"));
+            if let (Some(rest), "META") = (pk.strip_prefix("GOLD#"), sk.as_str()) {
+                if let Some((entity, id)) = rest.split_once('#') {
+                    let (entity, id) = (mdm_core::keys::decode_part(entity), mdm_core::keys::decode_part(id));
+                    ids.entry(entity).or_default().push(id);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for (entity, list) in &ids {
+            let goldens = self.store.get_goldens(entity, list).await.expect("goldens");
+            problems.extend(mdm_core::store::conformance::audit(&self.store, &goldens).await);
+        }
+        for i in &items {
+            let pk = text(i, "pk");
+            let Some(rest) = pk.strip_prefix("BLK#") else { continue };
+            let entity = mdm_core::keys::decode_part(rest.split('#').next().unwrap_or(""));
+            let known = ids.get(&entity).cloned().unwrap_or_default();
+            let mut named: Vec<String> = i.get("g").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+            named.extend(i.get("golden_id").and_then(|v| v.as_s().ok()).cloned());
+            for id in named.iter().filter(|id| !known.contains(id)) {
+                problems.push(format!("block {pk} names {id}, which does not exist"));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
     /// The golden record a source record belongs to (following merged-into pointers).
     pub async fn golden_of(&self, key: &SourceKey) -> GoldenRecord {
         let src = self.store.get_source(key).await.expect("get").unwrap_or_else(|| panic!("{key} stored"));

@@ -82,18 +82,19 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
         let known = |entity: &str| hub.registry().get(entity).map(|_| ()).ok_or_else(|| super::unknown_entity(entity));
         match &route {
             StewardRoute::Reviews => list_reviews(hub, req).await,
-            StewardRoute::Decide { task_id } => actions::decide_review(hub, task_id, req).await,
+            // Boxed: an action's future holds the store's, which is large on DynamoDB.
+            StewardRoute::Decide { task_id } => Box::pin(actions::decide_review(hub, task_id, req)).await,
             StewardRoute::Merge { entity, id } => {
                 known(entity)?;
-                actions::merge(hub, entity, id, req).await
+                Box::pin(actions::merge(hub, entity, id, req)).await
             }
             StewardRoute::Split { entity, id } => {
                 known(entity)?;
-                actions::split(hub, entity, id, req).await
+                Box::pin(actions::split(hub, entity, id, req)).await
             }
             StewardRoute::Pin { entity, id, attribute } => {
                 known(entity)?;
-                actions::pin(hub, entity, id, attribute, req).await
+                Box::pin(actions::pin(hub, entity, id, attribute, req)).await
             }
         }
     };

@@ -1,0 +1,410 @@
+//! Steward actions end to end on the emulator, through the steward Lambda handler over
+//! DynamoDB: split, pins, review decisions and manual merge, with the records fed through the
+//! real pipeline; answers checked against `docs/openapi.json`; a full-table invariant check
+//! after each test.
+mod common;
+
+use common::*;
+use mdm_aws::handlers::{api, steward, Ctx};
+use mdm_aws::local::http_event;
+use mdm_core::api::scope;
+use mdm_core::store::{GoldenStore, ReviewStore, SourceStore};
+use mdm_core::SourceKey;
+use serde_json::{json, Value};
+
+const STEWARD: &str = "steward-7";
+
+/// A person record: name and birth date, contacts, address.
+#[allow(clippy::too_many_arguments)]
+fn person(
+    system: &str,
+    id: &str,
+    seq: u64,
+    given: &str,
+    family: &str,
+    email: &str,
+    phone: &str,
+    place: (&str, &str),
+) -> Value {
+    customer(
+        system,
+        id,
+        seq,
+        json!({"given_name": given, "family_name": family, "date_of_birth": "1984-07-21", "email": email,
+               "phone": phone, "postcode": place.0, "locality": place.1}),
+    )
+}
+
+fn anna_crm(seq: u64) -> Value {
+    person("crm", "c-100", seq, "Anna", "Kowalski", "anna.kowalski@example.com", "07700 900461", ("LS1 4AP", "Leeds"))
+}
+
+fn anna_web(seq: u64) -> Value {
+    person(
+        "webshop",
+        "w-9",
+        seq,
+        "Ana",
+        "Kowalski",
+        "Anna.Kowalski@Example.com",
+        "+44 7700 900461",
+        ("ls14ap", "LEEDS"),
+    )
+}
+
+/// Same name and birth date as Anna's CRM record, every contact different: a review.
+fn anna_maybe(seq: u64) -> Value {
+    person("erp", "e-7", seq, "Anna", "Kowalski", "kowalski.a@another.example", "07700 900777", ("BS1 5TR", "Bristol"))
+}
+
+struct Steward {
+    ctx: Ctx,
+    doc: Value,
+}
+
+impl Steward {
+    async fn new(s: &TestStack) -> Self {
+        let mut settings = s.res.settings().expect("settings");
+        settings.local_scopes = None;
+        let sdk = mdm_aws::config::sdk_config().await;
+        Self { ctx: Ctx::new(&sdk, settings, "steward").expect("ctx"), doc: openapi() }
+    }
+
+    /// One request to the steward handler, as API Gateway would send it; the answer checked
+    /// against the OpenAPI document (`route` is its path template).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        route: &str,
+        body: Value,
+        if_match: Option<u64>,
+        scopes: &[&str],
+    ) -> Answer {
+        let text = body.to_string();
+        let mut e = http_event(method, path, "", Some(&text), Some(scopes));
+        e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(STEWARD);
+        if let Some(v) = if_match {
+            e["headers"]["if-match"] = json!(format!("\"{v}\""));
+        }
+        let a = answer(&Box::pin(steward::handle_event(&self.ctx, e)).await);
+        conform(&self.doc, route, &method.to_ascii_lowercase(), &a);
+        a
+    }
+
+    async fn read(&self, path: &str, query: &str) -> Answer {
+        let e = http_event("GET", path, query, None, Some(&[scope::READ]));
+        answer(&Box::pin(api::handle_event(&self.ctx, e)).await)
+    }
+}
+
+const SPLIT: &str = "/v1/golden/{entity}/{goldenId}/split";
+const PIN: &str = "/v1/golden/{entity}/{goldenId}/pins/{attribute}";
+const MERGE: &str = "/v1/golden/{entity}/{goldenId}/merge";
+const DECIDE: &str = "/v1/reviews/{taskId}";
+
+/// Split, pins and every refusal, through the handler: the split records equal builds from
+/// scratch, stay split when their members are sent again, and a record resembling both joins
+/// one and opens a review naming the other; a pin survives three updates, `DELETE` restores
+/// survivorship's value, and history shows actor and reason.
+#[tokio::test]
+async fn split_and_pins_through_the_steward_handler() {
+    let Some(s) = stack("stewardsplit").await else { return };
+    let st = Steward::new(&s).await;
+    s.post(vec![anna_crm(1), anna_web(1)]).await;
+    s.drain().await;
+    let crm = SourceKey::new("customer", "crm", "c-100");
+    let joined = s.golden_of(&crm).await;
+    assert_eq!(joined.members.len(), 2, "the webshop record joined Anna");
+    let path = format!("/v1/golden/customer/{}/split", joined.golden_id);
+    let body = json!({"sources": [{"system": "webshop", "sourceId": "w-9"}], "reason": "different people"});
+
+    // Refusals: scope, If-Match missing or stale, a source that is not a member, no reason.
+    let a = st.call("POST", &path, SPLIT, body.clone(), Some(joined.version), &[scope::READ]).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (403, Some("missing_scope")));
+    let a = st.call("POST", &path, SPLIT, body.clone(), None, &[scope::STEWARD]).await;
+    assert_eq!(a.status, 428, "{}", a.body);
+    let a = st.call("POST", &path, SPLIT, body.clone(), Some(joined.version + 1), &[scope::STEWARD]).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (412, Some("version_mismatch")));
+    let stranger = json!({"sources": [{"system": "webshop", "sourceId": "nobody"}], "reason": "x"});
+    let a = st.call("POST", &path, SPLIT, stranger, Some(joined.version), &[scope::STEWARD]).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("unknown_source")));
+    let a = st
+        .call("POST", &path, SPLIT, json!({"sources": body["sources"]}), Some(joined.version), &[scope::STEWARD])
+        .await;
+    assert_eq!((a.status, a.body["error"]["details"][0]["field"].as_str()), (400, Some("reason")));
+
+    let a = st.call("POST", &path, SPLIT, body, Some(joined.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let off = a.body["splitGoldenId"].as_str().expect("split id").to_owned();
+    assert_eq!(a.body["golden"]["sources"].as_array().map(Vec::len), Some(1));
+    s.audit().await;
+    // Both equal a build from scratch of their own sources (values with provenance, members,
+    // match values, index keys) on the in-process store.
+    for (id, input) in [(&joined.golden_id, anna_crm(1)), (&off, anna_web(1))] {
+        let stored = s.store.get_golden("customer", id).await.expect("get").expect("exists");
+        let fresh = mdm_core::Hub::new(
+            std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas")),
+            mdm_core::store::memory::MemoryStore::new(),
+        );
+        let built = mdm_core::scenario::feed(&fresh, &input).await.expect("feed");
+        let scratch = fresh.store().get_golden("customer", built.golden_id()).await.expect("get").expect("exists");
+        assert_eq!(stored.attributes, scratch.attributes, "{id}");
+        assert_eq!((&stored.members, &stored.match_values), (&scratch.members, &scratch.match_values));
+        assert_eq!(stored.index_keys, scratch.index_keys);
+    }
+
+    // Every member again, with a higher sequence: neither moves; no review proposes the pair.
+    s.post(vec![anna_crm(2), anna_web(2)]).await;
+    s.drain().await;
+    assert_eq!(s.golden_of(&crm).await.golden_id, joined.golden_id);
+    assert_eq!(s.golden_of(&SourceKey::new("customer", "webshop", "w-9")).await.golden_id, off);
+    let open = s.store.review_queue("customer", true, None, 10).await.expect("queue");
+    assert!(open.tasks.is_empty(), "{:?}", open.tasks);
+    // A third record resembling both joins one and opens a review naming the other.
+    let third = person(
+        "partner",
+        "p-1",
+        1,
+        "Anna",
+        "Kowalski",
+        "anna.kowalski@example.com",
+        "+44 7700 900461",
+        ("LS1 4AP", "Leeds"),
+    );
+    s.post(vec![third]).await;
+    s.drain().await;
+    let with = s.golden_of(&SourceKey::new("customer", "partner", "p-1")).await.golden_id;
+    let other = if with == joined.golden_id { off.clone() } else { joined.golden_id.clone() };
+    let open = s.store.review_queue("customer", true, None, 10).await.expect("queue");
+    assert!(open.tasks.iter().any(|t| t.candidate_golden_ids.contains(&other)), "{:?}", open.tasks);
+    s.audit().await;
+
+    // Pins: refusals first.
+    let g = s.golden_of(&crm).await;
+    let pin = |attr: &str| format!("/v1/golden/customer/{}/pins/{attr}", g.golden_id);
+    let a = st
+        .call("PUT", &pin("shoe_size"), PIN, json!({"value": "9", "reason": "x"}), Some(g.version), &[scope::STEWARD])
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("unknown_attribute")));
+    let a = st
+        .call(
+            "PUT",
+            &pin("email"),
+            PIN,
+            json!({"value": "no address", "reason": "x"}),
+            Some(g.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_value")));
+    let a = st
+        .call("PUT", &pin("given_name"), PIN, json!({"value": "Annie", "reason": "x"}), None, &[scope::STEWARD])
+        .await;
+    assert_eq!(a.status, 428);
+    let a = st
+        .call(
+            "PUT",
+            &pin("given_name"),
+            PIN,
+            json!({"value": "Annie", "reason": "x"}),
+            Some(g.version),
+            &[scope::WRITE],
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    let a = st
+        .call(
+            "PUT",
+            &pin("given_name"),
+            PIN,
+            json!({"value": "Annie", "reason": "prefers Annie"}),
+            Some(g.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["golden"]["attributes"]["given_name"]["rule"], "steward_pin");
+    assert_eq!(a.body["golden"]["pins"][0]["actor"], STEWARD);
+    let pinned_value = a.body["golden"]["attributes"]["given_name"]["value"].clone();
+    for seq in 3..=5 {
+        let mut v = anna_crm(seq);
+        v["attributes"]["given_name"] = json!(format!("Anna{seq}"));
+        s.post(vec![v]).await;
+        s.drain().await;
+        let now = s.golden_of(&crm).await;
+        assert_eq!(now.value("given_name"), pinned_value.as_str(), "update {seq}");
+    }
+    let now = s.golden_of(&crm).await;
+    let a = st
+        .call(
+            "DELETE",
+            &pin("given_name"),
+            PIN,
+            json!({"reason": "source fixed"}),
+            Some(now.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["golden"]["attributes"]["given_name"]["value"], "anna5", "survivorship's value is back");
+    let a = st
+        .call("DELETE", &pin("given_name"), PIN, json!({"reason": "again"}), Some(now.version + 1), &[scope::STEWARD])
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("pin_not_found")));
+
+    // The history API shows who did what, and why.
+    let h = st.read(&format!("/v1/golden/customer/{}/history", g.golden_id), "limit=100").await;
+    conform(&st.doc, "/v1/golden/{entity}/{goldenId}/history", "get", &h);
+    let items = h.body["items"].as_array().expect("items");
+    let by = |cause: &str| items.iter().filter(|i| i["cause"] == cause).cloned().collect::<Vec<_>>();
+    assert_eq!(by("split").len(), 1);
+    assert_eq!(by("split")[0]["actor"], STEWARD);
+    assert_eq!(by("split")[0]["reason"], "different people");
+    assert_eq!(by("pin").len(), 2, "pinned, then removed");
+    assert_eq!(by("pin")[1]["reason"], "source fixed");
+    s.audit().await;
+}
+
+/// Review decisions and a manual merge, through the handler: `distinct` is never proposed
+/// again and leaves the open queue for the resolved one (kept with a TTL); `link` merges and
+/// publishes `ReviewTaskResolved`; a manual merge answers `mergedInto` with `Location` for the
+/// other id, and enrich by its source key resolves to the survivor.
+#[tokio::test]
+async fn review_decisions_and_manual_merge_through_the_steward_handler() {
+    let Some(s) = stack("stewardreview").await else { return };
+    let st = Steward::new(&s).await;
+    let berta = |system: &str, id: &str, email: &str, phone: &str, place: (&str, &str)| {
+        person(system, id, 1, "Berta", "Nowak", email, phone, place)
+    };
+    s.post(vec![
+        anna_crm(1),
+        berta("crm", "c-300", "berta.nowak@example.com", "07700 900300", ("M1 1AE", "Manchester")),
+    ])
+    .await;
+    s.drain().await;
+    s.post(vec![
+        anna_maybe(1),
+        berta("erp", "e-30", "nowak.b@another.example", "07700 900333", ("CF10 1AA", "Cardiff")),
+    ])
+    .await;
+    s.drain().await;
+    let open = s.store.review_queue("customer", true, None, 10).await.expect("queue");
+    assert_eq!(open.tasks.len(), 2, "two possible matches: {:?}", open.tasks);
+    let of = |id: &str| open.tasks.iter().find(|t| t.source.source_id == id).cloned().expect("a task");
+    let (anna_task, berta_task) = (of("e-7"), of("e-30"));
+
+    // distinct
+    let holder = s.golden_of(&anna_task.source).await;
+    let path = format!("/v1/reviews/{}", anna_task.task_id);
+    let a = st
+        .call(
+            "POST",
+            &path,
+            DECIDE,
+            json!({"decision": "maybe", "reason": "x"}),
+            Some(holder.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!((a.status, a.body["error"]["details"][0]["field"].as_str()), (400, Some("decision")));
+    let a = st
+        .call(
+            "POST",
+            &path,
+            DECIDE,
+            json!({"decision": "distinct", "reason": "different people"}),
+            Some(holder.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["status"], "rejected");
+    assert_eq!(a.body["resolution"]["actor"], STEWARD);
+    let a = st
+        .call(
+            "POST",
+            &path,
+            DECIDE,
+            json!({"decision": "distinct", "reason": "again"}),
+            Some(holder.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (409, Some("already_resolved")));
+    let queue_items = s.items_with_prefix("REVQ#").await;
+    let in_queue = |open: bool| {
+        queue_items
+            .iter()
+            .filter(|i| i["pk"].as_s().is_ok_and(|p| p.ends_with(if open { "#open" } else { "#resolved" })))
+            .filter(|i| i["sk"].as_s().is_ok_and(|k| k.ends_with(&anna_task.task_id)))
+            .count()
+    };
+    assert_eq!((in_queue(true), in_queue(false)), (0, 1), "moved from the open queue to the resolved one");
+    let resolved_entry =
+        queue_items.iter().find(|i| i["pk"].as_s().is_ok_and(|p| p.ends_with("#resolved"))).expect("entry");
+    assert!(resolved_entry.get("expiresAt").and_then(|v| v.as_n().ok()).is_some(), "kept for its retention (TTL)");
+    // New versions of both records: the pair is never proposed again.
+    s.post(vec![anna_maybe(2), anna_crm(2)]).await;
+    s.drain().await;
+    let open_now = s.store.review_queue("customer", true, None, 10).await.expect("queue");
+    assert!(
+        open_now.tasks.iter().all(|t| t.source.source_id != "e-7" && t.source.source_id != "c-100"),
+        "{:?}",
+        open_now.tasks
+    );
+    s.audit().await;
+
+    // link
+    let holder = s.golden_of(&berta_task.source).await;
+    let candidate = berta_task.candidate_golden_ids[0].clone();
+    let path = format!("/v1/reviews/{}", berta_task.task_id);
+    let body = json!({"decision": "link", "goldenId": candidate, "reason": "same person, confirmed"});
+    let a = st.call("POST", &path, DECIDE, body, Some(holder.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["status"], "merged");
+    assert_eq!(a.body["golden"]["sources"].as_array().map(Vec::len), Some(2));
+    let task = s.store.get_review("customer", &berta_task.task_id).await.expect("get").expect("task");
+    assert_eq!(task.resolution.as_ref().map(|r| r.reason.as_str()), Some("same person, confirmed"));
+    s.audit().await;
+
+    // Manual merge of Anna's two golden records (kept apart above: the steward decides again).
+    let anna = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
+    let maybe = s.golden_of(&anna_task.source).await;
+    let path = format!("/v1/golden/customer/{}/merge", anna.golden_id);
+    let body = json!({"with": maybe.golden_id, "withVersion": maybe.version, "reason": "one person after all"});
+    let a = st.call("POST", &path, MERGE, body.clone(), Some(anna.version), &[scope::READ]).await;
+    assert_eq!(a.status, 403);
+    let mut stale = body.clone();
+    stale["withVersion"] = json!(maybe.version + 5);
+    let a = st.call("POST", &path, MERGE, stale, Some(anna.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 412, "{}", a.body);
+    let a = st.call("POST", &path, MERGE, body, Some(anna.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let survivor = a.body["goldenId"].as_str().expect("survivor").to_owned();
+    let merged = a.body["mergedGoldenId"].as_str().expect("merged").to_owned();
+    assert_eq!(a.headers.get("location").map(String::as_str), Some(format!("/v1/golden/customer/{survivor}").as_str()));
+    let gone = st.read(&format!("/v1/golden/customer/{merged}"), "").await;
+    assert_eq!((gone.status, gone.body["mergedInto"].as_str()), (200, Some(survivor.as_str())));
+    assert_eq!(
+        gone.headers.get("location").map(String::as_str),
+        Some(format!("/v1/golden/customer/{survivor}").as_str())
+    );
+    let enrich = json!({"orderId": "o-1", "customer": {"system": "erp", "sourceId": "e-7"}, "lines": []});
+    let e = http_event("POST", "/v1/enrich", "", Some(&enrich.to_string()), Some(&[scope::READ]));
+    let enriched = answer(&Box::pin(api::handle_event(&st.ctx, e)).await);
+    assert_eq!(enriched.status, 200, "{}", enriched.body);
+    assert!(enriched.body.to_string().contains(&survivor), "{}", enriched.body);
+    assert!(s.store.get_source(&anna_task.source).await.expect("get").is_some());
+
+    // Every change was published; the review decision's event validates against its schema.
+    s.drain().await;
+    let events = s.subscriber_events().await;
+    let resolved: Vec<&Value> = events.iter().filter(|e| e["detail-type"] == "ReviewTaskResolved").collect();
+    assert_eq!(resolved.len(), 2, "one per decision");
+    for e in resolved {
+        assert_valid_event(e);
+    }
+    assert!(events.iter().any(|e| e["detail-type"] == "GoldenRecordsMerged" && e["detail"]["cause"] == "merge"));
+    s.audit().await;
+}
