@@ -408,3 +408,105 @@ async fn review_decisions_and_manual_merge_through_the_steward_handler() {
     assert!(events.iter().any(|e| e["detail-type"] == "GoldenRecordsMerged" && e["detail"]["cause"] == "merge"));
     s.audit().await;
 }
+
+/// Rollback through the handler: after a bad feed (a partner record joins, then Anna's CRM
+/// record is overwritten twice), rolling back to the version before it restores that version's
+/// membership and values; a later update applies to what is not pinned; the events show the
+/// rollback; a version an erasure removed answers 409 `version_erased`.
+#[tokio::test]
+async fn rollback_through_the_steward_handler() {
+    let Some(s) = stack("stewardrollback").await else { return };
+    let st = Steward::new(&s).await;
+    s.post(vec![anna_crm(1)]).await;
+    s.drain().await;
+    s.post(vec![anna_web(1)]).await;
+    s.drain().await;
+    let crm = SourceKey::new("customer", "crm", "c-100");
+    let good = s.golden_of(&crm).await;
+    assert_eq!(good.members.len(), 2);
+    let partner = person(
+        "partner",
+        "p-1",
+        1,
+        "Hanna",
+        "Kowalski",
+        "anna.kowalski@example.com",
+        "07700 900461",
+        ("LS1 4AP", "Leeds"),
+    );
+    s.post(vec![partner]).await;
+    s.drain().await;
+    for (seq, town) in [(2, "Krakow"), (3, "Gdansk")] {
+        let mut bad = anna_crm(seq);
+        bad["attributes"]["locality"] = json!(town);
+        s.post(vec![bad]).await;
+        s.drain().await;
+    }
+    let now = s.golden_of(&crm).await;
+    assert_eq!(now.members.len(), 3, "the partner record joined");
+    let path = format!("/v1/golden/customer/{}/rollback", good.golden_id);
+    const ROLLBACK: &str = "/v1/golden/{entity}/{goldenId}/rollback";
+    let body = json!({"version": good.version, "reason": "bad partner feed"});
+    let a = st.call("POST", &path, ROLLBACK, body.clone(), None, &[scope::STEWARD]).await;
+    assert_eq!(a.status, 428);
+    let a = st
+        .call(
+            "POST",
+            &path,
+            ROLLBACK,
+            json!({"version": now.version, "reason": "x"}),
+            Some(now.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_version")));
+    let a = st.call("POST", &path, ROLLBACK, body, Some(now.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let back = s.golden_of(&crm).await;
+    assert_eq!(back.members, good.members, "that version's membership");
+    assert_eq!(back.values(), good.values(), "that version's values");
+    assert!(a.body["pins"].as_array().is_some_and(|p| p.iter().any(|p| p["attribute"] == "locality")), "{}", a.body);
+    let off = a.body["splitGoldenId"].as_str().expect("the partner record's golden record");
+    assert_eq!(s.golden_of(&SourceKey::new("customer", "partner", "p-1")).await.golden_id, off);
+    s.audit().await;
+
+    // A later update applies to unpinned attributes; the pinned town stays.
+    let mut later = anna_crm(9);
+    later["attributes"]["locality"] = json!("Krakow");
+    later["attributes"]["phone"] = json!("07700 900999");
+    s.post(vec![later]).await;
+    s.drain().await;
+    let after = s.golden_of(&crm).await;
+    assert_eq!(after.value("locality"), good.value("locality"));
+    assert_ne!(after.value("phone"), good.value("phone"), "the phone is not pinned: it follows its source");
+    let events = s.subscriber_events().await;
+    assert!(
+        events.iter().any(|e| e["detail"]["cause"] == "rollback" && e["detail"]["goldenId"] == good.golden_id.as_str()),
+        "a rollback event"
+    );
+
+    // Erase the webshop record: the versions that listed it go, and rolling back to one is 409.
+    let sdk = mdm_aws::config::sdk_config().await;
+    let mut settings = s.res.settings().expect("settings");
+    settings.local_scopes = None;
+    let eraser = Ctx::new(&sdk, settings, "erasure").expect("ctx");
+    let req =
+        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-9"}, "scope": "source"});
+    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
+    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
+    assert_eq!(resp["statusCode"], 202, "{resp}");
+    s.drain().await;
+    let now = s.golden_of(&crm).await;
+    let a = st
+        .call(
+            "POST",
+            &path,
+            ROLLBACK,
+            json!({"version": good.version, "reason": "x"}),
+            Some(now.version),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (409, Some("version_erased")));
+    s.audit().await;
+}

@@ -254,3 +254,68 @@ async fn review_decisions_link_or_keep_apart_for_good() {
     assert!(!v.is_valid(&broken), "a link names the candidate linked");
     consistent(&hub).await;
 }
+
+#[tokio::test]
+async fn rollback_restores_membership_and_values_and_refuses_an_erased_version() {
+    use mdm_core::erasure::{self, ErasureRequest};
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let config = mdm_core::HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..Default::default() };
+    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    feed(&hub, anna_crm()).await;
+    let good = feed(&hub, anna_web()).await.1.expect("merged").golden;
+    // A bad feed: a partner record with Anna's e-mail joins, then Anna's CRM record is
+    // overwritten with someone else's town twice.
+    let mut partner = anna_crm();
+    partner["sourceSystem"] = json!("partner");
+    partner["sourceId"] = json!("p-1");
+    partner["attributes"]["given_name"] = json!("Hanna");
+    assert_eq!(feed(&hub, partner).await.1.expect("merged").golden.members.len(), 3);
+    for (seq, town) in [(2, "Krakow"), (3, "Gdansk")] {
+        let mut bad = anna_crm();
+        bad["sourceSeq"] = json!(seq);
+        bad["attributes"]["locality"] = json!(town);
+        bad["attributes"]["postcode"] = json!("30-001");
+        feed(&hub, bad).await;
+    }
+    let now = golden(&hub, &good.golden_id).await;
+    assert!(now.version >= good.version + 3, "v{} after the bad feed", now.version);
+    assert_ne!(now.values(), good.values());
+    let r = hub.rollback_golden(&target(&now), good.version, &who()).await.expect("rollback");
+    assert_eq!(r.golden.members, good.members, "the membership of that version");
+    assert_eq!(r.golden.values(), good.values(), "the values of that version");
+    let split = r.split_off.expect("the partner record leaves");
+    assert_eq!(split.members.iter().map(|k| k.source_id.as_str()).collect::<Vec<_>>(), ["p-1"]);
+    assert!(r.pins.iter().all(|p| p.reason == format!("rollback to v{}", good.version)) && !r.pins.is_empty());
+    assert!(r.pins.iter().any(|p| p.attribute == "locality"), "{:?}", r.pins);
+    let last = hub.store().history("customer", &good.golden_id).await.expect("history").pop().expect("version");
+    assert_eq!((last.cause, last.actor.as_deref()), (Cause::Rollback, Some("steward-7")));
+    let events = hub.store().pending_events(100).await.expect("outbox");
+    assert!(events.iter().any(|e| e.event.detail_type() == "GoldenRecordUpdated"
+        && e.event.detail()["cause"] == "rollback"
+        && e.event.golden_id() == Some(good.golden_id.as_str())));
+    consistent(&hub).await;
+
+    // A later source update applies to what is not pinned.
+    let mut later = anna_crm();
+    later["sourceSeq"] = json!(9);
+    later["attributes"]["locality"] = json!("Krakow");
+    later["attributes"]["family_name"] = json!("Kowalska");
+    let after = feed(&hub, later).await.1.expect("merged").golden;
+    assert_eq!(after.value("locality"), good.value("locality"), "pinned by the rollback");
+    assert_eq!(after.members, good.members, "the partner record stays split off");
+    let unpinned: Vec<&str> = r.pins.iter().map(|p| p.attribute.as_str()).collect();
+    if !unpinned.contains(&"family_name") {
+        assert_ne!(after.value("family_name"), good.value("family_name"), "an unpinned attribute follows its source");
+    }
+
+    // A version an erasure removed cannot be rolled back to.
+    let body =
+        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-9"}, "scope": "source"});
+    let req = ErasureRequest::parse(&hub, &body, "privacy-team").expect("request");
+    let (receipt, _) = erasure::accept(&hub, &req).await.expect("accept");
+    erasure::process(&hub, &receipt.request_id).await.expect("erase");
+    let now = golden(&hub, &good.golden_id).await;
+    let e = hub.rollback_golden(&target(&now), good.version, &who()).await.expect_err("erased");
+    assert!(matches!(e, StewardError::Conflict { code: "version_erased", .. }), "{e:?}");
+    consistent(&hub).await;
+}

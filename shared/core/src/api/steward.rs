@@ -34,6 +34,8 @@ pub enum StewardRoute {
     Merge { entity: String, id: String },
     /// `POST /v1/golden/{entity}/{id}/split`
     Split { entity: String, id: String },
+    /// `POST /v1/golden/{entity}/{id}/rollback`
+    Rollback { entity: String, id: String },
     /// `PUT` or `DELETE /v1/golden/{entity}/{id}/pins/{attribute}`
     Pin { entity: String, id: String, attribute: String },
 }
@@ -48,6 +50,9 @@ impl StewardRoute {
             ["v1", "reviews", t] => (Self::Decide { task_id: (*t).into() }, &["POST"]),
             ["v1", "golden", e, id, "merge"] => (Self::Merge { entity: (*e).into(), id: (*id).into() }, &["POST"]),
             ["v1", "golden", e, id, "split"] => (Self::Split { entity: (*e).into(), id: (*id).into() }, &["POST"]),
+            ["v1", "golden", e, id, "rollback"] => {
+                (Self::Rollback { entity: (*e).into(), id: (*id).into() }, &["POST"])
+            }
             ["v1", "golden", e, id, "pins", a] => {
                 (Self::Pin { entity: (*e).into(), id: (*id).into(), attribute: (*a).into() }, &["PUT", "DELETE"])
             }
@@ -67,6 +72,7 @@ impl StewardRoute {
             Self::Decide { .. } => "decide_review",
             Self::Merge { .. } => "merge_golden",
             Self::Split { .. } => "split_golden",
+            Self::Rollback { .. } => "rollback_golden",
             Self::Pin { .. } => "pin_value",
         }
     }
@@ -91,6 +97,10 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
             StewardRoute::Split { entity, id } => {
                 known(entity)?;
                 Box::pin(actions::split(hub, entity, id, req)).await
+            }
+            StewardRoute::Rollback { entity, id } => {
+                known(entity)?;
+                Box::pin(actions::rollback(hub, entity, id, req)).await
             }
             StewardRoute::Pin { entity, id, attribute } => {
                 known(entity)?;

@@ -202,6 +202,36 @@ pub async fn split<S: Store>(hub: &Hub<S>, entity: &str, id: &str, req: &ApiRequ
     Ok(ApiResponse::json(200, body).with_header("etag", etag(s.golden.version)))
 }
 
+/// `POST /v1/golden/{entity}/{id}/rollback`: `{"version", "reason"}`.
+pub async fn rollback<S: Store>(
+    hub: &Hub<S>,
+    entity: &str,
+    id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let version = if_match(req)?;
+    let body = object(req)?;
+    let who = attribution(req, &body)?;
+    let to = version_field(&body, "version")?;
+    let t = Target { entity: entity.to_owned(), golden_id: id.to_owned(), version };
+    let r = hub.rollback_golden(&t, to, &who).await?;
+    let pins: Vec<Value> = r
+        .pins
+        .iter()
+        .map(|p| {
+            json!({"attribute": p.attribute, "value": p.value, "actor": p.actor, "reason": p.reason,
+                   "pinnedAt": crate::time::format_rfc3339(p.at_ms)})
+        })
+        .collect();
+    let mut body = json!({"goldenId": r.golden.golden_id, "version": r.golden.version, "golden": view(&r.golden, true),
+                          "rolledBackTo": to, "pins": pins, "donorGoldenIds": r.donors});
+    if let Some(off) = &r.split_off {
+        body["splitGoldenId"] = json!(off.golden_id);
+        body["splitOff"] = view(off, true);
+    }
+    Ok(ApiResponse::json(200, body).with_header("etag", etag(r.golden.version)))
+}
+
 /// `PUT /v1/golden/{entity}/{id}/pins/{attribute}` `{"value", "reason"}`, and `DELETE` (body
 /// `{"reason"}`): pins a value, or removes the pin.
 pub async fn pin<S: Store>(

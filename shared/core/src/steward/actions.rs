@@ -312,7 +312,7 @@ impl<S: Store> Hub<S> {
     }
 }
 
-fn too_large() -> StewardError {
+pub(super) fn too_large() -> StewardError {
     StewardError::conflict(
         "change_too_large",
         "the change names more golden records and claims than one transaction can write",

@@ -7,9 +7,11 @@
 mod actions;
 pub mod regroup;
 mod review;
+mod rollback;
 
 pub use actions::{Merged, Split};
 pub use review::{Decision, Resolved};
+pub use rollback::RolledBack;
 
 use crate::events::HubEvent;
 use crate::golden::{GoldenRecord, GoldenStatus};
