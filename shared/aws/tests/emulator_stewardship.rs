@@ -510,3 +510,96 @@ async fn rollback_through_the_steward_handler() {
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (409, Some("version_erased")));
     s.audit().await;
 }
+
+/// Both sides of a race between a steward action and a merge on the same golden record,
+/// forced with a barrier that holds one side's transaction between its reads and its write
+/// while the other writes: a steward that loses answers 412 (nothing written); a merge that
+/// loses retries and applies its record on top of the steward's change. Nothing is lost.
+#[tokio::test]
+async fn a_steward_action_racing_a_merge_answers_412_or_the_merge_retries() {
+    use mdm_core::store::conformance::Faulty;
+    use std::sync::Arc;
+    use tokio::sync::Barrier;
+    let Some(s) = stack("stewardrace").await else { return };
+    let st = Steward::new(&s).await;
+    s.post(vec![anna_crm(1), anna_web(1)]).await;
+    s.drain().await;
+    let crm = SourceKey::new("customer", "crm", "c-100");
+    let registry = Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let held_hub = || {
+        let store = Faulty::new(mdm_aws::DynamoStore::new(s.ddb.clone(), s.table()));
+        mdm_core::Hub::new(Arc::clone(&registry), store)
+    };
+    // Waits until the held side reached its write, runs `meanwhile`, then lets it go.
+    async fn between<F: std::future::Future<Output = ()>>(barrier: &Barrier, meanwhile: F) {
+        tokio::time::timeout(std::time::Duration::from_secs(60), barrier.wait())
+            .await
+            .expect("the held side reached its transaction");
+        meanwhile.await;
+        barrier.wait().await;
+    }
+
+    // 1. The steward's pin is held; a CRM update is merged meanwhile: the steward gets 412.
+    let g = s.golden_of(&crm).await;
+    let hub = held_hub();
+    let barrier = Arc::new(Barrier::new(2));
+    hub.store().hold_next_transaction(Arc::clone(&barrier));
+    let req = mdm_core::api::ApiRequest::new("PUT", &format!("/v1/golden/customer/{}/pins/locality", g.golden_id))
+        .with_json(&json!({"value": "York", "reason": "moved"}))
+        .with_header("if-match", &format!("\"{}\"", g.version))
+        .with_scopes([scope::STEWARD])
+        .with_principal(STEWARD);
+    let mut update = anna_crm(2);
+    update["attributes"]["phone"] = json!("07700 900555");
+    let pin = Box::pin(mdm_core::api::steward::handle(&hub, &req));
+    let (answer, ()) = tokio::join!(
+        pin,
+        between(&barrier, async {
+            s.post(vec![update.clone()]).await;
+            s.drain().await;
+        })
+    );
+    assert_eq!(answer.status, 412, "{:?}", answer.body);
+    let now = s.golden_of(&crm).await;
+    assert!(now.pins.is_empty(), "the steward's change was not written");
+    assert_eq!(now.members.len(), 2);
+    assert_ne!(now.value("phone"), g.value("phone"), "the merged update is there");
+    s.audit().await;
+
+    // 2. A merge is held; the steward pins meanwhile (through the Lambda handler): the merge
+    // retries and applies the update on top; the pin stays.
+    let hub = held_hub();
+    let barrier = Arc::new(Barrier::new(2));
+    let mut update = anna_crm(3);
+    update["attributes"]["phone"] = json!("07700 900666");
+    update["attributes"]["locality"] = json!("Leeds City");
+    let record = mdm_core::record::validate(hub.registry(), &update, hub.now_ms()).expect("valid");
+    hub.ingest(&record).await.expect("ingest");
+    hub.store().hold_next_transaction(Arc::clone(&barrier));
+    let merge = Box::pin(hub.process(&crm));
+    let path = format!("/v1/golden/customer/{}/pins/locality", now.golden_id);
+    let (merged, ()) = tokio::join!(
+        merge,
+        between(&barrier, async {
+            let a = st
+                .call(
+                    "PUT",
+                    &path,
+                    PIN,
+                    json!({"value": "York", "reason": "moved"}),
+                    Some(now.version),
+                    &[scope::STEWARD],
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.body);
+        })
+    );
+    let merged = merged.expect("the merge retries and succeeds");
+    assert!(merged.attempts > 1, "the merge's first transaction lost the race");
+    let after = s.golden_of(&crm).await;
+    assert_eq!(after.value("locality"), Some("york"), "the pin stays");
+    assert_eq!(after.pins.len(), 1);
+    assert_ne!(after.value("phone"), now.value("phone"), "the merge's update applied");
+    assert_eq!(after.members.len(), 2);
+    s.audit().await;
+}

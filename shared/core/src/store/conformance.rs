@@ -722,6 +722,8 @@ pub struct Faulty<S> {
     calls: std::sync::atomic::AtomicU64,
     /// [`Faulty::blind_lookups`].
     blind: std::sync::atomic::AtomicBool,
+    /// [`Faulty::hold_next_transaction`].
+    hold: std::sync::Mutex<Option<Arc<tokio::sync::Barrier>>>,
 }
 
 fn injected() -> StoreError {
@@ -775,6 +777,16 @@ impl<S> Faulty<S> {
             crash_lost: std::sync::atomic::AtomicBool::new(false),
             calls: std::sync::atomic::AtomicU64::new(0),
             blind: std::sync::atomic::AtomicBool::new(false),
+            hold: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The next transaction meets the test at `barrier` twice before it is sent (arrived, then
+    /// released): whatever the test does in between happens between that transaction's reads
+    /// and its write, as a writer racing it would.
+    pub fn hold_next_transaction(&self, barrier: Arc<tokio::sync::Barrier>) {
+        if let Ok(mut h) = self.hold.lock() {
+            *h = Some(barrier);
         }
     }
 
@@ -981,6 +993,12 @@ impl<S: Transactor> Transactor for Faulty<S> {
         self.inner.settle_suppression(markers_at_ms, now_ms).await
     }
     async fn transact(&self, mut ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let held = self.hold.lock().ok().and_then(|mut h| h.take());
+        if let Some(barrier) = held {
+            // Arrived at the write; then released by the test.
+            barrier.wait().await;
+            barrier.wait().await;
+        }
         if ops.iter().any(|op| matches!(op, WriteOp::CheckUnsuppressed { .. }))
             && self.skip_checks.swap(false, std::sync::atomic::Ordering::SeqCst)
         {
