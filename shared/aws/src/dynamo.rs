@@ -496,15 +496,21 @@ impl DynamoStore {
                 ]);
                 put(item, Some("attribute_not_exists(pk)"), vec![])
             }
-            WriteOp::SetXref { source, golden_id } => {
-                let u = Update::builder()
+            WriteOp::SetXref { source, golden_id, why } => {
+                let mut u = Update::builder()
                     .table_name(t)
                     .set_key(Some(source_key_item(source)))
-                    .update_expression("SET golden_id = :g")
+                    .update_expression(if why.is_some() {
+                        "SET golden_id = :g, why = :w"
+                    } else {
+                        "SET golden_id = :g"
+                    })
                     .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":g", s(golden_id))
-                    .build()
-                    .map_err(build_err)?;
+                    .expression_attribute_values(":g", s(golden_id));
+                if let Some(w) = why {
+                    u = u.expression_attribute_values(":w", s(link_text(w)?));
+                }
+                let u = u.build().map_err(build_err)?;
                 Ok(TransactWriteItem::builder().update(u).build())
             }
             WriteOp::PutIndex { .. } | WriteOp::DeleteIndex { .. } => {
@@ -1010,7 +1016,7 @@ impl SourceStore for DynamoStore {
         // A held version is no member of any golden record: it drops its cross-reference.
         // The generation (`first_seq`) stays over a live version; a tombstone has none.
         let update: &str = if record.held {
-            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id, golden_id"
+            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id, golden_id, why"
         } else {
             "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id"
         };
@@ -1189,7 +1195,19 @@ impl ReceiptStore for DynamoStore {
     }
 }
 
+/// A link reason as the source item keeps it (`why`): JSON, a few hundred bytes.
+fn link_text(link: &mdm_core::golden::Link) -> Result<String, StoreError> {
+    serde_json::to_string(link).map_err(|e| StoreError::Invalid(format!("link reason: {e}")))
+}
+
 impl LookupStore for DynamoStore {
+    /// The source item, projected to `why` (one strongly consistent `BatchGetItem`).
+    async fn get_link(&self, key: &SourceKey) -> Result<Option<mdm_core::golden::Link>, StoreError> {
+        let got = self.batch_get_projected(vec![source_key_item(key)], Some(&[("why", "#w")]), true).await?;
+        let Some(text) = got.first().and_then(|i| i.get("why")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
+        serde_json::from_str(text).map(Some).map_err(|e| StoreError::Invalid(format!("stored link reason: {e}")))
+    }
+
     /// One `BatchGetItem` per 100 distinct identifiers, claims and source items mixed, reading
     /// only the key and the golden id.
     async fn resolve_lookups(&self, lookups: &[Lookup]) -> Result<HashMap<Lookup, String>, StoreError> {
@@ -1602,8 +1620,8 @@ impl Transactor for DynamoStore {
             }
         }
         for op in &xrefs {
-            if let WriteOp::SetXref { source, golden_id } = op {
-                self.set_xref(source, golden_id).await?;
+            if let WriteOp::SetXref { source, golden_id, why } = op {
+                self.set_xref(source, golden_id, why.as_deref()).await?;
             }
         }
         self.index_writes(&deletes).await?;
@@ -1685,26 +1703,32 @@ impl DynamoStore {
 
     /// Points a stored source record at its golden record (`UpdateItem`, on condition that the
     /// source item exists).
-    async fn set_xref(&self, source: &SourceKey, golden_id: &str) -> Result<(), StoreError> {
+    /// The cross-reference, and why the record is a member when the write makes a link.
+    async fn set_xref(
+        &self,
+        source: &SourceKey,
+        golden_id: &str,
+        why: Option<&mdm_core::golden::Link>,
+    ) -> Result<(), StoreError> {
         let key = source_key_item(source);
+        let why = why.map(link_text).transpose()?;
         self.count(&self.counts.update_item);
         meter().request("UpdateItem");
-        meter().write(
-            "UpdateItem",
-            &[Write::Update { key: &key, set: vec![("golden_id".into(), s(golden_id))], remove: vec![] }],
-            false,
-        );
-        let sent = self
+        let mut set = vec![("golden_id".into(), s(golden_id))];
+        set.extend(why.iter().map(|w| ("why".to_owned(), s(w))));
+        meter().write("UpdateItem", &[Write::Update { key: &key, set, remove: vec![] }], false);
+        let mut u = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .update_expression("SET golden_id = :g")
+            .update_expression(if why.is_some() { "SET golden_id = :g, why = :w" } else { "SET golden_id = :g" })
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":g", s(golden_id))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
+            .expression_attribute_values(":g", s(golden_id));
+        if let Some(w) = why {
+            u = u.expression_attribute_values(":w", s(w));
+        }
+        let sent = u.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await;
         match sent {
             Ok(out) => {
                 self.counts.capacity(out.consumed_capacity().and_then(|c| c.capacity_units()));

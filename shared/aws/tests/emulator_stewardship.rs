@@ -397,6 +397,46 @@ async fn review_decisions_and_manual_merge_through_the_steward_handler() {
     assert!(enriched.body.to_string().contains(&survivor), "{}", enriched.body);
     assert!(s.store.get_source(&anna_task.source).await.expect("get").is_some());
 
+    // Why each member is where it is: an automatic link, a review link, a manual merge.
+    const WHY: &str = "/v1/golden/{entity}/{goldenId}/why/{system}/{sourceId}";
+    let why = |id: String, system: &'static str, source: &'static str| {
+        let st = &st;
+        async move {
+            let a = st.read(&format!("/v1/golden/customer/{id}/why/{system}/{source}"), "").await;
+            conform(&st.doc, WHY, "get", &a);
+            a
+        }
+    };
+    let a = why(survivor.clone(), "crm", "c-100").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body["how"] == "created" || a.body["how"] == "steward", "{}", a.body);
+    let a = why(survivor.clone(), "erp", "e-7").await;
+    assert_eq!((a.body["how"].as_str(), a.body["cause"].as_str()), (Some("steward"), Some("merge")), "{}", a.body);
+    assert_eq!((a.body["actor"].as_str(), a.body["reason"].as_str()), (Some(STEWARD), Some("one person after all")));
+    let berta_golden = s.golden_of(&berta_task.source).await.golden_id;
+    let (a, b) = (why(berta_golden.clone(), "erp", "e-30").await, why(berta_golden.clone(), "crm", "c-300").await);
+    let review_link = [&a, &b].into_iter().find(|x| x.body["how"] == "steward").expect("one joined by the review");
+    assert_eq!(review_link.body["cause"], "review");
+    assert_eq!(review_link.body["reason"], "same person, confirmed");
+    let a = why(survivor.clone(), "crm", "c-300").await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_a_member")));
+    // An automatic link: the score and its explanation as they were.
+    s.post(vec![person(
+        "webshop",
+        "w-31",
+        1,
+        "Berta",
+        "Nowak",
+        "berta.nowak@example.com",
+        "07700 900300",
+        ("M1 1AE", "Manchester"),
+    )])
+    .await;
+    s.drain().await;
+    let a = why(s.golden_of(&SourceKey::new("customer", "webshop", "w-31")).await.golden_id, "webshop", "w-31").await;
+    assert!(a.body["how"] == "score" || a.body["how"] == "rule", "{}", a.body);
+    assert!(a.body["explanation"].as_array().is_some_and(|e| !e.is_empty()), "{}", a.body);
+
     // Every change was published; the review decision's event validates against its schema.
     s.drain().await;
     let events = s.subscriber_events().await;

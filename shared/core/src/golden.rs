@@ -261,6 +261,61 @@ pub struct Pin {
     pub source: Option<SourceKey>,
 }
 
+/// How a source record came to be a member of the golden record it joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// It created the golden record.
+    Created,
+    /// A deterministic rule linked it.
+    Rule,
+    /// Its Fellegi-Sunter score was in the link band.
+    Score,
+    /// A data steward put it there (review decision, manual merge, split, rollback).
+    Steward,
+}
+
+/// Why a source record is a member: stored with its cross-reference when the link is made, as
+/// it was then (no attribute values: comparator levels and weights only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    pub how: LinkKind,
+    /// The golden record it joined (it may have been merged into another since).
+    pub golden_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanation: Vec<crate::matching::AttributeExplanation>,
+    /// For a steward's link: the action, who, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at_ms: i64,
+}
+
+impl Link {
+    /// A link a steward action made.
+    pub fn by_steward(golden_id: &str, cause: Cause, who: &Attribution, at_ms: i64) -> Self {
+        Self {
+            how: LinkKind::Steward,
+            golden_id: golden_id.to_owned(),
+            rule: None,
+            score: None,
+            explanation: Vec::new(),
+            cause: Some(cause),
+            actor: Some(who.actor.clone()),
+            reason: Some(who.reason.clone()),
+            at_ms,
+        }
+    }
+}
+
 /// Who asked for a steward action, and why: kept with the change in history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

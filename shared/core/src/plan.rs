@@ -233,6 +233,34 @@ pub(crate) fn kept_apart(survivor: Option<&GoldenRecord>, losers: &[&GoldenRecor
     out
 }
 
+/// Why a record joins `golden_id`: it created it, or the decision linked it (the rule or the
+/// score of the candidate it joined, with the explanation). `None` when neither applies (a
+/// lost cross-reference written again).
+fn link_of(result: &MatchResult, created: bool, golden_id: &str, now: i64) -> Option<crate::golden::Link> {
+    use crate::golden::{Link, LinkKind};
+    let bare = |how| Link {
+        how,
+        golden_id: golden_id.to_owned(),
+        rule: None,
+        score: None,
+        explanation: Vec::new(),
+        cause: None,
+        actor: None,
+        reason: None,
+        at_ms: now,
+    };
+    if created {
+        return Some(bare(LinkKind::Created));
+    }
+    let MatchDecision::Link { golden_ids } = &result.decision else { return None };
+    let c = result.candidates.iter().find(|c| c.golden_id == golden_id || golden_ids.contains(&c.golden_id))?;
+    let mut link = bare(if c.rule.is_some() { LinkKind::Rule } else { LinkKind::Score });
+    link.rule = c.rule.clone();
+    link.score = Some(c.score);
+    link.explanation = c.attributes.clone();
+    Some(link)
+}
+
 /// A value that did not change keeps the provenance it was set with (its `sourceSeq`). Both
 /// maps are sorted by name: walked side by side.
 pub(crate) fn keep_provenance(old: &GoldenRecord, attributes: &mut AttributeMap<crate::golden::GoldenAttribute>) {
@@ -467,7 +495,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
     if source.golden_id.as_deref() != Some(golden_id.as_str()) {
-        main.push(WriteOp::SetXref { source: source.key.clone(), golden_id: golden_id.clone() });
+        let why = link_of(input.result, survivor_old.is_none(), &golden_id, now).map(Arc::new);
+        main.push(WriteOp::SetXref { source: source.key.clone(), golden_id: golden_id.clone(), why });
     }
 
     // Events and the review task.
@@ -541,7 +570,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     rest.extend(moved_claims);
     for r in &members {
         if r.key != source.key && r.golden_id.as_deref() != Some(golden_id.as_str()) {
-            rest.push(WriteOp::SetXref { source: r.key.clone(), golden_id: golden_id.clone() });
+            rest.push(WriteOp::SetXref { source: r.key.clone(), golden_id: golden_id.clone(), why: None });
         }
     }
     if let Some(old) = old_keys {

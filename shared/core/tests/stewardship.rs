@@ -108,7 +108,7 @@ async fn a_member_that_created_a_merged_record_gets_it_back_on_a_split() {
     let hub = hub();
     let a = feed(&hub, anna_crm()).await.1.expect("merged").golden;
     let b = feed(&hub, bob()).await.1.expect("merged").golden;
-    let merged = hub.merge_golden(&target(&a), &target(&b), &who(), |_| Vec::new()).await.expect("merge");
+    let merged = hub.merge_golden(&target(&a), &target(&b), &who(), Cause::Merge, |_| Vec::new()).await.expect("merge");
     let (survivor, gone) = (merged.survivor.golden_id.clone(), merged.merged.clone());
     let loser = golden(&hub, &gone).await;
     assert!(

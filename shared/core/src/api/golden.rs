@@ -153,6 +153,54 @@ pub async fn get_history<S: Store + LookupStore>(
     Ok(ApiResponse::json(200, json!({"items": out, "nextCursor": next})))
 }
 
+/// `GET …/why/{system}/{sourceId}`: why a source record is a member of this golden record —
+/// the rule, or the score with its per-attribute explanation as it was when the link was made,
+/// or the steward action with actor and reason (stored with the link). `joinedGoldenId` names
+/// the record it joined, when that one was merged into this one since.
+pub async fn get_why<S: Store + LookupStore>(
+    hub: &Hub<S>,
+    entity: &str,
+    id: &str,
+    system: &str,
+    source_id: &str,
+) -> Result<ApiResponse, ApiError> {
+    check_entity(hub, entity)?;
+    let g = hub.final_record(entity, id).await?.ok_or_else(|| not_found(entity, id))?;
+    if g.status == GoldenStatus::Erased {
+        return Err(erased(entity, id));
+    }
+    let key = SourceKey::new(entity, system, source_id);
+    if !g.members.contains(&key) {
+        return Err(ApiError::new(404, "not_a_member", "this source record is not a member of the golden record")
+            .with_detail(json!({"goldenId": g.golden_id, "system": system, "sourceId": source_id})));
+    }
+    let mut body = json!({"goldenId": g.golden_id, "system": system, "sourceId": source_id});
+    match hub.store().get_link(&key).await? {
+        Some(link) => {
+            body["how"] = json!(link.how);
+            body["joinedGoldenId"] = json!(link.golden_id);
+            body["linkedAt"] = json!(crate::time::format_rfc3339(link.at_ms));
+            for (field, value) in [
+                ("rule", json!(link.rule)),
+                ("score", json!(link.score)),
+                ("cause", json!(link.cause)),
+                ("actor", json!(link.actor)),
+                ("reason", json!(link.reason)),
+            ] {
+                if !value.is_null() {
+                    body[field] = value;
+                }
+            }
+            if !link.explanation.is_empty() {
+                body["explanation"] = json!(link.explanation);
+            }
+        }
+        // Linked before reasons were kept.
+        None => body["how"] = json!("unrecorded"),
+    }
+    Ok(ApiResponse::json(200, body).with_header("etag", etag(g.version)))
+}
+
 /// The golden record a source record belongs to (merged-into pointers followed).
 pub async fn get_xref<S: Store>(
     hub: &Hub<S>,

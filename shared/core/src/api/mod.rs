@@ -207,6 +207,8 @@ pub enum Route {
     Golden { entity: String, id: String },
     /// `GET /v1/golden/{entity}/{goldenId}/history`
     History { entity: String, id: String },
+    /// `GET /v1/golden/{entity}/{goldenId}/why/{system}/{sourceId}`
+    Why { entity: String, id: String, system: String, source_id: String },
     /// `GET /v1/xref/{entity}/{system}/{sourceId}`
     Xref { entity: String, system: String, source_id: String },
     /// `POST /v1/match`
@@ -224,6 +226,15 @@ impl Route {
         let (route, allowed) = match seg.as_slice() {
             ["v1", "golden", e, id] => (Self::Golden { entity: (*e).into(), id: (*id).into() }, "GET"),
             ["v1", "golden", e, id, "history"] => (Self::History { entity: (*e).into(), id: (*id).into() }, "GET"),
+            ["v1", "golden", e, id, "why", sys, src] => (
+                Self::Why {
+                    entity: (*e).into(),
+                    id: (*id).into(),
+                    system: sys.to_lowercase(),
+                    source_id: (*src).into(),
+                },
+                "GET",
+            ),
             ["v1", "xref", e, sys, id] => {
                 (Self::Xref { entity: (*e).into(), system: sys.to_lowercase(), source_id: (*id).into() }, "GET")
             }
@@ -248,6 +259,7 @@ impl Route {
         match self {
             Self::Golden { .. } => "get_golden",
             Self::History { .. } => "get_history",
+            Self::Why { .. } => "get_why",
             Self::Xref { .. } => "get_xref",
             Self::Match => "match",
             Self::Enrich => "enrich",
@@ -296,6 +308,7 @@ async fn dispatch<S: Store + LookupStore>(
     match route {
         Route::Golden { entity, id } => golden::get_golden(hub, entity, id, req).await,
         Route::History { entity, id } => golden::get_history(hub, entity, id, req).await,
+        Route::Why { entity, id, system, source_id } => golden::get_why(hub, entity, id, system, source_id).await,
         Route::Xref { entity, system, source_id } => golden::get_xref(hub, entity, system, source_id, req).await,
         Route::Match => scoring::match_candidate(hub, &wire::json_body(req)?, req).await,
         Route::Enrich => enrich::enrich(hub, &wire::json_body(req)?, req).await,

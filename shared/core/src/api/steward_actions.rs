@@ -164,7 +164,7 @@ pub async fn merge<S: Store>(hub: &Hub<S>, entity: &str, id: &str, req: &ApiRequ
     let with_version = version_field(&body, "withVersion")?;
     let a = Target { entity: entity.to_owned(), golden_id: id.to_owned(), version };
     let b = Target { entity: entity.to_owned(), golden_id: with.to_owned(), version: with_version };
-    let m = hub.merge_golden(&a, &b, &who, |_| Vec::new()).await?;
+    let m = hub.merge_golden(&a, &b, &who, crate::golden::Cause::Merge, |_| Vec::new()).await?;
     let body = json!({"goldenId": m.survivor.golden_id, "version": m.survivor.version,
                       "mergedGoldenId": m.merged, "golden": view(&m.survivor, true)});
     Ok(ApiResponse::json(200, body)

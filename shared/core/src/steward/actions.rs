@@ -44,7 +44,8 @@ fn updated(old: &GoldenRecord, new: &GoldenRecord, cause: Cause, corr: &str, now
 }
 
 impl<S: Store> Hub<S> {
-    /// Merges two active golden records, each at the version the steward saw. The survivor is
+    /// Merges two active golden records, each at the version the steward saw (`cause`: a manual
+    /// merge, or a review's `link`). The survivor is
     /// chosen as for automatic merges (most members, then the oldest, then the smaller id);
     /// the other answers `mergedInto`. A keep-apart constraint between the two is dropped: the
     /// steward decided otherwise. `extra` writes go into the same transaction (a review task's
@@ -54,6 +55,7 @@ impl<S: Store> Hub<S> {
         a: &Target,
         b: &Target,
         who: &Attribution,
+        cause: Cause,
         extra: impl Fn(&GoldenRecord) -> Vec<WriteOp>,
     ) -> Result<Merged, StewardError> {
         if a.golden_id == b.golden_id {
@@ -80,7 +82,7 @@ impl<S: Store> Hub<S> {
                 groups: vec![Group { old: Some(survivor), base, members }],
                 absorbed: vec![(loser, survivor.golden_id.clone())],
                 claims: &claims,
-                cause: Cause::Merge,
+                cause,
                 who,
                 correlation_id: &corr,
                 now_ms: now,
@@ -89,7 +91,7 @@ impl<S: Store> Hub<S> {
             let after = plan.goldens[0].clone();
             let mut more = extra(&after);
             if self.config().emit_events {
-                let envelope = Envelope::new(&after, changed_names(Some(survivor), &after), Cause::Merge, &corr, now);
+                let envelope = Envelope::new(&after, changed_names(Some(survivor), &after), cause, &corr, now);
                 let event = HubEvent::GoldenRecordsMerged(GoldenMerged {
                     envelope,
                     merged_golden_ids: vec![loser.golden_id.clone()],

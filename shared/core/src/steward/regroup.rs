@@ -186,7 +186,12 @@ pub fn plan_regroup(input: &Regroup<'_>) -> RegroupPlan {
         let id: Arc<str> = g.golden_id.as_str().into();
         for r in &group.members {
             if r.golden_id.as_deref() != Some(g.golden_id.as_str()) {
-                maintenance.push(WriteOp::SetXref { source: r.key.clone(), golden_id: g.golden_id.clone() });
+                let why = crate::golden::Link::by_steward(&g.golden_id, input.cause, input.who, now);
+                maintenance.push(WriteOp::SetXref {
+                    source: r.key.clone(),
+                    golden_id: g.golden_id.clone(),
+                    why: Some(Arc::new(why)),
+                });
             }
         }
         let none = Default::default();

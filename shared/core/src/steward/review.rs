@@ -160,7 +160,7 @@ impl<S: Store> Hub<S> {
                     let extra = |after: &GoldenRecord| {
                         resolution_writes(&task, decision, linked.clone(), after, who, now, emit)
                     };
-                    match self.merge_golden(&a, &b, who, extra).await {
+                    match self.merge_golden(&a, &b, who, Cause::Review, extra).await {
                         Ok(m) => {
                             let task = self.store().get_review(entity, task_id).await?.unwrap_or(task);
                             return Ok(Resolved { task, golden: m.survivor, merged: Some(m.merged), rescored });

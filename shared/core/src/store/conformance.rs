@@ -242,7 +242,10 @@ pub async fn conditional_source_put<S: Store>(store: &S, e: &str) {
 pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     let r = source(e, "x1", 1, "a");
     store.put_source(&r, &[]).await.expect("put");
-    store.transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-x".into() }]).await.expect("xref");
+    store
+        .transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-x".into(), why: None }])
+        .await
+        .expect("xref");
     store.put_source(&source(e, "x1", 2, "b"), &[]).await.expect("put v2");
     let got = store.get_source(&r.key).await.expect("get").expect("exists");
     assert_eq!(got.golden_id.as_deref(), Some("g-x"), "source update keeps the cross-reference");
@@ -255,7 +258,7 @@ pub async fn xref_survives_source_update<S: Store>(store: &S, e: &str) {
     assert!(got.held && got.golden_id.is_none(), "a held version drops the cross-reference");
     let missing = SourceKey::new(e, "crm", "never");
     conflict(
-        store.transact(vec![WriteOp::SetXref { source: missing.clone(), golden_id: "g".into() }]).await,
+        store.transact(vec![WriteOp::SetXref { source: missing.clone(), golden_id: "g".into(), why: None }]).await,
         "SetXref on a missing source",
     );
     assert_eq!(store.get_source(&missing).await.expect("get"), None, "SetXref must not create a source item");
@@ -311,7 +314,7 @@ pub async fn transaction_all_or_nothing<S: Store>(store: &S, e: &str) {
         WriteOp::PutHistory(Box::new(history(&a))),
         index(e, "k=atomic", "g-atomic"),
         claim(e, "c=atomic", "g-atomic", None),
-        WriteOp::SetXref { source: src.key.clone(), golden_id: "g-atomic".into() },
+        WriteOp::SetXref { source: src.key.clone(), golden_id: "g-atomic".into(), why: None },
         WriteOp::PutGolden { golden: Arc::new(golden(e, "g-taken", 5)), expect: Expect::Revision(7) },
     ];
     conflict(store.transact(ops).await, "transaction with a failing condition");
@@ -475,6 +478,24 @@ pub async fn run_lookups<S: Store + LookupStore>(store: &S, ns: &str) -> Vec<&'s
 
 /// Claims resolve to their holder, source keys to their cross-reference; unknown identifiers and
 /// stored-but-unlinked sources are left out, also past one batch (more than 100 identifiers).
+fn link(golden_id: &str) -> crate::golden::Link {
+    crate::golden::Link {
+        how: crate::golden::LinkKind::Score,
+        golden_id: golden_id.into(),
+        rule: None,
+        score: Some(12.5),
+        explanation: vec![crate::matching::AttributeExplanation {
+            attribute: "email".into(),
+            level: "exact".into(),
+            weight: 9.25,
+        }],
+        cause: None,
+        actor: None,
+        reason: None,
+        at_ms: 7,
+    }
+}
+
 pub async fn lookups_resolve_claims_and_xrefs<S: Store + LookupStore>(store: &S, e: &str) {
     let linked = source(e, "l1", 1, "a");
     let unlinked = source(e, "l2", 1, "b");
@@ -482,10 +503,32 @@ pub async fn lookups_resolve_claims_and_xrefs<S: Store + LookupStore>(store: &S,
     store.put_source(&unlinked, &[]).await.expect("put");
     let ops = vec![
         WriteOp::PutGolden { golden: Arc::new(golden(e, "g-l", 1)), expect: Expect::Absent },
-        WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into() },
+        WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into(), why: Some(Arc::new(link("g-l"))) },
         claim(e, "sku.value=abc", "g-l", None),
     ];
     store.transact(ops).await.expect("golden with xref and claim");
+    // Why it is a member is stored with the link; a source update and a cross-reference
+    // written without a reason (a merge moving it) keep it; a held version drops it.
+    assert_eq!(store.get_link(&linked.key).await.expect("link"), Some(link("g-l")));
+    assert_eq!(store.get_link(&unlinked.key).await.expect("link"), None);
+    store.put_source(&source(e, "l1", 2, "a2"), &[]).await.expect("update");
+    store
+        .transact(vec![WriteOp::SetXref { source: linked.key.clone(), golden_id: "g-l".into(), why: None }])
+        .await
+        .expect("moved");
+    assert_eq!(store.get_link(&linked.key).await.expect("link"), Some(link("g-l")));
+    let mut held = source(e, "l2", 2, "b2");
+    held.held = true;
+    store
+        .transact(vec![WriteOp::SetXref {
+            source: unlinked.key.clone(),
+            golden_id: "g-l".into(),
+            why: Some(Arc::new(link("g-l"))),
+        }])
+        .await
+        .expect("xref");
+    store.put_source(&held, &[]).await.expect("held");
+    assert_eq!(store.get_link(&unlinked.key).await.expect("link"), None, "a held version is no member");
     let mut asked = vec![
         Lookup::Claim { entity: e.into(), key: "sku.value=abc".into() },
         Lookup::Source(linked.key.clone()),
@@ -604,7 +647,10 @@ pub async fn tombstones_keep_the_sequence<S: Store + ReceiptStore + LookupStore>
     conflict(store.transact(vec![tomb(4)]).await, "a tombstone older than the stored version");
     let g = golden(e, "g-t1", 1);
     store.transact(vec![WriteOp::PutGolden { golden: Arc::new(g), expect: Expect::Absent }]).await.expect("golden");
-    store.transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-t1".into() }]).await.expect("xref");
+    store
+        .transact(vec![WriteOp::SetXref { source: r.key.clone(), golden_id: "g-t1".into(), why: None }])
+        .await
+        .expect("xref");
     let unlinked = WriteOp::PutTombstone { source: r.key.clone(), seq: 5, request_id: "er1".into(), unlinked: true };
     conflict(store.transact(vec![unlinked]).await, "an unlinked-only tombstone over a linked record");
     assert!(store.get_source(&r.key).await.expect("get").is_some(), "the linked record stays");
@@ -1051,6 +1097,10 @@ impl<S: LookupStore> LookupStore for Faulty<S> {
     async fn get_golden_refs(&self, r: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {
         self.read_step()?;
         self.inner.get_golden_refs(r).await
+    }
+    async fn get_link(&self, key: &SourceKey) -> Result<Option<crate::golden::Link>, StoreError> {
+        self.read_step()?;
+        self.inner.get_link(key).await
     }
     async fn history_page(&self, e: &str, id: &str, after: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         self.read_step()?;

@@ -36,6 +36,9 @@ struct Records {
     /// Erased source records: the highest `source_seq` they had.
     tombstones: HashMap<SourceKey, u64>,
     suppressions: HashMap<(String, String), String>,
+    /// Why each linked source record is a member (kept beside the records: the batch engine
+    /// writes none).
+    links: HashMap<SourceKey, Arc<crate::golden::Link>>,
 }
 
 /// Counts of what the store holds (for summaries and tests).
@@ -513,7 +516,10 @@ impl MemoryStore {
             WriteOp::PutHistory(h) => {
                 s.history.insert((h.entity.clone(), h.golden_id.clone(), h.version), *h);
             }
-            WriteOp::SetXref { source, golden_id } => {
+            WriteOp::SetXref { source, golden_id, why } => {
+                if let Some(why) = why {
+                    r.links.insert(source.clone(), why);
+                }
                 let slot = r.slots.source(&source);
                 if let Some(x) = r.sources.get_mut(&slot) {
                     // In place unless a reader still holds this version (then it keeps it).
@@ -539,6 +545,7 @@ impl MemoryStore {
             WriteOp::PutTombstone { source, seq, .. } => {
                 let slot = r.slots.source(&source);
                 r.sources.remove(&slot);
+                r.links.remove(&source);
                 r.tombstones.insert(source, seq);
             }
             WriteOp::DeleteHistory { entity, golden_id, version } => {
@@ -578,6 +585,9 @@ impl MemoryStore {
         record.golden_id = existing.filter(|_| !record.held).and_then(|e| e.golden_id.clone());
         // The generation: kept over a live version, new over nothing or a tombstone.
         record.first_seq = existing.map_or(record.seq, |e| e.first_seq);
+        if record.held {
+            s.links.remove(&record.key);
+        }
         s.tombstones.remove(&record.key);
         s.sources.insert(slot, Arc::new(record));
         Ok(SourceWrite::Written)
@@ -683,6 +693,10 @@ impl LookupStore for MemoryStore {
             }
         }
         Ok(out)
+    }
+
+    async fn get_link(&self, key: &SourceKey) -> Result<Option<crate::golden::Link>, StoreError> {
+        Ok(self.records()?.links.get(key).map(|l| (**l).clone()))
     }
 
     async fn get_golden_refs(&self, refs: &[(String, String)]) -> Result<Vec<GoldenRecord>, StoreError> {

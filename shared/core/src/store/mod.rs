@@ -83,6 +83,9 @@ pub enum WriteOp {
     SetXref {
         source: SourceKey,
         golden_id: String,
+        /// Why it is a member, when the write makes a link (`None` keeps what is stored: a
+        /// record moving with its golden record into a merge's survivor keeps its reason).
+        why: Option<Arc<crate::golden::Link>>,
     },
     /// Index writes are most of a merge plan's items (a dozen for a new golden record): they
     /// share their entity type and golden id instead of each holding copies.
@@ -506,6 +509,9 @@ pub trait LookupStore: Send + Sync {
         &self,
         refs: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<GoldenRecord>, StoreError>> + Send;
+    /// Why a source record is a member of its golden record, as stored with its link.
+    fn get_link(&self, key: &SourceKey)
+        -> impl Future<Output = Result<Option<crate::golden::Link>, StoreError>> + Send;
     /// At most `limit` history versions greater than `after`, oldest first.
     fn history_page(
         &self,
