@@ -237,7 +237,7 @@ class Stack:
         return {"ref": self.name_of(logical)}
 
     # ------------------------------------------------------------ functions (described, not created)
-    local_scopes = "mdm/read,mdm/write,mdm/steward,mdm/erasure"
+    local_scopes = "mdm/read,mdm/write,mdm/write:*,mdm/steward,mdm/erasure"
 
     def functions(self):
         glob = self.t.get("Globals", {}).get("Function", {})

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Secrets of the suppression markers' keyed hashes, newest first (`MDM_SUPPRESSION_SECRETS`,
     /// comma-separated). Markers are written with the first and checked under every one.
     pub suppression_secrets: Vec<Vec<u8>>,
+    /// The source systems each principal may write (`MDM_SOURCE_GRANTS`, from the template's
+    /// `SourceGrants`: `principal=system|system;…`), besides `mdm/write:{system}` scopes.
+    pub source_grants: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// `MDM_SUPPRESSION_MODE`: `reject` (default) or `hold` a record of an erased subject.
     pub suppression_mode: mdm_core::SuppressionMode,
 }
@@ -112,6 +115,7 @@ impl Settings {
                 .get("MDM_SUPPRESSION_SECRETS")
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect())
                 .unwrap_or_default(),
+            source_grants: mdm_core::api::scope::parse_grants(vars.get("MDM_SOURCE_GRANTS").map_or("", String::as_str)),
             suppression_mode: match vars.get("MDM_SUPPRESSION_MODE").map(|v| v.trim()) {
                 None | Some("") | Some("reject") => mdm_core::SuppressionMode::Reject,
                 Some("hold") => mdm_core::SuppressionMode::Hold,

@@ -9,6 +9,7 @@ use mdm_aws::handlers::{api, ingest, Ctx};
 use mdm_aws::local::http_event;
 use mdm_core::api::{scope, Route};
 use mdm_core::scenario::{self, Scenario};
+use mdm_core::store::SourceStore;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -59,7 +60,8 @@ impl Api {
 
     /// Calls ingest's HTTP handler.
     async fn ingest(&self, body: &str, scopes: &[&str]) -> Answer {
-        let event = http_event("POST", "/v1/records", "", Some(body), Some(scopes));
+        let mut event = http_event("POST", "/v1/records", "", Some(body), Some(scopes));
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("client-7");
         let resp = ingest::handle(&self.ctx, event).await.expect("ingest answers");
         answer(&resp)
     }
@@ -194,12 +196,22 @@ async fn every_route_answers_end_to_end_as_documented() {
     conform(doc, "/v1/enrich", "post", &a);
     assert_eq!((a.status, code(&a)), (413, "too_many_lines"));
 
-    // Ingest through its own handler, same contract.
+    // Ingest through its own handler, same contract. A token writes only the source systems
+    // it is granted; the sender is recorded with the stored version.
     let record = customer("crm", "c-new", 1, json!({"given_name": "Noor", "family_name": "Haddad"}));
-    let a = t.ingest(&json!({"records": [record, {"entityType": "customer"}]}).to_string(), &[scope::WRITE]).await;
+    let body = json!({"records": [record, {"entityType": "customer"}]}).to_string();
+    for granted in [&[scope::WRITE][..], &[scope::WRITE, "mdm/write:erp"]] {
+        let a = t.ingest(&body, granted).await;
+        conform(doc, "/v1/records", "post", &a);
+        assert_eq!((a.status, code(&a)), (403, "system_not_granted"), "{granted:?}");
+    }
+    assert!(t.stack.items_with_prefix("SRC#customer#crm#c-new").await.is_empty(), "nothing stored");
+    let a = t.ingest(&body, &[scope::WRITE, "mdm/write:crm"]).await;
     conform(doc, "/v1/records", "post", &a);
+    let stored = t.stack.store.get_source(&mdm_core::SourceKey::new("customer", "crm", "c-new")).await.expect("get");
+    assert_eq!(stored.and_then(|r| r.principal.clone()).as_deref(), Some("client-7"), "who sent it");
     assert_eq!((a.status, a.body["stored"].as_u64()), (202, Some(1)));
-    let a = t.ingest("{\"records\": [", &[scope::WRITE]).await;
+    let a = t.ingest("{\"records\": [", &[scope::WRITE, "mdm/write:crm"]).await;
     conform(doc, "/v1/records", "post", &a);
     assert_eq!((a.status, code(&a)), (400, "invalid_json"));
 }
@@ -215,6 +227,12 @@ async fn every_route_refuses_a_token_without_its_scope() {
         ("GET", format!("/v1/golden/customer/{}", s.anna), None, GOLDEN),
         ("GET", format!("/v1/golden/customer/{}/history", s.anna), None, "/v1/golden/{entity}/{goldenId}/history"),
         ("GET", "/v1/xref/customer/crm/c-100".into(), None, "/v1/xref/{entity}/{system}/{sourceId}"),
+        (
+            "GET",
+            format!("/v1/golden/customer/{}/why/crm/c-100", s.anna),
+            None,
+            "/v1/golden/{entity}/{goldenId}/why/{system}/{sourceId}",
+        ),
         ("POST", "/v1/match".into(), Some(&probe), "/v1/match"),
         ("POST", "/v1/enrich".into(), Some(&order), "/v1/enrich"),
     ];
@@ -235,7 +253,7 @@ async fn every_route_refuses_a_token_without_its_scope() {
         assert!(a.body["error"]["message"].as_str().is_some_and(|m| m.contains(scope::WRITE)));
     }
     assert!(t.stack.items_with_prefix("SRC#customer#crm#c-x").await.is_empty(), "nothing stored without the scope");
-    assert_eq!(t.ingest(&record, &[scope::WRITE]).await.status, 202);
+    assert_eq!(t.ingest(&record, &[scope::WRITE, scope::WRITE_ANY_SYSTEM]).await.status, 202);
 
     // The template declares, per route, the scope the handler checks; the document says the same.
     let mut declared = 0;
@@ -260,7 +278,7 @@ async fn every_route_refuses_a_token_without_its_scope() {
             declared += 1;
         }
     }
-    assert_eq!(declared, 9, "nine routes in the template");
+    assert_eq!(declared, 16, "sixteen routes in the template");
 }
 
 /// A `MakeWriter` that appends log lines to a shared buffer.

@@ -55,6 +55,10 @@ pub struct SourceRecord {
     /// key that comes back after an erasure never derives an id used before.
     #[serde(default)]
     pub first_seq: u64,
+    /// Who sent this version (the token's subject, or the queue it came through): recorded
+    /// with each stored version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<std::sync::Arc<str>>,
     /// This record's blocking keys, computed on first use (`blocking::keys_of`); never stored
     /// and ignored by `==`.
     #[serde(skip)]
@@ -542,6 +546,7 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
         golden_id: None,
         held: false,
         first_seq: seq,
+        principal: None,
         key_cache: KeyCache::default(),
     })
 }

@@ -170,6 +170,7 @@ mod tests {
             golden_id: None,
             held: false,
             first_seq: 1,
+            principal: None,
             key_cache: Default::default(),
         }
     }

@@ -23,6 +23,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 500;
 const HANDLER: &str = "ingest";
+/// The principal recorded for records that came through the bulk queue.
+pub const BULK_QUEUE_PRINCIPAL: &str = "queue:ingest";
 /// The rejection code of a record that matches an erased subject's suppression marker.
 pub const SUPPRESSED: &str = "suppressed";
 
@@ -62,13 +64,18 @@ pub enum IngestError {
 
 /// Validates, stores and queues records. Per-record problems are reported in the summary;
 /// an `Err` means the store or queue failed (the caller retries; every step is idempotent).
-pub async fn ingest_records(ctx: &Ctx, records: &[Value]) -> Result<IngestSummary, IngestError> {
+/// `principal` is who sent them (recorded with each stored version).
+pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Result<IngestSummary, IngestError> {
     let mut summary = IngestSummary::default();
     let mut messages = Vec::new();
     let now = ctx.hub.now_ms();
+    let sender: std::sync::Arc<str> = principal.into();
     for (index, input) in records.iter().enumerate() {
         let record = match validate(ctx.hub.registry(), input, now) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.principal = Some(sender.clone());
+                r
+            }
             Err(RecordError { code, message, field }) => {
                 summary.rejected.push(Rejected { index, code, message, field });
                 continue;
@@ -146,6 +153,7 @@ fn http_error(status: u16, code: &str, message: &str) -> ApiGatewayV2httpRespons
 /// Needs the scope `mdm/write`.
 pub async fn handle_http(ctx: &Ctx, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     let scopes = super::auth::granted_scopes(&ctx.settings, req.request_context.authorizer.as_ref());
+    let principal = super::auth::principal(&ctx.settings, req.request_context.authorizer.as_ref());
     if let Err(e) = mdm_core::api::scope::require(&scopes, mdm_core::api::scope::WRITE) {
         ctx.metrics.incr("IngestForbidden");
         ctx.metrics.flush();
@@ -184,8 +192,28 @@ pub async fn handle_http(ctx: &Ctx, req: ApiGatewayV2httpRequest) -> ApiGatewayV
             &format!("at most {MAX_RECORDS} records per request; got {}", records.len()),
         );
     }
+    // A caller writes only the source systems it is granted (scope `mdm/write:{system}`, or the
+    // deployment's grant for its principal).
+    let grants = principal.as_ref().and_then(|p| ctx.settings.source_grants.get(p));
+    for r in records {
+        let Some(system) = r.get("sourceSystem").and_then(Value::as_str) else { continue };
+        let system = system.trim().to_lowercase();
+        if !mdm_core::api::scope::may_write(&scopes, grants, &system) {
+            ctx.metrics.incr("IngestForbidden");
+            ctx.metrics.flush();
+            let e = mdm_core::api::ApiError::new(
+                403,
+                "system_not_granted",
+                format!("this token may not write records of source system '{system}'"),
+            )
+            .with_detail(json!({"sourceSystem": system}));
+            let r = e.response();
+            return json_response(r.status, &r.body.unwrap_or_default());
+        }
+    }
+    let sender = principal.unwrap_or_else(|| "unknown".into());
     let span = info_span!("ingest_http", records = records.len());
-    match ingest_records(ctx, records).instrument(span).await {
+    match ingest_records(ctx, records, &sender).instrument(span).await {
         Ok(summary) => {
             info!(
                 accepted = summary.accepted,
@@ -273,7 +301,8 @@ async fn one_message(ctx: &Ctx, body: &str) -> Result<Settle, BadRecords> {
         Some(list) => (list.clone(), false),
         None => (vec![parsed], true),
     };
-    match ingest_records(ctx, &records).await {
+    // The bulk queue is trusted by IAM (who may send to it); its records name it as sender.
+    match ingest_records(ctx, &records, BULK_QUEUE_PRINCIPAL).await {
         Ok(summary) if summary.rejected.is_empty() => Ok(Settle::Done),
         Ok(summary) if single && summary.rejected[0].code == SUPPRESSED => {
             let r = &summary.rejected[0];

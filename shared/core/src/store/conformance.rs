@@ -25,6 +25,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         golden_id: None,
         held: false,
         first_seq: seq,
+        principal: None,
         key_cache: Default::default(),
     }
 }
