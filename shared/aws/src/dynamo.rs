@@ -217,6 +217,10 @@ fn is_tombstone(item: &Item) -> bool {
 fn source_from(item: &Item) -> Result<SourceRecord, StoreError> {
     let mut r: SourceRecord = parse(item)?;
     r.golden_id = item.get("golden_id").and_then(|v| v.as_s().ok()).cloned();
+    if let Some(text) = item.get("exempt").and_then(|v| v.as_s().ok()) {
+        let exemption = serde_json::from_str(text).map_err(|e| StoreError::Corrupt(json_error(&e)))?;
+        r.exempt = Some(Arc::new(exemption));
+    }
     if let Some(first) = item.get("first_seq").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) {
         r.first_seq = first;
     }
@@ -557,6 +561,26 @@ impl DynamoStore {
             WriteOp::DeleteOutbox { event_id } => {
                 let (pk, sk) = Self::outbox_key(event_id);
                 delete(pk, sk, None)
+            }
+            WriteOp::ReleaseHeld { record, seq } => {
+                // The version stored again, not held, with its exemption (an attribute of its
+                // own, kept over later versions like the cross-reference).
+                let mut stored = (**record).clone();
+                let exempt = stored.exempt.take();
+                stored.golden_id = None;
+                let exempt = serde_json::to_string(&exempt).map_err(|e| StoreError::Corrupt(json_error(&e)))?;
+                let u = Update::builder()
+                    .table_name(t)
+                    .set_key(Some(source_key_item(&record.key)))
+                    .update_expression("SET #d = :d, exempt = :x REMOVE held")
+                    .condition_expression("source_seq = :seq AND attribute_exists(held)")
+                    .expression_attribute_names("#d", "data")
+                    .expression_attribute_values(":d", data(&stored)?)
+                    .expression_attribute_values(":x", s(exempt))
+                    .expression_attribute_values(":seq", n(*seq))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().update(u).build())
             }
             // Checked before the transaction (`transact`), never sent in it.
             WriteOp::CheckUnsuppressed { .. } => {
@@ -1000,6 +1024,7 @@ fn conflict_for(op: &WriteOp) -> Conflict {
         WriteOp::SetXref { source, .. } => Conflict::MissingSource(source.to_string()),
         WriteOp::PutClaim { key, .. } | WriteOp::DeleteClaim { key, .. } => Conflict::Claim(key.name().to_owned()),
         WriteOp::PutTombstone { source, .. } => Conflict::SourceChanged(source.to_string()),
+        WriteOp::ReleaseHeld { record, .. } => Conflict::SourceChanged(record.key.to_string()),
         _ => Conflict::Concurrent,
     }
 }
@@ -1013,12 +1038,14 @@ impl SourceStore for DynamoStore {
     async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
         let mut stored = record.clone();
         stored.golden_id = None;
+        // Kept as an attribute of its own (see `ReleaseHeld`), not in the data.
+        stored.exempt = None;
         // A held version is no member of any golden record: it drops its cross-reference.
         // The generation (`first_seq`) stays over a live version; a tombstone has none.
         let update: &str = if record.held {
-            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id, golden_id, why"
+            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq), held = :k REMOVE request_id, golden_id, why"
         } else {
-            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id"
+            "SET #k = :k, source_seq = :seq, #d = :d, first_seq = if_not_exists(first_seq, :seq) REMOVE request_id, held"
         };
         const CONDITION: &str = "attribute_not_exists(pk) OR source_seq < :seq";
         let values = [(":k", s("source")), (":seq", n(record.seq)), (":d", data(&stored)?)];
@@ -1058,7 +1085,18 @@ impl SourceStore for DynamoStore {
             }
             Err(e) => return Err(unavailable("UpdateItem")(e)),
         };
-        if suppressed_by.is_empty() || !self.suppressed(&record.key.entity, suppressed_by).await? {
+        if record.held {
+            // Listed for the stewards (`held_records`); an entry whose record was released or
+            // erased since is passed over by the reader.
+            let entry = HashMap::from([
+                ("pk".to_owned(), s(keys::held_list_key(&record.key.entity))),
+                ("sk".to_owned(), s(mdm_core::store::held_position(&record.key))),
+            ]);
+            self.set_attributes(entry, vec![("kind", s("held"))]).await?;
+        }
+        // A record a steward released from a hold is exempt from the markers.
+        let exempt = old.as_ref().is_some_and(|o| o.contains_key("exempt"));
+        if suppressed_by.is_empty() || exempt || !self.suppressed(&record.key.entity, suppressed_by).await? {
             return Ok(SourceWrite::Written);
         }
         self.undo_source_write(record, old).await?;
@@ -1485,6 +1523,40 @@ impl ReviewStore for DynamoStore {
         Ok(ReviewBacklog { open: entries.len() as u64, oldest_opened_ms })
     }
 
+    /// One `Query` of the held list, then the records in `BatchGetItem`s of 100; entries whose
+    /// record is no longer held (released, erased, or replaced by a newer version) are passed
+    /// over and deleted.
+    async fn held_records(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<mdm_core::store::HeldPage, StoreError> {
+        let pk = keys::held_list_key(entity);
+        let limit = limit.clamp(1, 1000);
+        let range = after.map_or(SortKeys::All, SortKeys::After);
+        let entries = self.query(pk.clone(), range, Some(limit + 1), true).await?;
+        let positions: Vec<String> =
+            entries.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()).collect();
+        let more = positions.len() > limit;
+        let positions = &positions[..positions.len().min(limit)];
+        let wanted: Vec<SourceKey> = positions
+            .iter()
+            .filter_map(|p| p.split_once('#'))
+            .map(|(sys, id)| SourceKey::new(entity, keys::decode_part(sys), keys::decode_part(id)))
+            .collect();
+        let found = self.get_sources(&wanted).await?;
+        let mut records = Vec::with_capacity(found.len());
+        for (key, position) in wanted.iter().zip(positions) {
+            match found.iter().find(|r| &r.key == key) {
+                Some(r) if r.held => records.push(Arc::clone(r)),
+                _ => self.delete(pk.clone(), position.clone()).await?,
+            }
+        }
+        let next = if more { positions.last().cloned() } else { None };
+        Ok(mdm_core::store::HeldPage { records, next })
+    }
+
     /// One `Query` of the queue's partition (sort keys after the cursor), then the tasks in
     /// `BatchGetItem`s of 100.
     async fn review_queue(
@@ -1827,6 +1899,10 @@ impl DynamoStore {
                 }
                 WriteOp::PutReview(task) if task.status != mdm_core::golden::ReviewStatus::Open => {
                     out.push((keys::review_queue_key(&task.entity, true), review_queue_position(task)));
+                }
+                // A released record leaves the held list.
+                WriteOp::ReleaseHeld { record, .. } => {
+                    out.push((keys::held_list_key(&record.key.entity), mdm_core::store::held_position(&record.key)));
                 }
                 _ => {}
             }

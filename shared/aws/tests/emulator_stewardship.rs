@@ -643,3 +643,94 @@ async fn a_steward_action_racing_a_merge_answers_412_or_the_merge_retries() {
     assert_eq!(after.members.len(), 2);
     s.audit().await;
 }
+
+/// Records held under suppression mode `hold`, through the handlers: listed for the stewards;
+/// released (exempt from the markers from then on: matched and linked at once, and a later
+/// version passes ingest in mode `reject`) or erased.
+#[tokio::test]
+async fn held_records_are_listed_released_and_erased_through_the_steward_handler() {
+    let Some(s) = stack("stewardheld").await else { return };
+    let st = Steward::new(&s).await;
+    s.post(vec![anna_crm(1)]).await;
+    s.drain().await;
+    let anna = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
+    let sdk = mdm_aws::config::sdk_config().await;
+    let mut settings = s.res.settings().expect("settings");
+    settings.local_scopes = None;
+    let eraser = Ctx::new(&sdk, settings.clone(), "erasure").expect("ctx");
+    let req = json!({"entityType": "customer", "goldenId": anna.golden_id});
+    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
+    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
+    assert_eq!(resp["statusCode"], 202, "{resp}");
+    s.drain().await;
+    // Two records with Anna's e-mail arrive at an ingest in mode `hold`.
+    settings.suppression_mode = mdm_core::SuppressionMode::Hold;
+    let holding = Ctx::new(&sdk, settings, "ingest").expect("ctx");
+    let again = |id: &str| {
+        person("webshop", id, 1, "Anna", "Kowalski", "anna.kowalski@example.com", "07700 900461", ("LS1 4AP", "Leeds"))
+    };
+    let body = json!({"records": [again("w-50"), again("w-51")]}).to_string();
+    let e = http_event("POST", "/v1/records", "", Some(&body), Some(&[scope::WRITE, scope::WRITE_ANY_SYSTEM]));
+    let a = answer(&Box::pin(mdm_aws::handlers::ingest::handle(&holding, e)).await.expect("answers"));
+    assert_eq!((a.status, a.body["held"].as_u64()), (202, Some(2)), "{}", a.body);
+
+    const HELD: &str = "/v1/held/{system}/{sourceId}";
+    let list = || {
+        let e = http_event("GET", "/v1/held", "entity=customer", None, Some(&[scope::STEWARD]));
+        let ctx = &st.ctx;
+        async move { answer(&Box::pin(steward::handle_event(ctx, e)).await) }
+    };
+    let a = list().await;
+    conform(&st.doc, "/v1/held", "get", &a);
+    let items = a.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.iter().map(|i| i["sourceId"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["w-50", "w-51"]);
+    let seq = items[0]["sourceSeq"].as_u64().expect("seq");
+
+    let release = json!({"action": "release", "reason": "a different Anna: checked by phone"});
+    let a = st.call("POST", "/v1/held/webshop/w-50", HELD, release.clone(), None, &[scope::STEWARD]).await;
+    assert_eq!(a.status, 428);
+    let a = st.call("POST", "/v1/held/webshop/w-50", HELD, release.clone(), Some(seq + 1), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 412, "{}", a.body);
+    let a = st
+        .call(
+            "POST",
+            "/v1/held/webshop/w-50",
+            HELD,
+            json!({"action": "keep", "reason": "x"}),
+            Some(seq),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    let a = st.call("POST", "/v1/held/webshop/w-50", HELD, release, Some(seq), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let linked = s.golden_of(&SourceKey::new("customer", "webshop", "w-50")).await;
+    assert_eq!(a.body["goldenId"].as_str(), Some(linked.golden_id.as_str()), "matched and linked at once");
+    let stored =
+        s.store.get_source(&SourceKey::new("customer", "webshop", "w-50")).await.expect("get").expect("stored");
+    assert_eq!(stored.exempt.as_ref().map(|x| x.actor.as_str()), Some(STEWARD));
+    // A later version passes an ingest in mode `reject` and is merged.
+    let mut v2 = again("w-50");
+    v2["sourceSeq"] = json!(2);
+    v2["attributes"]["locality"] = json!("York");
+    let (status, summary) = s.post(vec![v2]).await;
+    assert_eq!((status, summary["stored"].as_u64()), (202, Some(1)), "{summary}");
+    s.drain().await;
+    assert_eq!(s.golden_of(&SourceKey::new("customer", "webshop", "w-50")).await.value("locality"), Some("york"));
+
+    let a = st
+        .call(
+            "POST",
+            "/v1/held/webshop/w-51",
+            HELD,
+            json!({"action": "erase", "reason": "the erased subject"}),
+            Some(1),
+            &[scope::STEWARD],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(s.store.get_source(&SourceKey::new("customer", "webshop", "w-51")).await.expect("get").is_none());
+    let a = list().await;
+    assert_eq!(a.body["items"].as_array().map(Vec::len), Some(0), "{}", a.body);
+    s.audit().await;
+}

@@ -1013,14 +1013,15 @@ async fn run<S: Store + ReceiptStore>(hub: &Hub<S>, request_id: &str) -> Result<
                     };
                     let outcome = match (stored, golden) {
                         (_, Some(g)) if g.members.len() > 1 => {
-                            let plan = plan_source_erasure(hub, g, &key, request_id, &secret).await?;
+                            // Boxed: these futures hold the store's, large on DynamoDB.
+                            let plan = Box::pin(plan_source_erasure(hub, g, &key, request_id, &secret)).await?;
                             fix_counts(store, &mut r, &unit, &plan.counts).await?;
-                            apply_source_erasure(hub, plan).await.map(Some)
+                            Box::pin(apply_source_erasure(hub, plan)).await.map(Some)
                         }
                         (_, Some(g)) => {
-                            let found = gather(hub, g, &secret).await?;
+                            let found = Box::pin(gather(hub, g, &secret)).await?;
                             fix_counts(store, &mut r, &unit, &found.counts).await?;
-                            erase_golden(hub, found, request_id).await.map(Some)
+                            Box::pin(erase_golden(hub, found, request_id)).await.map(Some)
                         }
                         // Stored but not in an active golden record: a tombstone is all there is to do.
                         (Some(s), None) => {

@@ -316,6 +316,17 @@ impl Link {
     }
 }
 
+/// A data steward's release of a record held under suppression mode `hold`: its source key is
+/// exempt from the erased subject's suppression markers from then on (ingest, match and merge
+/// honour it), until the record is erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exemption {
+    pub actor: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
 /// Who asked for a steward action, and why: kept with the change in history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -659,7 +659,12 @@ impl<S: Store> Hub<S> {
             _ => false,
         };
         // The record must carry no erased subject's identifier when its merge takes effect.
-        let guards = crate::erasure::suppression_keys(schema, source, &self.config.suppression_secrets);
+        // (A record a steward released from a hold is exempt.)
+        let guards = if source.exempt.is_some() {
+            Vec::new()
+        } else {
+            crate::erasure::suppression_keys(schema, source, &self.config.suppression_secrets)
+        };
         let mut plan = plan_merge(&MergeInput {
             schema,
             source,

@@ -155,6 +155,12 @@ pub fn block_item_key(entity: &str, block_key: &str) -> String {
     compose("BLK", &[entity, block_key])
 }
 
+/// `HELD#{entity}`: the records of an entity type held under suppression mode `hold`, sorted by
+/// source key.
+pub fn held_list_key(entity: &str) -> String {
+    compose("HELD", &[entity])
+}
+
 /// `REV#{entity}#{task_id}`.
 pub fn review_item_key(entity: &str, task_id: &str) -> String {
     compose("REV", &[entity, task_id])

@@ -59,6 +59,10 @@ pub struct SourceRecord {
     /// with each stored version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<std::sync::Arc<str>>,
+    /// A steward released this record from a hold: its key is exempt from suppression markers
+    /// (kept by the store over later versions, like the cross-reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exempt: Option<std::sync::Arc<crate::golden::Exemption>>,
     /// This record's blocking keys, computed on first use (`blocking::keys_of`); never stored
     /// and ignored by `==`.
     #[serde(skip)]
@@ -547,6 +551,7 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
         held: false,
         first_seq: seq,
         principal: None,
+        exempt: None,
         key_cache: KeyCache::default(),
     })
 }

@@ -171,6 +171,7 @@ mod tests {
             held: false,
             first_seq: 1,
             principal: None,
+            exempt: None,
             key_cache: Default::default(),
         }
     }

@@ -82,6 +82,9 @@ impl ReviewStore for Racing {
     async fn review_backlog(&self, e: &str) -> Result<ReviewBacklog, StoreError> {
         self.inner.review_backlog(e).await
     }
+    async fn held_records(&self, e: &str, after: Option<&str>, n: usize) -> Result<HeldPage, StoreError> {
+        self.inner.held_records(e, after, n).await
+    }
 }
 impl Outbox for Racing {
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -16,7 +16,7 @@ use super::{scope, ApiError, ApiRequest, ApiResponse};
 use crate::golden::{GoldenRecord, GoldenStatus, ReviewTask};
 use crate::hub::Hub;
 use crate::record::SourceRecord;
-use crate::store::{LookupStore, Store};
+use crate::store::{LookupStore, ReceiptStore, Store};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -36,6 +36,10 @@ pub enum StewardRoute {
     Split { entity: String, id: String },
     /// `POST /v1/golden/{entity}/{id}/rollback`
     Rollback { entity: String, id: String },
+    /// `GET /v1/held`
+    Held,
+    /// `POST /v1/held/{system}/{sourceId}`
+    HeldAction { system: String, source_id: String },
     /// `PUT` or `DELETE /v1/golden/{entity}/{id}/pins/{attribute}`
     Pin { entity: String, id: String, attribute: String },
 }
@@ -48,6 +52,10 @@ impl StewardRoute {
         let (route, allowed): (Self, &[&str]) = match seg.as_slice() {
             ["v1", "reviews"] => (Self::Reviews, &["GET"]),
             ["v1", "reviews", t] => (Self::Decide { task_id: (*t).into() }, &["POST"]),
+            ["v1", "held"] => (Self::Held, &["GET"]),
+            ["v1", "held", sys, id] => {
+                (Self::HeldAction { system: sys.to_lowercase(), source_id: (*id).into() }, &["POST"])
+            }
             ["v1", "golden", e, id, "merge"] => (Self::Merge { entity: (*e).into(), id: (*id).into() }, &["POST"]),
             ["v1", "golden", e, id, "split"] => (Self::Split { entity: (*e).into(), id: (*id).into() }, &["POST"]),
             ["v1", "golden", e, id, "rollback"] => {
@@ -73,13 +81,15 @@ impl StewardRoute {
             Self::Merge { .. } => "merge_golden",
             Self::Split { .. } => "split_golden",
             Self::Rollback { .. } => "rollback_golden",
+            Self::Held => "list_held",
+            Self::HeldAction { .. } => "held_action",
             Self::Pin { .. } => "pin_value",
         }
     }
 }
 
 /// Answers one steward request: route, scope check (`mdm/steward`), handler.
-pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> ApiResponse {
+pub async fn handle<S: Store + LookupStore + ReceiptStore>(hub: &Hub<S>, req: &ApiRequest) -> ApiResponse {
     let route = match StewardRoute::parse(&req.method, &req.path) {
         Ok(r) => r,
         Err(e) => return e.response(),
@@ -98,6 +108,10 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
                 known(entity)?;
                 Box::pin(actions::split(hub, entity, id, req)).await
             }
+            StewardRoute::Held => actions::list_held(hub, req).await,
+            StewardRoute::HeldAction { system, source_id } => {
+                Box::pin(actions::held_action(hub, system, source_id, req)).await
+            }
             StewardRoute::Rollback { entity, id } => {
                 known(entity)?;
                 Box::pin(actions::rollback(hub, entity, id, req)).await
@@ -111,7 +125,7 @@ pub async fn handle<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> A
     super::answer(route.name(), &req.scopes, scope::STEWARD, handler).await
 }
 
-fn parameter_error(name: &'static str, message: &str) -> ApiError {
+pub(super) fn parameter_error(name: &'static str, message: &str) -> ApiError {
     ApiError::bad_request("invalid_parameter", message.to_owned()).with_detail(json!({"parameter": name}))
 }
 

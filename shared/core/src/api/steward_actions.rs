@@ -9,7 +9,7 @@ use crate::golden::Attribution;
 use crate::hub::Hub;
 use crate::keys::SourceKey;
 use crate::steward::{Decision, StewardError, Target};
-use crate::store::Store;
+use crate::store::{ReceiptStore, Store};
 use serde_json::{json, Map, Value};
 
 /// Longest `reason` accepted.
@@ -254,4 +254,75 @@ pub async fn pin<S: Store>(
     let g = hub.pin_value(&t, attribute, value, &who).await?;
     let body = json!({"goldenId": g.golden_id, "version": g.version, "golden": view(&g, true)});
     Ok(ApiResponse::json(200, body).with_header("etag", etag(g.version)))
+}
+
+/// The entity type a request names (`entity`), or every configured one.
+fn entity_types<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<Vec<String>, ApiError> {
+    match req.query.get("entity") {
+        Some(e) => {
+            hub.registry().get(e).ok_or_else(|| super::unknown_entity(e))?;
+            Ok(vec![e.clone()])
+        }
+        None => Ok(hub.registry().entities().map(str::to_owned).collect()),
+    }
+}
+
+/// `GET /v1/held?entity=&limit=&cursor=`: records held under suppression mode `hold`, by
+/// source key. Values are shown: a steward decides whether the record is the erased subject.
+pub async fn list_held<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let entity =
+        req.query.get("entity").ok_or_else(|| super::steward::parameter_error("entity", "'entity' is required"))?;
+    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
+    let page = super::wire::limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, 100)?;
+    let cursor = req.query.get("cursor");
+    if cursor.is_some_and(|c| c.len() > 600 || !c.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(super::steward::parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
+    }
+    let held = hub.store().held_records(entity, cursor.map(String::as_str), page).await?;
+    let items: Vec<Value> = held
+        .records
+        .iter()
+        .map(|r| {
+            json!({"entityType": r.key.entity.as_str(), "system": r.key.system.as_str(), "sourceId": r.key.source_id.as_str(),
+                   "sourceSeq": r.seq, "receivedAt": crate::time::format_rfc3339(r.received_at_ms),
+                   "attributes": r.attributes})
+        })
+        .collect();
+    Ok(ApiResponse::json(200, json!({"items": items, "nextCursor": held.next})))
+}
+
+/// `POST /v1/held/{system}/{sourceId}` `{"action": "release" | "erase", "reason"}`; `If-Match`
+/// names the held version's `sourceSeq`.
+pub async fn held_action<S: Store + ReceiptStore>(
+    hub: &Hub<S>,
+    system: &str,
+    source_id: &str,
+    req: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let seq = if_match(req)?;
+    let body = object(req)?;
+    let who = attribution(req, &body)?;
+    let action = text(&body, "action")?;
+    if !matches!(action, Some("release" | "erase")) {
+        return Err(invalid("action", "'action' must be release or erase"));
+    }
+    let mut key = None;
+    for e in entity_types(hub, req)? {
+        let k = SourceKey::new(&e, system, source_id);
+        if hub.store().get_source(&k).await?.is_some() {
+            key = Some(k);
+            break;
+        }
+    }
+    let key = key.ok_or_else(|| ApiError::new(404, "held_not_found", "no stored record with this key"))?;
+    let out = if action == Some("release") {
+        let report = hub.release_held(&key, seq, &who).await?;
+        json!({"action": "release", "system": system, "sourceId": source_id,
+               "goldenId": report.outcome.golden_id(), "outcome": report.outcome.name()})
+    } else {
+        let receipt = hub.erase_held(&key, seq, &who).await?;
+        json!({"action": "erase", "system": system, "sourceId": source_id,
+               "requestId": receipt.request_id, "status": receipt.status})
+    };
+    Ok(ApiResponse::json(200, out))
 }

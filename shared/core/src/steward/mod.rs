@@ -5,6 +5,7 @@
 //! its cause.
 
 mod actions;
+mod held;
 pub mod regroup;
 mod review;
 mod rollback;

@@ -26,6 +26,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         held: false,
         first_seq: seq,
         principal: None,
+        exempt: None,
         key_cache: Default::default(),
     }
 }
@@ -95,6 +96,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
     batch_reads_skip_missing(store, &e).await;
     large_golden_records_round_trip(store, &e).await;
     review_queue_pages_oldest_first(store, &e).await;
+    held_records_list_and_release(store, &e).await;
     vec![
         "conditional_source_put",
         "xref_survives_source_update",
@@ -109,7 +111,47 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
         "batch_reads_skip_missing",
         "large_golden_records_round_trip",
         "review_queue_pages_oldest_first",
+        "held_records_list_and_release",
     ]
+}
+
+/// Held records are listed by key, page by page; a release stores the held version again, not
+/// held and exempt (only that version: another one conflicts), and the exemption outlives
+/// later versions, which pass the suppression markers.
+pub async fn held_records_list_and_release<S: Store>(store: &S, e: &str) {
+    let e = &format!("{e}_held");
+    let held = |id: &str, seq: u64| {
+        let mut r = source(e, id, seq, "h");
+        r.held = true;
+        r
+    };
+    store.put_source(&held("h1", 3), &[]).await.expect("put");
+    store.put_source(&held("h2", 1), &[]).await.expect("put");
+    store.put_source(&source(e, "h3", 1, "c"), &[]).await.expect("put");
+    let first = store.held_records(e, None, 1).await.expect("page");
+    assert_eq!(first.records.iter().map(|r| r.key.source_id.as_str()).collect::<Vec<_>>(), ["h1"]);
+    let rest = store.held_records(e, first.next.as_deref(), 10).await.expect("page");
+    assert_eq!(rest.records.iter().map(|r| r.key.source_id.as_str()).collect::<Vec<_>>(), ["h2"]);
+    assert_eq!(rest.next, None);
+    let mut released = held("h1", 3);
+    released.held = false;
+    released.exempt = Some(Arc::new(crate::golden::Exemption { actor: "s".into(), reason: "r".into(), at_ms: 1 }));
+    let op = |seq| WriteOp::ReleaseHeld { record: Box::new(released.clone()), seq };
+    conflict(store.transact(vec![op(2)]).await, "a release of another version");
+    store.transact(vec![op(3)]).await.expect("release");
+    let got = store.get_source(&released.key).await.expect("get").expect("stored");
+    assert!(!got.held && got.exempt.is_some(), "{got:?}");
+    let left = store.held_records(e, None, 10).await.expect("page");
+    assert_eq!(left.records.iter().map(|r| r.key.source_id.as_str()).collect::<Vec<_>>(), ["h2"]);
+    conflict(store.transact(vec![op(3)]).await, "released already");
+    // A marker for the record's identifier: a later version of the released record passes.
+    let marker = WriteOp::PutSuppression { entity: e.clone(), key: "k-h1".into(), request_id: "r".into() };
+    store.transact(vec![marker]).await.expect("marker");
+    let v4 = source(e, "h1", 4, "h4");
+    assert_eq!(store.put_source(&v4, &["k-h1".into()]).await.expect("put"), SourceWrite::Written);
+    assert!(store.get_source(&v4.key).await.expect("get").expect("stored").exempt.is_some(), "kept over versions");
+    let other = source(e, "h9", 1, "x");
+    assert_eq!(store.put_source(&other, &["k-h1".into()]).await.expect("put"), SourceWrite::Suppressed);
 }
 
 /// Open review tasks of one entity type come oldest first, page by page with the cursor; other
@@ -979,6 +1021,10 @@ impl<S: ClaimStore> ClaimStore for Faulty<S> {
 }
 
 impl<S: ReviewStore> ReviewStore for Faulty<S> {
+    async fn held_records(&self, e: &str, after: Option<&str>, n: usize) -> Result<HeldPage, StoreError> {
+        self.read_step()?;
+        self.inner.held_records(e, after, n).await
+    }
     async fn review_backlog(&self, entity: &str) -> Result<super::ReviewBacklog, StoreError> {
         self.read_step()?;
         self.inner.review_backlog(entity).await

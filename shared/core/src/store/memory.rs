@@ -485,6 +485,12 @@ impl MemoryStore {
                     return Err(StoreError::Conflict(Conflict::SourceChanged(source.to_string())));
                 }
             }
+            WriteOp::ReleaseHeld { record, seq } => {
+                let stored = r.sources.get(&r.slots.source(&record.key));
+                if !stored.is_some_and(|x| x.seq == *seq && x.held) {
+                    return Err(StoreError::Conflict(Conflict::SourceChanged(record.key.to_string())));
+                }
+            }
             WriteOp::DeleteClaim { entity, key, holder } => {
                 if s.claim(entity, key).is_some_and(|h| h != holder) {
                     return Err(StoreError::Conflict(Conflict::Claim(key.name().to_owned())));
@@ -551,6 +557,10 @@ impl MemoryStore {
             WriteOp::DeleteHistory { entity, golden_id, version } => {
                 s.history.remove(&(entity, golden_id, version));
             }
+            WriteOp::ReleaseHeld { record, .. } => {
+                let slot = r.slots.source(&record.key);
+                r.sources.insert(slot, Arc::new(*record));
+            }
             WriteOp::DeleteClaim { entity, key, .. } => {
                 let block = s.index.block(&entity, &key);
                 s.claims.remove(&block);
@@ -578,7 +588,11 @@ impl MemoryStore {
             return Ok(SourceWrite::Stale { stored_seq: seq });
         }
         let entity = &record.key.entity;
-        if suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.to_string(), k.clone()))) {
+        // A record a steward released from a hold is exempt; its new versions keep that.
+        record.exempt = existing.and_then(|e| e.exempt.clone());
+        if record.exempt.is_none()
+            && suppressed_by.iter().any(|k| s.suppressions.contains_key(&(entity.to_string(), k.clone())))
+        {
             return Ok(SourceWrite::Suppressed);
         }
         // A held version is no member of any golden record: it drops its cross-reference.
@@ -772,6 +786,28 @@ impl ReviewStore for MemoryStore {
             (n + 1, Some(o.map_or(t.created_at_ms, |o| o.min(t.created_at_ms))))
         });
         Ok(super::ReviewBacklog { open: count, oldest_opened_ms: oldest })
+    }
+
+    /// A scan of the records, sorted: this store holds few held records.
+    async fn held_records(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::HeldPage, StoreError> {
+        let r = self.records()?;
+        let mut held: Vec<(String, Arc<SourceRecord>)> = r
+            .sources
+            .values()
+            .filter(|x| x.held && x.key.entity == entity)
+            .map(|x| (super::held_position(&x.key), Arc::clone(x)))
+            .filter(|(p, _)| after.is_none_or(|a| p.as_str() > a))
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = held.len() > limit;
+        held.truncate(limit);
+        let next = if more { held.last().map(|(p, _)| p.clone()) } else { None };
+        Ok(super::HeldPage { records: held.into_iter().map(|(_, x)| x).collect(), next })
     }
 
     /// Sorted on each call: this store's tasks are few (batch runs keep none).

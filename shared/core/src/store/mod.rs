@@ -144,6 +144,13 @@ pub enum WriteOp {
     DeleteOutbox {
         event_id: String,
     },
+    /// A steward releases a held record: the stored version `seq` (which must be held) is
+    /// stored again as `record` (not held, with its exemption). Fails if another version was
+    /// stored since or it is not held.
+    ReleaseHeld {
+        record: Box<SourceRecord>,
+        seq: u64,
+    },
     /// A condition, nothing written: the transaction fails with [`Conflict::Suppressed`] if a
     /// suppression marker of `entity` exists for `key` (a keyed hash of an identifier of the
     /// record being merged). An adapter may check before it writes instead of with the write,
@@ -185,6 +192,7 @@ impl WriteOp {
             Self::PutHistory(h) => ItemRef::History(&h.golden_id, h.version, &h.entity),
             Self::DeleteHistory { entity, golden_id, version } => ItemRef::History(golden_id, *version, entity),
             Self::SetXref { source, .. } | Self::PutTombstone { source, .. } => ItemRef::Source(source),
+            Self::ReleaseHeld { record, .. } => ItemRef::Source(&record.key),
             Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
                 ItemRef::Index(key, golden_id, entity)
             }
@@ -280,7 +288,9 @@ pub trait SourceStore: Send + Sync {
     /// its entity type exists for any of `suppressed_by` (keyed hashes of the record's
     /// identifiers). A suppressed write leaves the stored version as it was; an adapter may
     /// write first and take the write back when it then finds a marker, if it checks after
-    /// writing (a marker written before the check is seen). Keeps the stored cross-reference. Tombstones count
+    /// writing (a marker written before the check is seen). A stored record a steward released
+    /// from a hold (`exempt`) is exempt from the markers: the write goes through, and the new
+    /// version keeps the exemption. Keeps the stored cross-reference. Tombstones count
     /// as stored versions and are not returned by the reads.
     fn put_source(
         &self,
@@ -413,6 +423,19 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<ReviewPage, StoreError>> + Send;
     /// How many review tasks of an entity type are open, and when the oldest opened.
     fn review_backlog(&self, entity: &str) -> impl Future<Output = Result<ReviewBacklog, StoreError>> + Send;
+    /// Records of an entity type held under suppression mode `hold` (not yet released or
+    /// erased), by source key after `after`.
+    fn held_records(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<HeldPage, StoreError>> + Send;
+}
+
+/// A held record's position in its list (`held_records`' cursor).
+pub fn held_position(key: &SourceKey) -> String {
+    format!("{}#{}", crate::keys::encode_part(&key.system), crate::keys::encode_part(&key.source_id))
 }
 
 /// The open review tasks of one entity type: how many, and the oldest's opening time.
@@ -420,6 +443,14 @@ pub trait ReviewStore: Send + Sync {
 pub struct ReviewBacklog {
     pub open: u64,
     pub oldest_opened_ms: Option<i64>,
+}
+
+/// A page of the records held under suppression mode `hold`, oldest key first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeldPage {
+    pub records: Vec<Arc<SourceRecord>>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
 }
 
 /// A page of the review queue.
