@@ -86,6 +86,8 @@ pub fn kind_of(pk: &str, sk: &str) -> &'static str {
         "BLK" => "index",
         "CLM" => "claim",
         "REV" | "REVG" | "REVQ" => "review",
+        "HELD" => "held list",
+        "LABEL" => "label",
         "OUT" => "outbox",
         "PEND" => "pending event",
         "SUP" => "suppression",

@@ -562,6 +562,15 @@ impl DynamoStore {
                 let (pk, sk) = Self::outbox_key(event_id);
                 delete(pk, sk, None)
             }
+            WriteOp::PutLabels(l) => {
+                let item = HashMap::from([
+                    ("pk".into(), s(keys::labels_key(&l.entity))),
+                    ("sk".into(), s(l.position())),
+                    ("kind".into(), s("label")),
+                    ("data".into(), data(&**l)?),
+                ]);
+                put(item, None, vec![])
+            }
             WriteOp::ReleaseHeld { record, seq } => {
                 // The version stored again, not held, with its exemption (an attribute of its
                 // own, kept over later versions like the cross-reference).
@@ -1521,6 +1530,23 @@ impl ReviewStore for DynamoStore {
             .and_then(|sk| sk.split_once('#'))
             .and_then(|(ms, _)| ms.parse().ok());
         Ok(ReviewBacklog { open: entries.len() as u64, oldest_opened_ms })
+    }
+
+    /// One `Query` of the label list (its pages followed up to `limit` sets).
+    async fn labels(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<mdm_core::store::LabelPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let range = after.map_or(SortKeys::All, SortKeys::After);
+        let items = self.query(keys::labels_key(entity), range, Some(limit + 1), true).await?;
+        let mut sets: Vec<mdm_core::golden::LabelSet> = items.iter().map(parse).collect::<Result<_, _>>()?;
+        let more = sets.len() > limit;
+        sets.truncate(limit);
+        let next = if more { sets.last().map(mdm_core::golden::LabelSet::position) } else { None };
+        Ok(mdm_core::store::LabelPage { sets, next })
     }
 
     /// One `Query` of the held list, then the records in `BatchGetItem`s of 100; entries whose

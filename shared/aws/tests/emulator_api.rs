@@ -278,7 +278,7 @@ async fn every_route_refuses_a_token_without_its_scope() {
             declared += 1;
         }
     }
-    assert_eq!(declared, 18, "eighteen routes in the template");
+    assert_eq!(declared, 19, "nineteen routes in the template");
 }
 
 /// A `MakeWriter` that appends log lines to a shared buffer.

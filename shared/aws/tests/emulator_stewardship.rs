@@ -437,6 +437,26 @@ async fn review_decisions_and_manual_merge_through_the_steward_handler() {
     assert!(a.body["how"] == "score" || a.body["how"] == "rule", "{}", a.body);
     assert!(a.body["explanation"].as_array().is_some_and(|e| !e.is_empty()), "{}", a.body);
 
+    // The decisions as labelled pairs, for the matcher's weights.
+    let e = http_event("GET", "/v1/labels", "entity=customer&limit=50", None, Some(&[scope::STEWARD]));
+    let labels = answer(&Box::pin(steward::handle_event(&st.ctx, e)).await);
+    conform(&st.doc, "/v1/labels", "get", &labels);
+    let pairs: Vec<(String, String, String)> = labels.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            let mut ids = [i["left"]["sourceId"].as_str().unwrap_or(""), i["right"]["sourceId"].as_str().unwrap_or("")];
+            ids.sort();
+            (i["label"].as_str().unwrap_or("").to_owned(), ids[0].to_owned(), ids[1].to_owned())
+        })
+        .collect();
+    let has =
+        |label: &str, a: &str, b: &str| pairs.iter().any(|p| p == &(label.to_owned(), a.to_owned(), b.to_owned()));
+    assert!(has("distinct", "c-100", "e-7"), "the distinct review: {pairs:?}");
+    assert!(has("link", "c-300", "e-30"), "the review link: {pairs:?}");
+    assert!(labels.body["items"][0]["left"]["attributes"]["family_name"].is_string(), "with values");
+
     // Every change was published; the review decision's event validates against its schema.
     s.drain().await;
     let events = s.subscriber_events().await;

@@ -327,6 +327,46 @@ pub struct Exemption {
     pub at_ms: i64,
 }
 
+/// Record pairs a steward decision labels `link` (one entity) or `distinct` (two): kept for
+/// training the matcher's weights (`GET /v1/labels`). Keys only, no values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSet {
+    pub entity: String,
+    /// The decision's id (stable: a retried decision writes the same set).
+    pub id: String,
+    /// `link` or `distinct`.
+    pub label: String,
+    pub cause: Cause,
+    pub at_ms: i64,
+    pub pairs: Vec<(SourceKey, SourceKey)>,
+}
+
+/// Pairs one decision labels, at most.
+pub const MAX_LABEL_PAIRS: usize = 100;
+
+impl LabelSet {
+    /// Every pair of a record of `left` with one of `right`, up to [`MAX_LABEL_PAIRS`].
+    pub fn across(
+        entity: &str,
+        id: String,
+        label: &str,
+        cause: Cause,
+        at_ms: i64,
+        left: &[SourceKey],
+        right: &[SourceKey],
+    ) -> Self {
+        let pairs =
+            left.iter().flat_map(|a| right.iter().map(move |b| (a.clone(), b.clone()))).take(MAX_LABEL_PAIRS).collect();
+        Self { entity: entity.to_owned(), id, label: label.to_owned(), cause, at_ms, pairs }
+    }
+
+    /// Its place in the list of labels (`labels`' cursor): time, then id.
+    pub fn position(&self) -> String {
+        format!("{:013}#{}", self.at_ms.max(0), self.id)
+    }
+}
+
 /// Who asked for a steward action, and why: kept with the change in history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -161,6 +161,11 @@ pub fn held_list_key(entity: &str) -> String {
     compose("HELD", &[entity])
 }
 
+/// `LABEL#{entity}`: steward decisions as labelled record pairs, sorted by time.
+pub fn labels_key(entity: &str) -> String {
+    compose("LABEL", &[entity])
+}
+
 /// `REV#{entity}#{task_id}`.
 pub fn review_item_key(entity: &str, task_id: &str) -> String {
     compose("REV", &[entity, task_id])

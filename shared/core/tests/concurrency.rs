@@ -82,6 +82,9 @@ impl ReviewStore for Racing {
     async fn review_backlog(&self, e: &str) -> Result<ReviewBacklog, StoreError> {
         self.inner.review_backlog(e).await
     }
+    async fn labels(&self, e: &str, after: Option<&str>, n: usize) -> Result<LabelPage, StoreError> {
+        self.inner.labels(e, after, n).await
+    }
     async fn held_records(&self, e: &str, after: Option<&str>, n: usize) -> Result<HeldPage, StoreError> {
         self.inner.held_records(e, after, n).await
     }

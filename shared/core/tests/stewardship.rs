@@ -84,6 +84,11 @@ async fn a_split_equals_a_build_from_scratch_and_later_deliveries_do_not_undo_it
     let named = named.expect("a GoldenRecordSplit event");
     assert_eq!(named.envelope.golden_id, joined.golden_id);
     assert_eq!(named.split_golden_ids, vec![split.split_off.golden_id.clone()]);
+    // The split as labelled pairs: the member that left with each that stayed, distinct.
+    let labels = hub.store().labels("customer", None, 10).await.expect("labels");
+    assert_eq!(labels.sets.len(), 1);
+    assert_eq!((labels.sets[0].label.as_str(), labels.sets[0].cause), ("distinct", Cause::Split));
+    assert_eq!(labels.sets[0].pairs, vec![(key("webshop", "w-9"), key("crm", "c-100"))]);
 
     // Every member sent again with a higher sequence stays where the steward put it.
     let mut crm = anna_crm();

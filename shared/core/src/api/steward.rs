@@ -36,6 +36,8 @@ pub enum StewardRoute {
     Split { entity: String, id: String },
     /// `POST /v1/golden/{entity}/{id}/rollback`
     Rollback { entity: String, id: String },
+    /// `GET /v1/labels`
+    Labels,
     /// `GET /v1/held`
     Held,
     /// `POST /v1/held/{system}/{sourceId}`
@@ -53,6 +55,7 @@ impl StewardRoute {
             ["v1", "reviews"] => (Self::Reviews, &["GET"]),
             ["v1", "reviews", t] => (Self::Decide { task_id: (*t).into() }, &["POST"]),
             ["v1", "held"] => (Self::Held, &["GET"]),
+            ["v1", "labels"] => (Self::Labels, &["GET"]),
             ["v1", "held", sys, id] => {
                 (Self::HeldAction { system: sys.to_lowercase(), source_id: (*id).into() }, &["POST"])
             }
@@ -82,6 +85,7 @@ impl StewardRoute {
             Self::Split { .. } => "split_golden",
             Self::Rollback { .. } => "rollback_golden",
             Self::Held => "list_held",
+            Self::Labels => "export_labels",
             Self::HeldAction { .. } => "held_action",
             Self::Pin { .. } => "pin_value",
         }
@@ -109,6 +113,7 @@ pub async fn handle<S: Store + LookupStore + ReceiptStore>(hub: &Hub<S>, req: &A
                 Box::pin(actions::split(hub, entity, id, req)).await
             }
             StewardRoute::Held => actions::list_held(hub, req).await,
+            StewardRoute::Labels => actions::export_labels(hub, req).await,
             StewardRoute::HeldAction { system, source_id } => {
                 Box::pin(actions::held_action(hub, system, source_id, req)).await
             }

@@ -326,3 +326,38 @@ pub async fn held_action<S: Store + ReceiptStore>(
     };
     Ok(ApiResponse::json(200, out))
 }
+
+/// `GET /v1/labels?entity=&limit=&cursor=`: steward decisions as labelled record pairs
+/// (`link`: one entity, `distinct`: two), oldest decision first, each record with its current
+/// values: the matcher's training data. A pair whose record was erased since is left out.
+pub async fn export_labels<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let entity =
+        req.query.get("entity").ok_or_else(|| super::steward::parameter_error("entity", "'entity' is required"))?;
+    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
+    let page = super::wire::limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 10, 50)?;
+    let cursor = req.query.get("cursor");
+    if cursor.is_some_and(|c| c.len() > 300 || !c.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(super::steward::parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
+    }
+    let sets = hub.store().labels(entity, cursor.map(String::as_str), page).await?;
+    let mut keys: Vec<SourceKey> =
+        sets.sets.iter().flat_map(|l| l.pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()])).collect();
+    keys.sort();
+    keys.dedup();
+    let records: std::collections::HashMap<SourceKey, _> =
+        hub.store().get_sources(&keys).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
+    let side = |k: &SourceKey| {
+        records
+            .get(k)
+            .map(|r| json!({"system": k.system.as_str(), "sourceId": k.source_id.as_str(), "attributes": r.attributes}))
+    };
+    let mut items = Vec::new();
+    for l in &sets.sets {
+        for (a, b) in &l.pairs {
+            let (Some(left), Some(right)) = (side(a), side(b)) else { continue };
+            items.push(json!({"label": l.label, "cause": l.cause, "decisionId": l.id,
+                              "decidedAt": crate::time::format_rfc3339(l.at_ms), "left": left, "right": right}));
+        }
+    }
+    Ok(ApiResponse::json(200, json!({"items": items, "nextCursor": sets.next})))
+}

@@ -3,7 +3,7 @@
 use super::regroup::{members_without, plan_regroup, Group, Regroup};
 use super::{outbox, survivor_first, StewardError, Target};
 use crate::events::{Envelope, GoldenChanged, GoldenMerged, GoldenSplit, GoldenView, HubEvent};
-use crate::golden::{Attribution, Cause, GoldenRecord, GoldenStatus, Pin};
+use crate::golden::{Attribution, Cause, GoldenRecord, GoldenStatus, LabelSet, Pin};
 use crate::hub::{Hub, HubError};
 use crate::keys::{digest_hex, golden_id_for, SourceKey};
 use crate::plan::changed_attributes;
@@ -90,6 +90,10 @@ impl<S: Store> Hub<S> {
             });
             let after = plan.goldens[0].clone();
             let mut more = extra(&after);
+            // The decision as labelled pairs: every member of one with every member of the other.
+            let labels =
+                LabelSet::across(&a.entity, corr.clone(), "link", cause, now, &survivor.members, &loser.members);
+            more.push(WriteOp::PutLabels(Box::new(labels)));
             if self.config().emit_events {
                 let envelope = Envelope::new(&after, changed_names(Some(survivor), &after), cause, &corr, now);
                 let event = HubEvent::GoldenRecordsMerged(GoldenMerged {
@@ -212,7 +216,8 @@ impl<S: Store> Hub<S> {
                 keep_history: self.config().keep_history,
             });
             let (after, split_off) = (plan.goldens[0].clone(), plan.goldens[1].clone());
-            let mut events = Vec::new();
+            let labels = LabelSet::across(&t.entity, corr.clone(), "distinct", Cause::Split, now, leaving, &staying);
+            let mut events = vec![WriteOp::PutLabels(Box::new(labels))];
             if self.config().emit_events {
                 let envelope = Envelope::new(&after, changed_names(Some(&g), &after), Cause::Split, &corr, now);
                 events.push(outbox(

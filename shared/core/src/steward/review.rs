@@ -199,6 +199,18 @@ impl<S: Store> Hub<S> {
                         expect: Expect::Revision(holder.revision),
                     });
                     ops.extend(resolution_writes(&task, decision, None, &kept, who, now, emit));
+                    let members: Vec<crate::keys::SourceKey> =
+                        others.iter().flat_map(|o| o.members.iter().cloned()).collect();
+                    let labels = crate::golden::LabelSet::across(
+                        entity,
+                        format!("review-{task_id}"),
+                        "distinct",
+                        Cause::Review,
+                        now,
+                        std::slice::from_ref(&task.source),
+                        &members,
+                    );
+                    ops.push(WriteOp::PutLabels(Box::new(labels)));
                     if ops.len() > crate::store::MAX_TRANSACTION_ITEMS {
                         return Err(StewardError::conflict(
                             "change_too_large",

@@ -190,6 +190,18 @@ impl<S: Store> Hub<S> {
             });
             let after = plan.goldens.clone();
             let mut events = Vec::new();
+            if has_split {
+                let labels = crate::golden::LabelSet::across(
+                    &t.entity,
+                    corr.clone(),
+                    "distinct",
+                    Cause::Rollback,
+                    now,
+                    &leaving,
+                    &wanted,
+                );
+                events.push(crate::store::WriteOp::PutLabels(Box::new(labels)));
+            }
             if self.config().emit_events {
                 events.push(outbox(event(Some(&g), &after[0], &corr, now), now));
                 for (i, n) in after.iter().enumerate().skip(1) {

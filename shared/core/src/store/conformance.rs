@@ -1021,6 +1021,10 @@ impl<S: ClaimStore> ClaimStore for Faulty<S> {
 }
 
 impl<S: ReviewStore> ReviewStore for Faulty<S> {
+    async fn labels(&self, e: &str, after: Option<&str>, n: usize) -> Result<LabelPage, StoreError> {
+        self.read_step()?;
+        self.inner.labels(e, after, n).await
+    }
     async fn held_records(&self, e: &str, after: Option<&str>, n: usize) -> Result<HeldPage, StoreError> {
         self.read_step()?;
         self.inner.held_records(e, after, n).await

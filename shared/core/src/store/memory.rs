@@ -24,6 +24,8 @@ struct State {
     /// Claim → holder, keyed and numbered like the blocking index.
     claims: Sharded<[u32; 4], u32>,
     reviews: HashMap<(String, String), ReviewTask>,
+    /// Label sets by entity type and position.
+    labels: BTreeMap<(String, String), crate::golden::LabelSet>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
     receipts: HashMap<String, (u64, String)>,
 }
@@ -503,6 +505,7 @@ impl MemoryStore {
             }
             WriteOp::PutIndex { .. }
             | WriteOp::DeleteIndex { .. }
+            | WriteOp::PutLabels(_)
             | WriteOp::PutReview(_)
             | WriteOp::PutOutbox(_)
             | WriteOp::PutSuppression { .. }
@@ -560,6 +563,9 @@ impl MemoryStore {
             WriteOp::ReleaseHeld { record, .. } => {
                 let slot = r.slots.source(&record.key);
                 r.sources.insert(slot, Arc::new(*record));
+            }
+            WriteOp::PutLabels(l) => {
+                s.labels.insert((l.entity.clone(), l.position()), *l);
             }
             WriteOp::DeleteClaim { entity, key, .. } => {
                 let block = s.index.block(&entity, &key);
@@ -786,6 +792,22 @@ impl ReviewStore for MemoryStore {
             (n + 1, Some(o.map_or(t.created_at_ms, |o| o.min(t.created_at_ms))))
         });
         Ok(super::ReviewBacklog { open: count, oldest_opened_ms: oldest })
+    }
+
+    async fn labels(&self, entity: &str, after: Option<&str>, limit: usize) -> Result<super::LabelPage, StoreError> {
+        let s = self.lock()?;
+        let mut sets: Vec<crate::golden::LabelSet> = s
+            .labels
+            .range((entity.to_owned(), after.unwrap_or("").to_owned())..)
+            .take_while(|((e, _), _)| e == entity)
+            .filter(|((_, p), _)| after.is_none_or(|a| p.as_str() > a))
+            .take(limit + 1)
+            .map(|(_, l)| l.clone())
+            .collect();
+        let more = sets.len() > limit;
+        sets.truncate(limit);
+        let next = if more { sets.last().map(crate::golden::LabelSet::position) } else { None };
+        Ok(super::LabelPage { sets, next })
     }
 
     /// A scan of the records, sorted: this store holds few held records.

@@ -151,6 +151,8 @@ pub enum WriteOp {
         record: Box<SourceRecord>,
         seq: u64,
     },
+    /// Record pairs a steward decision labels (written with the decision).
+    PutLabels(Box<crate::golden::LabelSet>),
     /// A condition, nothing written: the transaction fails with [`Conflict::Suppressed`] if a
     /// suppression marker of `entity` exists for `key` (a keyed hash of an identifier of the
     /// record being merged). An adapter may check before it writes instead of with the write,
@@ -182,6 +184,8 @@ pub enum ItemRef<'a> {
     Outbox(&'a str),
     /// Key, entity.
     Suppression(&'a str, &'a str),
+    /// Decision id, entity.
+    Labels(&'a str, &'a str),
 }
 
 impl WriteOp {
@@ -193,6 +197,7 @@ impl WriteOp {
             Self::DeleteHistory { entity, golden_id, version } => ItemRef::History(golden_id, *version, entity),
             Self::SetXref { source, .. } | Self::PutTombstone { source, .. } => ItemRef::Source(source),
             Self::ReleaseHeld { record, .. } => ItemRef::Source(&record.key),
+            Self::PutLabels(l) => ItemRef::Labels(&l.id, &l.entity),
             Self::PutIndex { entity, key, golden_id } | Self::DeleteIndex { entity, key, golden_id } => {
                 ItemRef::Index(key, golden_id, entity)
             }
@@ -423,6 +428,14 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<ReviewPage, StoreError>> + Send;
     /// How many review tasks of an entity type are open, and when the oldest opened.
     fn review_backlog(&self, entity: &str) -> impl Future<Output = Result<ReviewBacklog, StoreError>> + Send;
+    /// Label sets of an entity type (steward decisions as labelled record pairs), oldest
+    /// first, after `after` (a [`crate::golden::LabelSet::position`]).
+    fn labels(
+        &self,
+        entity: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LabelPage, StoreError>> + Send;
     /// Records of an entity type held under suppression mode `hold` (not yet released or
     /// erased), by source key after `after`.
     fn held_records(
@@ -450,6 +463,13 @@ pub struct ReviewBacklog {
 pub struct HeldPage {
     pub records: Vec<Arc<SourceRecord>>,
     /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// A page of label sets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelPage {
+    pub sets: Vec<crate::golden::LabelSet>,
     pub next: Option<String>,
 }
 
