@@ -32,6 +32,11 @@ checks.append(("provenance printed", "<- crm/" in text and "SourcePriority" in t
 m = re.search(r"reindex run '[^']+': complete — (.*)", text)
 counts = dict((k, int(v)) for v, k in (p.split(" ")[::-1] for p in m.group(1).split(", "))) if m else {}
 checks.append(("mdm reindex: every golden record current", counts.get("current") == int(cust) + int(prod) and not counts.get("rebuilt") and not counts.get("failed")))
+checks.append(("steward: a review resolved through the steward handler", re.search(r"review resolved: distinct \(200\), by local-steward", text) is not None))
+checks.append(("steward: a golden record split", re.search(r"split \(200\): \S+ v\d+", text) is not None and "kept apart from now on" in text))
+checks.append(("steward: a value pinned", re.search(r"pin \(200\): locality .* rule steward_pin", text) is not None))
+m = re.search(r"events of the corrections: \{(.*)\}", text)
+checks.append(("steward: their events published", m is not None and "GoldenRecordSplit" in m.group(1) and "ReviewTaskResolved" in m.group(1)))
 failed = [name for name, ok in checks if not ok]
 for name, ok in checks:
     print(("ok   " if ok else "FAIL ") + name)

@@ -188,6 +188,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             indent(&serde_json::to_string_pretty(&d).unwrap_or_default())
         );
     }
+    super::demo_steward::run(&sdk, &res, &runner).await?;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -234,7 +235,7 @@ async fn drain_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<BTre
 }
 
 /// Events the subscriber queue received (EventBridge envelopes).
-async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {
+pub(crate) async fn drain_subscriber(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>, String> {
     Ok(take_all(sqs, url).await?.iter().filter_map(|m| m.body().and_then(|b| serde_json::from_str(b).ok())).collect())
 }
 

@@ -23,6 +23,8 @@ mod cost;
 #[cfg(feature = "aws")]
 mod demo;
 #[cfg(feature = "aws")]
+mod demo_steward;
+#[cfg(feature = "aws")]
 mod reindex;
 
 use std::process::ExitCode;

@@ -754,3 +754,87 @@ async fn held_records_are_listed_released_and_erased_through_the_steward_handler
     assert_eq!(a.body["items"].as_array().map(Vec::len), Some(0), "{}", a.body);
     s.audit().await;
 }
+
+/// Every steward action route refuses a token without `mdm/steward` (403), a request without
+/// `If-Match` (428) and one naming a stale version (412), each as documented; and erasing the
+/// member whose value a pin holds removes the pin and the value's bytes from the table.
+#[tokio::test]
+async fn every_action_route_refuses_what_it_must_and_erasure_takes_pinned_values() {
+    let Some(s) = stack("stewardrefuse").await else { return };
+    let st = Steward::new(&s).await;
+    let mut web = anna_crm(1);
+    web["sourceSystem"] = json!("webshop");
+    web["sourceId"] = json!("w-1");
+    web["attributes"]["given_name"] = json!("Anoushka");
+    s.post(vec![
+        anna_crm(1),
+        web,
+        person("crm", "c-2", 1, "Bob", "Okafor", "bob@example.org", "07700 900999", ("M1 1AE", "Manchester")),
+    ])
+    .await;
+    s.drain().await;
+    let g = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
+    let bob = s.golden_of(&SourceKey::new("customer", "crm", "c-2")).await;
+    assert_eq!(g.members.len(), 2);
+    let id = &g.golden_id;
+    let routes: Vec<(&str, String, &str, Value)> = vec![
+        (
+            "POST",
+            format!("/v1/golden/customer/{id}/merge"),
+            MERGE,
+            json!({"with": bob.golden_id, "withVersion": bob.version, "reason": "r"}),
+        ),
+        (
+            "POST",
+            format!("/v1/golden/customer/{id}/split"),
+            SPLIT,
+            json!({"sources": [{"system": "webshop", "sourceId": "w-1"}], "reason": "r"}),
+        ),
+        ("PUT", format!("/v1/golden/customer/{id}/pins/given_name"), PIN, json!({"value": "Anoushka", "reason": "r"})),
+        ("DELETE", format!("/v1/golden/customer/{id}/pins/given_name"), PIN, json!({"reason": "r"})),
+        (
+            "POST",
+            format!("/v1/golden/customer/{id}/rollback"),
+            "/v1/golden/{entity}/{goldenId}/rollback",
+            json!({"version": 1, "reason": "r"}),
+        ),
+        (
+            "POST",
+            "/v1/held/webshop/w-1".to_owned(),
+            "/v1/held/{system}/{sourceId}",
+            json!({"action": "release", "reason": "r"}),
+        ),
+        ("POST", "/v1/reviews/r-none".to_owned(), DECIDE, json!({"decision": "distinct", "reason": "r"})),
+    ];
+    let others: Vec<&str> = scope::ALL.iter().copied().filter(|x| *x != scope::STEWARD).collect();
+    for (method, path, template, body) in &routes {
+        let a = st.call(method, path, template, body.clone(), Some(g.version), &others).await;
+        assert_eq!((a.status, a.body["error"]["code"].as_str()), (403, Some("missing_scope")), "{method} {path}");
+        let a = st.call(method, path, template, body.clone(), None, &[scope::STEWARD]).await;
+        assert_eq!(a.status, 428, "{method} {path}: {}", a.body);
+        let a = st.call(method, path, template, body.clone(), Some(g.version + 7), &[scope::STEWARD]).await;
+        assert!(matches!(a.status, 412 | 404 | 409), "{method} {path}: {} {}", a.status, a.body);
+        if template.starts_with("/v1/golden") {
+            assert_eq!(a.status, 412, "{method} {path}: {}", a.body);
+        }
+    }
+
+    // The pin holds the webshop record's value; erasing that record takes both.
+    let a = st.call("PUT", &routes[2].1, PIN, routes[2].3.clone(), Some(g.version), &[scope::STEWARD]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let sdk = mdm_aws::config::sdk_config().await;
+    let mut settings = s.res.settings().expect("settings");
+    settings.local_scopes = None;
+    let eraser = Ctx::new(&sdk, settings, "erasure").expect("ctx");
+    let req =
+        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-1"}, "scope": "source"});
+    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
+    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
+    assert_eq!(resp["statusCode"], 202, "{resp}");
+    s.drain().await;
+    let after = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
+    assert!(after.pins.is_empty(), "{:?}", after.pins);
+    let table = format!("{:?}", s.scan().await).to_lowercase();
+    assert!(!table.contains("anoushka"), "the pinned value's bytes are gone from the table");
+    s.audit().await;
+}
