@@ -376,6 +376,41 @@ pub struct Attribution {
 }
 
 impl GoldenRecord {
+    /// An active golden record without members yet (a plan fills them in).
+    pub fn empty(entity: &str, golden_id: &str, now_ms: i64) -> Self {
+        Self {
+            entity: entity.to_owned(),
+            golden_id: golden_id.to_owned(),
+            version: 1,
+            revision: 1,
+            status: GoldenStatus::Active,
+            attributes: Default::default(),
+            members: Default::default(),
+            match_values: Default::default(),
+            index_keys: Default::default(),
+            claims: Default::default(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            merged_from: Vec::new(),
+            kept_apart: Vec::new(),
+            pins: Vec::new(),
+        }
+    }
+
+    /// This record merged into `survivor`: a pointer at the next version, without members,
+    /// index keys or claims (they are the survivor's now).
+    pub fn merged_into(&self, survivor: &str, now_ms: i64) -> Self {
+        let mut merged = self.clone();
+        merged.status = GoldenStatus::MergedInto { survivor: survivor.to_owned() };
+        merged.version += 1;
+        merged.revision += 1;
+        merged.updated_at_ms = now_ms;
+        merged.members = Default::default();
+        merged.index_keys = Default::default();
+        merged.claims = Default::default();
+        merged
+    }
+
     /// The ids that name this record: its own and those of the records merged into it.
     pub fn aliases(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.golden_id.as_str()).chain(self.merged_from.iter().map(String::as_str))
@@ -557,21 +592,9 @@ mod tests {
 
     fn record(id: &str, merged_from: &[&str], kept_apart: &[&str]) -> GoldenRecord {
         GoldenRecord {
-            entity: "customer".into(),
-            golden_id: id.into(),
-            version: 1,
-            revision: 1,
-            status: GoldenStatus::Active,
-            attributes: Default::default(),
-            members: Default::default(),
-            match_values: Default::default(),
-            index_keys: Default::default(),
-            claims: Default::default(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
             merged_from: merged_from.iter().map(|s| (*s).to_owned()).collect(),
             kept_apart: kept_apart.iter().map(|s| (*s).to_owned()).collect(),
-            pins: Vec::new(),
+            ..GoldenRecord::empty("customer", id, 0)
         }
     }
 

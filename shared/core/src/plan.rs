@@ -481,14 +481,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
     for l in &losers {
-        let mut merged = (*l).clone();
-        merged.status = GoldenStatus::MergedInto { survivor: golden_id.clone() };
-        merged.version += 1;
-        merged.revision += 1;
-        merged.updated_at_ms = now;
-        merged.members = Default::default();
-        merged.index_keys = Default::default();
-        merged.claims = Default::default();
+        let merged = l.merged_into(&golden_id, now);
         main.push(WriteOp::PutGolden { golden: Arc::new(merged.clone()), expect: Expect::Revision(l.revision) });
         if input.keep_history {
             main.push(WriteOp::PutHistory(Box::new(HistoryEntry::of(&merged, Cause::Merge, corr, now))));

@@ -25,17 +25,19 @@ pub fn view(g: &GoldenRecord, provenance: bool) -> Value {
         v["attributes"] = Value::Object(plain);
     }
     if !g.pins.is_empty() {
-        let pins: Vec<Value> = g
-            .pins
-            .iter()
-            .map(|p| {
-                json!({"attribute": p.attribute, "value": p.value, "actor": p.actor, "reason": p.reason,
-                       "pinnedAt": crate::time::format_rfc3339(p.at_ms)})
-            })
-            .collect();
-        v["pins"] = json!(pins);
+        v["pins"] = pins_view(&g.pins);
     }
     v
+}
+
+/// Pinned values as the API shows them: attribute, value, actor, reason, time.
+pub(crate) fn pins_view(pins: &[crate::golden::Pin]) -> Value {
+    pins.iter()
+        .map(|p| {
+            json!({"attribute": p.attribute, "value": p.value, "actor": p.actor, "reason": p.reason,
+                   "pinnedAt": crate::time::format_rfc3339(p.at_ms)})
+        })
+        .collect()
 }
 
 fn not_found(entity: &str, id: &str) -> ApiError {

@@ -215,14 +215,7 @@ pub async fn rollback<S: Store>(
     let to = version_field(&body, "version")?;
     let t = Target { entity: entity.to_owned(), golden_id: id.to_owned(), version };
     let r = hub.rollback_golden(&t, to, &who).await?;
-    let pins: Vec<Value> = r
-        .pins
-        .iter()
-        .map(|p| {
-            json!({"attribute": p.attribute, "value": p.value, "actor": p.actor, "reason": p.reason,
-                   "pinnedAt": crate::time::format_rfc3339(p.at_ms)})
-        })
-        .collect();
+    let pins = super::golden::pins_view(&r.pins);
     let mut body = json!({"goldenId": r.golden.golden_id, "version": r.golden.version, "golden": view(&r.golden, true),
                           "rolledBackTo": to, "pins": pins, "donorGoldenIds": r.donors});
     if let Some(off) = &r.split_off {

@@ -165,23 +165,7 @@ impl<S: Store> Hub<S> {
                 revived.as_ref().map_or_else(|| split_id(&t.entity, &g.golden_id, g.version), |r| r.golden_id.clone());
             let mut base_new = match &revived {
                 Some(r) => r.clone(),
-                None => GoldenRecord {
-                    entity: g.entity.clone(),
-                    golden_id: new_id.clone(),
-                    version: 1,
-                    revision: 1,
-                    status: GoldenStatus::Active,
-                    attributes: Default::default(),
-                    members: Default::default(),
-                    match_values: Default::default(),
-                    index_keys: Default::default(),
-                    claims: Default::default(),
-                    created_at_ms: now,
-                    updated_at_ms: now,
-                    merged_from: Vec::new(),
-                    kept_apart: Vec::new(),
-                    pins: Vec::new(),
-                },
+                None => GoldenRecord::empty(&g.entity, &new_id, now),
             };
             if !base_new.kept_apart.contains(&g.golden_id) {
                 base_new.kept_apart.push(g.golden_id.clone());

@@ -204,14 +204,7 @@ pub fn plan_regroup(input: &Regroup<'_>) -> RegroupPlan {
         }
     }
     for (a, survivor) in &input.absorbed {
-        let mut merged = (*a).clone();
-        merged.status = GoldenStatus::MergedInto { survivor: survivor.clone() };
-        merged.version += 1;
-        merged.revision += 1;
-        merged.updated_at_ms = now;
-        merged.members = Default::default();
-        merged.index_keys = Default::default();
-        merged.claims = Default::default();
+        let merged = a.merged_into(survivor, now);
         core.push(WriteOp::PutGolden { golden: Arc::new(merged.clone()), expect: Expect::Revision(a.revision) });
         if input.keep_history {
             let entry = HistoryEntry::of(&merged, Cause::Merge, input.correlation_id, now).by(input.who);

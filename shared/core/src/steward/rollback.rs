@@ -8,7 +8,7 @@
 use super::regroup::{plan_regroup, Group, Regroup};
 use super::{outbox, StewardError, Target};
 use crate::events::{Envelope, GoldenChanged, GoldenView, HubEvent};
-use crate::golden::{Attribution, Cause, GoldenRecord, GoldenStatus, Pin, PIN_SOURCE};
+use crate::golden::{Attribution, Cause, GoldenRecord, Pin, PIN_SOURCE};
 use crate::hub::{Hub, HubError};
 use crate::keys::{digest_hex, SourceKey};
 use crate::plan::changed_attributes;
@@ -162,13 +162,8 @@ impl<S: Store> Hub<S> {
                 all.push(Group {
                     old: None,
                     base: GoldenRecord {
-                        golden_id: split_id.clone(),
-                        status: GoldenStatus::Active,
-                        merged_from: Vec::new(),
                         kept_apart: vec![g.golden_id.clone()],
-                        pins: Vec::new(),
-                        created_at_ms: now,
-                        ..g.clone()
+                        ..GoldenRecord::empty(&g.entity, &split_id, now)
                     },
                     members: split_members,
                 });
