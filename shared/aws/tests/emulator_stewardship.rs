@@ -57,6 +57,18 @@ fn anna_maybe(seq: u64) -> Value {
     person("erp", "e-7", seq, "Anna", "Kowalski", "kowalski.a@another.example", "07700 900777", ("BS1 5TR", "Bristol"))
 }
 
+/// Erases a subject through the erasure function's handler and lets the queues run.
+async fn erase(s: &TestStack, request: Value) {
+    let sdk = mdm_aws::config::sdk_config().await;
+    let mut settings = s.res.settings().expect("settings");
+    settings.local_scopes = None;
+    let eraser = Ctx::new(&sdk, settings, "erasure").expect("ctx");
+    let e = http_event("POST", "/v1/erasure", "", Some(&request.to_string()), Some(&[scope::ERASURE]));
+    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
+    assert_eq!(resp["statusCode"], 202, "{resp}");
+    s.drain().await;
+}
+
 struct Steward {
     ctx: Ctx,
     doc: Value,
@@ -546,16 +558,11 @@ async fn rollback_through_the_steward_handler() {
     );
 
     // Erase the webshop record: the versions that listed it go, and rolling back to one is 409.
-    let sdk = mdm_aws::config::sdk_config().await;
-    let mut settings = s.res.settings().expect("settings");
-    settings.local_scopes = None;
-    let eraser = Ctx::new(&sdk, settings, "erasure").expect("ctx");
-    let req =
-        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-9"}, "scope": "source"});
-    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
-    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
-    assert_eq!(resp["statusCode"], 202, "{resp}");
-    s.drain().await;
+    erase(
+        &s,
+        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-9"}, "scope": "source"}),
+    )
+    .await;
     let now = s.golden_of(&crm).await;
     let a = st
         .call(
@@ -674,15 +681,10 @@ async fn held_records_are_listed_released_and_erased_through_the_steward_handler
     s.post(vec![anna_crm(1)]).await;
     s.drain().await;
     let anna = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
+    erase(&s, json!({"entityType": "customer", "goldenId": anna.golden_id})).await;
     let sdk = mdm_aws::config::sdk_config().await;
     let mut settings = s.res.settings().expect("settings");
     settings.local_scopes = None;
-    let eraser = Ctx::new(&sdk, settings.clone(), "erasure").expect("ctx");
-    let req = json!({"entityType": "customer", "goldenId": anna.golden_id});
-    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
-    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
-    assert_eq!(resp["statusCode"], 202, "{resp}");
-    s.drain().await;
     // Two records with Anna's e-mail arrive at an ingest in mode `hold`.
     settings.suppression_mode = mdm_core::SuppressionMode::Hold;
     let holding = Ctx::new(&sdk, settings, "ingest").expect("ctx");
@@ -822,16 +824,11 @@ async fn every_action_route_refuses_what_it_must_and_erasure_takes_pinned_values
     // The pin holds the webshop record's value; erasing that record takes both.
     let a = st.call("PUT", &routes[2].1, PIN, routes[2].3.clone(), Some(g.version), &[scope::STEWARD]).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let sdk = mdm_aws::config::sdk_config().await;
-    let mut settings = s.res.settings().expect("settings");
-    settings.local_scopes = None;
-    let eraser = Ctx::new(&sdk, settings, "erasure").expect("ctx");
-    let req =
-        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-1"}, "scope": "source"});
-    let e = http_event("POST", "/v1/erasure", "", Some(&req.to_string()), Some(&[scope::ERASURE]));
-    let resp = Box::pin(mdm_aws::handlers::erasure::handle(&eraser, e)).await.expect("answers");
-    assert_eq!(resp["statusCode"], 202, "{resp}");
-    s.drain().await;
+    erase(
+        &s,
+        json!({"entityType": "customer", "sourceKey": {"system": "webshop", "sourceId": "w-1"}, "scope": "source"}),
+    )
+    .await;
     let after = s.golden_of(&SourceKey::new("customer", "crm", "c-100")).await;
     assert!(after.pins.is_empty(), "{:?}", after.pins);
     let table = format!("{:?}", s.scan().await).to_lowercase();

@@ -29,6 +29,13 @@ async fn consistent(hub: &Hub<MemoryStore>) {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// A hub that can erase (a suppression secret configured).
+fn erasable_hub() -> Hub<MemoryStore> {
+    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
+    let config = mdm_core::HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..Default::default() };
+    Hub::new(registry, MemoryStore::new()).with_config(config)
+}
+
 /// The golden record one set of records makes on a store of its own.
 async fn from_scratch(inputs: &[serde_json::Value]) -> GoldenRecord {
     let fresh = hub();
@@ -170,9 +177,7 @@ async fn a_pin_survives_source_updates_until_removed_and_goes_with_an_erasure_of
 #[tokio::test]
 async fn erasing_the_source_of_a_pinned_value_removes_the_pin_and_its_bytes() {
     use mdm_core::erasure::{self, ErasureRequest, ReceiptStatus};
-    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
-    let config = mdm_core::HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..Default::default() };
-    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    let hub = erasable_hub();
     feed(&hub, anna_crm()).await;
     // The webshop knows Anna as "Anoushka": only that record holds the value.
     let mut web = anna_crm();
@@ -263,9 +268,7 @@ async fn review_decisions_link_or_keep_apart_for_good() {
 #[tokio::test]
 async fn rollback_restores_membership_and_values_and_refuses_an_erased_version() {
     use mdm_core::erasure::{self, ErasureRequest};
-    let registry = std::sync::Arc::new(mdm_core::SchemaRegistry::built_in().expect("schemas"));
-    let config = mdm_core::HubConfig { suppression_secrets: vec![b"test-secret".to_vec()], ..Default::default() };
-    let hub = Hub::new(registry, MemoryStore::new()).with_config(config);
+    let hub = erasable_hub();
     feed(&hub, anna_crm()).await;
     let good = feed(&hub, anna_web()).await.1.expect("merged").golden;
     // A bad feed: a partner record with Anna's e-mail joins, then Anna's CRM record is
