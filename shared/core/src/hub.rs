@@ -46,6 +46,8 @@ impl HubError {
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
+    /// Write history versions and why each source record is a member (the batch engine turns
+    /// this off).
     pub keep_history: bool,
     /// Write change events to the outbox (off for the batch engine).
     pub emit_events: bool,

@@ -44,7 +44,8 @@ pub struct MergeInput<'a> {
     /// The review task this decision would open exists already.
     pub review_exists: bool,
     pub now_ms: i64,
-    /// Write history versions (the batch engine may turn this off).
+    /// Write history versions and the link reasons of cross-references (the batch engine turns
+    /// both off: nobody reads them).
     pub keep_history: bool,
     /// Write events to the outbox (the batch engine turns this off: nobody publishes them).
     pub emit_events: bool,
@@ -488,7 +489,12 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         }
     }
     if source.golden_id.as_deref() != Some(golden_id.as_str()) {
-        let why = link_of(input.result, survivor_old.is_none(), &golden_id, now).map(Arc::new);
+        // The audit trail: why it is a member (none where history is off: the batch engine).
+        let why = input
+            .keep_history
+            .then(|| link_of(input.result, survivor_old.is_none(), &golden_id, now))
+            .flatten()
+            .map(Arc::new);
         main.push(WriteOp::SetXref { source: source.key.clone(), golden_id: golden_id.clone(), why });
     }
 
