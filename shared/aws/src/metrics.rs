@@ -1,6 +1,8 @@
-//! CloudWatch Embedded Metric Format: counters per invocation, printed as one JSON line that
-//! CloudWatch turns into metrics (namespace from `MDM_METRICS_NAMESPACE`, dimension `Function`).
-//! Counters are also kept in-process (cumulative) for the local runner's summary.
+//! CloudWatch Embedded Metric Format: counters per invocation, and latencies as the individual
+//! values measured (so CloudWatch computes real percentiles, not percentiles of sums), printed as
+//! JSON lines that CloudWatch turns into metrics (namespace from `MDM_METRICS_NAMESPACE`,
+//! dimension `Function`). Everything is also kept in-process (cumulative) for the local runner's
+//! summary.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,6 +11,8 @@ pub struct Metrics {
     namespace: String,
     function: &'static str,
     pending: Mutex<BTreeMap<&'static str, f64>>,
+    /// Values measured one at a time (latencies), emitted as EMF value lists.
+    observed: Mutex<BTreeMap<&'static str, Vec<f64>>>,
     totals: Mutex<BTreeMap<&'static str, f64>>,
     emit: bool,
 }
@@ -16,7 +20,24 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(namespace: impl Into<String>, function: &'static str) -> Self {
         let emit = std::env::var("MDM_EMF").as_deref() != Ok("off");
-        Self { namespace: namespace.into(), function, pending: Mutex::default(), totals: Mutex::default(), emit }
+        Self {
+            namespace: namespace.into(),
+            function,
+            pending: Mutex::default(),
+            observed: Mutex::default(),
+            totals: Mutex::default(),
+            emit,
+        }
+    }
+
+    /// One measured value (a latency): emitted as itself, not summed with the others.
+    pub fn observe(&self, name: &'static str, value: f64) {
+        if let Ok(mut o) = self.observed.lock() {
+            o.entry(name).or_default().push(value);
+        }
+        if let Ok(mut t) = self.totals.lock() {
+            *t.entry(name).or_default() += value;
+        }
     }
 
     pub fn add(&self, name: &'static str, value: f64) {
@@ -37,15 +58,41 @@ impl Metrics {
         self.totals.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// The EMF document for the pending counters (and clears them).
-    pub fn take_document(&self, now_ms: i64) -> Option<serde_json::Value> {
-        let values = std::mem::take(&mut *self.pending.lock().ok()?);
-        if values.is_empty() {
-            return None;
+    /// The EMF documents for the pending counters and measured values (and clears them): one
+    /// document, or more when a metric has more values than EMF takes in one
+    /// ([`MAX_EMF_VALUES`]).
+    pub fn take_documents(&self, now_ms: i64) -> Vec<serde_json::Value> {
+        let counts = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        let observed = self.observed.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut first = true;
+        let mut chunk = 0;
+        loop {
+            let mut members: Vec<(&'static str, serde_json::Value)> = Vec::new();
+            if first {
+                members.extend(counts.iter().map(|(k, v)| (*k, serde_json::json!(v))));
+            }
+            for (k, values) in &observed {
+                let part: Vec<f64> = values.iter().copied().skip(chunk * MAX_EMF_VALUES).take(MAX_EMF_VALUES).collect();
+                match part.len() {
+                    0 => {}
+                    1 => members.push((k, serde_json::json!(part[0]))),
+                    _ => members.push((k, serde_json::json!(part))),
+                }
+            }
+            if members.is_empty() {
+                return out;
+            }
+            out.push(self.document(now_ms, &members));
+            first = false;
+            chunk += 1;
         }
-        let defs: Vec<serde_json::Value> = values
-            .keys()
-            .map(|k| {
+    }
+
+    fn document(&self, now_ms: i64, members: &[(&'static str, serde_json::Value)]) -> serde_json::Value {
+        let defs: Vec<serde_json::Value> = members
+            .iter()
+            .map(|(k, _)| {
                 let unit = if k.ends_with("Ms") { "Milliseconds" } else { "Count" };
                 serde_json::json!({"Name": k, "Unit": unit})
             })
@@ -55,10 +102,10 @@ impl Metrics {
                 "Namespace": self.namespace, "Dimensions": [["Function"]], "Metrics": defs}]},
             "Function": self.function,
         });
-        for (k, v) in values {
-            doc[k] = serde_json::json!(v);
+        for (k, v) in members {
+            doc[*k] = v.clone();
         }
-        Some(doc)
+        doc
     }
 
     /// An EMF document of values measured for one entity type (gauges: the value at this moment,
@@ -87,9 +134,9 @@ impl Metrics {
         }
     }
 
-    /// Prints the pending counters as one EMF line (unless `MDM_EMF=off`).
+    /// Prints the pending counters and measured values as EMF lines (unless `MDM_EMF=off`).
     pub fn flush(&self) {
-        if let Some(doc) = self.take_document(mdm_core::time::now_ms()) {
+        for doc in self.take_documents(mdm_core::time::now_ms()) {
             if self.emit {
                 println!("{doc}");
             }
@@ -97,9 +144,45 @@ impl Metrics {
     }
 }
 
+/// Most values one metric may carry in one EMF document (the specification's limit).
+pub const MAX_EMF_VALUES: usize = 100;
+
 #[cfg(test)]
 mod tests {
-    use super::Metrics;
+    use super::{Metrics, MAX_EMF_VALUES};
+
+    /// Counters are summed per invocation; latencies keep every value (a list, at most 100 a
+    /// document), so CloudWatch's percentiles are of the values measured; every named metric is
+    /// a member with its unit.
+    #[test]
+    fn latencies_are_emitted_as_their_values_and_counters_as_counts() {
+        let m = Metrics::new("MdmHub", "match");
+        m.incr("RecordsMatched");
+        m.incr("RecordsMatched");
+        for v in 0..(MAX_EMF_VALUES + 5) {
+            m.observe("MatchLatencyMs", v as f64);
+        }
+        let docs = m.take_documents(1_700_000_000_000);
+        assert_eq!(docs.len(), 2, "105 values: two documents");
+        assert_eq!(docs[0]["RecordsMatched"], 2.0, "a count, once");
+        assert!(docs[1].get("RecordsMatched").is_none());
+        let first: Vec<f64> = serde_json::from_value(docs[0]["MatchLatencyMs"].clone()).expect("a list");
+        assert_eq!(first.len(), MAX_EMF_VALUES);
+        assert_eq!(docs[1]["MatchLatencyMs"], serde_json::json!([100.0, 101.0, 102.0, 103.0, 104.0]));
+        for doc in &docs {
+            assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
+            let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!((cw["Namespace"].as_str(), doc["Function"].as_str()), (Some("MdmHub"), Some("match")));
+            for def in cw["Metrics"].as_array().expect("metrics") {
+                let name = def["Name"].as_str().expect("name");
+                assert!(doc[name].is_number() || doc[name].is_array(), "{name} is a member");
+                let unit = if name.ends_with("Ms") { "Milliseconds" } else { "Count" };
+                assert_eq!(def["Unit"], unit);
+            }
+        }
+        assert!(m.take_documents(0).is_empty(), "taken");
+        assert_eq!(m.totals()["MatchLatencyMs"], (0..105).sum::<i32>() as f64, "the local summary sums");
+    }
 
     /// The review SLA's EMF document: both dimension sets, every value a named metric with its
     /// unit and a member of the document (the EMF specification's rules).

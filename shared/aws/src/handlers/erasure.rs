@@ -201,7 +201,7 @@ async fn one_message(ctx: &Ctx, body: String, receives: u32) -> (Settle, String)
             info!(request_id = %r.request_id, goldens = r.golden_ids.len(), removed = ?r.removed, "erasure completed");
             ctx.metrics.incr("ErasuresCompleted");
             if let Some(ms) = r.duration_ms {
-                ctx.metrics.add("ErasureDurationMs", ms as f64);
+                ctx.metrics.observe("ErasureDurationMs", ms as f64);
             }
             Settle::Done
         }

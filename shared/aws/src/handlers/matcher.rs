@@ -48,7 +48,7 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
             ctx.metrics.incr("RecordsMatched");
             ctx.metrics.add("CandidatesScored", result.blocking.candidates as f64);
             ctx.metrics.add("BlockingKeysTooCommon", result.blocking.too_common.len() as f64);
-            ctx.metrics.add("MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
+            ctx.metrics.observe("MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
             let out = MergeMessage { source: msg.source, seq: msg.seq, correlation_id: msg.correlation_id, result };
             let body = match serde_json::to_string(&out) {
                 Ok(b) => b,

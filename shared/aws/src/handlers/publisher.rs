@@ -93,7 +93,7 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
     let now = ctx.hub.now_ms();
     for e in published.events.iter().filter(|e| report.delivered.contains(&e.event_id)) {
         if let Some(at) = occurred_ms(&e.event) {
-            ctx.metrics.add("FreshnessMs", (now - at).max(0) as f64);
+            ctx.metrics.observe("FreshnessMs", (now - at).max(0) as f64);
         }
     }
     if let Some(e) = &published.unmarked {
