@@ -130,25 +130,43 @@ pub async fn handle<S: Store + LookupStore + ReceiptStore>(hub: &Hub<S>, req: &A
     super::answer(route.name(), &req.scopes, scope::STEWARD, handler).await
 }
 
-pub(super) fn parameter_error(name: &'static str, message: &str) -> ApiError {
+/// The parameters of a paged steward list: `entity` (required, configured), `limit` (default
+/// and most), `cursor` (a `nextCursor` handed out before: printable ASCII, at most 600 bytes).
+pub(super) struct PageParams<'a> {
+    pub entity: &'a str,
+    pub limit: usize,
+    pub cursor: Option<&'a str>,
+}
+
+pub(super) fn page_params<'a, S: Store>(
+    hub: &Hub<S>,
+    req: &'a ApiRequest,
+    default: usize,
+    most: usize,
+) -> Result<PageParams<'a>, ApiError> {
+    let entity = req.query.get("entity").ok_or_else(|| parameter_error("entity", "'entity' is required"))?;
+    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
+    let limit = limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", default, most)?;
+    let cursor = req.query.get("cursor").map(String::as_str);
+    if cursor.is_some_and(|c| c.len() > 600 || !c.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
+    }
+    Ok(PageParams { entity, limit, cursor })
+}
+
+fn parameter_error(name: &'static str, message: &str) -> ApiError {
     ApiError::bad_request("invalid_parameter", message.to_owned()).with_detail(json!({"parameter": name}))
 }
 
 /// `GET /v1/reviews`: a page of the review queue, oldest first.
 pub async fn list_reviews<S: Store + LookupStore>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let entity = req.query.get("entity").ok_or_else(|| parameter_error("entity", "'entity' is required"))?;
-    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
+    let p = page_params(hub, req, 20, MAX_REVIEW_PAGE)?;
     let open = match req.query.get("status").map(String::as_str) {
         None | Some("open") => true,
         Some("resolved") => false,
         Some(_) => return Err(parameter_error("status", "'status' must be open or resolved")),
     };
-    let page = limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, MAX_REVIEW_PAGE)?;
-    let cursor = req.query.get("cursor");
-    if cursor.is_some_and(|c| c.len() > 200 || !c.bytes().all(|b| b.is_ascii_graphic())) {
-        return Err(parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
-    }
-    let queue = hub.store().review_queue(entity, open, cursor.map(String::as_str), page).await?;
+    let queue = hub.store().review_queue(p.entity, open, p.cursor, p.limit).await?;
     // The records under review and every golden record the tasks name, in batched reads.
     let mut sources: Vec<_> = queue.tasks.iter().map(|t| t.source.clone()).collect();
     sources.sort();

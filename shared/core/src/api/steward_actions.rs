@@ -27,6 +27,12 @@ impl From<StewardError> for ApiError {
                 format!("golden record {golden_id} is at version {current}; the action named version {expected}"),
             )
             .with_detail(json!({"goldenId": golden_id, "currentVersion": current})),
+            StewardError::StaleRecord { expected, current } => ApiError::new(
+                412,
+                "version_mismatch",
+                format!("the record is at sourceSeq {current}; the action named {expected}"),
+            )
+            .with_detail(json!({"currentSourceSeq": current})),
             StewardError::Conflict { code, message, merged_into } => {
                 let e = ApiError::new(409, code, message);
                 match merged_into {
@@ -263,15 +269,8 @@ fn entity_types<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<Vec<String>,
 /// `GET /v1/held?entity=&limit=&cursor=`: records held under suppression mode `hold`, by
 /// source key. Values are shown: a steward decides whether the record is the erased subject.
 pub async fn list_held<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let entity =
-        req.query.get("entity").ok_or_else(|| super::steward::parameter_error("entity", "'entity' is required"))?;
-    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
-    let page = super::wire::limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 20, 100)?;
-    let cursor = req.query.get("cursor");
-    if cursor.is_some_and(|c| c.len() > 600 || !c.bytes().all(|b| b.is_ascii_graphic())) {
-        return Err(super::steward::parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
-    }
-    let held = hub.store().held_records(entity, cursor.map(String::as_str), page).await?;
+    let p = super::steward::page_params(hub, req, 20, 100)?;
+    let held = hub.store().held_records(p.entity, p.cursor, p.limit).await?;
     let items: Vec<Value> = held
         .records
         .iter()
@@ -324,15 +323,8 @@ pub async fn held_action<S: Store + ReceiptStore>(
 /// (`link`: one entity, `distinct`: two), oldest decision first, each record with its current
 /// values: the matcher's training data. A pair whose record was erased since is left out.
 pub async fn export_labels<S: Store>(hub: &Hub<S>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let entity =
-        req.query.get("entity").ok_or_else(|| super::steward::parameter_error("entity", "'entity' is required"))?;
-    hub.registry().get(entity).ok_or_else(|| super::unknown_entity(entity))?;
-    let page = super::wire::limit(req.query.get("limit").map(|s| json!(s)).as_ref(), "limit", 10, 50)?;
-    let cursor = req.query.get("cursor");
-    if cursor.is_some_and(|c| c.len() > 300 || !c.bytes().all(|b| b.is_ascii_graphic())) {
-        return Err(super::steward::parameter_error("cursor", "'cursor' must be a value returned as 'nextCursor'"));
-    }
-    let sets = hub.store().labels(entity, cursor.map(String::as_str), page).await?;
+    let p = super::steward::page_params(hub, req, 10, 50)?;
+    let sets = hub.store().labels(p.entity, p.cursor, p.limit).await?;
     let mut keys: Vec<SourceKey> =
         sets.sets.iter().flat_map(|l| l.pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()])).collect();
     keys.sort();

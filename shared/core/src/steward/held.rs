@@ -22,7 +22,7 @@ impl<S: Store + ReceiptStore> Hub<S> {
             return Err(StewardError::conflict("not_held", "the record is not held"));
         }
         if r.seq != seq {
-            return Err(StewardError::Stale { golden_id: key.to_string(), expected: seq, current: r.seq });
+            return Err(StewardError::StaleRecord { expected: seq, current: r.seq });
         }
         Ok(r)
     }
@@ -44,7 +44,7 @@ impl<S: Store + ReceiptStore> Hub<S> {
         let op = WriteOp::ReleaseHeld { record: Box::new(released), seq };
         if !self.commit(vec![op], Vec::new()).await? {
             let now = self.store().get_source(key).await?.map_or(0, |r| r.seq);
-            return Err(StewardError::Stale { golden_id: key.to_string(), expected: seq, current: now });
+            return Err(StewardError::StaleRecord { expected: seq, current: now });
         }
         Ok(self.process(key).await?)
     }

@@ -31,6 +31,9 @@ pub enum StewardError {
     /// The golden record changed since the version the action names.
     #[error("golden record {golden_id} is at version {current}, not {expected}")]
     Stale { golden_id: String, expected: u64, current: u64 },
+    /// A held source record was stored again since the version (`sourceSeq`) the action names.
+    #[error("the record is at sourceSeq {current}, not {expected}")]
+    StaleRecord { expected: u64, current: u64 },
     /// The action no longer applies to the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String, merged_into: Option<String> },

@@ -119,24 +119,11 @@ impl<S: Store> Hub<S> {
                 }
             }
             // Values that version had which survivorship would not give now: pinned.
-            let mut probe = base.clone();
-            probe.pins.clear();
-            let computed = plan_regroup(&Regroup {
-                schema,
-                groups: vec![Group { old: Some(&g), base: probe, members: members.clone() }],
-                absorbed: Vec::new(),
-                claims: &BTreeMap::new(),
-                cause: Cause::Rollback,
-                who,
-                correlation_id: &corr,
-                now_ms: now,
-                keep_history: false,
-            });
-            let plain = &computed.goldens[0];
+            let plain = crate::survivorship::survive(schema, &members);
             let reason = format!("rollback to v{to}");
             let mut pins: Vec<Pin> = Vec::new();
             for (name, attr) in then.snapshot.attributes.iter() {
-                if plain.value(name) == Some(attr.value.as_str()) {
+                if plain.get(name).is_some_and(|a| a.value == attr.value) {
                     continue;
                 }
                 let source = (attr.source() != PIN_SOURCE)
