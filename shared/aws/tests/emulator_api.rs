@@ -305,7 +305,7 @@ async fn enrich_and_match_logs_hold_no_input_values() {
     // The production subscriber at the most verbose level.
     let subscriber = mdm_aws::config::log_subscriber("trace", move || writer.clone());
     let order = json!({"customer": {"attributes": {"given_name": "Anna", "family_name": "Kowalski",
-                       "email": "anna.kowalski@example.com", "phone": "07700 900461"}},
+                       "email": "anna.kowalski@example.com", "phone": "07400 900461"}},
                        "lines": [{"sku": "SKU-000001"}, {"gtin": s.products[2].1}, {"system": "erp", "sourceId": "P-0"},
                                  {"sku": "MYSTERY-SKU-77"}]});
     let probe =
@@ -330,8 +330,8 @@ async fn enrich_and_match_logs_hold_no_input_values() {
         "Kowalski",
         "kowalski",
         "anna.kowalski@example.com",
-        "07700 900461",
-        "7700900461",
+        "07400 900461",
+        "7400900461",
         "SKU-000001",
         "MYSTERY-SKU-77",
         gtin.as_str(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// id, which the `different_national_id` rule sends to review (a second golden record).
 fn ines() -> Vec<Value> {
     let base = json!({"given_name": "Ineslinde", "family_name": "Quarlesworth", "date_of_birth": "1979-03-14",
-                      "email": "ineslinde.q@example.org", "phone": "07700 900555", "national_id": "QZ123456A",
+                      "email": "ineslinde.q@example.org", "phone": "07400 900555", "national_id": "QZ123456A",
                       "street_number": "41", "address_line1": "Lindenwegstrasse", "locality": "Kirkbymoor", "postcode": "KM9 9ZZ"});
     let mut v2 = base.clone();
     v2["address_line1"] = json!("Lindenwegallee");
@@ -26,7 +26,7 @@ fn ines() -> Vec<Value> {
     web["national_id"] = Value::Null;
     let mut erp = base.clone();
     erp["national_id"] = json!("QZ987654B");
-    erp["phone"] = json!("07700 900556");
+    erp["phone"] = json!("07400 900556");
     vec![
         customer("crm", "c-ines", 1, base),
         customer("crm", "c-ines", 2, v2),
@@ -41,9 +41,9 @@ const INES_VALUES: [&str; 14] = [
     "quarlesworth",
     "1979-03-14",
     "ineslinde.q@example.org",
-    "07700 900555",
-    "7700900555",
-    "7700900556",
+    "07400 900555",
+    "7400900555",
+    "7400900556",
     "qz123456a",
     "qz987654b",
     "lindenwegstrasse",
@@ -59,7 +59,7 @@ fn other() -> Value {
         "c-olu",
         1,
         json!({"given_name": "Olumide", "family_name": "Adeyemi", "email": "olu@example.net",
-                                        "phone": "07700 900123", "date_of_birth": "1990-10-10"}),
+                                        "phone": "07400 900123", "date_of_birth": "1990-10-10"}),
     )
 }
 
@@ -273,7 +273,7 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
         "w-ravi",
         1,
         json!({"given_name": "Ravi", "family_name": "Okonkwo-Lund",
-        "email": "ravi.ol@example.com", "phone": "07700 900777", "locality": "Westmarshton"}),
+        "email": "ravi.ol@example.com", "phone": "07400 900777", "locality": "Westmarshton"}),
     );
     s.post(vec![crm]).await;
     s.drain().await;
@@ -309,7 +309,7 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
     assert_eq!(scanned, 0, "no Scan on the erasure's path (scope source)");
     let g = s.golden_of(&key).await;
     assert_eq!(*g.members, vec![key.clone()], "recomputed from the crm record");
-    let web_only = ["Westmarshton", "westmarshton", "07700 900777", "7700900777", "\"ravi\""];
+    let web_only = ["Westmarshton", "westmarshton", "07400 900777", "7400900777", "\"ravi\""];
     let table = format!("{:?}", s.scan().await);
     assert_eq!(leaks(&table, &web_only), Vec::<&str>::new(), "no history version or item holds the webshop values");
     assert!(table.contains("amberfield"), "the crm values stay");
@@ -360,7 +360,7 @@ async fn a_failure_half_way_is_completed_by_the_retry() {
 async fn dead_letters_are_redacted_and_the_last_receive_fails_the_receipt() {
     let Some(s) = stack("erasure-dlq").await else { return };
     let bad = json!({"id": "e-9", "source": "privacy.requests", "detail-type": "ErasureRequested",
-        "detail": {"entityType": "customer", "identifiers": {"email": "ineslinde.q@example.org"}, "extra": "07700 900555"}});
+        "detail": {"entityType": "customer", "identifiers": {"email": "ineslinde.q@example.org"}, "extra": "07400 900555"}});
     s.send("ErasureQueue", &bad.to_string()).await;
     s.drain().await;
     let dead = s.take_all("ErasureDLQ").await;

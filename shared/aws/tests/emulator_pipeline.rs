@@ -21,7 +21,7 @@ fn anna(
         id,
         1,
         json!({"given_name": given, "family_name": family, "date_of_birth": dob, "email": email,
-                                   "phone": "07700 900461", "locality": "Leeds", "postcode": postcode}),
+                                   "phone": "07400 900461", "locality": "Leeds", "postcode": postcode}),
     )
 }
 
@@ -56,7 +56,7 @@ async fn records_become_golden_records_with_provenance_and_events_reach_the_subs
         "e-7",
         1,
         json!({"given_name": "Anna", "family_name": "Kowalski",
-        "date_of_birth": "1984-07-21", "email": "kowalski.a@another.example", "phone": "07700 900777",
+        "date_of_birth": "1984-07-21", "email": "kowalski.a@another.example", "phone": "07400 900777",
         "postcode": "BS1 5TR", "locality": "Bristol"}),
     )])
     .await;
@@ -154,7 +154,7 @@ async fn a_bridging_record_merges_golden_records_and_the_merge_event_validates()
             "webshop",
             "p-2",
             1,
-            json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100",
+            json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100",
                                              "postcode": "EH1 1YZ"}),
         ),
     ])
@@ -164,7 +164,7 @@ async fn a_bridging_record_merges_golden_records_and_the_merge_event_validates()
     let b = s.golden_of(&SourceKey::new("customer", "webshop", "p-2")).await;
     assert_ne!(a.golden_id, b.golden_id);
     s.post(vec![customer("erp", "p-3", 1, json!({"given_name": "Priya", "family_name": "Raman",
-        "email": "priya.raman@example.com", "phone": "07700 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}))])
+        "email": "priya.raman@example.com", "phone": "07400 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}))])
     .await;
     s.drain().await;
     let merged = s.golden_of(&SourceKey::new("customer", "crm", "p-1")).await;

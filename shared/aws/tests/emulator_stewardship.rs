@@ -36,7 +36,7 @@ fn person(
 }
 
 fn anna_crm(seq: u64) -> Value {
-    person("crm", "c-100", seq, "Anna", "Kowalski", "anna.kowalski@example.com", "07700 900461", ("LS1 4AP", "Leeds"))
+    person("crm", "c-100", seq, "Anna", "Kowalski", "anna.kowalski@example.com", "07400 900461", ("LS1 4AP", "Leeds"))
 }
 
 fn anna_web(seq: u64) -> Value {
@@ -47,14 +47,14 @@ fn anna_web(seq: u64) -> Value {
         "Ana",
         "Kowalski",
         "Anna.Kowalski@Example.com",
-        "+44 7700 900461",
+        "+44 7400 900461",
         ("ls14ap", "LEEDS"),
     )
 }
 
 /// Same name and birth date as Anna's CRM record, every contact different: a review.
 fn anna_maybe(seq: u64) -> Value {
-    person("erp", "e-7", seq, "Anna", "Kowalski", "kowalski.a@another.example", "07700 900777", ("BS1 5TR", "Bristol"))
+    person("erp", "e-7", seq, "Anna", "Kowalski", "kowalski.a@another.example", "07400 900777", ("BS1 5TR", "Bristol"))
 }
 
 /// Erases a subject through the erasure function's handler and lets the queues run.
@@ -181,7 +181,7 @@ async fn split_and_pins_through_the_steward_handler() {
         "Anna",
         "Kowalski",
         "anna.kowalski@example.com",
-        "+44 7700 900461",
+        "+44 7400 900461",
         ("LS1 4AP", "Leeds"),
     );
     s.post(vec![third]).await;
@@ -291,13 +291,13 @@ async fn review_decisions_and_manual_merge_through_the_steward_handler() {
     };
     s.post(vec![
         anna_crm(1),
-        berta("crm", "c-300", "berta.nowak@example.com", "07700 900300", ("M1 1AE", "Manchester")),
+        berta("crm", "c-300", "berta.nowak@example.com", "07400 900300", ("M1 1AE", "Manchester")),
     ])
     .await;
     s.drain().await;
     s.post(vec![
         anna_maybe(1),
-        berta("erp", "e-30", "nowak.b@another.example", "07700 900333", ("CF10 1AA", "Cardiff")),
+        berta("erp", "e-30", "nowak.b@another.example", "07400 900333", ("CF10 1AA", "Cardiff")),
     ])
     .await;
     s.drain().await;
@@ -440,7 +440,7 @@ async fn review_decisions_and_manual_merge_through_the_steward_handler() {
         "Berta",
         "Nowak",
         "berta.nowak@example.com",
-        "07700 900300",
+        "07400 900300",
         ("M1 1AE", "Manchester"),
     )])
     .await;
@@ -503,7 +503,7 @@ async fn rollback_through_the_steward_handler() {
         "Hanna",
         "Kowalski",
         "anna.kowalski@example.com",
-        "07700 900461",
+        "07400 900461",
         ("LS1 4AP", "Leeds"),
     );
     s.post(vec![partner]).await;
@@ -545,7 +545,7 @@ async fn rollback_through_the_steward_handler() {
     // A later update applies to unpinned attributes; the pinned town stays.
     let mut later = anna_crm(9);
     later["attributes"]["locality"] = json!("Krakow");
-    later["attributes"]["phone"] = json!("07700 900999");
+    later["attributes"]["phone"] = json!("07400 900999");
     s.post(vec![later]).await;
     s.drain().await;
     let after = s.golden_of(&crm).await;
@@ -617,7 +617,7 @@ async fn a_steward_action_racing_a_merge_answers_412_or_the_merge_retries() {
         .with_scopes([scope::STEWARD])
         .with_principal(STEWARD);
     let mut update = anna_crm(2);
-    update["attributes"]["phone"] = json!("07700 900555");
+    update["attributes"]["phone"] = json!("07400 900555");
     let pin = Box::pin(mdm_core::api::steward::handle(&hub, &req));
     let (answer, ()) = tokio::join!(
         pin,
@@ -638,7 +638,7 @@ async fn a_steward_action_racing_a_merge_answers_412_or_the_merge_retries() {
     let hub = held_hub();
     let barrier = Arc::new(Barrier::new(2));
     let mut update = anna_crm(3);
-    update["attributes"]["phone"] = json!("07700 900666");
+    update["attributes"]["phone"] = json!("07400 900666");
     update["attributes"]["locality"] = json!("Leeds City");
     let record = mdm_core::record::validate(hub.registry(), &update, hub.now_ms()).expect("valid");
     hub.ingest(&record).await.expect("ingest");
@@ -689,7 +689,7 @@ async fn held_records_are_listed_released_and_erased_through_the_steward_handler
     settings.suppression_mode = mdm_core::SuppressionMode::Hold;
     let holding = Ctx::new(&sdk, settings, "ingest").expect("ctx");
     let again = |id: &str| {
-        person("webshop", id, 1, "Anna", "Kowalski", "anna.kowalski@example.com", "07700 900461", ("LS1 4AP", "Leeds"))
+        person("webshop", id, 1, "Anna", "Kowalski", "anna.kowalski@example.com", "07400 900461", ("LS1 4AP", "Leeds"))
     };
     let body = json!({"records": [again("w-50"), again("w-51")]}).to_string();
     let e = http_event("POST", "/v1/records", "", Some(&body), Some(&[scope::WRITE, scope::WRITE_ANY_SYSTEM]));
@@ -771,7 +771,7 @@ async fn every_action_route_refuses_what_it_must_and_erasure_takes_pinned_values
     s.post(vec![
         anna_crm(1),
         web,
-        person("crm", "c-2", 1, "Bob", "Okafor", "bob@example.org", "07700 900999", ("M1 1AE", "Manchester")),
+        person("crm", "c-2", 1, "Bob", "Okafor", "bob@example.org", "07400 900999", ("M1 1AE", "Manchester")),
     ])
     .await;
     s.drain().await;

@@ -22,6 +22,7 @@ use crate::golden::{Cause, GoldenRecord, GoldenStatus, HistoryEntry};
 use crate::hub::{Hub, HubError};
 use crate::index_keys::IndexKey;
 use crate::keys::{hmac_hex, SourceKey};
+use crate::normalise::{self, NormaliseOptions};
 use crate::plan::match_values;
 use crate::record::{validate, SourceRecord};
 use crate::schema::EntitySchema;
@@ -37,18 +38,148 @@ use tracing::info;
 pub const LEASE_MS: i64 = 5 * 60 * 1000;
 
 /// Keyed hashes of a record's identifiers (its single-attribute claim keys with valid values),
-/// one per identifier and secret. No plain value leaves this function.
+/// one per identifier, form ([`identifier_forms`]) and secret. No plain value leaves this
+/// function.
 pub fn suppression_keys(schema: &EntitySchema, record: &SourceRecord, secrets: &[Vec<u8>]) -> Vec<String> {
     let mut out = Vec::new();
     if secrets.is_empty() {
         return out;
     }
-    for k in block_keys(schema, record).into_iter().filter(|k| k.claim && !k.name.contains('+')) {
+    for (name, value) in identifier_forms(schema, record) {
         for secret in secrets {
-            out.push(hmac_hex(secret, &[&schema.entity, &k.name, &k.value], 16));
+            out.push(marker(secret, &schema.entity, &name, &value));
         }
     }
     out
+}
+
+/// The key of a suppression marker: the keyed hash of one identifier (a claim key's name and
+/// value) of an entity type.
+pub fn marker(secret: &[u8], entity: &str, key_name: &str, value: &str) -> String {
+    hmac_hex(secret, &[entity, key_name, value], 16)
+}
+
+/// The request id a marker written by the migration of markers carries ([`migrate_markers`]).
+pub const MIGRATED_MARKER: &str = "normaliser-migration";
+
+/// A claim key's name and value: what a marker is the keyed hash of.
+type Form = (String, String);
+
+/// The single-attribute claim keys of a record (of `attribute` only, if given).
+fn claim_forms(schema: &EntitySchema, record: &SourceRecord, attribute: Option<&str>) -> BTreeSet<Form> {
+    block_keys(schema, record)
+        .into_iter()
+        .filter(|k| k.claim && !k.name.contains('+'))
+        // A key's name starts with its attribute's name and a dot (names hold no dot).
+        .filter(|k| attribute.is_none_or(|a| k.name.strip_prefix(a).is_some_and(|rest| rest.starts_with('.'))))
+        .map(|k| (k.name, k.value))
+        .collect()
+}
+
+/// `record` with `value` as the valid value of `attribute`.
+fn with_value(record: &SourceRecord, attribute: &str, value: &str) -> SourceRecord {
+    let mut r = record.clone();
+    r.key_cache = Default::default();
+    r.attributes.insert(attribute, value.into());
+    r.invalid.remove(attribute);
+    r
+}
+
+/// An identifier attribute whose normaliser had an earlier version, in its forms: the value in
+/// the current version's form (if that accepts it) and the other forms markers may have been
+/// written for.
+struct Versions {
+    attribute: String,
+    current: Option<String>,
+    older: BTreeSet<String>,
+}
+
+/// The [`Versions`] of a record's identifiers whose normalisers have a superseded version
+/// (`Normaliser::has_superseded_version`), where a value has a form other than the current one:
+/// * a record just validated keeps the superseded version's value of the raw input where it
+///   differs (`SourceRecord::superseded`): a marker written before the change has that form;
+/// * a record stored before the change holds the superseded form itself: its current form is
+///   the current version's reading of the stored value.
+fn versions(schema: &EntitySchema, record: &SourceRecord) -> Vec<Versions> {
+    let mut out = Vec::new();
+    for def in &schema.attributes {
+        let identifier = def.blocking.iter().any(|b| b.claim && b.with.is_empty());
+        if !identifier || !def.normalisers.iter().any(|n| n.has_superseded_version()) {
+            continue;
+        }
+        let stored = record.value(&def.name).filter(|_| record.is_valid(&def.name));
+        let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
+        let current: Option<String> =
+            stored.and_then(|s| normalise::apply(&def.normalisers, s, opts).ok()).map(String::from);
+        let mut older: BTreeSet<String> =
+            record.superseded.iter().filter(|(a, _)| *a == def.name).map(|(_, v)| v.to_owned()).collect();
+        older.extend(stored.map(str::to_owned));
+        if let Some(c) = &current {
+            older.remove(c);
+        }
+        if !older.is_empty() {
+            out.push(Versions { attribute: def.name.clone(), current, older });
+        }
+    }
+    out
+}
+
+/// Every form of a record's identifiers a suppression marker may have been written for: the
+/// values as the record holds them, and for identifiers whose normaliser changed, the other
+/// forms ([`versions`]: the form before the change, the form after it). Ingest and merge check
+/// the markers of all of them; erasure writes the markers of all of them (docs/privacy.md,
+/// "When a normaliser changes").
+pub fn identifier_forms(schema: &EntitySchema, record: &SourceRecord) -> BTreeSet<Form> {
+    let mut forms = claim_forms(schema, record, None);
+    for v in versions(schema, record) {
+        for value in v.current.iter().chain(&v.older) {
+            forms.extend(claim_forms(schema, &with_value(record, &v.attribute, value), Some(&v.attribute)));
+        }
+    }
+    forms
+}
+
+/// The migration of markers written under a superseded normaliser version. A marker is a keyed
+/// hash of a value: it cannot be re-keyed to the value's current form without the value. Where
+/// the value is at hand (a record of the hub's, or one arriving), the identifier's current form
+/// is suppressed next to a suppressed older form: the marker of the current form is written
+/// (with the newest secret) if it is not there yet. Returns how many markers were written.
+pub async fn migrate_markers<S: Store>(hub: &Hub<S>, record: &SourceRecord) -> Result<usize, StoreError> {
+    let secrets = &hub.config().suppression_secrets;
+    let (Some(newest), Some(schema)) = (secrets.first(), hub.registry().get(&record.key.entity)) else {
+        return Ok(0);
+    };
+    let entity = &schema.entity;
+    let mut written = 0;
+    for v in versions(schema, record) {
+        let Some(current) = &v.current else { continue };
+        let mut older = Vec::new();
+        for value in &v.older {
+            for (name, value) in claim_forms(schema, &with_value(record, &v.attribute, value), Some(&v.attribute)) {
+                older.extend(secrets.iter().map(|s| marker(s, entity, &name, &value)));
+            }
+        }
+        let now: Vec<String> = claim_forms(schema, &with_value(record, &v.attribute, current), Some(&v.attribute))
+            .into_iter()
+            .map(|(name, value)| marker(newest, entity, &name, &value))
+            .collect();
+        if now.is_empty() || !hub.store().is_suppressed(entity, &older).await? {
+            continue;
+        }
+        if hub.store().is_suppressed(entity, &now).await? {
+            continue;
+        }
+        let ops: Vec<WriteOp> = now
+            .into_iter()
+            .map(|key| WriteOp::PutSuppression { entity: entity.clone(), key, request_id: MIGRATED_MARKER.to_owned() })
+            .collect();
+        written += ops.len();
+        hub.store().transact(ops).await?;
+    }
+    if written > 0 {
+        info!(entity = %entity, markers = written, "suppression markers migrated to the current normaliser");
+    }
+    Ok(written)
 }
 
 /// Who is to be erased.

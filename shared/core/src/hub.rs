@@ -298,6 +298,19 @@ impl<S: Store> Hub<S> {
     }
 
     async fn ingest_guarded(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
+        let write = self.ingest_checked(record, guards).await?;
+        if matches!(write, SourceWrite::Suppressed | SourceWrite::Held) {
+            // The record met a marker, perhaps one written under a superseded normaliser: with
+            // the value at hand, its current form is suppressed too (docs/privacy.md). Best
+            // effort: the older forms stay checked.
+            if let Err(e) = crate::erasure::migrate_markers(self, record).await {
+                warn!(error = %e, "suppression markers not migrated");
+            }
+        }
+        Ok(write)
+    }
+
+    async fn ingest_checked(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
         match self.store.put_source(record, guards).await? {
             SourceWrite::Stale { stored_seq } if stored_seq == record.seq && !guards.is_empty() => {
                 self.recheck_redelivery(record, guards).await

@@ -67,6 +67,41 @@ pub struct SourceRecord {
     /// and ignored by `==`.
     #[serde(skip)]
     pub key_cache: KeyCache,
+    /// Values as a superseded version of their normalisers gave them from the raw values,
+    /// where that differs from the value kept (today: phone numbers as the hand-written
+    /// normaliser read them before libphonenumber). Set by [`validate`] for the suppression
+    /// check against markers written before the change (`erasure::suppression_keys`); never
+    /// stored and ignored by `==`.
+    #[serde(skip)]
+    pub superseded: Superseded,
+}
+
+/// Attribute values as superseded normaliser versions gave them ([`SourceRecord::superseded`]).
+/// Empty (the usual case), it takes no allocation and one word of the record (a `Vec` would
+/// take three in each of the millions of records a batch holds).
+#[derive(Debug, Clone, Default)]
+#[allow(clippy::box_collection)]
+pub struct Superseded(Option<Box<Vec<(Text, Text)>>>);
+
+impl Superseded {
+    /// Attribute name and superseded value, in the record's attribute order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().flat_map(|forms| forms.iter()).map(|(a, v)| (a.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|forms| forms.is_empty())
+    }
+
+    fn push(&mut self, attribute: &str, value: Text) {
+        self.0.get_or_insert_with(Default::default).push((Text::from(attribute), value));
+    }
+}
+
+impl PartialEq for Superseded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A record's blocking keys with their stored (digested) form, computed once per record value.
@@ -291,7 +326,7 @@ pub fn validate(registry: &SchemaRegistry, input: &Value, received_at_ms: i64) -
     }
     let key = SourceKey::new(entity, system, source_id);
     let attrs = attrs.iter().map(|(name, v)| (name.as_str(), v));
-    normalise_attributes(schema, key, seq, updated_at_ms, attrs, verified, correlation_id, received_at_ms)
+    normalise_attributes(schema, key, seq, updated_at_ms, attrs, verified, correlation_id, received_at_ms, true)
 }
 
 /// A record read from a flat source such as a CSV row: every value is text. Empty values are
@@ -307,7 +342,9 @@ pub struct FlatRecord<'a> {
 }
 
 /// [`validate`] for a [`FlatRecord`]: the same checks and normalisation, and the same record
-/// as the JSON object with those fields gives, without building one.
+/// as the JSON object with those fields gives, without building one — and without the
+/// superseded forms of its values ([`SourceRecord::superseded`]), which only the hub's
+/// suppression check reads (the batch engine has no markers).
 pub fn validate_flat(
     registry: &SchemaRegistry,
     flat: &FlatRecord<'_>,
@@ -352,6 +389,7 @@ pub fn validate_flat(
         BTreeSet::new(),
         correlation_id,
         received_at_ms,
+        false,
     )
 }
 
@@ -465,7 +503,9 @@ pub fn normalise_value(schema: &EntitySchema, name: &str, v: &Value) -> Result<T
         .map_err(|e| RecordError::new("invalid_value", field, format!("attribute '{name}': {e}")))
 }
 
-/// Attributes in name order (a JSON object's order), normalised into the source record.
+/// Attributes in name order (a JSON object's order), normalised into the source record;
+/// `with_superseded` also keeps the values superseded normaliser versions give, where they
+/// differ ([`SourceRecord::superseded`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
     schema: &EntitySchema,
@@ -476,11 +516,13 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
     verified: BTreeSet<String>,
     correlation_id: String,
     received_at_ms: i64,
+    with_superseded: bool,
 ) -> Result<SourceRecord, RecordError> {
     // Collected in the input's order, then made a map at once.
     let mut values: Vec<(Text, Text)> = Vec::with_capacity(attrs.len());
     let mut invalid = BTreeSet::new();
     let mut quality = Vec::new();
+    let mut superseded = Superseded::default();
     for (name, v) in attrs {
         let def = schema.attribute(name).ok_or_else(|| {
             RecordError::new(
@@ -501,7 +543,15 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
             continue;
         }
         let opts = NormaliseOptions { default_country_code: def.default_country_code.as_deref() };
-        match normalise::apply(&def.normalisers, &raw, opts) {
+        let normalised = normalise::apply(&def.normalisers, &raw, opts);
+        if with_superseded {
+            if let Some(Ok(old)) = normalise::apply_superseded(&def.normalisers, &raw, opts) {
+                if normalised.as_ref().ok() != Some(&old) {
+                    superseded.push(name, old);
+                }
+            }
+        }
+        match normalised {
             Ok(n) => {
                 values.push((Text::from(name), n));
             }
@@ -553,6 +603,7 @@ pub(crate) fn normalise_attributes<'a, V: RawValue + ?Sized + 'a>(
         principal: None,
         exempt: None,
         key_cache: KeyCache::default(),
+        superseded,
     })
 }
 

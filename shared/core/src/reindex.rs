@@ -7,6 +7,8 @@
 //! may change, which is an effective change with its history version and event. A record whose
 //! state is current is not written (`rewrite` writes it anyway, so an adapter stores it in its
 //! current layout); its index entries and claims are written again all the same (both idempotent).
+//! Suppression markers written under a superseded normaliser version are migrated on the way,
+//! from the members' values (`erasure::migrate_markers`).
 
 use super::*;
 
@@ -33,8 +35,13 @@ impl<S: Store> Hub<S> {
             if !golden.is_active() {
                 return Ok(Reindexed::Skipped);
             }
-            // The plan is made for a member that lists this golden record as its own.
             let members = self.store.get_sources(&golden.members).await?;
+            // Markers written under a superseded normaliser get their current form where a
+            // member holds the value (docs/privacy.md, "When a normaliser changes").
+            for m in &members {
+                crate::erasure::migrate_markers(self, m).await?;
+            }
+            // The plan is made for a member that lists this golden record as its own.
             let Some(source) = members.iter().find(|m| m.golden_id.as_deref() == Some(golden_id) && !m.held) else {
                 return Ok(Reindexed::Skipped);
             };

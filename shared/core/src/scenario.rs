@@ -85,14 +85,14 @@ pub async fn mark_erased<S: Store>(hub: &Hub<S>, entity: &str, id: &str) -> Resu
 /// Seeds the scenario with `products` products.
 pub async fn seed<S: Store>(hub: &Hub<S>, products: u64) -> Result<Scenario, HubError> {
     let anna = json!({"given_name": "Anna", "family_name": "Kowalski", "date_of_birth": "1984-07-21",
-                      "email": "anna.kowalski@example.com", "phone": "07700 900461", "postcode": "LS1 4AP"});
+                      "email": "anna.kowalski@example.com", "phone": "07400 900461", "postcode": "LS1 4AP"});
     let anna_id = feed(hub, &wire("customer", "crm", "c-100", anna.clone())).await?.golden_id().to_owned();
     feed(hub, &wire("customer", "webshop", "w-9", anna)).await?;
 
     let a = json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com", "date_of_birth": "1990-02-14"});
-    let b = json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100", "postcode": "EH1 1YZ"});
+    let b = json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100", "postcode": "EH1 1YZ"});
     let bridge = json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
-                        "phone": "07700 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"});
+                        "phone": "07400 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"});
     feed(hub, &wire("customer", "crm", "c-1", a)).await?;
     feed(hub, &wire("customer", "webshop", "w-1", b)).await?;
     let (survivor, merged) = match feed(hub, &wire("customer", "erp", "e-1", bridge)).await? {

@@ -173,6 +173,7 @@ mod tests {
             principal: None,
             exempt: None,
             key_cache: Default::default(),
+            superseded: Default::default(),
         }
     }
 

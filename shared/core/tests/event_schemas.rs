@@ -35,10 +35,10 @@ async fn every_event_the_pipeline_emits_validates() {
     .await;
     feed(
         &hub,
-        customer("web", "p2", 1, json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100"})),
+        customer("web", "p2", 1, json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100"})),
     )
     .await;
-    feed(&hub, customer("erp", "p3", 1, json!({"given_name": "Priya", "family_name": "Raman", "email": "priya@example.com", "phone": "07700 900100"}))).await;
+    feed(&hub, customer("erp", "p3", 1, json!({"given_name": "Priya", "family_name": "Raman", "email": "priya@example.com", "phone": "07400 900100"}))).await;
     let events = hub.store().pending_events(1000).await.expect("outbox");
     let mut kinds: Vec<&str> = events.iter().map(|e| e.event.detail_type()).collect();
     kinds.sort();

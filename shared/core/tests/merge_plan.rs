@@ -39,7 +39,7 @@ async fn wide_bridge(
             let mut attrs = json!({"given_name": g.given, "family_name": g.family, "email": g.email,
                                    "street_number": format!("{i}")});
             if let Some(p) = g.phones {
-                attrs["phone"] = json!(format!("07700 9{p}{i:04}"));
+                attrs["phone"] = json!(format!("07400 9{p}{i:04}"));
             }
             let input = common::customer(g.system, &format!("{}{i}", g.system), 1, attrs);
             let r = validate(hub.registry(), &input, 0).expect("valid");

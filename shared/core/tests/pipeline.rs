@@ -151,7 +151,7 @@ async fn a_bridging_record_merges_two_golden_records() {
         "webshop",
         "w-1",
         1,
-        json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100",
+        json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100",
                                                  "postcode": "EH1 1YZ"}),
     );
     let ga = feed(&hub, a).await.1.expect("a").outcome.golden_id().to_owned();
@@ -163,7 +163,7 @@ async fn a_bridging_record_merges_two_golden_records() {
         "e-1",
         1,
         json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
-                                                  "phone": "07700 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}),
+                                                  "phone": "07400 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"}),
     );
     let report = feed(&hub, bridge).await.1.expect("bridge");
     let MergeOutcome::Merged { golden_id: survivor, merged } = &report.outcome else {
@@ -185,7 +185,7 @@ async fn a_bridging_record_merges_two_golden_records() {
     }
     // The loser's index entries now lead to the survivor.
     let probe =
-        customer("crm", "c-9", 1, json!({"given_name": "Priya", "family_name": "Raman", "phone": "07700 900100"}));
+        customer("crm", "c-9", 1, json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100"}));
     let rec = mdm_core::record::validate(hub.registry(), &probe, 0).expect("valid");
     let m = hub.match_record(&rec).await.expect("match");
     assert!(m.candidates.iter().all(|c| &c.golden_id == survivor), "{:?}", m.candidates);
@@ -416,7 +416,7 @@ async fn a_new_record_sharing_a_held_identifier_leaves_that_claim_alone() {
             "c-200",
             1,
             json!({"given_name": "Piotr", "family_name": "Nowak", "date_of_birth": "1951-02-03",
-                   "email": "piotr.nowak@example.org", "phone": "07700 900461"}),
+                   "email": "piotr.nowak@example.org", "phone": "07400 900461"}),
         ),
         0,
     )

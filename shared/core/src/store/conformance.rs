@@ -28,6 +28,7 @@ fn source(entity: &str, id: &str, seq: u64, name: &str) -> SourceRecord {
         principal: None,
         exempt: None,
         key_cache: Default::default(),
+        superseded: Default::default(),
     }
 }
 

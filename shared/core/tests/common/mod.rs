@@ -41,7 +41,7 @@ pub fn anna_crm() -> Value {
         1,
         json!({
         "given_name": "Anna", "family_name": "Kowalski", "date_of_birth": "1984-07-21",
-        "email": "anna.kowalski@example.com", "phone": "07700 900461", "street_number": "12",
+        "email": "anna.kowalski@example.com", "phone": "07400 900461", "street_number": "12",
         "address_line1": "Harbour Street", "locality": "Leeds", "postcode": "LS1 4AP", "country": "United Kingdom"}),
     )
 }
@@ -53,7 +53,7 @@ pub fn anna_web() -> Value {
         1,
         json!({
         "given_name": "Ana", "family_name": "Kowalsky", "date_of_birth": "21/07/1984",
-        "email": "Anna.Kowalski@Example.com", "phone": "+44 7700 900461", "street_number": "12",
+        "email": "Anna.Kowalski@Example.com", "phone": "+44 7400 900461", "street_number": "12",
         "address_line1": "Harbour St", "locality": "LEEDS", "postcode": "ls14ap", "country": "GB"}),
     )
 }
@@ -65,7 +65,7 @@ pub fn anna_crm_dup() -> Value {
         1,
         json!({
         "given_name": "Anna", "family_name": "Kowalski", "date_of_birth": "1984-07-12",
-        "email": "akowalski@mail.example", "phone": "07700900461", "locality": "Leeds", "postcode": "LS1 4AP"}),
+        "email": "akowalski@mail.example", "phone": "07400900461", "locality": "Leeds", "postcode": "LS1 4AP"}),
     )
 }
 
@@ -76,7 +76,7 @@ pub fn bob() -> Value {
         1,
         json!({
         "given_name": "Bob", "family_name": "Okafor", "date_of_birth": "1962-11-03",
-        "email": "bob.okafor@example.org", "phone": "07700 900999", "postcode": "M1 1AE", "locality": "Manchester"}),
+        "email": "bob.okafor@example.org", "phone": "07400 900999", "postcode": "M1 1AE", "locality": "Manchester"}),
     )
 }
 
@@ -88,6 +88,6 @@ pub fn anna_maybe() -> Value {
         1,
         json!({
         "given_name": "Anna", "family_name": "Kowalski", "date_of_birth": "1984-07-21",
-        "email": "kowalski.a@another.example", "phone": "07700 900777", "postcode": "BS1 5TR", "locality": "Bristol"}),
+        "email": "kowalski.a@another.example", "phone": "07400 900777", "postcode": "BS1 5TR", "locality": "Bristol"}),
     )
 }
