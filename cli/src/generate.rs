@@ -28,7 +28,10 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const USAGE: &str = "mdm generate people|products --records N [--seed S] [--dup-rate R] --out DIR";
+mod febrl;
+
+pub const USAGE: &str =
+    "mdm generate people|products --records N [--seed S] [--dup-rate R] [--profile standard|febrl] --out DIR";
 
 /// At most this many records: entity and record indexes are `u32`.
 const MAX_RECORDS: usize = 100_000_000;
@@ -54,11 +57,21 @@ struct Options {
     records: usize,
     seed: u64,
     dup_rate: f64,
+    profile: Profile,
     out: PathBuf,
+}
+
+/// How people records look and are corrupted: the hub's own shape (`standard`), or FEBRL's
+/// columns and corruption model (`febrl`, see the `febrl` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Standard,
+    Febrl,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let (mut kind, mut records, mut seed, mut dup_rate, mut out) = (None, None, 42u64, 0.3f64, None);
+    let mut profile = Profile::Standard;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value (usage: {USAGE})"));
@@ -86,6 +99,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok_or_else(|| format!("--dup-rate {v}: expected a number from 0 to 1"))?;
             }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--profile" => {
+                profile = match value("--profile")?.as_str() {
+                    "standard" => Profile::Standard,
+                    "febrl" => Profile::Febrl,
+                    other => return Err(format!("--profile {other}: expected standard or febrl")),
+                }
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag} (usage: {USAGE})")),
             word => {
                 if kind.is_some() {
@@ -102,13 +122,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     fn need<T>(v: Option<T>, what: &str) -> Result<T, String> {
         v.ok_or_else(|| format!("{what} is required (usage: {USAGE})"))
     }
-    Ok(Options {
-        kind: need(kind, "the kind (people or products)")?,
-        records: need(records, "--records")?,
-        out: need(out, "--out")?,
-        seed,
-        dup_rate,
-    })
+    let kind = need(kind, "the kind (people or products)")?;
+    if kind == Kind::Products && profile != Profile::Standard {
+        return Err("--profile applies to people only".into());
+    }
+    Ok(Options { kind, profile, records: need(records, "--records")?, out: need(out, "--out")?, seed, dup_rate })
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -120,6 +138,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let plan = plan(&mut rng, opts.records, opts.dup_rate);
     let mut sink = Sink::with_capacity(opts.records);
     match opts.kind {
+        Kind::People if opts.profile == Profile::Febrl => {
+            let world = PeopleWorld::new();
+            let mut gen = febrl::FebrlGen::new(&world, opts.records);
+            for (e, &copies) in plan.iter().enumerate() {
+                gen.entity(&mut rng, e as u32, copies as usize, &mut sink);
+            }
+        }
         Kind::People => {
             let world = PeopleWorld::new();
             let mut gen = PeopleGen::new(&world, opts.records);
@@ -146,6 +171,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let id_width = 7.max(digits(opts.records.saturating_sub(1)));
     let entity_width = 7.max(digits(plan.len().saturating_sub(1)));
     let header: &[&str] = match opts.kind {
+        Kind::People if opts.profile == Profile::Febrl => &febrl::HEADER,
         Kind::People => &PEOPLE_HEADER,
         Kind::Products => &PRODUCTS_HEADER,
     };
@@ -1198,8 +1224,10 @@ impl<'w> PeopleGen<'w> {
         }
         if rng.chance(0.5) {
             loop {
-                let phone = format!("04{}", rng.digit_string(8));
-                if self.claims.free_for(claim_key(3, &[&phone]), e) {
+                // An Australian mobile in international form (valid under any default region):
+                // +61 4[0-3] and seven digits, a range libphonenumber knows as mobile.
+                let phone = format!("+614{}{}", rng.below(4), rng.digit_string(7));
+                if self.claims.free_for(claim_key(3, &[&phone[1..]]), e) {
                     p.phone = phone;
                     break;
                 }
@@ -1314,9 +1342,9 @@ fn slip_person(w: &PeopleWorld, rng: &mut Rng, d: &mut Person, base: &Person, s:
             if !a.line2.is_empty() {
                 fields.push(&mut a.line2);
             }
-            let phone = d.phone.len() == 10 && d.phone.chars().all(|c| c.is_ascii_digit());
+            let phone = d.phone.len() == 12 && d.phone.starts_with("+61");
             if phone && rng.chance(0.2) {
-                d.phone = format!("{} {} {}", &d.phone[..4], &d.phone[4..7], &d.phone[7..]);
+                d.phone = format!("{} {} {} {}", &d.phone[..3], &d.phone[3..6], &d.phone[6..9], &d.phone[9..]);
                 return true;
             }
             let at = rng.below(fields.len());

@@ -1,7 +1,7 @@
 //! `mdm generate` as a user runs it: the built binary writing seeded data and its ground truth.
 mod common;
 use common::TempDir;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -147,7 +147,7 @@ fn people_exact_count_header_and_a_truth_row_for_every_record() {
     // Australian mobiles and plausible emails.
     for r in &set.rows {
         let phone: String = r[5].chars().filter(|c| !c.is_whitespace()).collect();
-        assert!(phone.is_empty() || (phone.len() == 10 && phone.starts_with("04")), "{r:?}");
+        assert!(phone.is_empty() || (phone.len() == 12 && phone.starts_with("+614")), "{r:?}");
         assert!(
             r[4].is_empty() || r[4].split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
             "{r:?}"
@@ -318,4 +318,46 @@ fn errors_are_one_line_and_fail() {
         assert!(err.starts_with("mdm: ") && err.contains(needle), "{args:?}: {err}");
     }
     assert!(!out.exists(), "nothing written on argument errors");
+}
+
+/// The FEBRL profile: FEBRL's columns, the same ids and truth as the default profile, no two
+/// entities sharing a name pair and birth date, and duplicates that differ from their originals.
+#[test]
+fn febrl_profile_has_febrl_columns_and_corrupted_duplicates() {
+    let (d, err) = generate("people-febrl", "people", 5000, &["--profile", "febrl"]);
+    let set = Set::load(&d, "people");
+    assert_eq!(
+        set.header,
+        "rec_id,given_name,surname,street_number,address_1,address_2,suburb,postcode,state,date_of_birth,soc_sec_id"
+    );
+    assert_eq!(set.rows.len(), 5000, "{err}");
+    assert!(set.rows.iter().all(|r| r.len() == 11));
+    assert_eq!(set.entity.len(), 5000);
+    let mut by_entity: BTreeMap<&String, Vec<&Vec<String>>> = BTreeMap::new();
+    for r in &set.rows {
+        by_entity.entry(&set.entity[&r[0]]).or_default().push(r);
+    }
+    let mut owner: BTreeMap<(String, String, String), &String> = BTreeMap::new();
+    let (mut duplicates, mut identical) = (0, 0);
+    for (entity, rows) in &by_entity {
+        for r in rows {
+            if !r[1].is_empty() && !r[2].is_empty() && !r[9].is_empty() {
+                let (a, b) = if r[1] <= r[2] { (&r[1], &r[2]) } else { (&r[2], &r[1]) };
+                let o = owner.entry((a.clone(), b.clone(), r[9].clone())).or_insert(entity);
+                assert_eq!(*o, *entity, "name pair and birth date of two entities: {r:?}");
+            }
+        }
+        for pair in rows.windows(2) {
+            duplicates += 1;
+            identical += usize::from(pair[0][1..] == pair[1][1..]);
+        }
+    }
+    assert!(duplicates > 1000, "{duplicates}");
+    assert!(identical * 50 < duplicates, "{identical} of {duplicates} duplicates equal their original");
+    let lower = set.rows.iter().all(|r| r[1..9].iter().all(|f| *f == f.to_lowercase()));
+    assert!(lower, "FEBRL values are lower case");
+    let out = dir("people-febrl-products");
+    let (ok, _, bad) =
+        mdm(&["generate", "products", "--records", "10", "--profile", "febrl", "--out", out.to_str().expect("path")]);
+    assert!(!ok && bad.contains("--profile applies to people only"), "{bad}");
 }
