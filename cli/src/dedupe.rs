@@ -7,9 +7,11 @@
 //!            --out clusters.csv FILE.csv [FILE.csv ...]
 //! ```
 
+mod blocking_report;
 mod clusters;
 mod reading;
 mod survivors;
+mod train;
 mod workers;
 
 use mdm_core::hub::{Hub, HubConfig};
@@ -34,11 +36,16 @@ struct Options {
     threads: usize,
     schemas: Option<PathBuf>,
     out: PathBuf,
+    /// `mdm blocking` only: the true clusters (`record_id,entity_id`).
+    truth: Option<PathBuf>,
     inputs: Vec<PathBuf>,
 }
 
+pub use blocking_report::run as blocking;
+pub use train::run as train;
+
 fn parse(args: &[String]) -> Result<Options, String> {
-    let (mut entity, mut id_column, mut out, mut schemas) = (None, None, None, None);
+    let (mut entity, mut id_column, mut out, mut schemas, mut truth) = (None, None, None, None, None);
     // One thread per core (at most eight).
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut maps = BTreeMap::new();
@@ -51,6 +58,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--id-column" => id_column = Some(value("--id-column")?),
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--schemas" => schemas = Some(PathBuf::from(value("--schemas")?)),
+            "--truth" if matches!(args.first().map(String::as_str), Some("blocking" | "train")) => {
+                truth = Some(PathBuf::from(value("--truth")?))
+            }
             "--threads" => {
                 let n = value("--threads")?;
                 threads = n
@@ -71,10 +81,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
     fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
         v.ok_or_else(|| format!("{name} is required\nusage: {USAGE}"))
     }
+    let blocking = args.first().map(String::as_str) == Some("blocking");
     let opts = Options {
         entity: need(entity, "--entity")?,
         id_column: need(id_column, "--id-column")?,
-        out: need(out, "--out")?,
+        out: if blocking { out.unwrap_or_default() } else { need(out, "--out")? },
+        truth: if blocking { Some(need(truth, "--truth")?) } else { truth },
         schemas,
         maps,
         threads,
@@ -104,8 +116,9 @@ fn peak_memory_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
+/// The schemas, the entity type's attribute names, and the check of `--map` and of the inputs'
+/// source systems.
+fn load(opts: &Options) -> Result<(SchemaRegistry, BTreeSet<String>), String> {
     let registry = match &opts.schemas {
         Some(dir) => SchemaRegistry::from_dir(dir),
         None => SchemaRegistry::built_in(),
@@ -130,7 +143,12 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             ));
         }
     }
+    Ok((registry, attributes))
+}
 
+pub async fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args)?;
+    let (registry, attributes) = load(&opts)?;
     let started = Instant::now();
     let registry = Arc::new(registry);
     let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };

@@ -32,7 +32,12 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --out FILE.csv INPUT.csv...
                                                    batch-deduplicate CSV files (in-process, no AWS)
-  mdm generate people|products --records N [--seed S] [--dup-rate R] --out DIR   seeded test data and its ground truth
+  mdm generate people|products --records N [--seed S] [--dup-rate R] [--profile standard|febrl] --out DIR
+                                                   seeded test data and its ground truth
+  mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --out SCHEMA.toml INPUT.csv...
+                                                   learn the match weights (m by EM, u from random pairs) into a copy of the schema
+  mdm blocking --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --truth TRUTH.csv INPUT.csv...
+                                                   pairs completeness of the entity type's blocking on data with known clusters
   mdm schemas [--schemas DIR]                      check and list entity schemas
   mdm local demo --resources FILE [--data DIR]     run the sample data through the local stack (build with --features aws)
   mdm local cost --resources FILE [--people F.csv] [--products F.csv] [--prices FILE]
@@ -74,6 +79,8 @@ async fn main() -> ExitCode {
             dedupe::run(&args).await
         }
         Some("generate") => generate::run(&args),
+        Some("blocking") => dedupe::blocking(&args),
+        Some("train") => dedupe::train(&args),
         #[cfg(feature = "aws")]
         Some("reindex") => reindex::run(&args).await,
         #[cfg(feature = "aws")]

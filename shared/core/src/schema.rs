@@ -32,6 +32,10 @@ pub enum BlockTransform {
     Year,
     Prefix3,
     FirstToken,
+    /// `MM-DD` of a date: the birthday without the year.
+    MonthDay,
+    /// `YYYY-MM` of a date.
+    YearMonth,
 }
 
 impl BlockTransform {
@@ -43,6 +47,8 @@ impl BlockTransform {
             Self::Year => "year",
             Self::Prefix3 => "prefix3",
             Self::FirstToken => "first_token",
+            Self::MonthDay => "month_day",
+            Self::YearMonth => "year_month",
         }
     }
 }
@@ -432,6 +438,11 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("entities/customer.toml", include_str!("../entities/customer.toml")),
     ("entities/product.toml", include_str!("../entities/product.toml")),
 ];
+
+/// The text of a built-in schema file (`shared/core/entities/{entity}.toml`).
+pub fn built_in_text(entity: &str) -> Option<&'static str> {
+    BUILT_IN.iter().find(|(f, _)| *f == format!("entities/{entity}.toml")).map(|(_, t)| *t)
+}
 
 impl SchemaRegistry {
     /// The schemas shipped with the hub (`shared/core/entities/*.toml`).
