@@ -31,6 +31,7 @@ pub mod steward;
 pub mod store;
 pub mod survivorship;
 pub mod time;
+pub mod training;
 
 pub use attributes::AttributeMap;
 pub use golden::{GoldenRecord, GoldenStatus, HistoryEntry, ReviewTask};

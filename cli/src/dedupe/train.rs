@@ -1,0 +1,331 @@
+//! `mdm train`: learns an entity type's match weights from unlabelled files and writes them into
+//! a copy of its schema.
+//!
+//! ```text
+//! mdm train --entity customer --id-column rec_id [--map COLUMN=ATTRIBUTE]... [--schemas DIR]
+//!           [--truth TRUTH.csv] --out customer.toml INPUT.csv [INPUT.csv ...]
+//! ```
+//!
+//! `u` comes from 2,000,000 random pairs (a hundred per record on smaller inputs) of the input's records, `m` from
+//! expectation-maximisation over the pairs the schema's blocking brings together
+//! (`mdm_core::training`). The output is the schema file (the built-in one, or `DIR/{entity}.toml`)
+//! with each comparator's `m` and `u` replaced and everything else — comments included — as it
+//! was: load it with `--schemas` (docs/entities.md, "Training the weights").
+//!
+//! With `--truth` (`record_id,entity_id`, as `mdm generate` writes), the link threshold is chosen
+//! too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
+//! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
+//! Choose it on a labelled set that is not the one you measure on.
+
+use super::reading::{prepare, Layout, Reading};
+use super::{load, parse};
+use mdm_core::training::{train, Estimates};
+
+pub const USAGE: &str = "mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--truth TRUTH.csv] --out SCHEMA.toml INPUT.csv [INPUT.csv ...]";
+
+/// Random pairs sampled for `u`.
+const RANDOM_PAIRS: u64 = 2_000_000;
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse(args).map_err(|e| e.replace(super::USAGE, USAGE))?;
+    let started = std::time::Instant::now();
+    let (registry, attributes) = load(&opts)?;
+    let schema = registry.get(&opts.entity).ok_or("unknown entity type")?;
+    let text = match &opts.schemas {
+        Some(dir) => {
+            let path = dir.join(format!("{}.toml", opts.entity));
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => mdm_core::schema::built_in_text(&opts.entity).ok_or("no built-in schema file")?.to_owned(),
+    };
+    let layout =
+        Layout { entity: opts.entity.clone(), id_column: opts.id_column.clone(), maps: opts.maps.clone(), attributes };
+    let mut reading = Reading::new(layout, opts.inputs.clone(), vec![0; opts.inputs.len()]);
+    let mut records = Vec::new();
+    while let Some((_, rows)) = reading.next_batch() {
+        for row in rows {
+            records.push(*prepare(&registry, row?)?.record);
+        }
+    }
+    // A hundred random pairs per record is plenty below 20,000 records.
+    let est = train(schema, &records, RANDOM_PAIRS.min(100 * records.len() as u64), 42);
+    let names: Vec<&str> = schema.attributes.iter().map(|a| a.name.as_str()).collect();
+    let groups: Vec<&str> = schema.matching.groups.iter().map(|g| g.name.as_str()).collect();
+    let mut out = rewrite(&text, &names, &groups, &est)?;
+    // The result must load: a schema the hub would refuse is never written.
+    mdm_core::SchemaRegistry::from_texts([(opts.out.display().to_string(), out.clone())]).map_err(|e| e.to_string())?;
+    if let Some(truth) = &opts.truth {
+        let (threshold, f1) = choose_threshold(&opts, args, &out, truth)?;
+        out = set_thresholds(&out, threshold);
+        eprintln!(
+            "train {}: link threshold {threshold} (pairwise F1 {f1:.5}), review threshold {}",
+            opts.entity,
+            threshold - 8.0
+        );
+    }
+    std::fs::write(&opts.out, out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    eprintln!(
+        "train {}: records {}  random pairs {}  blocked pairs {}  match share {:.4}  EM iterations {}  elapsed {:.2} s  wrote {}",
+        opts.entity,
+        records.len(),
+        est.random_pairs,
+        est.blocked_pairs,
+        est.match_share,
+        est.iterations,
+        started.elapsed().as_secs_f64(),
+        opts.out.display()
+    );
+    Ok(())
+}
+
+/// The link threshold with the best pairwise F1 of `mdm dedupe`'s clusters on the training input,
+/// and that F1: a coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best.
+fn choose_threshold(
+    opts: &super::Options,
+    args: &[String],
+    schema: &str,
+    truth: &std::path::Path,
+) -> Result<(f64, f64), String> {
+    let truth = read_truth(truth)?;
+    let work = std::env::temp_dir().join(format!("mdm-train-{}", std::process::id()));
+    let result = (|| {
+        let mut tried: Vec<(f64, f64)> = Vec::new();
+        let mut f1_at = |t: f64| -> Result<f64, String> {
+            if let Some((_, f)) = tried.iter().find(|(x, _)| *x == t) {
+                return Ok(*f);
+            }
+            let f = dedupe_f1(opts, args, &set_thresholds(schema, t), &work, &truth)?;
+            eprintln!("train {}: link threshold {t}: pairwise F1 {f:.5}", opts.entity);
+            tried.push((t, f));
+            Ok(f)
+        };
+        let mut best = (12.0, f64::MIN);
+        for t in (12..=40).step_by(4) {
+            let f = f1_at(t as f64)?;
+            if f > best.1 {
+                best = (t as f64, f);
+            }
+        }
+        let centre = best.0;
+        for d in [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0] {
+            let t = centre + d;
+            if (12.0..=40.0).contains(&t) {
+                let f = f1_at(t)?;
+                if f > best.1 {
+                    best = (t, f);
+                }
+            }
+        }
+        Ok(best)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// `mdm dedupe` (this binary) on the training input under `schema`; the pairwise F1 of its
+/// clusters against the truth.
+fn dedupe_f1(
+    opts: &super::Options,
+    args: &[String],
+    schema: &str,
+    work: &std::path::Path,
+    truth: &std::collections::HashMap<String, String>,
+) -> Result<f64, String> {
+    let dir = work.join("schemas");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The other entity types' files come along: the registry loads a whole folder.
+    let registry_dir = opts.schemas.clone();
+    for name in ["customer", "product"].iter().filter(|n| **n != opts.entity) {
+        let text = match &registry_dir {
+            Some(d) => std::fs::read_to_string(d.join(format!("{name}.toml"))).ok(),
+            None => mdm_core::schema::built_in_text(name).map(str::to_owned),
+        };
+        if let Some(text) = text {
+            std::fs::write(dir.join(format!("{name}.toml")), text).map_err(|e| e.to_string())?;
+        }
+    }
+    std::fs::write(dir.join(format!("{}.toml", opts.entity)), schema).map_err(|e| e.to_string())?;
+    let clusters = work.join("clusters.csv");
+    let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    cmd.arg("dedupe").arg("--schemas").arg(&dir).arg("--out").arg(&clusters);
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--entity" | "--id-column" | "--map" | "--threads" => {
+                cmd.arg(a);
+                if let Some(v) = it.next() {
+                    cmd.arg(v);
+                }
+            }
+            "--schemas" | "--out" | "--truth" => {
+                it.next();
+            }
+            _ => {
+                cmd.arg(a);
+            }
+        }
+    }
+    let run = cmd.output().map_err(|e| format!("mdm dedupe: {e}"))?;
+    if !run.status.success() {
+        return Err(format!("mdm dedupe failed: {}", String::from_utf8_lossy(&run.stderr).trim()));
+    }
+    let mut r = csv::Reader::from_path(&clusters).map_err(|e| e.to_string())?;
+    let mut by_record = std::collections::HashMap::new();
+    for row in r.records() {
+        let row = row.map_err(|e| e.to_string())?;
+        by_record.insert(row.get(1).unwrap_or("").to_owned(), row.get(2).unwrap_or("").to_owned());
+    }
+    Ok(pairwise_f1(truth, &by_record))
+}
+
+/// Pairwise F1 of predicted clusters (record → cluster) against the truth (record → entity);
+/// a record missing from the prediction is a cluster of its own.
+fn pairwise_f1(
+    truth: &std::collections::HashMap<String, String>,
+    predicted: &std::collections::HashMap<String, String>,
+) -> f64 {
+    use std::collections::HashMap;
+    let pairs = |n: u64| n * n.saturating_sub(1) / 2;
+    let mut by_entity: HashMap<&str, u64> = HashMap::new();
+    let mut by_cluster: HashMap<&str, u64> = HashMap::new();
+    let mut by_both: HashMap<(&str, &str), u64> = HashMap::new();
+    for (record, entity) in truth {
+        let cluster = predicted.get(record).map_or(record.as_str(), String::as_str);
+        *by_entity.entry(entity).or_default() += 1;
+        *by_cluster.entry(cluster).or_default() += 1;
+        *by_both.entry((entity, cluster)).or_default() += 1;
+    }
+    let t: u64 = by_entity.values().map(|n| pairs(*n)).sum();
+    let p: u64 = by_cluster.values().map(|n| pairs(*n)).sum();
+    let tp: u64 = by_both.values().map(|n| pairs(*n)).sum();
+    let (precision, recall) =
+        (if p == 0 { 1.0 } else { tp as f64 / p as f64 }, if t == 0 { 1.0 } else { tp as f64 / t as f64 });
+    if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    }
+}
+
+/// `record_id,entity_id`.
+fn read_truth(path: &std::path::Path) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = r.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(id), Some(entity)) = (col("record_id"), col("entity_id")) else {
+        return Err(format!("{}: expected columns record_id and entity_id", path.display()));
+    };
+    let mut out = std::collections::HashMap::new();
+    for row in r.records() {
+        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
+        out.insert(row.get(id).unwrap_or("").to_owned(), row.get(entity).unwrap_or("").to_owned());
+    }
+    Ok(out)
+}
+
+/// The schema text with `link_threshold` set to `t` and `review_threshold` to `t - 8`.
+fn set_thresholds(text: &str, t: f64) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let eol = if line.ends_with('\n') { "\n" } else { "" };
+            if line.starts_with("link_threshold = ") {
+                format!("link_threshold = {t:.1}{eol}")
+            } else if line.starts_with("review_threshold = ") {
+                format!("review_threshold = {:.1}{eol}", t - 8.0)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Six significant digits: enough for a weight, short enough to read.
+fn number(x: f64) -> String {
+    if x == 0.0 {
+        return "0.0".into();
+    }
+    let digits = (5 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.digits$}");
+    let s = s.trim_end_matches('0');
+    if s.ends_with('.') {
+        format!("{s}0")
+    } else {
+        s.to_owned()
+    }
+}
+
+fn list(xs: &[f64]) -> String {
+    format!("[{}]", xs.iter().map(|x| number(*x)).collect::<Vec<_>>().join(", "))
+}
+
+/// The schema text with each attribute's comparator `m = [...]` and `u = [...]` replaced.
+pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut current: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        // A group's cap: `{ name = "area", ..., max_weight = 40.0, ... }` on one line.
+        if let Some(g) = groups.iter().position(|g| t.contains(&format!("{{ name = \"{g}\""))) {
+            if let Some(cap) = est.group_caps.get(g).filter(|_| line.contains("max_weight = ")) {
+                out.push_str(&replace_number(line, "max_weight = ", &format!("{cap:.1}")));
+                continue;
+            }
+        }
+        if t.starts_with("[[") {
+            current = None;
+        }
+        if let Some(name) = t.strip_prefix("name = \"").and_then(|r| r.split('"').next()) {
+            current = names.iter().position(|n| *n == name);
+        }
+        match current {
+            Some(i) if t.starts_with("comparator = ") => {
+                let line = replace_list(line, "m = ", &list(&est.m[i]))?;
+                out.push_str(&replace_list(&line, "u = ", &list(&est.u[i]))?);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    Ok(out)
+}
+
+fn replace_number(line: &str, key: &str, with: &str) -> String {
+    let Some(at) = line.find(key) else { return line.to_owned() };
+    let start = at + key.len();
+    let end = line[start..].find([',', ' ', '}']).map_or(line.len(), |i| start + i);
+    format!("{}{with}{}", &line[..start], &line[end..])
+}
+
+fn replace_list(line: &str, key: &str, with: &str) -> Result<String, String> {
+    let at =
+        line.find(&format!(" {key}[")).map(|i| i + 1).ok_or_else(|| format!("no `{key}[...]` in: {}", line.trim()))?;
+    let open = at + key.len();
+    let close = line[open..].find(']').map(|i| open + i).ok_or("unterminated list")?;
+    Ok(format!("{}{with}{}", &line[..open], &line[close + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_replaces_only_m_and_u() {
+        let text = "# keep\n[[attributes]]\nname = \"a\"\ncomparator = { kind = \"exact\", m = [0.9], u = [0.1] }\n\n[[attributes]]\nname = \"b\"\ncomparator = { kind = \"jaro_winkler\", thresholds = [1.0, 0.9], m = [0.7, 0.1], u = [0.01, 0.02] }\n";
+        let est = Estimates {
+            m: vec![vec![0.95], vec![0.8, 0.05]],
+            u: vec![vec![0.0123456789], vec![0.000012, 0.3]],
+            match_share: 0.1,
+            random_pairs: 1,
+            blocked_pairs: 1,
+            iterations: 1,
+            group_caps: vec![7.25],
+        };
+        let text = format!(
+            "groups = [{{ name = \"g\", attributes = [\"a\", \"b\"], max_weight = 40.0, min_weight = -3.0 }}]\n{text}"
+        );
+        let out = rewrite(&text, &["a", "b"], &["g"], &est).expect("rewritten");
+        assert!(out.contains("max_weight = 7.2, min_weight = -3.0 }]"), "{out}");
+        assert!(out.contains("\n# keep\n"));
+        assert!(out.contains("m = [0.95], u = [0.0123457] }"), "{out}");
+        assert!(out.contains("thresholds = [1.0, 0.9], m = [0.8, 0.05], u = [0.000012, 0.3] }"), "{out}");
+    }
+}
