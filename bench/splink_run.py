@@ -1,18 +1,40 @@
 #!/usr/bin/env python3
-"""Splink 4 (DuckDB backend) on the same CSV files as `mdm dedupe`, writing the same output:
+"""Splink 5 (DuckDB backend) on the same CSV files as `mdm dedupe`, writing the same output:
 `source,record_id,golden_id` (source = file stem, golden_id = Splink cluster id). bench/quality.py
 runs this as a separate process (in the bench venv, bench/venv.sh) to measure its wall time and
 peak memory.
 
-    splink_run.py --entity customer|product --id-column rec_id --out OUT.csv
-                  [--link-type link_only|dedupe_only|link_and_dedupe] [--max-pairs N] [--seed S]
-                  [--timings FILE.json] [--save-model FILE.json] FILE.csv [FILE.csv ...]
+    splink_run.py --entity customer|product --id-column rec_id --out OUT.csv [--threshold P]
+                  [--model-variant NAME] [--link-type link_only|dedupe_only|link_and_dedupe]
+                  [--max-pairs N] [--seed S] [--map COLUMN=ATTRIBUTE ...] [--timings FILE.json]
+                  [--save-model FILE.json] FILE.csv [FILE.csv ...]
+    splink_run.py ... --truth TRUTH.csv --tune OUT.json FILE.csv ...          (not timed)
+    splink_run.py ... --truth TRUTH.csv --completeness OUT.json FILE.csv ...  (not timed)
 
-One file: dedupe_only. Several files: link_only unless --link-type says otherwise. The model is
-trained the way the Splink documentation recommends: u by random sampling, m by EM on two or more
-blocking rules, λ from deterministic rules (levels EM never saw among matches: see fill_unseen_m);
-then predict at match probability 0.5 and cluster at 0.5. Every input record is in the output;
-records without a pair are singleton clusters. Progress and phase times go to stderr.
+One file: dedupe_only. Several files: link_only unless --link-type says otherwise. --map renames
+an input column as `mdm dedupe --map` does (FEBRL's surname → family_name, ...). The model, with
+its variants, is in bench/splink_settings.py (`python bench/splink_settings.py customer` prints
+it as Splink's JSON). It is trained the way Splink's tutorials do it: λ from deterministic rules
+with an assumed recall, u by random sampling (--max-pairs, --seed), m by EM over two
+blocking-rule sessions; then predict() and cluster_pairwise_predictions_at_threshold()
+(connected components) at match probability --threshold. Every input record is in the output;
+records without a pair are singleton clusters. Progress and phase times go to stderr, with
+Splink's own log.
+
+--tune: on a set with known truth (TRUTH.csv: source,record_id,entity_id), for each variant of
+the model: train, predict every pair with match probability ≥ 0.001, and sweep the threshold over
+every predicted pair's probability, counting the pairwise precision, recall and F1 of the
+clusters at each (connected components, counted incrementally; the measure bench/quality.py
+reports, on a link task only pairs across files). Keeps the variant and threshold with the best
+F1 and checks that F1 by clustering with Splink at that threshold. Writes {threshold, variant,
+precision, recall, f1, pairs_completeness, variants_tried, curve}.
+
+--completeness: no training; the pairs completeness of the prediction blocking rules only.
+
+Pairs completeness: the share of true pairs (from TRUTH.csv; on a link task only pairs across
+files) that at least one of the prediction blocking rules puts in a comparison, i.e. that are
+among the pairs of linker.inference.deterministic_link() (Splink's own blocking with the
+prediction rules: the pairs predict() scores).
 """
 import argparse
 import csv
@@ -23,15 +45,17 @@ import os
 import re
 import sys
 import time
+from collections import Counter, defaultdict
 
 T0 = time.monotonic()
 
 import pandas as pd
-import splink.comparison_level_library as cll
-import splink.comparison_library as cl
-from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink import DuckDBAPI, Linker
 
-THRESHOLD = 0.5  # match probability for predict() and for clustering
+import splink_settings
+
+THRESHOLD = 0.5  # match probability for predict() and for clustering when --threshold is not given
+TUNE_FLOOR = 1e-3  # --tune: pairs below this match probability are not considered as links
 PHASES = {}  # phase → seconds, for --timings
 
 
@@ -119,263 +143,276 @@ def prepare(df, entity):
     return df
 
 
-# ----------------------------------------------------------------------------------- models
-def found_in_other(col, other, threshold):
-    """A level: this column on one side is (nearly) the other column on the other side."""
-    return cll.CustomLevel(
-        f"jaro_winkler_similarity({col}_l, {other}_r) >= {threshold} "
-        f"OR jaro_winkler_similarity({other}_l, {col}_r) >= {threshold}",
-        label_for_charts=f"{col} ~ {other} of the other record",
-    )
+
+# ----------------------------------------------------------------------------------- truth
+def load_truth(path):
+    """TRUTH.csv (source,record_id,entity_id) → {(source, record_id): entity}."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return {(r["source"], r["record_id"]): r["entity_id"] for r in csv.DictReader(f)}
 
 
-def swap_aware(col, other, high, low, tf=False):
-    """Like NameComparison (null, exact, Jaro-Winkler levels, else) plus a level for the value
-    found in the other column of the other record: swapped given and family names, swapped
-    address lines (both are common in FEBRL and in hand-keyed data)."""
-    exact = cll.ExactMatchLevel(col)
-    if tf:
-        exact.configure(tf_adjustment_column=col)
-    return cl.CustomComparison(
-        output_column_name=col,
-        comparison_levels=[
-            cll.NullLevel(col),
-            exact,
-            *[cll.JaroWinklerLevel(col, t) for t in high],
-            found_in_other(col, other, 0.88),
-            *[cll.JaroWinklerLevel(col, t) for t in low],
-            cll.ElseLevel(),
-        ],
-    )
+def true_pair_count(truth, cross_source_only):
+    by_entity = defaultdict(Counter)
+    for (src, _), e in truth.items():
+        by_entity[e][src] += 1
+    total = 0
+    for g in by_entity.values():
+        n = sum(g.values())
+        total += (n * n - sum(c * c for c in g.values())) // 2 if cross_source_only else n * (n - 1) // 2
+    return total
 
 
-def address_comparison(cols):
-    """One comparison for the whole address: street number, street, locality and postcode are
-    strongly correlated, and as separate comparisons their evidence would be counted several
-    times (people at one address, e.g. a household, would then look like one person)."""
-    if not {"street_number", "address_line1", "locality", "postcode"} <= cols:
-        return None
-    same_area = cll.Or(cll.DamerauLevenshteinLevel("postcode", 1), cll.JaroWinklerLevel("locality", 0.88))
-    return cl.CustomComparison(
-        output_column_name="address",
-        comparison_levels=[
-            cll.And(cll.NullLevel("address_line1"), cll.NullLevel("postcode"), cll.NullLevel("locality")),
-            cll.And(cll.ExactMatchLevel("street_number"), cll.ExactMatchLevel("address_line1"),
-                    cll.ExactMatchLevel("postcode")).configure(label_for_charts="same address"),
-            cll.And(cll.ExactMatchLevel("street_number"), cll.JaroWinklerLevel("address_line1", 0.88), same_area)
-            .configure(label_for_charts="same number, similar street, same area"),
-            cll.And(cll.JaroWinklerLevel("address_line1", 0.88), same_area)
-            .configure(label_for_charts="similar street, same area"),
-            cll.And(found_in_other("address_line1", "address_line2", 0.88), same_area)
-            .configure(label_for_charts="street in the other address line, same area"),
-            cll.And(cll.ExactMatchLevel("street_number"), cll.JaroWinklerLevel("address_line1", 0.88))
-            .configure(label_for_charts="same number, similar street, other area"),
-            cll.And(cll.ExactMatchLevel("street_number"), same_area)
-            .configure(label_for_charts="same number, same area"),
-            cll.And(cll.ExactMatchLevel("postcode"), cll.JaroWinklerLevel("locality", 0.88))
-            .configure(label_for_charts="same postcode and locality"),
-            same_area.configure(label_for_charts="same postcode or locality"),
-            cll.JaroWinklerLevel("address_line1", 0.88).configure(label_for_charts="similar street"),
-            cll.ElseLevel(),
-        ],
-    )
+def pairs_completeness(linker, db, truth, cross_source_only):
+    """The share of true pairs among the pairs the prediction blocking rules generate."""
+    blocked = linker.inference.deterministic_link()
+    t = pd.DataFrame([(s, r, e) for (s, r), e in truth.items()], columns=["source", "record_id", "entity_id"])
+    con = db.duckdb_con
+    con.register("__bench_truth", t)
+    cols = {c.unquote().name for c in blocked.columns}
+    src_l = "b.source_dataset_l" if "source_dataset_l" in cols else f"'{next(iter(truth))[0]}'"
+    src_r = "b.source_dataset_r" if "source_dataset_r" in cols else f"'{next(iter(truth))[0]}'"
+    blocked_n, found = con.execute(f"""
+        select count(*), count(*) filter (where tl.entity_id = tr.entity_id)
+        from {blocked.physical_name} b
+        left join __bench_truth tl on tl.source = {src_l} and tl.record_id = cast(b.unique_id_l as varchar)
+        left join __bench_truth tr on tr.source = {src_r} and tr.record_id = cast(b.unique_id_r as varchar)
+    """).fetchall()[0]
+    total = true_pair_count(truth, cross_source_only)
+    blocked.drop_table_from_database_and_remove_from_cache()
+    return dict(pairs_completeness=found / total if total else 1.0, true_pairs=total,
+                true_pairs_blocked=found, blocked_pairs=blocked_n)
 
 
-def customer_model(cols):
-    has = cols.__contains__
-    comparisons = []
-    if has("given_name") and has("family_name"):
-        comparisons.append(swap_aware("given_name", "family_name", [0.92, 0.88], [0.7], tf=True))
-        comparisons.append(swap_aware("family_name", "given_name", [0.92, 0.88], [0.7], tf=True))
-    else:
-        comparisons += [cl.NameComparison(c) for c in ("given_name", "family_name") if has(c)]
-    if has("date_of_birth"):
-        comparisons.append(cl.DateOfBirthComparison("date_of_birth", input_is_string=True,
-                                                    datetime_format="%Y-%m-%d"))
-    if has("email"):
-        comparisons.append(cl.EmailComparison("email"))
-    if has("phone"):
-        comparisons.append(cl.DamerauLevenshteinAtThresholds("phone", [1, 2]))
-    address = address_comparison(cols)
-    if address:
-        comparisons.append(address)
-        if has("address_line2"):
-            comparisons.append(swap_aware("address_line2", "address_line1", [0.95, 0.88], []))
-    else:  # not all of the address columns: one comparison each
-        if has("street_number"):
-            comparisons.append(cl.ExactMatch("street_number").configure(term_frequency_adjustments=True))
-        if has("address_line1"):
-            comparisons.append(cl.JaroWinklerAtThresholds("address_line1", [0.95, 0.88, 0.7]))
-        if has("address_line2"):
-            comparisons.append(swap_aware("address_line2", "address_line1", [0.95, 0.88], []))
-        if has("locality"):
-            comparisons.append(cl.JaroWinklerAtThresholds("locality", [0.95, 0.88]))
-        if has("postcode"):
-            comparisons.append(cl.DamerauLevenshteinAtThresholds("postcode", [1])
-                               .configure(term_frequency_adjustments=True))
-        if has("region"):
-            comparisons.append(cl.ExactMatch("region"))
+def sweep_thresholds(edges, keys, truth, cross_source_only):
+    """Pairwise precision, recall and F1 of the clusters (connected components of the pairs with
+    match probability ≥ t) for every t among the pairs' probabilities, computed by adding the
+    pairs in falling order of probability and counting the pairs each merge of two clusters adds
+    (all, and true). Returns (best, curve): best = dict(threshold, precision, recall, f1)."""
+    index = {k: i for i, k in enumerate(keys)}
+    n = len(keys)
+    parent = list(range(n))
+    size = [1] * n
+    ent = [Counter({truth[k]: 1}) for k in keys]
+    src = [Counter({k[0]: 1}) for k in keys] if cross_source_only else None
+    ent_src = [Counter({(truth[k], k[0]): 1}) for k in keys] if cross_source_only else None
+    total_true = true_pair_count(truth, cross_source_only)
 
-    def ok(*names):
-        return all(has(n) for n in names)
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
-    blocking = []
-    for names in [("given_name", "family_name"), ("date_of_birth",), ("postcode", "street_number"),
-                  ("family_name", "postcode"), ("given_name", "postcode"), ("given_name", "date_of_birth"),
-                  ("family_name", "date_of_birth"), ("address_line1", "locality"),
-                  ("street_number", "address_line1"), ("email",), ("phone",)]:
-        if ok(*names):
-            blocking.append(block_on(*names))
-    if ok("given_name", "family_name"):
-        blocking.append("l.given_name = r.family_name and l.family_name = r.given_name")
-        if has("postcode"):
-            blocking.append(block_on("substr(given_name, 1, 2)", "substr(family_name, 1, 2)", "substr(postcode, 1, 2)"))
-        if has("date_of_birth"):
-            blocking.append(block_on("substr(given_name, 1, 1)", "substr(family_name, 1, 1)",
-                                     "substr(date_of_birth, 1, 4)"))
-
-    deterministic = [r for r in [
-        ok("given_name", "family_name", "date_of_birth") and block_on("given_name", "family_name", "date_of_birth"),
-        ok("family_name", "date_of_birth", "postcode") and block_on("family_name", "date_of_birth", "postcode"),
-        ok("given_name", "date_of_birth", "postcode") and block_on("given_name", "date_of_birth", "postcode"),
-        ok("email") and block_on("email"),
-    ] if r]
-    # Each EM session trains the comparisons its blocking rule does not use; together they cover
-    # all. No address block: it is full of people who share an address (households), and EM
-    # would take them for the match class.
-    em = [r for r in [
-        ok("date_of_birth") and block_on("date_of_birth"),
-        ok("given_name", "family_name") and block_on("given_name", "family_name"),
-    ] if r]
-    return comparisons, blocking, deterministic, em, 0.6
+    predicted = tp = 0
+    best, curve = None, []
+    edges.sort(key=lambda e: -e[0])
+    i = 0
+    while i < len(edges):
+        p = edges[i][0]
+        while i < len(edges) and edges[i][0] == p:
+            a, b = find(index[edges[i][1]]), find(index[edges[i][2]])
+            i += 1
+            if a == b:
+                continue
+            if size[a] < size[b]:
+                a, b = b, a
+            pairs = size[a] * size[b]
+            true = sum(ent[a].get(e, 0) * c for e, c in ent[b].items())
+            if cross_source_only:
+                pairs -= sum(src[a].get(s, 0) * c for s, c in src[b].items())
+                true -= sum(ent_src[a].get(es, 0) * c for es, c in ent_src[b].items())
+                src[a].update(src[b])
+                ent_src[a].update(ent_src[b])
+                src[b] = ent_src[b] = None
+            predicted += pairs
+            tp += true
+            ent[a].update(ent[b])
+            ent[b] = None
+            parent[b] = a
+            size[a] += size[b]
+        precision = tp / predicted if predicted else 1.0
+        recall = tp / total_true if total_true else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        point = dict(threshold=p, precision=precision, recall=recall, f1=f1)
+        curve.append(point)
+        if best is None or f1 > best["f1"]:
+            best = point
+    return best, curve
 
 
-def product_model(cols):
-    has = cols.__contains__
-    comparisons = []
-    if has("gtin"):
-        comparisons.append(cl.ExactMatch("gtin"))
-    if has("sku"):
-        comparisons.append(cl.ExactMatch("sku"))
-    if has("name"):
-        comparisons.append(cl.JaroWinklerAtThresholds("name", [0.95, 0.88, 0.7]))
-    if has("brand"):
-        comparisons.append(cl.JaroWinklerAtThresholds("brand", [0.95, 0.88]))
-    if has("size"):
-        comparisons.append(cl.ExactMatch("size"))
-    if has("category"):
-        comparisons.append(cl.ExactMatch("category"))
-    blocking = [block_on(c) for c in ("gtin", "sku") if has(c)]
-    if has("brand") and has("name_tok1"):
-        blocking.append(block_on("brand", "name_tok1"))
-    if has("name"):
-        blocking.append(block_on("name"))
-    deterministic = [block_on(c) for c in ("gtin", "sku") if has(c)]
-    # EM on the two codes: a brand + first-word block is mostly different products of one brand
-    # and lets EM settle on "same brand" as the match class.
-    em = [block_on(c) for c in ("gtin", "sku") if has(c)]
-    return comparisons, blocking, deterministic, em, 0.8
+def score_clusters(golden, keys, truth, cross_source_only):
+    """Pairwise precision, recall and F1 of clusters {(source, id): cluster}, as bench/quality.py
+    counts them (a record without a cluster is a singleton)."""
+    by_cluster, by_both = defaultdict(Counter), defaultdict(Counter)
+    for k in keys:
+        c = golden.get(k, ("singleton", k))
+        by_cluster[c][k[0]] += 1
+        by_both[(c, truth[k])][k[0]] += 1
 
+    def pairs(g):
+        m = sum(g.values())
+        return (m * m - sum(v * v for v in g.values())) // 2 if cross_source_only else m * (m - 1) // 2
 
-UNSEEN_M = 1e-6  # what Splink itself uses for a level "not observed in training dataset"
-
-
-def fill_unseen_m(model):
-    """Levels EM never saw among the matches it found have no m after training, and Splink
-    predicts with a default m = 0.05 for them. For the "All other comparisons" level that is
-    wrong: when duplicates only ever lose an identifier (GTIN, SKU) and never change it, a
-    contradicting identifier must count strongly against a match, so it gets Splink's own
-    not-observed value, 1e-6. An unseen in-between level (say "phone within 1 edit") gets m = u:
-    no evidence either way. The other levels' m are scaled to keep the sum 1. Returns whether
-    anything changed."""
-    changed = False
-    for comparison in model["comparisons"]:
-        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        unseen = [lv for lv in levels if lv.get("m_probability") is None]
-        if not unseen or len(unseen) == len(levels):
-            continue
-        seen = sum(lv["m_probability"] for lv in levels if lv.get("m_probability") is not None)
-        for lv in unseen:
-            lv["m_probability"] = UNSEEN_M if lv is levels[-1] else min(lv.get("u_probability") or UNSEEN_M, 0.5)
-        added = sum(lv["m_probability"] for lv in unseen)
-        for lv in levels:
-            if lv not in unseen:
-                lv["m_probability"] *= (1 - added) / seen
-        log(f"{comparison['output_column_name']}: unseen level(s) "
-            + ", ".join(f"{lv['label_for_charts']!r} m={lv['m_probability']:.3g}" for lv in unseen))
-        changed = True
-    return changed
+    predicted = sum(pairs(g) for g in by_cluster.values())
+    tp = sum(pairs(g) for g in by_both.values())
+    total = true_pair_count(truth, cross_source_only)
+    precision = tp / predicted if predicted else 1.0
+    recall = tp / total if total else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return dict(precision=precision, recall=recall, f1=f1)
 
 
 # ----------------------------------------------------------------------------------- main
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--entity", choices=["customer", "product"], required=True)
-    ap.add_argument("--id-column", default="rec_id")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--link-type", choices=["link_only", "dedupe_only", "link_and_dedupe"])
-    ap.add_argument("--max-pairs", type=float, default=2e6, help="pairs for u estimation (random sampling)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--timings", help="write the seconds of each phase (JSON) here")
-    ap.add_argument("--save-model", help="write the trained Splink model (JSON) here")
-    ap.add_argument("files", nargs="+")
-    args = ap.parse_args()
-    log("imported splink", "import")
-    link_type = args.link_type or ("dedupe_only" if len(args.files) == 1 else "link_only")
-    if link_type == "dedupe_only" and len(args.files) != 1:
-        ap.error("dedupe_only takes one file")
-    logging.getLogger("splink").setLevel(logging.WARNING)
-
+def read_inputs(args):
+    renames = {}
+    for m in args.map:
+        col, _, attr = m.partition("=")
+        if not col or not attr:
+            sys.exit(f"--map {m!r}: expected COLUMN=ATTRIBUTE")
+        renames[col.strip()] = attr.strip()
     frames, order = [], []
     for path in args.files:
         stem = source_of(path)
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         df.columns = [c.strip() for c in df.columns]
-        df = df.rename(columns={args.id_column: "unique_id"})
+        df = df.rename(columns={**renames, args.id_column: "unique_id"})
         df["unique_id"] = df["unique_id"].str.strip()
         df["source_dataset"] = stem
         order.extend(zip([stem] * len(df), df["unique_id"]))
         frames.append(df)
     cols = set().union(*(set(f.columns) for f in frames))
     frames = [prepare(f.reindex(columns=sorted(cols)), args.entity) for f in frames]
+    return frames, order
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entity", choices=sorted(splink_settings.MODELS), required=True)
+    ap.add_argument("--id-column", default="rec_id")
+    ap.add_argument("--out", help="clusters (source,record_id,golden_id); required unless --tune/--completeness")
+    ap.add_argument("--link-type", choices=["link_only", "dedupe_only", "link_and_dedupe"])
+    ap.add_argument("--threshold", type=float, default=THRESHOLD,
+                    help=f"match probability for predict and clustering (default {THRESHOLD})")
+    ap.add_argument("--max-pairs", type=float, default=2e6, help="pairs for u estimation (random sampling)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the random sampling for u")
+    ap.add_argument("--map", action="append", default=[], metavar="COLUMN=ATTRIBUTE", help="rename an input column")
+    ap.add_argument("--timings", help="write the seconds of each phase (JSON) here")
+    ap.add_argument("--save-model", help="write the trained Splink model (JSON) here")
+    ap.add_argument("--model-variant", help="a variant of the model in bench/splink_settings.py VARIANTS (default: "
+                    "the first; --tune: every one, the best is kept)")
+    ap.add_argument("--truth", help="source,record_id,entity_id (for --tune and --completeness)")
+    ap.add_argument("--tune", metavar="OUT.json",
+                    help="choose the model variant and threshold with the best cluster F1 (needs --truth)")
+    ap.add_argument("--completeness", metavar="OUT.json", help="pairs completeness of the blocking only (needs --truth)")
+    ap.add_argument("files", nargs="+")
+    args = ap.parse_args()
+    if (args.tune or args.completeness) and not args.truth:
+        ap.error("--tune and --completeness need --truth")
+    if not (args.out or args.tune or args.completeness):
+        ap.error("--out is required")
+    log("imported splink", "import")
+    link_type = args.link_type or ("dedupe_only" if len(args.files) == 1 else "link_only")
+    if link_type == "dedupe_only" and len(args.files) != 1:
+        ap.error("dedupe_only takes one file")
+    cross_source_only = link_type == "link_only"
+    variants = splink_settings.VARIANTS[args.entity]
+    if args.model_variant:
+        if args.model_variant not in variants:
+            ap.error(f"--model-variant {args.model_variant}: one of {', '.join(variants)}")
+        variants = [args.model_variant]
+
+    frames, order = read_inputs(args)
     cols = set(frames[0].columns)
     log(f"{sum(len(f) for f in frames)} records from {len(frames)} file(s), {link_type}", "load")
 
-    build = customer_model if args.entity == "customer" else product_model
-    comparisons, blocking, deterministic, em_rules, recall = build(cols)
-    settings = SettingsCreator(
-        link_type=link_type,
-        unique_id_column_name="unique_id",
-        source_dataset_column_name="source_dataset",
-        blocking_rules_to_generate_predictions=blocking,
-        comparisons=comparisons,
-        retain_intermediate_calculation_columns=False,
-        retain_matching_columns=False,
-    )
-    def make_linker(settings):
-        db = DuckDBAPI()  # a fresh database each time: the input tables are registered by name
-        if link_type == "dedupe_only":
-            return Linker(frames[0], settings, db_api=db)
-        return Linker(frames, settings, db_api=db, input_table_aliases=[f["source_dataset"].iat[0] for f in frames])
+    truth = load_truth(args.truth) if args.truth else None
+    if truth is not None:
+        unknown = [k for k in order if k not in truth]
+        if unknown:
+            sys.exit(f"{args.truth}: no entity for {len(unknown)} records, e.g. {unknown[0]}")
 
-    linker = make_linker(settings)
+    def make_linker(variant):
+        model = splink_settings.MODELS[args.entity](cols, variant)
+        db = DuckDBAPI()  # a fresh database for each linker
+        tables = [db.register(f, dataset_display_name=f["source_dataset"].iat[0]) for f in frames]
+        settings = splink_settings.settings_creator(model, link_type)
+        linker = Linker(tables[0] if link_type == "dedupe_only" else tables, settings, log_level=logging.INFO)
+        return model, db, linker
 
-    linker.training.estimate_probability_two_random_records_match(deterministic, recall=recall)
-    log("λ estimated", "train_lambda")
-    linker.training.estimate_u_using_random_sampling(max_pairs=args.max_pairs, seed=args.seed)
-    log("u estimated", "train_u")
-    for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    log("m estimated (EM)", "train_m_em")
-    trained = linker.misc.save_model_to_json()
-    if fill_unseen_m(trained):
-        linker = make_linker(trained)
+    def train(model, linker, variant):
+        linker.training.estimate_probability_two_random_records_match(model.deterministic, recall=model.recall)
+        log(f"[{variant}] λ estimated", "train_lambda")
+        linker.training.estimate_u_using_random_sampling(max_pairs=args.max_pairs, seed=args.seed)
+        log(f"[{variant}] u estimated", "train_u")
+        for rule in model.em:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        log(f"[{variant}] m estimated (EM)", "train_m_em")
+
+    if args.completeness:
+        _, db, linker = make_linker(variants[0])
+        result = pairs_completeness(linker, db, truth, cross_source_only)
+        log(f"pairs completeness {result['pairs_completeness']:.4f} "
+            f"({result['true_pairs_blocked']:,} of {result['true_pairs']:,} true pairs; "
+            f"{result['blocked_pairs']:,} pairs blocked)", "completeness")
+        with open(args.completeness, "w") as f:
+            json.dump(result, f, indent=2)
+        return
+
+    if args.tune:
+        result, tried, chosen = None, [], None
+        for variant in variants:
+            model, db, linker = make_linker(variant)
+            if result is None:  # the blocking is the same for every variant
+                result = pairs_completeness(linker, db, truth, cross_source_only)
+                log(f"pairs completeness {result['pairs_completeness']:.4f}", "completeness")
+            train(model, linker, variant)
+            pairs = linker.inference.predict(threshold_match_probability=TUNE_FLOOR)
+            cols_p = {c.unquote().name for c in pairs.columns}
+            one = order[0][0]
+            src_l, src_r = ("source_dataset_l", "source_dataset_r") if "source_dataset_l" in cols_p else (f"'{one}'",) * 2
+            edges = [(p, (sl, str(l)), (sr, str(r))) for p, sl, l, sr, r in db.duckdb_con.execute(
+                f"select match_probability, {src_l}, unique_id_l, {src_r}, unique_id_r from {pairs.physical_name}"
+            ).fetchall()]
+            log(f"[{variant}] predicted {len(edges):,} pairs at match probability ≥ {TUNE_FLOOR}", "predict")
+            best, curve = sweep_thresholds(edges, order, truth, cross_source_only)
+            log(f"[{variant}] best cluster F1 {best['f1']:.4f} at match probability ≥ {best['threshold']!r} "
+                f"(precision {best['precision']:.4f}, recall {best['recall']:.4f})", "sweep")
+            tried.append(dict(best, variant=variant))
+            if chosen is None or best["f1"] > chosen[0]["f1"]:
+                chosen = (best, curve, variant, linker, pairs)
+        best, curve, variant, linker, pairs = chosen
+        if args.save_model:
+            linker.misc.save_model_to_json(args.save_model, overwrite=True)
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, best["threshold"])
+        golden = {(getattr(r, "source_dataset", one), str(r.unique_id)): str(r.cluster_id)
+                  for r in clusters.as_pandas_dataframe().itertuples(index=False)}
+        check = score_clusters(golden, order, truth, cross_source_only)
+        log(f"chosen: {variant}; Splink's clusters at match probability ≥ {best['threshold']!r}: "
+            f"F1 {check['f1']:.4f}", "cluster")
+        if abs(check["f1"] - best["f1"]) > 1e-9:
+            sys.exit(f"the sweep's F1 {best['f1']} differs from Splink's clusters' {check['f1']}")
+        # the curve at a few round thresholds, for the record
+        marks = [0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999]
+        coarse = []
+        for m in marks:
+            at = [c for c in curve if c["threshold"] >= m]
+            if at:
+                coarse.append(dict(at[-1], at=m))
+        result.update(best, variant=variant, variants_tried=tried, f1_check_splink_clusters=check["f1"],
+                      curve=coarse, link_type=link_type)
+        with open(args.tune, "w") as f:
+            json.dump(result, f, indent=2)
+        return
+
+    variant = variants[0]
+    model, db, linker = make_linker(variant)
+    train(model, linker, variant)
     if args.save_model:
         linker.misc.save_model_to_json(args.save_model, overwrite=True)
-    pairs = linker.inference.predict(threshold_match_probability=THRESHOLD)
+    pairs = linker.inference.predict(threshold_match_probability=args.threshold)
     log("predicted", "predict")
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, THRESHOLD).as_pandas_dataframe()
-    log(f"clustered: {clusters['cluster_id'].nunique()} clusters", "cluster")
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, args.threshold).as_pandas_dataframe()
+    log(f"clustered at match probability ≥ {args.threshold!r}: {clusters['cluster_id'].nunique()} clusters", "cluster")
 
     src_col = "source_dataset" if "source_dataset" in clusters else None
     golden = {}
