@@ -9,6 +9,7 @@
 
 mod blocking_report;
 mod clusters;
+mod online;
 mod reading;
 mod survivors;
 mod train;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use workers::{Engine, Merger, Merging};
 
-pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--threads N] --out FILE.csv INPUT.csv [INPUT.csv ...]";
+pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--threads N] [--online] --out FILE.csv INPUT.csv [INPUT.csv ...]";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -36,6 +37,8 @@ struct Options {
     threads: usize,
     schemas: Option<PathBuf>,
     out: PathBuf,
+    /// Through the hub one record at a time, as the Lambda handlers (`--online`).
+    online: bool,
     /// `mdm blocking` only: the true clusters (`record_id,entity_id`).
     truth: Option<PathBuf>,
     inputs: Vec<PathBuf>,
@@ -46,6 +49,7 @@ pub use train::run as train;
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let (mut entity, mut id_column, mut out, mut schemas, mut truth) = (None, None, None, None, None);
+    let mut online = false;
     // One thread per core (at most eight).
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut maps = BTreeMap::new();
@@ -58,6 +62,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--id-column" => id_column = Some(value("--id-column")?),
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--schemas" => schemas = Some(PathBuf::from(value("--schemas")?)),
+            "--online" if args.first().map(String::as_str) == Some("dedupe") => online = true,
             "--truth" if matches!(args.first().map(String::as_str), Some("blocking" | "train")) => {
                 truth = Some(PathBuf::from(value("--truth")?))
             }
@@ -87,6 +92,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         id_column: need(id_column, "--id-column")?,
         out: if blocking { out.unwrap_or_default() } else { need(out, "--out")? },
         truth: if blocking { Some(need(truth, "--truth")?) } else { truth },
+        online,
         schemas,
         maps,
         threads,
@@ -151,6 +157,18 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let (registry, attributes) = load(&opts)?;
     let started = Instant::now();
     let registry = Arc::new(registry);
+    if opts.online {
+        let layout = Layout {
+            entity: opts.entity.clone(),
+            id_column: opts.id_column.clone(),
+            maps: opts.maps.clone(),
+            attributes,
+        };
+        let systems: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
+        let records = online::run(registry, layout, &opts.inputs, &systems, &opts.out).await?;
+        eprintln!("records {records}  online  elapsed {:.2} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
     // Tables sized for the input where the input says how large they get: one source record
     // per row. The others are left to grow: a table holds a power of two of entries, so a guess
