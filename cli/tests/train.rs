@@ -57,10 +57,15 @@ fn train_writes_learned_weights_and_a_threshold_into_a_schema_that_loads() {
     // Comments and everything but the numbers stay.
     assert_eq!(trained.lines().count(), built_in.lines().count());
     assert!(trained.contains("# Entity schema: customer"));
-    // FEBRL duplicates misspell family names far more often than the built-in m assumes: EM
-    // finds a lower exact-agreement m (measured on the truth: about 0.55).
+    // The built-in weights were trained on another seed of the same profile (bench/train.sh):
+    // EM on this small file lands near them, and far from the 0.82 a hand would set for an exact
+    // family name (FEBRL duplicates misspell it in about four pairs of ten).
     let (learned, shipped) = (m_of(&trained, "family_name"), m_of(built_in, "family_name"));
-    assert!(learned[0] < shipped[0] - 0.1 && learned[0] > 0.3, "family_name m {learned:?} against {shipped:?}");
+    assert_ne!(learned, shipped, "rewritten");
+    assert!(
+        (learned[0] - shipped[0]).abs() < 0.08 && learned[0] < 0.75,
+        "family_name m {learned:?} against {shipped:?}"
+    );
     // The schema loads and dedupes the same file.
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/core/entities/product.toml"),

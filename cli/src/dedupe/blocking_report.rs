@@ -180,7 +180,7 @@ struct NameStats {
 
 /// `record_id,entity_id`, optionally with a `source` column (the file stem): (source or "",
 /// record id) → entity.
-fn read_truth(path: &std::path::Path) -> Result<HashMap<(String, String), String>, String> {
+pub(super) fn read_truth(path: &std::path::Path) -> Result<HashMap<(String, String), String>, String> {
     let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let header = r.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
     let col = |name: &str| header.iter().position(|h| h == name);

@@ -207,20 +207,9 @@ fn pairwise_f1(
     }
 }
 
-/// `record_id,entity_id`.
+/// `record_id,entity_id`: record id → entity.
 fn read_truth(path: &std::path::Path) -> Result<std::collections::HashMap<String, String>, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let header = r.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
-    let col = |name: &str| header.iter().position(|h| h == name);
-    let (Some(id), Some(entity)) = (col("record_id"), col("entity_id")) else {
-        return Err(format!("{}: expected columns record_id and entity_id", path.display()));
-    };
-    let mut out = std::collections::HashMap::new();
-    for row in r.records() {
-        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
-        out.insert(row.get(id).unwrap_or("").to_owned(), row.get(entity).unwrap_or("").to_owned());
-    }
-    Ok(out)
+    Ok(super::blocking_report::read_truth(path)?.into_iter().map(|((_, record), entity)| (record, entity)).collect())
 }
 
 /// The schema text with `link_threshold` set to `t` and `review_threshold` to `t - 8`.
@@ -262,14 +251,18 @@ fn list(xs: &[f64]) -> String {
 pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut current: Option<usize> = None;
+    // The group whose inline table is open: `{ name = "address", ...` up to its `max_weight`,
+    // which may stand on a later line.
+    let mut group: Option<usize> = None;
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
-        // A group's cap: `{ name = "area", ..., max_weight = 40.0, ... }` on one line.
         if let Some(g) = groups.iter().position(|g| t.contains(&format!("{{ name = \"{g}\""))) {
-            if let Some(cap) = est.group_caps.get(g).filter(|_| line.contains("max_weight = ")) {
-                out.push_str(&replace_number(line, "max_weight = ", &format!("{cap:.1}")));
-                continue;
-            }
+            group = Some(g);
+        }
+        if let Some(cap) = group.and_then(|g| est.group_caps.get(g)).filter(|_| line.contains("max_weight = ")) {
+            out.push_str(&replace_number(line, "max_weight = ", &format!("{cap:.1}")));
+            group = None;
+            continue;
         }
         if t.starts_with("[[") {
             current = None;

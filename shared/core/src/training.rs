@@ -66,14 +66,19 @@ pub fn gamma(schema: &EntitySchema, a: &[Slot<'_>], b: &[Slot<'_>]) -> Gamma {
 }
 
 /// Level frequencies among comparisons with both values present, per attribute: the agreement
-/// levels' shares (disagreement is the rest).
-fn shares(levels: &[usize], counts: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    levels
+/// levels' shares (disagreement is the rest); the schema's own `u` for an attribute no pair holds
+/// on both sides.
+fn shares(schema: &EntitySchema, counts: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    schema
+        .attributes
         .iter()
         .zip(counts)
-        .map(|(&n, c)| {
+        .map(|(def, c)| {
             let total: f64 = c.iter().sum();
-            (0..n).map(|l| if total > 0.0 { (c[l] / total).max(FLOOR) } else { FLOOR }).collect()
+            if total == 0.0 {
+                return def.comparator.u.clone();
+            }
+            (0..def.comparator.m.len()).map(|l| (c[l] / total).max(FLOOR)).collect()
         })
         .collect()
 }
@@ -86,7 +91,7 @@ pub fn estimate_u(schema: &EntitySchema, records: &[SourceRecord], samples: u64,
     let mut counts: Vec<Vec<f64>> = levels.iter().map(|&n| vec![0.0; n + 1]).collect();
     let n = records.len() as u64;
     if n < 2 {
-        return shares(&levels, &counts);
+        return shares(schema, &counts);
     }
     let slots: Vec<Vec<Slot<'_>>> = records.iter().map(|r| r.slots(schema)).collect();
     let mut rng = SplitMix(seed);
@@ -102,7 +107,7 @@ pub fn estimate_u(schema: &EntitySchema, records: &[SourceRecord], samples: u64,
             }
         }
     }
-    shares(&levels, &counts)
+    shares(schema, &counts)
 }
 
 /// One EM session per blocking key name, as Splink runs one per blocking rule: the comparison
@@ -228,14 +233,19 @@ pub fn em(
 }
 
 /// The weight of a correlated group's full agreement, measured jointly: log2 of the chance that a
-/// match agrees exactly on every member both records hold (the product of the members' exact
-/// `m`: corruption strikes fields independently) over the chance that a random pair does
-/// (counted, not multiplied: the members are not independent — a postcode, its town and its
-/// state agree together). Pairs with fewer than two members present do not count. Never below 0.
+/// match agrees exactly on every member (the product of the members' exact `m`: corruption strikes
+/// fields independently) over the chance that a random pair does, among random pairs that hold
+/// every member on both sides. That chance is counted, not multiplied — a postcode, its town and
+/// its state agree together — but never taken below the product of the members' exact `u`
+/// (correlation only raises joint agreement; below that the sample cannot see). Random pairs hold a
+/// few true matches (`match_rate` of them), which agree on everything far more often than
+/// non-matches: their expected share is taken off the count. Never below 0.
 pub fn group_caps(
     schema: &EntitySchema,
     records: &[SourceRecord],
     m: &[Vec<f64>],
+    u: &[Vec<f64>],
+    match_rate: f64,
     samples: u64,
     seed: u64,
 ) -> Vec<f64> {
@@ -270,9 +280,11 @@ pub fn group_caps(
         .iter()
         .enumerate()
         .map(|(g, members)| {
-            let m_all: f64 = members.iter().map(|&a| m[a].first().copied().unwrap_or(1.0)).product();
-            // At least one agreeing pair counted: a cap is never infinite.
-            let u_all = (agree[g].max(1) as f64) / (seen[g].max(1) as f64);
+            let exact = |p: &[Vec<f64>], a: usize| p[a].first().copied().unwrap_or(1.0);
+            let m_all: f64 = members.iter().map(|&a| exact(m, a)).product();
+            let independent: f64 = members.iter().map(|&a| exact(u, a)).product();
+            let counted = if seen[g] > 0 { agree[g] as f64 / seen[g] as f64 - match_rate * m_all } else { 0.0 };
+            let u_all = counted.max(independent).max(FLOOR * FLOOR);
             (m_all / u_all).log2().max(0.0)
         })
         .collect()
@@ -319,7 +331,11 @@ pub fn train(schema: &EntitySchema, records: &[SourceRecord], random_pairs: u64,
         .map(|((s, w), m0)| if *w > 0.0 { s.iter().map(|x| (x / w).max(FLOOR)).collect() } else { m0.clone() })
         .collect();
     let match_share = if total > 0.0 { matched / total } else { 0.0 };
-    let group_caps = group_caps(schema, records, &m, random_pairs, seed);
+    // The share of all pairs that are matches: EM's matches among the blocked pairs, over every
+    // pair of records.
+    let n = records.len() as f64;
+    let match_rate = if n > 1.0 { matched / (n * (n - 1.0) / 2.0) } else { 0.0 };
+    let group_caps = group_caps(schema, records, &m, &u, match_rate, random_pairs, seed);
     Estimates { m, u, match_share, random_pairs, blocked_pairs, iterations, group_caps }
 }
 

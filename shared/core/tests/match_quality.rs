@@ -99,13 +99,11 @@ async fn a_weak_key_is_skipped_once_its_block_is_full() {
     let probe = |hub: &mdm_core::hub::Hub<mdm_core::store::memory::MemoryStore>| {
         validate(hub.registry(), &customer("web", "probe", 1, with_date(11)), hub.now_ms()).expect("valid")
     };
-    for i in 0..2 {
-        feed(&hub, customer("crm", &format!("c-{i}"), 1, with_date(i))).await;
-    }
+    feed(&hub, customer("crm", "c-0", 1, with_date(0))).await;
     let r = hub.match_record(&probe(&hub)).await.expect("match");
-    assert_eq!(r.blocking.candidates, 2, "two people share the birth date: both are candidates");
-    feed(&hub, customer("crm", "c-2", 1, with_date(2))).await;
+    assert_eq!(r.blocking.candidates, 1, "one person has the birth date: a candidate");
+    feed(&hub, customer("crm", "c-1", 1, with_date(1))).await;
     let r = hub.match_record(&probe(&hub)).await.expect("match");
     assert!(r.blocking.too_common.iter().any(|k| k == "date_of_birth.value"), "{:?}", r.blocking);
-    assert_eq!(r.blocking.candidates, 0, "past its limit of 2 the birth date alone finds nobody");
+    assert_eq!(r.blocking.candidates, 0, "past its limit of 1 the birth date alone finds nobody");
 }
