@@ -272,7 +272,7 @@ async fn scope_source_recomputes_from_the_rest_and_an_event_can_request_it() {
         "webshop",
         "w-ravi",
         1,
-        json!({"given_name": "Ravi", "family_name": "Okonkwo-Lund",
+        json!({"given_name": "Ravi", "family_name": "Okonkwo-Lund", "date_of_birth": "1985-05-05",
         "email": "ravi.ol@example.com", "phone": "07400 900777", "locality": "Westmarshton"}),
     );
     s.post(vec![crm]).await;
