@@ -133,17 +133,7 @@ fn dedupe_f1(
 ) -> Result<f64, String> {
     let dir = work.join("schemas");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // The other entity types' files come along: the registry loads a whole folder.
-    let registry_dir = opts.schemas.clone();
-    for name in ["customer", "product"].iter().filter(|n| **n != opts.entity) {
-        let text = match &registry_dir {
-            Some(d) => std::fs::read_to_string(d.join(format!("{name}.toml"))).ok(),
-            None => mdm_core::schema::built_in_text(name).map(str::to_owned),
-        };
-        if let Some(text) = text {
-            std::fs::write(dir.join(format!("{name}.toml")), text).map_err(|e| e.to_string())?;
-        }
-    }
+    // The folder holds the trained entity type only: `mdm dedupe` reads no other.
     std::fs::write(dir.join(format!("{}.toml", opts.entity)), schema).map_err(|e| e.to_string())?;
     let clusters = work.join("clusters.csv");
     let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
