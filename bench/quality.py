@@ -2,7 +2,7 @@
 """Match quality of `mdm dedupe` next to Splink 5 on the same data, in one run.
 
     bench/quality.py [--sets febrl4,people,products] [--people-records N] [--products-records N]
-        [--seed S] [--tune-seed S] [--people-profile NAME] [--mdm-schemas DIR] [--skip-splink]
+        [--seed S] [--tune-seed S] [--people-profile NAME] [--mdm-schemas DIR] [--mdm-train] [--skip-splink]
         [--splink-threshold P] [--splink-max-pairs N] [--min-pairs-completeness C] [--runs N]
         [--mdm target/release/mdm] [--json FILE]
 
@@ -23,6 +23,12 @@ soc_sec_id, a near-perfect identifier, is removed for both tools (the file both 
 DIR/input/KIND.csv), mdm gets `--map surname=family_name --map address_1=address_line1
 --map address_2=address_line2 --map suburb=locality --map state=region`, and Splink the same
 renames (bench/splink_run.py --map).
+
+With --mdm-train, mdm is set up on each set's tuning set as Splink's threshold is (FEBRL 1-3 for
+FEBRL4, seed --tune-seed for a generated set): `mdm train --truth` there learns its weights, its
+groups' caps (how often different people share a whole address) and its link threshold, and the
+scored set is matched with that schema (training time is not part of the wall time, as Splink's
+tuning is not). Without it, mdm matches with its built-in schemas.
 
 Each tool runs as its own process (mdm: the release binary, with `--schemas DIR` when
 --mdm-schemas is given; Splink: bench/splink_run.py, model in bench/splink_settings.py) and
@@ -168,7 +174,7 @@ def febrl123_set():
                     w.writerow([stem(path), r[0], re.sub(r"-(org|dup-\d+)$", "", r[0])])
         os.replace(truth_path + ".tmp", truth_path)
     return dict(name="febrl123", label="febrl1-3 (link)", entity="customer", task="link", files=files,
-                truth=load_truth(truth_path, None), maps=[])
+                truth=load_truth(truth_path, None), truth_path=truth_path, maps=[])
 
 
 def generated_set(kind, entity, records, seed, args, tune_seed=None):
@@ -189,7 +195,7 @@ def generated_set(kind, entity, records, seed, args, tune_seed=None):
         sys.exit(f"`{' '.join(cmd)}` failed ({r.returncode}):\n{r.stderr.strip()}")
     path, maps = febrl_columns(path)
     ds = dict(name=kind, label=f"{name}-{records}-s{seed}", entity=entity, task="dedupe", files=[path],
-              truth=load_truth(truth_path, stem(path)), maps=maps)
+              truth=load_truth(truth_path, stem(path)), truth_path=truth_path, maps=maps)
     if tune_seed is not None:
         ds["tune"] = generated_set(kind, entity, records, tune_seed, args)
     return ds
@@ -303,6 +309,30 @@ def splink_prepare(ds, args):
     return res
 
 
+def mdm_train(ds, args):
+    """`mdm train --truth` on the set's tuning set (weights, group caps and the link threshold by
+    best F1 there, as Splink's threshold is chosen there): the schema directory for the scored set."""
+    tune = ds["tune"]
+    out_dir = os.path.join(WORK, ds["name"], "mdm-schemas")
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [args.mdm, "train", "--entity", ds["entity"], "--id-column", "rec_id"]
+    if args.mdm_schemas:
+        cmd += ["--schemas", args.mdm_schemas]
+    for m in tune["maps"]:
+        cmd += ["--map", m]
+    cmd += ["--truth", tune["truth_path"], "--out", os.path.join(out_dir, f"{ds['entity']}.toml"), *tune["files"]]
+    print(f"== {ds['name']}: mdm train on {tune['label']} ...", file=sys.stderr, flush=True)
+    log = os.path.join(WORK, ds["name"], "mdm-train.log")
+    code, wall, _ = run_measured(cmd, log)
+    if code != 0:
+        sys.exit(f"`{' '.join(cmd)}` failed ({code}); log {log}")
+    text = open(log, errors="replace").read()
+    chosen = re.search(r"link threshold (\d+) \(pairwise F1", text)
+    ds["mdm_trained"] = dict(tune_set=tune["label"], train_wall_s=wall,
+                             link_threshold=int(chosen.group(1)) if chosen else None)
+    return out_dir
+
+
 def run_tool(tool, ds, args, splink_prep=None):
     work = os.path.join(WORK, ds["name"])
     os.makedirs(work, exist_ok=True)
@@ -313,8 +343,9 @@ def run_tool(tool, ds, args, splink_prep=None):
         cmd = [args.mdm, "dedupe", "--entity", ds["entity"], "--id-column", "rec_id"]
         for m in ds["maps"]:
             cmd += ["--map", m]
-        if args.mdm_schemas:
-            cmd += ["--schemas", args.mdm_schemas]
+        schemas = ds.get("mdm_schemas") or args.mdm_schemas
+        if schemas:
+            cmd += ["--schemas", schemas]
         cmd += ["--out", out, *ds["files"]]
     else:
         if not splink_prep or not splink_prep["ok"] or "threshold" not in splink_prep:
@@ -478,6 +509,8 @@ def main():
     ap.add_argument("--tune-seed", type=int, default=43, help="seed of the generated sets thresholds are tuned on")
     ap.add_argument("--people-profile", help="passed to `mdm generate people --profile` (default: not passed)")
     ap.add_argument("--mdm-schemas", help="passed to `mdm dedupe --schemas` (e.g. schemas with tuned thresholds)")
+    ap.add_argument("--mdm-train", action="store_true",
+                    help="train mdm on each set's tuning set (`mdm train --truth`) and match with that schema")
     ap.add_argument("--skip-splink", action="store_true")
     ap.add_argument("--mdm", default=os.path.join(ROOT, "target", "release", "mdm"))
     ap.add_argument("--splink-threshold", type=float, help="use this match probability instead of tuning it")
@@ -512,6 +545,8 @@ def main():
             ds = generated_set("products", "product", args.products_records, args.seed, args, args.tune_seed)
         else:
             sys.exit(f"unknown set {name!r} (febrl4, people, products)")
+        if args.mdm_train and "tune" in ds:
+            ds["mdm_schemas"] = mdm_train(ds, args)
         results = [run_tool("mdm", ds, args)]
         if not args.skip_splink:
             results.append(run_tool("splink", ds, args, splink_prepare(ds, args)))
@@ -520,7 +555,7 @@ def main():
         reports.append(report)
         entry = dict(task=ds["task"], entity=ds["entity"], label=ds["label"], files=ds["files"], maps=ds["maps"],
                      records=len(ds["truth"]), tune_set=ds.get("tune", {}).get("label"),
-                     tools={r["tool"]: r for r in results})
+                     mdm_trained=ds.get("mdm_trained"), tools={r["tool"]: r for r in results})
         by = entry["tools"]
         if "splink" in by and by["mdm"]["ok"] and by["splink"]["ok"]:
             entry["splink_over_mdm_wall"] = by["splink"]["wall_s"] / by["mdm"]["wall_s"]

@@ -169,7 +169,13 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         eprintln!("records {records}  online  elapsed {:.2} s", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
+    let config = HubConfig {
+        keep_history: false,
+        emit_events: false,
+        trace_writes: true,
+        count_terms: false,
+        ..HubConfig::default()
+    };
     // Tables sized for the input where the input says how large they get: one source record
     // per row. The others are left to grow: a table holds a power of two of entries, so a guess
     // twice too high doubles it (golden records number anything from a few to one per row;

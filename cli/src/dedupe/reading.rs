@@ -46,6 +46,9 @@ pub struct Prepared {
     /// Boxed: a record is a few hundred bytes, and it moves through the batches, the matching
     /// futures and into the store (each move of it inline was a copy).
     pub record: Box<mdm_core::SourceRecord>,
+    /// The term counts its match weighs values by, as the records before it leave them (set in
+    /// input order, when the batch is taken to be matched).
+    pub terms: mdm_core::terms::TermCounts,
 }
 
 /// What reading needs from the command line.
@@ -276,7 +279,7 @@ pub fn prepare(registry: &SchemaRegistry, row: Row) -> Result<Prepared, String> 
     if let Some(schema) = registry.get(&record.key.entity) {
         mdm_core::blocking::keys_of(schema, &record);
     }
-    Ok(Prepared { file_index, line, record_id, record: Box::new(record) })
+    Ok(Prepared { file_index, line, record_id, record: Box::new(record), terms: Default::default() })
 }
 
 #[cfg(test)]

@@ -12,14 +12,15 @@
 //! with each comparator's `m` and `u` replaced and everything else — comments included — as it
 //! was: load it with `--schemas` (docs/entities.md, "Training the weights").
 //!
-//! With `--truth` (`record_id,entity_id`, as `mdm generate` writes), the link threshold is chosen
-//! too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
+//! With `--truth` (`record_id,entity_id`, as `mdm generate` writes), each correlated group's cap
+//! is counted on every pair of the input (how often two different entities share a whole
+//! address: households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
 //! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
 //! Choose it on a labelled set that is not the one you measure on.
 
 use super::reading::{prepare, Layout, Reading};
 use super::{load, parse};
-use mdm_core::training::{train, Estimates};
+use mdm_core::training::{train_labelled, Estimates};
 
 pub const USAGE: &str = "mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--truth TRUTH.csv] --out SCHEMA.toml INPUT.csv [INPUT.csv ...]";
 
@@ -42,13 +43,42 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Layout { entity: opts.entity.clone(), id_column: opts.id_column.clone(), maps: opts.maps.clone(), attributes };
     let mut reading = Reading::new(layout, opts.inputs.clone(), vec![0; opts.inputs.len()]);
     let mut records = Vec::new();
+    let mut ids = Vec::new();
     while let Some((_, rows)) = reading.next_batch() {
         for row in rows {
-            records.push(*prepare(&registry, row?)?.record);
+            let p = prepare(&registry, row?)?;
+            ids.push(p.record_id);
+            records.push(*p.record);
         }
     }
+    // With the truth, each record's entity (a record the truth does not name is an entity of
+    // its own): the groups' caps are counted on every pair.
+    let entities: Option<Vec<u32>> = match &opts.truth {
+        Some(path) => {
+            let truth = read_truth(path)?;
+            let mut numbers: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+            let mut next = 0u32;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let e = match truth.get(id.as_str()) {
+                    Some(e) => {
+                        let len = numbers.len() as u32;
+                        *numbers.entry(e.as_str()).or_insert(len)
+                    }
+                    None => {
+                        next += 1;
+                        u32::MAX - next
+                    }
+                };
+                out.push(e);
+            }
+            Some(out)
+        }
+        None => None,
+    };
     // A hundred random pairs per record is plenty below 20,000 records.
-    let est = train(schema, &records, RANDOM_PAIRS.min(100 * records.len() as u64), 42);
+    let pairs = RANDOM_PAIRS.min(100 * records.len() as u64);
+    let est = train_labelled(schema, &records, pairs, 42, entities.as_deref());
     let names: Vec<&str> = schema.attributes.iter().map(|a| a.name.as_str()).collect();
     let groups: Vec<&str> = schema.matching.groups.iter().map(|g| g.name.as_str()).collect();
     let mut out = rewrite(&text, &names, &groups, &est)?;

@@ -14,6 +14,7 @@ use mdm_core::matching::MatchResult;
 use mdm_core::plan::MergeOutcome;
 use mdm_core::store::memory::MemoryStore;
 use mdm_core::store::{IndexKey, SourceWrite};
+use mdm_core::terms::{RunningCounts, TermCounts};
 use mdm_core::{SchemaRegistry, SourceKey};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +40,8 @@ pub struct Matched {
     /// Merges complete when the match began: it saw every write of those, and perhaps part of
     /// the ones after.
     merged_before: u64,
+    /// The term counts the match used (a decision made again uses them too).
+    terms: TermCounts,
 }
 
 /// Decides what a record belongs to against the store as it is, noting what the decision read,
@@ -49,11 +52,11 @@ pub async fn match_one(
     shown: &[String],
     prepared: Prepared,
 ) -> Result<Matched, String> {
-    let Prepared { file_index, line, record_id, record } = prepared;
+    let Prepared { file_index, line, record_id, record, terms } = prepared;
     // Matching reads golden records only, so the record is matched first and then handed to the
     // store, which keeps it without a copy; its merge comes after both.
     let merged_before = merged.load(Ordering::Acquire);
-    let result = hub.match_record(&record).await.map_err(|e| e.to_string())?;
+    let result = hub.match_record_counted(&record, terms.clone()).await.map_err(|e| e.to_string())?;
     let entity = record.key.entity.as_str();
     // A block the match skipped as too full stays so while merges only add to it.
     let too_full = |name: &str| result.blocking.too_common.iter().any(|n| n == name);
@@ -75,7 +78,7 @@ pub async fn match_one(
         let file = shown.get(file_index).map_or("input", String::as_str);
         return Err(format!("{file}: line {line}: record id repeats an earlier record"));
     }
-    Ok(Matched { file_index, record_id, key, result, reads, merged_before })
+    Ok(Matched { file_index, record_id, key, result, reads, merged_before, terms })
 }
 
 /// Merges decisions made ahead, in input order. A decision is made again when a merge after the
@@ -112,7 +115,7 @@ impl Merger {
     async fn merge(&mut self, m: Matched) -> Result<MergeReport, String> {
         let report = if self.stale(&m.reads, m.merged_before) {
             self.remade += 1;
-            self.hub.process(&m.key).await
+            self.hub.process_counted(&m.key, m.terms).await
         } else {
             self.hub.merge_decision(&m.key, m.result, None, true).await
         }
@@ -206,6 +209,9 @@ pub struct Engine {
     /// Batches matched and not yet merged, by number.
     ready: Mutex<BTreeMap<u64, Vec<Result<Matched, String>>>>,
     merging: Mutex<Merging>,
+    /// Term counts in input order (taken under the lock of `prepared`, as batches are taken to
+    /// be matched).
+    running: Mutex<RunningCounts>,
     /// Batches merged so far.
     merged: AtomicU64,
     /// Records merged so far (the merger's count).
@@ -271,6 +277,7 @@ impl Engine {
             next_match: AtomicU64::new(0),
             ready: Mutex::new(BTreeMap::new()),
             merging: Mutex::new(merging),
+            running: Mutex::new(RunningCounts::default()),
             merged: AtomicU64::new(0),
             records_merged,
             stop: AtomicBool::new(false),
@@ -378,7 +385,18 @@ impl Engine {
             return None;
         }
         self.next_match.store(next + 1, Ordering::Relaxed);
-        prepared.remove(&number).map(|batch| (number, batch))
+        let mut batch = prepared.remove(&number)?;
+        // Batches are taken in input order, one at a time: each record gets the counts of the
+        // records before it, as a store counting each record when it is linked would give.
+        let mut running = self.running.lock().ok()?;
+        for p in batch.iter_mut().flatten() {
+            if let Some(schema) = self.registry.get(&p.record.key.entity) {
+                if mdm_core::terms::adjusts(schema) {
+                    p.terms = running.next(schema, &p.record);
+                }
+            }
+        }
+        Some((number, batch))
     }
 
     /// Prepares a batch's rows; stops at the first error.
@@ -496,7 +514,13 @@ mod tests {
 
     fn hub() -> Arc<Hub<MemoryStore>> {
         let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
-        let config = HubConfig { keep_history: false, emit_events: false, trace_writes: true, ..HubConfig::default() };
+        let config = HubConfig {
+            keep_history: false,
+            emit_events: false,
+            trace_writes: true,
+            count_terms: false,
+            ..HubConfig::default()
+        };
         Arc::new(Hub::new(registry, MemoryStore::new()).with_config(config).with_clock(super::super::batch_clock))
     }
 
@@ -538,6 +562,7 @@ mod tests {
                 line: i as u64 + 2,
                 record_id: record.key.source_id.to_string(),
                 record: Box::new(record),
+                terms: Default::default(),
             };
             matched.push(match_one(&ahead, &merger.merged, &shown, prepared).await.expect("match"));
         }

@@ -87,6 +87,7 @@ pub fn kind_of(pk: &str, sk: &str) -> &'static str {
         "CLM" => "claim",
         "REV" | "REVG" | "REVQ" => "review",
         "HELD" => "held list",
+        "TERM" | "TERMS" => "term count",
         "LABEL" => "label",
         "OUT" => "outbox",
         "PEND" => "pending event",

@@ -155,6 +155,13 @@ async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
     );
     let stored = leaks(&format!("{:?}", s.scan().await), &INES_VALUES);
     assert!(stored.len() >= 12, "the byte search finds the values while they are stored: {stored:?}");
+    // Her names are counted for term-frequency matching, under digests of the values.
+    let digests: Vec<String> = [("given_name", "ineslinde"), ("family_name", "quarlesworth")]
+        .iter()
+        .filter_map(|(a, v)| mdm_core::terms::term_key(a, v).split_once('=').map(|(_, d)| d.to_owned()))
+        .collect();
+    let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
+    assert_eq!(leaks(&format!("{:?}", s.items_with_prefix("TERM#customer#").await), &digests).len(), 2);
     // Subscribers consumed what they were sent (their copies are theirs to erase on the event).
     assert!(!s.subscriber_events().await.is_empty());
 
@@ -213,6 +220,7 @@ async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
     // Nothing left: table, stream records, queues and DLQs.
     let table = format!("{:?}", s.scan().await);
     assert_eq!(leaks(&table, &INES_VALUES), Vec::<&str>::new(), "the table");
+    assert_eq!(leaks(&table, &digests), Vec::<&str>::new(), "her names' term counts");
     assert_eq!(leaks(&stream_text(&s).await, &INES_VALUES), Vec::<&str>::new(), "the stream records");
     let queues = queues_text(&s).await;
     assert_eq!(leaks(&queues, &INES_VALUES), Vec::<&str>::new(), "the queues and DLQs:\n{queues}");

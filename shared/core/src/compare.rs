@@ -109,6 +109,21 @@ impl ComparatorDef {
         weights[level.filter(|i| *i < last).unwrap_or(last)]
     }
 
+    /// Whether level 0 means the two values are equal (term-frequency adjustment weighs that
+    /// level by the value's frequency).
+    pub fn first_level_is_exact(&self) -> bool {
+        match self.kind {
+            ComparatorKind::Exact
+            | ComparatorKind::PersonName
+            | ComparatorKind::Date
+            | ComparatorKind::Email
+            | ComparatorKind::Phone
+            | ComparatorKind::Postcode => true,
+            ComparatorKind::Numeric => self.thresholds.first() == Some(&0.0),
+            _ => self.thresholds.first().is_some_and(|t| *t >= 1.0),
+        }
+    }
+
     /// The highest weight any comparison can have (a comparison's weight is one of these).
     pub fn max_weight(&self) -> f64 {
         self.weights().iter().copied().fold(f64::NEG_INFINITY, f64::max)

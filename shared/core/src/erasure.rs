@@ -871,6 +871,13 @@ async fn erase_golden<S: Store + ReceiptStore>(
         last.push(WriteOp::PutOutbox(Box::new(OutboxEntry::new(sent.event_id.clone(), now, event))));
     }
     last.extend(with_last);
+    // The members' values leave the term counts before the last write: a retry after it finds
+    // the golden record erased and does not take them out twice.
+    if let Some(schema) = hub.registry().get(&entity) {
+        for m in &found.members {
+            uncount(hub, schema, m).await?;
+        }
+    }
     apply_chunks(hub, last).await?;
     // 5. Keep-apart constraints that name the erased records go from the other side too.
     let erased: Vec<&GoldenRecord> = std::iter::once(&found.golden).chain(found.losers.iter()).collect();
@@ -893,6 +900,8 @@ struct SourceErasure {
     /// holds its values.
     last: Vec<WriteOp>,
     sent: SentEvent,
+    /// The erased record (its values leave the term counts).
+    erased: Option<Arc<SourceRecord>>,
 }
 
 /// Plans the erasure of one source record of a golden record with other members: the golden
@@ -1054,7 +1063,7 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     if hub.config().emit_events {
         last.push(WriteOp::PutOutbox(Box::new(OutboxEntry::new(sent.event_id.clone(), now, event))));
     }
-    Ok(SourceErasure { counts, markers, deletes, last, sent })
+    Ok(SourceErasure { counts, markers, deletes, last, sent, erased })
 }
 
 /// Writes a planned source-scope erasure: markers first, then the copies, then the tombstone
@@ -1062,8 +1071,28 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
 async fn apply_source_erasure<S: Store>(hub: &Hub<S>, plan: SourceErasure) -> Result<SentEvent, ErasureError> {
     apply_chunks(hub, plan.markers).await?;
     apply_chunks(hub, plan.deletes).await?;
+    if let Some(e) = &plan.erased {
+        if let Some(schema) = hub.registry().get(&e.key.entity) {
+            uncount(hub, schema, e).await?;
+        }
+    }
     apply_chunks(hub, plan.last).await?;
     Ok(plan.sent)
+}
+
+/// Takes an erased, linked record out of the term counts ([`crate::terms`]): a value only the
+/// subject held leaves no item behind. Before the write that completes the erasure, so a resumed
+/// run may take it out twice (a count too low) but never leaves it in.
+async fn uncount<S: Store>(
+    hub: &Hub<S>,
+    schema: &crate::schema::EntitySchema,
+    record: &SourceRecord,
+) -> Result<(), StoreError> {
+    if record.golden_id.is_none() || !crate::terms::adjusts(schema) {
+        return Ok(());
+    }
+    let keys: Vec<String> = crate::terms::term_keys(schema, record).into_iter().map(|(_, k)| k).collect();
+    hub.store().count_terms(&schema.entity, &keys, -1).await
 }
 
 /// Fixes a unit's counts in the receipt before its first deletion (a resumed run keeps the

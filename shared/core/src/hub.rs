@@ -11,6 +11,7 @@ use crate::plan::{plan_merge, review_task_id, GoldenState, MergeInput, MergeOutc
 use crate::record::SourceRecord;
 use crate::schema::{EntitySchema, SchemaRegistry};
 use crate::store::{Conflict, SourceWrite, Store, StoreError, WriteOp};
+use crate::terms::TermCounts;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -65,6 +66,9 @@ pub struct HubConfig {
     pub suppression_mode: SuppressionMode,
     /// Fill [`MergeReport::touched`] (the batch engine checks decisions made ahead against it).
     pub trace_writes: bool,
+    /// Keep term counts in the store ([`crate::terms`]): a record is counted when first linked
+    /// and matches read the counts. Off for a batch run, which counts in input order itself.
+    pub count_terms: bool,
 }
 
 /// What ingest does with a record that matches an erased subject's suppression marker.
@@ -88,6 +92,7 @@ impl Default for HubConfig {
             suppression_secrets: Vec::new(),
             suppression_mode: SuppressionMode::Reject,
             trace_writes: false,
+            count_terms: true,
         }
     }
 }
@@ -434,7 +439,37 @@ impl<S: Store> Hub<S> {
 
     /// Scores a record against the store without writing anything (also used by `POST /v1/match`).
     pub async fn match_record(&self, record: &SourceRecord) -> Result<MatchResult, HubError> {
-        self.match_among(record, &[]).await
+        self.match_among(record, &[], None).await
+    }
+
+    /// [`Hub::match_record`] with term counts the caller keeps (a batch run counts in input
+    /// order: [`crate::terms::RunningCounts`]).
+    pub async fn match_record_counted(
+        &self,
+        record: &SourceRecord,
+        terms: TermCounts,
+    ) -> Result<MatchResult, HubError> {
+        self.match_among(record, &[], Some(terms)).await
+    }
+
+    /// The store's term counts for a record's values; the record itself is taken out when it is
+    /// linked already (counted when it was).
+    async fn term_counts(&self, schema: &EntitySchema, record: &SourceRecord) -> Result<TermCounts, HubError> {
+        if !self.config.count_terms || !crate::terms::adjusts(schema) {
+            return Ok(TermCounts::default());
+        }
+        let keys = crate::terms::term_keys(schema, record);
+        let texts: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+        let totals = self.store.term_counts(&schema.entity, &texts).await?;
+        Ok(crate::terms::lined_up(schema, &keys, &totals, record.golden_id.is_some()))
+    }
+
+    /// Counts a record that was just linked for the first time. Best effort: a count is
+    /// statistics, and the merge it follows is done.
+    async fn count_linked(&self, schema: &EntitySchema, keys: Vec<String>) {
+        if let Err(e) = self.store.count_terms(&schema.entity, &keys, 1).await {
+            warn!(entity = %schema.entity, error = %e, "term counts not updated");
+        }
     }
 
     /// [`Hub::match_record`], with the golden records holding claims on the record's strong
@@ -449,12 +484,21 @@ impl<S: Store> Hub<S> {
             let held = self.store.get_claims(&schema.entity, &strong).await?;
             held.into_values().collect::<BTreeSet<_>>().into_iter().collect()
         };
-        self.match_among(record, &holders).await
+        self.match_among(record, &holders, None).await
     }
 
     /// Scores a record against the golden records its blocks name and the `extra` ones.
-    async fn match_among(&self, record: &SourceRecord, extra: &[String]) -> Result<MatchResult, HubError> {
+    async fn match_among(
+        &self,
+        record: &SourceRecord,
+        extra: &[String],
+        terms: Option<TermCounts>,
+    ) -> Result<MatchResult, HubError> {
         let schema = self.schema(&record.key.entity)?;
+        let terms = match terms {
+            Some(t) => t,
+            None => self.term_counts(schema, record).await?,
+        };
         let record_keys = keys_of(schema, record);
         let keys: Vec<IndexKey> = record_keys.iter().map(IndexKey::from).collect();
         let hits = self.store.lookup(&schema.entity, &keys, &block_caps(schema, record_keys)).await?;
@@ -498,7 +542,7 @@ impl<S: Store> Hub<S> {
             None => None,
         };
         let stats = BlockingStats { keys: keys.len(), too_common, candidates: candidates.len() };
-        Ok(decide(schema, record, &candidates, own.as_deref(), stats))
+        Ok(decide(schema, record, &candidates, own.as_deref(), stats, &terms))
     }
 
     /// Reads a stored source record and decides what it belongs to.
@@ -930,6 +974,9 @@ impl<S: Store> Hub<S> {
             } else {
                 Vec::new()
             };
+            // A record linked for the first time is counted under its values once merged.
+            let count = (source.golden_id.is_none() && self.config.count_terms && crate::terms::adjusts(schema))
+                .then(|| crate::terms::term_keys(schema, &source).into_iter().map(|(_, k)| k).collect::<Vec<_>>());
             // The store sets the record's cross-reference: this copy would only keep the old
             // version alive.
             drop(source);
@@ -942,6 +989,9 @@ impl<S: Store> Hub<S> {
                             warn!(golden_id = %plan.outcome.golden_id(), error = %e, "follow-up chunk failed; will retry");
                             return Err(e.into());
                         }
+                    }
+                    if let Some(keys) = count {
+                        self.count_linked(schema, keys).await;
                     }
                     debug!(source = %key, outcome = plan.outcome.name(), attempt, "merged");
                     return Ok(MergeReport {
@@ -965,6 +1015,14 @@ impl<S: Store> Hub<S> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// [`Hub::process`] with term counts the caller keeps ([`Hub::match_record_counted`]).
+    pub async fn process_counted(&self, key: &SourceKey, terms: TermCounts) -> Result<MergeReport, HubError> {
+        let source = self.store.get_source(key).await?.ok_or_else(|| HubError::SourceMissing(key.to_string()))?;
+        let result = self.match_record_counted(&source, terms).await?;
+        drop(source);
+        self.merge_decision(key, result, None, true).await
     }
 
     /// Match then merge (the batch engine's path; the Lambda path runs the two in separate handlers).

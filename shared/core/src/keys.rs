@@ -155,6 +155,17 @@ pub fn block_item_key(entity: &str, block_key: &str) -> String {
     compose("BLK", &[entity, block_key])
 }
 
+/// `TERM#{entity}#{term key}`: how many linked source records hold one value of a
+/// term-frequency attribute (`crate::terms`).
+pub fn term_item_key(entity: &str, term_key: &str) -> String {
+    compose("TERM", &[entity, term_key])
+}
+
+/// `TERMS#{entity}`: how many linked source records the term counts of an entity type count.
+pub fn term_total_key(entity: &str) -> String {
+    compose("TERMS", &[entity])
+}
+
 /// `HELD#{entity}`: the records of an entity type held under suppression mode `hold`, sorted by
 /// source key.
 pub fn held_list_key(entity: &str) -> String {

@@ -30,6 +30,7 @@ mod seeded;
 pub mod steward;
 pub mod store;
 pub mod survivorship;
+pub mod terms;
 pub mod time;
 pub mod training;
 

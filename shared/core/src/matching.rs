@@ -6,6 +6,7 @@ use crate::compare::Comparison;
 use crate::golden::{GoldenRecord, MatchValue};
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema, RuleEffect};
+use crate::terms::TermCounts;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 
@@ -90,12 +91,12 @@ fn best(def: &AttributeDef, value: &str, valid: bool, theirs: &[MatchValue]) -> 
 /// Scores a record against one golden record: the best agreement over every value its members
 /// hold, summed over attributes; a missing value on either side is neutral.
 pub fn score(schema: &EntitySchema, record: &SourceRecord, golden: &GoldenRecord) -> CandidateScore {
-    score_with(schema, &record.slots(schema), golden)
+    score_with(schema, &record.slots(schema), golden, &TermCounts::default())
 }
 
 /// `mine` is the record's side, read once per record ([`SourceRecord::slots`]), not once per
 /// candidate.
-fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord) -> CandidateScore {
+fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, terms: &TermCounts) -> CandidateScore {
     let layout = schema.layout();
     let theirs: Vec<&[MatchValue]> = schema
         .align(&golden.match_values)
@@ -159,6 +160,24 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord) -
                 attribute: compact_str::format_compact!("group:{}", g.name),
                 level: level.into(),
                 weight: ((bounded - sum) * 1000.0).round() / 1000.0,
+            });
+        }
+    }
+    // Exact agreement on a value whose frequency is known: weighed by how rare it is, as its own
+    // line after the group bounds (a capped group keeps the evidence of a rare name).
+    for (i, (def, part)) in schema.attributes.iter().zip(&parts).enumerate() {
+        let (Some((c, false)), Some(count)) = (part, terms.count(i)) else { continue };
+        if c.level != Some(0) || !def.term_frequency {
+            continue;
+        }
+        let Some(&u) = def.comparator.u.first() else { continue };
+        let adjust = crate::terms::adjustment(u, count, terms.total, schema.matching.term_frequency_prior);
+        if adjust.abs() > 1e-9 {
+            total += adjust;
+            attributes.push(AttributeExplanation {
+                attribute: compact_str::format_compact!("tf:{}", def.name),
+                level: "term_frequency".into(),
+                weight: (adjust * 1000.0).round() / 1000.0,
             });
         }
     }
@@ -279,6 +298,7 @@ pub fn decide<G: Borrow<GoldenRecord>>(
     candidates: &[G],
     own: Option<&GoldenRecord>,
     blocking: BlockingStats,
+    terms: &TermCounts,
 ) -> MatchResult {
     let mine = record.slots(schema);
     let own_id = own.map(|o| o.golden_id.as_str());
@@ -287,7 +307,7 @@ pub fn decide<G: Borrow<GoldenRecord>>(
         .map(Borrow::borrow)
         .filter(|g: &&GoldenRecord| g.is_active() && Some(g.golden_id.as_str()) != own_id)
         .map(|g| {
-            let mut c = score_with(schema, &mine, g);
+            let mut c = score_with(schema, &mine, g, terms);
             // A steward decided the record's own golden record and this one are different
             // entities: neither linked nor proposed for review again (the score stays, as
             // explanation).

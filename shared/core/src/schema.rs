@@ -117,6 +117,11 @@ pub struct AttributeDef {
     /// Longest accepted value, in characters (structural limit).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// Weigh an exact agreement by how common the value is among stored records (a rare family
+    /// name counts for more than a common one; `crate::terms`). Needs a comparator whose first
+    /// level is exact equality.
+    #[serde(default)]
+    pub term_frequency: bool,
 }
 
 fn default_max_length() -> usize {
@@ -140,6 +145,14 @@ pub struct MatchingConfig {
     /// is held between the group's bounds, so that one shared address does not count five times.
     #[serde(default)]
     pub groups: Vec<WeightGroup>,
+    /// Records a store needs before term-frequency adjustment counts in full: the adjustment is
+    /// weighed by `total / (total + k)`, so a store much smaller than `k` barely adjusts.
+    #[serde(default = "default_tf_prior")]
+    pub term_frequency_prior: f64,
+}
+
+fn default_tf_prior() -> f64 {
+    1000.0
 }
 
 /// Correlated attributes whose combined evidence is bounded.
@@ -341,6 +354,9 @@ impl EntitySchema {
         if !(m.link_threshold.is_finite() && m.review_threshold.is_finite()) || m.review_threshold > m.link_threshold {
             return Err("matching.review_threshold must be a number no greater than link_threshold".into());
         }
+        if !(m.term_frequency_prior.is_finite() && m.term_frequency_prior >= 0.0) {
+            return Err("matching.term_frequency_prior must be a number of records, 0 or more".into());
+        }
         if m.max_block_size == 0 || m.max_candidates == 0 {
             return Err("matching.max_block_size and max_candidates must be at least 1".into());
         }
@@ -376,6 +392,9 @@ impl EntitySchema {
             }
             if a.max_length == 0 {
                 return Err(ctx("max_length must be at least 1".into()));
+            }
+            if a.term_frequency && !a.comparator.first_level_is_exact() {
+                return Err(ctx("term_frequency needs a comparator whose first level is exact equality".into()));
             }
         }
         let mut grouped = BTreeSet::new();

@@ -232,58 +232,118 @@ pub fn em(
     (m, share, done)
 }
 
+/// How [`group_caps`] samples random pairs when the records' entities are not known.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSampling {
+    /// The share of all pairs that are matches.
+    pub match_rate: f64,
+    pub samples: u64,
+    pub seed: u64,
+}
+
 /// The weight of a correlated group's full agreement, measured jointly: log2 of the chance that a
 /// match agrees exactly on every member (the product of the members' exact `m`: corruption strikes
-/// fields independently) over the chance that a random pair does, among random pairs that hold
-/// every member on both sides. That chance is counted, not multiplied — a postcode, its town and
-/// its state agree together — but never taken below the product of the members' exact `u`
-/// (correlation only raises joint agreement; below that the sample cannot see). Random pairs hold a
-/// few true matches (`match_rate` of them), which agree on everything far more often than
-/// non-matches: their expected share is taken off the count. Never below 0.
+/// fields independently) over the chance that a non-matching pair does. That chance is counted, not
+/// multiplied — a postcode, its town and its state agree together, and people who live together
+/// share a whole address — but never taken below the product of the members' exact `u`
+/// (correlation only raises joint agreement; below that the count cannot see). Never below 0.
+///
+/// With the records' entities known (`entities`, a labelled set), every pair agreeing on the whole
+/// group (equal values, or both missing, on every member; at least two present) is counted, and
+/// those of two entities are the non-matching agreements. Without, random pairs that hold at least
+/// two members on both sides are sampled, and the expected share of true matches among them
+/// (`match_rate` of all pairs, agreeing on everything far more often) is taken off the count.
 pub fn group_caps(
     schema: &EntitySchema,
     records: &[SourceRecord],
-    m: &[Vec<f64>],
-    u: &[Vec<f64>],
-    match_rate: f64,
-    samples: u64,
-    seed: u64,
+    (m, u): (&[Vec<f64>], &[Vec<f64>]),
+    sampling: GroupSampling,
+    entities: Option<&[u32]>,
 ) -> Vec<f64> {
+    let GroupSampling { match_rate, samples, seed } = sampling;
     let groups = &schema.layout().groups;
     let n = records.len() as u64;
-    let mut agree = vec![0u64; groups.len()];
-    let mut seen = vec![0u64; groups.len()];
-    if n >= 2 {
-        let slots: Vec<Vec<Slot<'_>>> = records.iter().map(|r| r.slots(schema)).collect();
-        let mut rng = SplitMix(seed ^ 0x0005_EED0_F6A0);
-        let mut next = || rng.next_u64();
-        for _ in 0..samples {
-            let (i, j) = ((next() % n) as usize, (next() % n) as usize);
-            if i == j {
-                continue;
-            }
-            for (g, members) in groups.iter().enumerate() {
-                let both: Vec<usize> = members
-                    .iter()
-                    .copied()
-                    .filter(|&a| slots[i][a].value.is_some() && slots[j][a].value.is_some())
-                    .collect();
-                if both.len() < 2 {
-                    continue;
+    let slots: Vec<Vec<Slot<'_>>> = records.iter().map(|r| r.slots(schema)).collect();
+    // Per group, the share of non-matching pairs that agree on all of it.
+    let shares: Vec<f64> = match entities.filter(|e| e.len() == records.len() && n >= 2) {
+        Some(entities) => {
+            let total = (n * (n - 1) / 2) as f64;
+            let matching: f64 = {
+                let mut sizes: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+                for e in entities {
+                    *sizes.entry(*e).or_default() += 1;
                 }
-                seen[g] += 1;
-                agree[g] += u64::from(both.iter().all(|&a| slots[i][a].value == slots[j][a].value));
-            }
+                sizes.values().map(|k| (k * k.saturating_sub(1) / 2) as f64).sum()
+            };
+            groups
+                .iter()
+                .map(|members| {
+                    let mut buckets: std::collections::HashMap<Vec<Option<&str>>, Vec<u32>> =
+                        std::collections::HashMap::new();
+                    for (i, s) in slots.iter().enumerate() {
+                        let key: Vec<Option<&str>> = members.iter().map(|&a| s[a].value).collect();
+                        if key.iter().filter(|v| v.is_some()).count() >= 2 {
+                            buckets.entry(key).or_default().push(entities[i]);
+                        }
+                    }
+                    let mut apart = 0u64;
+                    for ents in buckets.values_mut() {
+                        let k = ents.len() as u64;
+                        ents.sort_unstable();
+                        let same: u64 =
+                            ents.chunk_by(|a, b| a == b).map(|c| (c.len() as u64) * (c.len() as u64 - 1) / 2).sum();
+                        apart += k * (k - 1) / 2 - same;
+                    }
+                    apart as f64 / (total - matching).max(1.0)
+                })
+                .collect()
         }
-    }
+        None => {
+            let mut agree = vec![0u64; groups.len()];
+            let mut seen = vec![0u64; groups.len()];
+            if n >= 2 {
+                let mut rng = SplitMix(seed ^ 0x0005_EED0_F6A0);
+                let mut next = || rng.next_u64();
+                for _ in 0..samples {
+                    let (i, j) = ((next() % n) as usize, (next() % n) as usize);
+                    if i == j {
+                        continue;
+                    }
+                    for (g, members) in groups.iter().enumerate() {
+                        let both: Vec<usize> = members
+                            .iter()
+                            .copied()
+                            .filter(|&a| slots[i][a].value.is_some() && slots[j][a].value.is_some())
+                            .collect();
+                        if both.len() < 2 {
+                            continue;
+                        }
+                        seen[g] += 1;
+                        agree[g] += u64::from(both.iter().all(|&a| slots[i][a].value == slots[j][a].value));
+                    }
+                }
+            }
+            groups
+                .iter()
+                .enumerate()
+                .map(|(g, members)| {
+                    let m_all: f64 = members.iter().map(|&a| m[a].first().copied().unwrap_or(1.0)).product();
+                    if seen[g] > 0 {
+                        agree[g] as f64 / seen[g] as f64 - match_rate * m_all
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        }
+    };
     groups
         .iter()
-        .enumerate()
-        .map(|(g, members)| {
+        .zip(shares)
+        .map(|(members, counted)| {
             let exact = |p: &[Vec<f64>], a: usize| p[a].first().copied().unwrap_or(1.0);
             let m_all: f64 = members.iter().map(|&a| exact(m, a)).product();
             let independent: f64 = members.iter().map(|&a| exact(u, a)).product();
-            let counted = if seen[g] > 0 { agree[g] as f64 / seen[g] as f64 - match_rate * m_all } else { 0.0 };
             let u_all = counted.max(independent).max(FLOOR * FLOOR);
             (m_all / u_all).log2().max(0.0)
         })
@@ -294,6 +354,18 @@ pub fn group_caps(
 /// `m` is the mean over the sessions that estimate it (weighted by the pairs in which it has a
 /// value), the schema's own `m` where none does.
 pub fn train(schema: &EntitySchema, records: &[SourceRecord], random_pairs: u64, seed: u64) -> Estimates {
+    train_labelled(schema, records, random_pairs, seed, None)
+}
+
+/// [`train`], with each record's entity when they are known (a labelled set, in `records`'
+/// order): the groups' caps are then counted on every pair ([`group_caps`]).
+pub fn train_labelled(
+    schema: &EntitySchema,
+    records: &[SourceRecord],
+    random_pairs: u64,
+    seed: u64,
+    entities: Option<&[u32]>,
+) -> Estimates {
     let u = estimate_u(schema, records, random_pairs, seed);
     let m0: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.m.clone()).collect();
     let mut sum: Vec<Vec<f64>> = m0.iter().map(|m| vec![0.0; m.len()]).collect();
@@ -335,7 +407,8 @@ pub fn train(schema: &EntitySchema, records: &[SourceRecord], random_pairs: u64,
     // pair of records.
     let n = records.len() as f64;
     let match_rate = if n > 1.0 { matched / (n * (n - 1.0) / 2.0) } else { 0.0 };
-    let group_caps = group_caps(schema, records, &m, &u, match_rate, random_pairs, seed);
+    let sampling = GroupSampling { match_rate, samples: random_pairs, seed };
+    let group_caps = group_caps(schema, records, (&m, &u), sampling, entities);
     Estimates { m, u, match_share, random_pairs, blocked_pairs, iterations, group_caps }
 }
 
@@ -381,5 +454,59 @@ mod tests {
             assert!((got - want).abs() < 0.02, "m {got:.4} against {want}: {m:?}");
         }
         assert!((s - share).abs() < 0.02, "match share {s}");
+    }
+
+    /// People who live together share a whole address: counted on every pair of a labelled set,
+    /// they bring the address group's cap down to what sharing an address says about identity;
+    /// without households the cap stays at the independence bound.
+    #[test]
+    fn households_in_a_labelled_set_lower_the_address_cap() {
+        let registry = crate::SchemaRegistry::built_in().expect("schemas");
+        let schema = registry.get("customer").expect("customer");
+        let person = |id: usize, entity: usize, street: usize| {
+            let input = serde_json::json!({
+                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{id}"), "sourceSeq": 1,
+                "attributes": {
+                    "given_name": format!("given{entity}"), "family_name": format!("family{}", street),
+                    "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
+                    "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
+                    "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
+                }
+            });
+            crate::record::validate(&registry, &input, 0).expect("valid")
+        };
+        // 1,500 people with two records each; with households, every third person lives with
+        // the one before.
+        let build = |households: bool| {
+            let (mut records, mut entities) = (Vec::new(), Vec::new());
+            for e in 0..1500usize {
+                let street = if households && e % 3 == 2 { e - 1 } else { e };
+                for copy in 0..2 {
+                    records.push(person(2 * e + copy, e, street));
+                    entities.push(e as u32);
+                }
+            }
+            (records, entities)
+        };
+        let m: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.m.clone()).collect();
+        let u: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.u.clone()).collect();
+        let sampling = GroupSampling { match_rate: 0.0, samples: 0, seed: 1 };
+        let cap = |households: bool| {
+            let (records, entities) = build(households);
+            group_caps(schema, &records, (&m, &u), sampling, Some(&entities))[0]
+        };
+        let independent: f64 = {
+            let g = &schema.layout().groups[0];
+            let p = |x: &[Vec<f64>]| g.iter().map(|&a| x[a][0]).product::<f64>();
+            (p(&m) / p(&u).max(FLOOR * FLOOR)).log2()
+        };
+        let (alone, together) = (cap(false), cap(true));
+        assert!((alone - independent).abs() < 1e-9, "no two people share an address: {alone} against {independent}");
+        // 500 households of two people with two records each: 2,000 non-matching pairs agreeing.
+        let pairs = 3000.0 * 2999.0 / 2.0 - 1500.0;
+        let m_all: f64 = schema.layout().groups[0].iter().map(|&a| m[a][0]).product();
+        let expected = (m_all / (2000.0 / pairs)).log2();
+        assert!((together - expected).abs() < 1e-6, "households: {together}, expected {expected}");
+        assert!(together < alone - 10.0);
     }
 }

@@ -34,6 +34,8 @@ impl Racing {
     }
 }
 
+impl mdm_core::store::TermStore for Racing {}
+
 impl SourceStore for Racing {
     async fn put_source(&self, r: &SourceRecord, guards: &[String]) -> Result<SourceWrite, StoreError> {
         self.inner.put_source(r, guards).await

@@ -98,6 +98,7 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
     large_golden_records_round_trip(store, &e).await;
     review_queue_pages_oldest_first(store, &e).await;
     held_records_list_and_release(store, &e).await;
+    term_counts_add_and_fall_to_nothing(store, &e).await;
     vec![
         "conditional_source_put",
         "xref_survives_source_update",
@@ -113,7 +114,37 @@ pub async fn run_all<S: Store>(store: &S, ns: &str) -> Vec<&'static str> {
         "large_golden_records_round_trip",
         "review_queue_pages_oldest_first",
         "held_records_list_and_release",
+        "term_counts_add_and_fall_to_nothing",
     ]
+}
+
+/// Term counts: a key never counted reads 0; counting adds to each key and to the total once
+/// per call; counting out takes them back down, and a key at zero reads 0 again (and is counted
+/// afresh from there, not from below zero).
+pub async fn term_counts_add_and_fall_to_nothing<S: Store>(store: &S, e: &str) {
+    // Keys of this run only: an emulator's table may hold counts of earlier runs.
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let (a, b) = (
+        crate::terms::term_key("family_name", &format!("rare{run}")),
+        crate::terms::term_key("family_name", &format!("common{run}")),
+    );
+    let keys = [a.clone(), b.clone()];
+    let before = store.term_counts(e, &keys).await.expect("read");
+    assert_eq!(before.counts, vec![0, 0]);
+    store.count_terms(e, &keys, 1).await.expect("count");
+    store.count_terms(e, std::slice::from_ref(&b), 1).await.expect("count");
+    store.count_terms(e, std::slice::from_ref(&b), 1).await.expect("count");
+    let counted = store.term_counts(e, &keys).await.expect("read");
+    assert_eq!(counted.counts, vec![1, 3]);
+    assert_eq!(counted.total, before.total + 3);
+    store.count_terms(e, std::slice::from_ref(&a), -1).await.expect("uncount");
+    // Taken out twice (a resumed erasure): still nothing, and the next count starts at one.
+    store.count_terms(e, std::slice::from_ref(&a), -1).await.expect("uncount");
+    let after = store.term_counts(e, &keys).await.expect("read");
+    assert_eq!(after.counts, vec![0, 3]);
+    assert_eq!(after.total, before.total + 1);
+    store.count_terms(e, std::slice::from_ref(&a), 1).await.expect("count");
+    assert_eq!(store.term_counts(e, &keys).await.expect("read").counts, vec![1, 3]);
 }
 
 /// Held records are listed by key, page by page; a release stores the held version again, not
@@ -1138,6 +1169,20 @@ impl<S: ReceiptStore> ReceiptStore for Faulty<S> {
     async fn reviews_mentioning(&self, e: &str, ids: &[String]) -> Result<Vec<ReviewTask>, StoreError> {
         self.read_step()?;
         self.inner.reviews_mentioning(e, ids).await
+    }
+}
+
+impl<S: TermStore> TermStore for Faulty<S> {
+    async fn term_counts(&self, e: &str, keys: &[String]) -> Result<crate::terms::TermTotals, StoreError> {
+        self.read_step()?;
+        self.inner.term_counts(e, keys).await
+    }
+    async fn count_terms(&self, e: &str, keys: &[String], delta: i64) -> Result<(), StoreError> {
+        match self.crash_step() {
+            Some(false) => Err(injected()),
+            Some(true) => self.inner.count_terms(e, keys, delta).await.and(Err(injected_after())),
+            None => self.inner.count_terms(e, keys, delta).await,
+        }
     }
 }
 

@@ -347,7 +347,13 @@ pub struct MemoryStore {
     /// Everything else. Reads share the lock: the batch engine matches on some threads while it
     /// merges on another.
     state: RwLock<State>,
+    /// Term counts ([`TermStore`]) per entity type: each key's count and the total. Their own
+    /// lock: counting does not wait for a merge.
+    terms: parking_lot::Mutex<HashMap<String, TermTally>>,
 }
+
+/// One entity type's term counts: per key, and the total.
+type TermTally = (HashMap<String, u64>, u64);
 
 impl MemoryStore {
     /// A store with room for what a batch run expects ([`Expected`]).
@@ -360,7 +366,7 @@ impl MemoryStore {
         state.index.numbers.reserve(expected.goldens);
         state.index.ids.reserve(expected.goldens);
         state.claims.reserve(expected.claims);
-        Self { records: RwLock::new(records), state: RwLock::new(state) }
+        Self { records: RwLock::new(records), state: RwLock::new(state), terms: Default::default() }
     }
 
     pub fn new() -> Self {
@@ -747,6 +753,33 @@ impl MemoryStore {
         } else {
             BlockHit::capped(key, s.index.names(ids), cap)
         }
+    }
+}
+
+impl TermStore for MemoryStore {
+    async fn term_counts(&self, entity: &str, keys: &[String]) -> Result<crate::terms::TermTotals, StoreError> {
+        let terms = self.terms.lock();
+        let Some((counts, total)) = terms.get(entity) else {
+            return Ok(crate::terms::TermTotals { counts: vec![0; keys.len()], total: 0 });
+        };
+        let counts = keys.iter().map(|k| counts.get(k).copied().unwrap_or(0)).collect();
+        Ok(crate::terms::TermTotals { counts, total: *total })
+    }
+
+    async fn count_terms(&self, entity: &str, keys: &[String], delta: i64) -> Result<(), StoreError> {
+        let mut terms = self.terms.lock();
+        let (counts, total) = terms.entry(entity.to_owned()).or_default();
+        let apply = |c: u64| c.saturating_add_signed(delta);
+        for k in keys {
+            let c = apply(counts.get(k).copied().unwrap_or(0));
+            if c == 0 {
+                counts.remove(k);
+            } else {
+                counts.insert(k.clone(), c);
+            }
+        }
+        *total = apply(*total);
+        Ok(())
     }
 }
 

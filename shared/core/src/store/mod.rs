@@ -574,8 +574,42 @@ pub trait LookupStore: Send + Sync {
 }
 
 /// Everything the hub needs from a store.
-pub trait Store: SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox {}
-impl<T: SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox> Store for T {}
+pub trait Store:
+    SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox + TermStore
+{
+}
+impl<T: SourceStore + GoldenStore + BlockIndex + ClaimStore + ReviewStore + Transactor + Outbox + TermStore> Store
+    for T
+{
+}
+
+/// How many linked source records hold each value of a term-frequency attribute
+/// ([`crate::terms`]). Keys are [`crate::terms::term_key`]s: digests, no values. A store that
+/// keeps no counts answers none, and matches are not adjusted.
+pub trait TermStore: Send + Sync {
+    /// Each key's count (0 for one never counted) and the entity type's total; eventually
+    /// consistent reads are enough (counts are statistics).
+    fn term_counts(
+        &self,
+        entity: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<crate::terms::TermTotals, StoreError>> + Send {
+        let _ = entity;
+        let counts = vec![0; keys.len()];
+        async move { Ok(crate::terms::TermTotals { counts, total: 0 }) }
+    }
+    /// Adds `delta` to each key's count and to the entity type's total (one record counted in or
+    /// out). A count that falls to zero or below leaves nothing stored under its key.
+    fn count_terms(
+        &self,
+        entity: &str,
+        keys: &[String],
+        delta: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (entity, keys, delta);
+        async { Ok(()) }
+    }
+}
 
 /// Checks the rules every adapter enforces before it writes: size and one op per item.
 pub fn check_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
