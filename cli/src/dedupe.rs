@@ -41,6 +41,8 @@ struct Options {
     online: bool,
     /// `mdm blocking` only: the true clusters (`record_id,entity_id`).
     truth: Option<PathBuf>,
+    /// `mdm train` only: steward decisions (`GET /v1/labels` items) that choose the threshold.
+    labels: Option<PathBuf>,
     inputs: Vec<PathBuf>,
 }
 
@@ -49,6 +51,7 @@ pub use train::run as train;
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let (mut entity, mut id_column, mut out, mut schemas, mut truth) = (None, None, None, None, None);
+    let mut labels = None;
     let mut online = false;
     // One thread per core (at most eight).
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -65,6 +68,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--online" if args.first().map(String::as_str) == Some("dedupe") => online = true,
             "--truth" if matches!(args.first().map(String::as_str), Some("blocking" | "train")) => {
                 truth = Some(PathBuf::from(value("--truth")?))
+            }
+            "--labels" if args.first().map(String::as_str) == Some("train") => {
+                labels = Some(PathBuf::from(value("--labels")?))
             }
             "--threads" => {
                 let n = value("--threads")?;
@@ -92,6 +98,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         id_column: need(id_column, "--id-column")?,
         out: if blocking { out.unwrap_or_default() } else { need(out, "--out")? },
         truth: if blocking { Some(need(truth, "--truth")?) } else { truth },
+        labels,
         online,
         schemas,
         maps,

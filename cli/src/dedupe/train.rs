@@ -17,18 +17,26 @@
 //! address: households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
 //! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
 //! Choose it on a labelled set that is not the one you measure on.
+//!
+//! With `--labels` (data stewards' decisions, exported by `GET /v1/labels` as JSON Lines), the
+//! link threshold is the one that best separates the labelled pairs under the new weights (best
+//! F1 of the `link` labels): stewards decide the pairs the matcher was unsure of, so their
+//! decisions place the boundary. The weights still come from the unlabelled input.
 
 use super::reading::{prepare, Layout, Reading};
 use super::{load, parse};
 use mdm_core::training::{train_labelled, Estimates};
 
-pub const USAGE: &str = "mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--truth TRUTH.csv] --out SCHEMA.toml INPUT.csv [INPUT.csv ...]";
+pub const USAGE: &str = "mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--truth TRUTH.csv | --labels LABELS.jsonl] --out SCHEMA.toml INPUT.csv [INPUT.csv ...]";
 
 /// Random pairs sampled for `u`.
 const RANDOM_PAIRS: u64 = 2_000_000;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse(args).map_err(|e| e.replace(super::USAGE, USAGE))?;
+    if opts.truth.is_some() && opts.labels.is_some() {
+        return Err(format!("--truth and --labels both choose the link threshold: give one\nusage: {USAGE}"));
+    }
     let started = std::time::Instant::now();
     let (registry, attributes) = load(&opts)?;
     let schema = registry.get(&opts.entity).ok_or("unknown entity type")?;
@@ -93,6 +101,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
             threshold - 8.0
         );
     }
+    if let Some(path) = &opts.labels {
+        let pairs = read_labels(&registry, &opts.entity, path)?;
+        let trained = mdm_core::SchemaRegistry::from_texts([(opts.out.display().to_string(), out.clone())])
+            .map_err(|e| e.to_string())?;
+        let schema = trained.get(&opts.entity).ok_or("unknown entity type")?;
+        let fit = mdm_core::training::threshold_from_labels(schema, &pairs)
+            .ok_or_else(|| format!("{}: no `link` label of entity type {}", path.display(), opts.entity))?;
+        out = set_thresholds(&out, fit.threshold);
+        eprintln!(
+            "train {}: link threshold {} (F1 {:.4} on {} link and {} distinct labels), review threshold {}",
+            opts.entity,
+            fit.threshold,
+            fit.f1,
+            fit.links,
+            fit.distinct,
+            fit.threshold - 8.0
+        );
+    }
     std::fs::write(&opts.out, out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     eprintln!(
         "train {}: records {}  random pairs {}  blocked pairs {}  match share {:.4}  EM iterations {}  elapsed {:.2} s  wrote {}",
@@ -106,6 +132,60 @@ pub fn run(args: &[String]) -> Result<(), String> {
         opts.out.display()
     );
     Ok(())
+}
+
+/// Steward decisions as `GET /v1/labels` returns them: JSON Lines of label items or of whole pages
+/// (`{"items": [...]}`), or one JSON array of items. Labels of other entity types are not in an
+/// export of this one; every item must hold two records that validate.
+fn read_labels(
+    registry: &mdm_core::SchemaRegistry,
+    entity: &str,
+    path: &std::path::Path,
+) -> Result<Vec<mdm_core::training::LabelledPair>, String> {
+    use serde_json::Value;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = |line: usize, why: String| format!("{}: line {line}: {why}", path.display());
+    let mut items: Vec<(usize, Value)> = Vec::new();
+    if text.trim_start().starts_with('[') {
+        let all: Vec<Value> = serde_json::from_str(&text).map_err(|e| at(e.line(), e.to_string()))?;
+        items.extend(all.into_iter().map(|v| (1, v)));
+    } else {
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line).map_err(|e| at(i + 1, e.to_string()))?;
+            match v.get("items").and_then(Value::as_array) {
+                Some(page) => items.extend(page.iter().cloned().map(|v| (i + 1, v))),
+                None => items.push((i + 1, v)),
+            }
+        }
+    }
+    let record = |line: usize, side: &Value, which: &str| -> Result<mdm_core::SourceRecord, String> {
+        let field = |name: &str| side.get(name).and_then(Value::as_str);
+        let (Some(system), Some(id)) = (field("system"), field("sourceId")) else {
+            return Err(at(line, format!("`{which}` needs `system` and `sourceId`")));
+        };
+        let input = serde_json::json!({
+            "entityType": entity, "sourceSystem": system, "sourceId": id, "sourceSeq": 1,
+            "attributes": side.get("attributes").cloned().unwrap_or(Value::Object(Default::default())),
+        });
+        mdm_core::record::validate(registry, &input, 0).map_err(|e| at(line, format!("`{which}`: {e}")))
+    };
+    let mut pairs = Vec::with_capacity(items.len());
+    for (line, item) in items {
+        let link = match item.get("label").and_then(Value::as_str) {
+            Some("link") => true,
+            Some("distinct") => false,
+            other => return Err(at(line, format!("label {other:?}: expected \"link\" or \"distinct\""))),
+        };
+        let (Some(left), Some(right)) = (item.get("left"), item.get("right")) else {
+            return Err(at(line, "a label needs `left` and `right` records".into()));
+        };
+        pairs.push(mdm_core::training::LabelledPair {
+            left: record(line, left, "left")?,
+            right: record(line, right, "right")?,
+            link,
+        });
+    }
+    Ok(pairs)
 }
 
 /// The link threshold with the best pairwise F1 of `mdm dedupe`'s clusters on the training input,

@@ -412,6 +412,71 @@ pub fn train_labelled(
     Estimates { m, u, match_share, random_pairs, blocked_pairs, iterations, group_caps }
 }
 
+/// A pair of records a data steward decided about (`GET /v1/labels`): the same entity or not.
+#[derive(Debug, Clone)]
+pub struct LabelledPair {
+    pub left: SourceRecord,
+    pub right: SourceRecord,
+    pub link: bool,
+}
+
+/// How a link threshold separates labelled pairs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelFit {
+    pub threshold: f64,
+    /// F1 of the `link` labels: pairs at or above the threshold (or decided by a link rule, and
+    /// held back by no rule) count as linked.
+    pub f1: f64,
+    pub links: usize,
+    pub distinct: usize,
+}
+
+/// The score of one record against another, as the hub scores a record against a golden record
+/// holding the other, and whether a rule links or holds the pair back.
+pub fn pair_score(schema: &EntitySchema, left: &SourceRecord, right: &SourceRecord) -> (f64, Option<bool>) {
+    let mut golden = crate::golden::GoldenRecord::empty(&schema.entity, "labelled", 0);
+    golden.match_values = crate::plan::match_values(schema, &[right]).into();
+    let c = crate::matching::score(schema, left, &golden);
+    let ruled = if c.blocked_by.is_some() { Some(false) } else { c.rule.as_ref().map(|_| true) };
+    (c.score, ruled)
+}
+
+/// The whole-number link threshold from 12 to 60 that best separates labelled pairs (best F1 of
+/// the `link` labels; on a tie the higher one). `None` without a `link` label. Stewards label the
+/// pairs the matcher was unsure of, so the labels say where the boundary lies, not how often
+/// matches agree: they choose the threshold and leave `m` and `u` to the unlabelled records.
+pub fn threshold_from_labels(schema: &EntitySchema, pairs: &[LabelledPair]) -> Option<LabelFit> {
+    let links = pairs.iter().filter(|p| p.link).count();
+    if links == 0 {
+        return None;
+    }
+    let scored: Vec<(f64, Option<bool>, bool)> = pairs
+        .iter()
+        .map(|p| {
+            let (score, ruled) = pair_score(schema, &p.left, &p.right);
+            (score, ruled, p.link)
+        })
+        .collect();
+    let mut best: Option<LabelFit> = None;
+    for t in 12..=60 {
+        let t = f64::from(t);
+        let (mut tp, mut fp) = (0usize, 0usize);
+        for (score, ruled, link) in &scored {
+            let linked = ruled.unwrap_or(*score >= t);
+            match (linked, link) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                _ => {}
+            }
+        }
+        let f1 = if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2.0 * tp as f64 + fp as f64 + (links - tp) as f64) };
+        if best.is_none_or(|b| f1 >= b.f1) {
+            best = Some(LabelFit { threshold: t, f1, links, distinct: pairs.len() - links });
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
