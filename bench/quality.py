@@ -478,8 +478,13 @@ def table(ds, results, args):
         if r.get("missing_records"):
             lines.append(f"note: {r['tool']} reported no cluster for {r['missing_records']} records (counted as singletons)")
     if "mdm" in by:
-        lines.append("mdm: " + (f"schemas {args.mdm_schemas} (--mdm-schemas)" if args.mdm_schemas
-                                else "built-in schemas and thresholds (not tuned here)"))
+        trained = ds.get("mdm_trained")
+        if trained:
+            lines.append(f"mdm: trained on {trained['tune_set']} (`mdm train --truth`, {trained['train_wall_s']:.0f} s): "
+                         f"link threshold {trained['link_threshold']}")
+        else:
+            lines.append("mdm: " + (f"schemas {args.mdm_schemas} (--mdm-schemas)" if args.mdm_schemas
+                                    else "built-in schemas and thresholds (not tuned here)"))
     s = by.get("splink")
     if s and s.get("tune"):
         t = s["tune"]
