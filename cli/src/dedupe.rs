@@ -110,6 +110,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
     }
     Ok(opts)
 }
+/// How the batch engine runs the hub: no history or events (the output is the clusters), writes
+/// traced (decisions made ahead are checked against them), term counts kept by the engine in
+/// input order rather than by the store.
+fn batch_config() -> HubConfig {
+    HubConfig {
+        keep_history: false,
+        emit_events: false,
+        trace_writes: true,
+        count_terms: false,
+        ..HubConfig::default()
+    }
+}
+
 /// The batch engine's clock: the time the run started, plus one millisecond per reading. Where
 /// two golden records merge, the older one survives (after the one with more members); with
 /// wall-clock time, two created in the same millisecond fall back to the smaller id, so the
@@ -176,13 +189,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         eprintln!("records {records}  online  elapsed {:.2} s", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let config = HubConfig {
-        keep_history: false,
-        emit_events: false,
-        trace_writes: true,
-        count_terms: false,
-        ..HubConfig::default()
-    };
+    let config = batch_config();
     // Tables sized for the input where the input says how large they get: one source record
     // per row. The others are left to grow: a table holds a power of two of entries, so a guess
     // twice too high doubles it (golden records number anything from a few to one per row;

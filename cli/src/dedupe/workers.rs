@@ -475,7 +475,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mdm_core::hub::HubConfig;
     use mdm_core::record::validate;
     use mdm_core::store::SourceStore;
     use serde_json::{json, Map, Value};
@@ -514,14 +513,11 @@ mod tests {
 
     fn hub() -> Arc<Hub<MemoryStore>> {
         let registry = Arc::new(SchemaRegistry::built_in().expect("schemas"));
-        let config = HubConfig {
-            keep_history: false,
-            emit_events: false,
-            trace_writes: true,
-            count_terms: false,
-            ..HubConfig::default()
-        };
-        Arc::new(Hub::new(registry, MemoryStore::new()).with_config(config).with_clock(super::super::batch_clock))
+        Arc::new(
+            Hub::new(registry, MemoryStore::new())
+                .with_config(super::super::batch_config())
+                .with_clock(super::super::batch_clock),
+        )
     }
 
     /// Each record's golden record after the whole input.
