@@ -204,27 +204,19 @@ pub fn erasure_item_key(request_id: &str) -> String {
     compose("ERA", &[request_id])
 }
 
-/// HMAC-SHA-256 (RFC 2104) of `parts` joined by a unit separator, hex-encoded (first `bytes` bytes).
+/// HMAC-SHA-256 (RFC 2104, RustCrypto `hmac`) of `parts` joined by a unit separator,
+/// hex-encoded (first `bytes` bytes).
 pub fn hmac_hex(secret: &[u8], parts: &[&str], bytes: usize) -> String {
-    const BLOCK: usize = 64;
-    let mut key = [0u8; BLOCK];
-    if secret.len() > BLOCK {
-        key[..32].copy_from_slice(&Sha256::digest(secret));
-    } else {
-        key[..secret.len()].copy_from_slice(secret);
-    }
-    let mut inner = Sha256::new();
-    inner.update(key.map(|b| b ^ 0x36));
+    use hmac::{Hmac, Mac};
+    // Any key length is accepted (a longer one is hashed first), so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { unreachable!("HMAC takes keys of any length") };
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
-            inner.update([0x1f]);
+            mac.update(&[0x1f]);
         }
-        inner.update(p.as_bytes());
+        mac.update(p.as_bytes());
     }
-    let mut outer = Sha256::new();
-    outer.update(key.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+    hex(&mac.finalize().into_bytes()[..bytes.min(32)])
 }
 
 /// Sort key of a history version: `V#{version:010}`.
@@ -247,6 +239,23 @@ mod tests {
         assert_eq!(
             hmac_hex(&[0xaa; 131], &["Test Using Larger Than Block-Size Key - Hash Key First"], 32),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    /// Markers and request ids already stored stay valid: the values the hand-written HMAC gave.
+    #[test]
+    fn stored_markers_and_request_ids_keep_their_bytes() {
+        assert_eq!(
+            hmac_hex(b"test-secret", &["customer", "email.value", "anna.kowalski@example.com"], 16),
+            "1f449b61ad6426abf6f1258fa70e2dc5"
+        );
+        assert_eq!(
+            hmac_hex(
+                b"test-secret",
+                &["erasure", "customer", "email=anna.kowalski@example.com", "subject", "false"],
+                12
+            ),
+            "a21385a9e741ced8b9b3fd26"
         );
     }
 
