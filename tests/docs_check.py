@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Every file a document names exists: Markdown links to files, and backticked repository paths
+(`shared/core/src/terms.rs`, `bench/quality.py --mdm-train`, `docs/privacy.md`), in every tracked
+Markdown file. A path under a top-level folder of the repository (or a top-level file) is checked;
+URLs, API routes (`/v1/...`), item keys (`TERM#...`), placeholders (`{entity}`, `*`, `...`) and
+generated folders (`.local/`, `target/`) are not paths to check. Exit 1 with each missing path.
+
+    python3 tests/docs_check.py
+"""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+TICKS = re.compile(r"`([^`\n]+)`")
+GENERATED = {".local", "target", ".venv", ".venv-bench"}
+
+
+def tracked_markdown():
+    out = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    return [p for p in out.stdout.split() if p]
+
+
+def top_level():
+    return {n for n in os.listdir(ROOT) if not n.startswith(".git")} | {".ci"}
+
+
+def candidate(token, tops):
+    """The repository path a backticked token names, or None."""
+    word = token.strip().split()[0] if token.strip() else ""
+    word = re.sub(r":\d+(-\d+)?$", "", word).rstrip(".,;:)")
+    if not word or word.startswith(("/", "http", "~")) or any(c in word for c in "{}*<>$#…|=\\\"'"):
+        return None
+    if "..." in word:
+        return None
+    first = word.split("/")[0]
+    if first in GENERATED or first not in tops:
+        return None
+    if "/" not in word and not os.path.splitext(word)[1]:
+        return None  # a bare word that happens to be a folder name
+    return word
+
+
+def main():
+    tops = top_level()
+    missing = []
+    for doc in tracked_markdown():
+        base = os.path.dirname(os.path.join(ROOT, doc))
+        with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
+            text = f.read()
+        # Fenced code blocks hold commands and examples, not references.
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        for n, line in enumerate(prose.splitlines(), 1):
+            for target in LINK.findall(line):
+                if target.startswith(("http://", "https://", "mailto:", "#")):
+                    continue
+                path = target.split("#")[0]
+                if path and not os.path.exists(os.path.normpath(os.path.join(base, path))):
+                    missing.append(f"{doc}: link {target}")
+            for token in TICKS.findall(line):
+                path = candidate(token, tops)
+                if path and not os.path.exists(os.path.join(ROOT, path)):
+                    missing.append(f"{doc}: `{token}`")
+    for m in missing:
+        print(m)
+    print(f"docs check: {len(tracked_markdown())} Markdown files, {len(missing)} missing paths")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
