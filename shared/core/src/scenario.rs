@@ -89,8 +89,11 @@ pub async fn seed<S: Store>(hub: &Hub<S>, products: u64) -> Result<Scenario, Hub
     let anna_id = feed(hub, &wire("customer", "crm", "c-100", anna.clone())).await?.golden_id().to_owned();
     feed(hub, &wire("customer", "webshop", "w-9", anna)).await?;
 
-    let a = json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com", "date_of_birth": "1990-02-14"});
-    let b = json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100", "postcode": "EH1 1YZ"});
+    // Alike in name and region only: a review, well inside its band (names alone sit at its edge).
+    let a = json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com", "date_of_birth": "1990-02-14",
+                   "region": "Lothian"});
+    let b = json!({"given_name": "Priya", "family_name": "Raman", "phone": "07400 900100", "postcode": "EH1 1YZ",
+                   "region": "Lothian"});
     let bridge = json!({"given_name": "Priya", "family_name": "Raman", "email": "priya.raman@example.com",
                         "phone": "07400 900100", "date_of_birth": "1990-02-14", "postcode": "EH1 1YZ"});
     feed(hub, &wire("customer", "crm", "c-1", a)).await?;

@@ -78,7 +78,10 @@ impl Resources {
             .arg(prefix)
             .output()
             .map_err(|e| {
-                LocalError::Bootstrap(format!("cannot run {}: {e} (tests/run and infra/local/demo install it into .venv)", python.display()))
+                LocalError::Bootstrap(format!(
+                    "cannot run {}: {e} (tests/run and infra/local/demo install it into .venv)",
+                    python.display()
+                ))
             })?;
         if !out.status.success() {
             return Err(LocalError::Bootstrap(String::from_utf8_lossy(&out.stderr).chars().take(2000).collect()));
