@@ -173,8 +173,10 @@ impl LocalRunner {
         // idle queue's empty long polls cost the same whatever the volume, so they are not counted).
         let bytes = messages.iter().map(|m| m.body().map_or(0, str::len)).sum();
         crate::capacity::meter().sqs("ReceiveMessage", messages.len() as u64, bytes);
-        let arn =
-            format!("arn:aws:sqs:{}:123456789012:{}", self.res.region, queue_url.rsplit('/').next().unwrap_or(""));
+        // Queue URLs end in `{account}/{name}` on AWS, moto and LocalStack alike.
+        let mut path = queue_url.trim_end_matches('/').rsplit('/');
+        let (name, account) = (path.next().unwrap_or(""), path.next().unwrap_or(""));
+        let arn = format!("arn:aws:sqs:{}:{account}:{name}", self.res.region);
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {
