@@ -13,20 +13,27 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// `mdm local cost`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CostArgs {
+    /// The local stack's resources (`infra/local/bootstrap.py` writes them).
+    #[arg(long, value_name = "FILE")]
+    resources: String,
+    /// People to send (CSV, as `mdm generate people` writes them).
+    #[arg(long, value_name = "F.csv")]
+    people: Option<String>,
+    /// Products to send (CSV, as `mdm generate products` writes them).
+    #[arg(long, value_name = "F.csv")]
+    products: Option<String>,
+    /// Prices per request and unit.
+    #[arg(long, value_name = "FILE", default_value = "bench/prices-us-east-1.json")]
+    prices: String,
+}
+
 /// `(entity, file)` pairs from `--people FILE` / `--products FILE`.
-fn inputs(args: &[String]) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        let entity = match a.as_str() {
-            "--people" => "customer",
-            "--products" => "product",
-            _ => continue,
-        };
-        if let Some(f) = args.get(i + 1) {
-            out.push((entity, f.clone()));
-        }
-    }
-    out
+fn inputs(args: &CostArgs) -> Vec<(&'static str, String)> {
+    let people = args.people.iter().map(|f| ("customer", f.clone()));
+    people.chain(args.products.iter().map(|f| ("product", f.clone()))).collect()
 }
 
 /// A generated CSV file (`mdm generate`) as ingest records: the file's stem is the source
@@ -61,13 +68,12 @@ fn price(prices: &Value, name: &str) -> Result<f64, String> {
     prices.get(name).and_then(Value::as_f64).ok_or_else(|| format!("prices file: no number '{name}'"))
 }
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let resources = super::flag(args, "--resources").ok_or("--resources FILE is required")?;
-    let prices_path = super::flag(args, "--prices").unwrap_or_else(|| "bench/prices-us-east-1.json".into());
+pub async fn run(args: CostArgs) -> Result<(), String> {
+    let files = inputs(&args);
+    let CostArgs { resources, prices: prices_path, .. } = args;
     let prices: Value =
         serde_json::from_str(&std::fs::read_to_string(&prices_path).map_err(|e| format!("{prices_path}: {e}"))?)
             .map_err(|e| format!("{prices_path}: {e}"))?;
-    let files = inputs(args);
     if files.is_empty() {
         return Err("give at least one --people FILE.csv or --products FILE.csv (mdm generate writes them)".into());
     }

@@ -26,8 +26,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use workers::{Engine, Merger, Merging};
 
-pub const USAGE: &str = "mdm dedupe --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--threads N] [--online] --out FILE.csv INPUT.csv [INPUT.csv ...]";
-
 #[derive(Debug, Clone)]
 struct Options {
     entity: String,
@@ -49,67 +47,110 @@ struct Options {
 pub use blocking_report::run as blocking;
 pub use train::run as train;
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let (mut entity, mut id_column, mut out, mut schemas, mut truth) = (None, None, None, None, None);
-    let mut labels = None;
-    let mut online = false;
-    // One thread per core (at most eight).
-    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let mut maps = BTreeMap::new();
-    let mut inputs = Vec::new();
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value\nusage: {USAGE}"));
-        match a.as_str() {
-            "--entity" => entity = Some(value("--entity")?),
-            "--id-column" => id_column = Some(value("--id-column")?),
-            "--out" => out = Some(PathBuf::from(value("--out")?)),
-            "--schemas" => schemas = Some(PathBuf::from(value("--schemas")?)),
-            "--online" if args.first().map(String::as_str) == Some("dedupe") => online = true,
-            "--truth" if matches!(args.first().map(String::as_str), Some("blocking" | "train")) => {
-                truth = Some(PathBuf::from(value("--truth")?))
-            }
-            "--labels" if args.first().map(String::as_str) == Some("train") => {
-                labels = Some(PathBuf::from(value("--labels")?))
-            }
-            "--threads" => {
-                let n = value("--threads")?;
-                threads = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=64).contains(n))
-                    .ok_or_else(|| format!("--threads {n}: expected a number of threads from 1 to 64"))?;
-            }
-            "--map" => {
-                let m = value("--map")?;
-                let (col, attr) = m.split_once('=').ok_or_else(|| format!("--map {m}: expected COLUMN=ATTRIBUTE"))?;
-                maps.insert(col.trim().to_owned(), attr.trim().to_owned());
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}\nusage: {USAGE}")),
-            file => inputs.push(PathBuf::from(file)),
+/// The input of `dedupe`, `train` and `blocking`: CSV files of one entity type.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// The entity type (its schema's name, e.g. customer).
+    #[arg(long)]
+    entity: String,
+    /// The column that holds each row's record id.
+    #[arg(long, value_name = "COLUMN")]
+    id_column: String,
+    /// Read a column as an attribute of another name (repeatable).
+    #[arg(long = "map", value_name = "COLUMN=ATTRIBUTE", value_parser = column_map)]
+    maps: Vec<(String, String)>,
+    /// Load the entity schemas from this folder instead of the built-in set.
+    #[arg(long, value_name = "DIR")]
+    schemas: Option<PathBuf>,
+    /// Threads that read, match and merge in turn [default: one per core, at most 8].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    threads: Option<u8>,
+    /// CSV files with a header row, one per source system (the file name's stem names it).
+    #[arg(required = true, value_name = "INPUT.csv")]
+    inputs: Vec<PathBuf>,
+}
+
+/// `--map COLUMN=ATTRIBUTE`.
+fn column_map(m: &str) -> Result<(String, String), String> {
+    let (col, attr) = m.split_once('=').ok_or("expected COLUMN=ATTRIBUTE")?;
+    Ok((col.trim().to_owned(), attr.trim().to_owned()))
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DedupeArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where each record's golden record id is written (`source,record_id,golden_id`).
+    #[arg(long, value_name = "FILE.csv")]
+    out: PathBuf,
+    /// Through the hub one record at a time, as the Lambda handlers do, instead of the batch engine.
+    #[arg(long)]
+    online: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// The schema file to write: the entity's schema with the learned weights.
+    #[arg(long, value_name = "SCHEMA.toml")]
+    out: PathBuf,
+    /// Known clusters (`record_id,entity_id`): count the group caps on every pair and choose the
+    /// link threshold by the F1 of `mdm dedupe` on this input.
+    #[arg(long, value_name = "TRUTH.csv", conflicts_with = "labels")]
+    truth: Option<PathBuf>,
+    /// Data stewards' decisions (`GET /v1/labels`, JSON Lines): they choose the link threshold.
+    #[arg(long, value_name = "LABELS.jsonl")]
+    labels: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BlockingArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// The true clusters (`record_id,entity_id`, as `mdm generate` writes them).
+    #[arg(long, value_name = "TRUTH.csv")]
+    truth: PathBuf,
+}
+
+impl InputArgs {
+    fn options(self, out: PathBuf, truth: Option<PathBuf>, labels: Option<PathBuf>, online: bool) -> Options {
+        Options {
+            entity: self.entity,
+            id_column: self.id_column,
+            maps: self.maps.into_iter().collect(),
+            // One thread per core (at most eight).
+            threads: self
+                .threads
+                .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)), usize::from),
+            schemas: self.schemas,
+            out,
+            online,
+            truth,
+            labels,
+            inputs: self.inputs,
         }
     }
-    fn need<T>(v: Option<T>, name: &str) -> Result<T, String> {
-        v.ok_or_else(|| format!("{name} is required\nusage: {USAGE}"))
-    }
-    let blocking = args.first().map(String::as_str) == Some("blocking");
-    let opts = Options {
-        entity: need(entity, "--entity")?,
-        id_column: need(id_column, "--id-column")?,
-        out: if blocking { out.unwrap_or_default() } else { need(out, "--out")? },
-        truth: if blocking { Some(need(truth, "--truth")?) } else { truth },
-        labels,
-        online,
-        schemas,
-        maps,
-        threads,
-        inputs,
-    };
-    if opts.inputs.is_empty() {
-        return Err(format!("no input files\nusage: {USAGE}"));
-    }
-    Ok(opts)
 }
+
+impl From<DedupeArgs> for Options {
+    fn from(a: DedupeArgs) -> Self {
+        a.input.options(a.out, None, None, a.online)
+    }
+}
+
+impl From<TrainArgs> for Options {
+    fn from(a: TrainArgs) -> Self {
+        a.input.options(a.out, a.truth, a.labels, false)
+    }
+}
+
+impl From<BlockingArgs> for Options {
+    fn from(a: BlockingArgs) -> Self {
+        a.input.options(PathBuf::new(), Some(a.truth), None, false)
+    }
+}
+
 /// How the batch engine runs the hub: no history or events (the output is the clusters), writes
 /// traced (decisions made ahead are checked against them), term counts kept by the engine in
 /// input order rather than by the store.
@@ -172,8 +213,8 @@ fn load(opts: &Options) -> Result<(SchemaRegistry, BTreeSet<String>), String> {
     Ok((registry, attributes))
 }
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
+pub async fn run(args: DedupeArgs) -> Result<(), String> {
+    let opts = Options::from(args);
     let (registry, attributes) = load(&opts)?;
     let started = Instant::now();
     let registry = Arc::new(registry);
@@ -202,13 +243,15 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let shown: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
     let layout =
         Layout { entity: opts.entity.clone(), id_column: opts.id_column.clone(), maps: opts.maps.clone(), attributes };
-    let reading = Reading::new(layout, opts.inputs.clone(), per_file);
+    let progress = crate::progress::Progress::start("dedupe", "records", Some(rows as u64));
+    let reading = Reading::new(layout, opts.inputs.clone(), per_file).with_progress(progress.counter());
     let merging = Merging::new(Merger::new(hub.clone()), rows);
     // Every thread reads, matches (a few batches ahead of the merges) and merges in turn; the
     // merges run one at a time, in input order. A decision whose reads a merge since has
     // touched is made again, so the result is the one a single thread gives.
     let engine = Engine::new(hub.clone(), registry, shown, reading, merging, workers::LOOKAHEAD);
     let Merging { merger, mut survivors, processed, tally, .. } = engine.run(opts.threads)?;
+    progress.finish();
     let system_names: Vec<String> = opts.inputs.iter().map(|p| system_of(p)).collect();
     clusters::write(&opts.out, &processed, &system_names, &mut survivors, opts.threads)?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -239,21 +282,33 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: DedupeArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Options, clap::Error> {
+        use clap::Parser;
+        let argv = ["dedupe", "--entity", "customer", "--id-column", "id", "--out", "o.csv"].iter().chain(extra);
+        Line::try_parse_from(argv.chain(&["in.csv"])).map(|l| Options::from(l.args))
+    }
+
     #[test]
     fn threads_are_one_to_sixty_four() {
-        let args = |extra: &[&str]| -> Vec<String> {
-            ["dedupe", "--entity", "customer", "--id-column", "id", "--out", "o.csv"]
-                .iter()
-                .chain(extra)
-                .chain(&["in.csv"])
-                .map(|s| s.to_string())
-                .collect()
-        };
-        assert_eq!(parse(&args(&["--threads", "3"])).expect("valid").threads, 3);
-        assert!(parse(&args(&[])).expect("valid").threads >= 1);
+        assert_eq!(parse(&["--threads", "3"]).expect("valid").threads, 3);
+        assert!(parse(&[]).expect("valid").threads >= 1);
         for bad in ["0", "65", "two"] {
-            let e = parse(&args(&["--threads", bad])).expect_err(bad);
-            assert!(e.contains("expected a number of threads from 1 to 64"), "{e}");
+            let e = parse(&["--threads", bad]).expect_err(bad).to_string();
+            assert!(e.contains("--threads"), "{e}");
         }
+    }
+
+    #[test]
+    fn maps_are_column_equals_attribute() {
+        let o = parse(&["--map", "surname = family_name", "--map", "dob=date_of_birth"]).expect("valid");
+        assert_eq!(o.maps.get("surname").map(String::as_str), Some("family_name"));
+        assert_eq!(o.maps.len(), 2);
+        assert!(parse(&["--map", "surname"]).expect_err("no =").to_string().contains("COLUMN=ATTRIBUTE"));
     }
 }

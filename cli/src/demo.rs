@@ -5,8 +5,9 @@
 
 use mdm_aws::local::esm::LocalRunner;
 use mdm_aws::local::Resources;
-use mdm_core::store::{GoldenStore, SourceStore};
-use mdm_core::{GoldenRecord, SourceKey};
+use mdm_core::store::{GoldenStore, ReviewStore, SourceStore};
+use mdm_core::survivorship::Rule;
+use mdm_core::{GoldenRecord, ReviewTask, SourceKey};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -29,10 +30,19 @@ fn key_of(v: &Value) -> Option<SourceKey> {
     ))
 }
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let resources =
-        super::flag(args, "--resources").ok_or("--resources FILE is required (infra/local/demo writes it)")?;
-    let data: PathBuf = super::flag(args, "--data").map(PathBuf::from).unwrap_or_else(|| "infra/local/sample".into());
+/// `mdm local demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// The local stack's resources (infra/local/demo writes them with `infra/local/bootstrap.py`).
+    #[arg(long, value_name = "FILE")]
+    resources: String,
+    /// The sample data to send.
+    #[arg(long, value_name = "DIR", default_value = "infra/local/sample")]
+    data: PathBuf,
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    let DemoArgs { resources, data } = args;
     let text = std::fs::read_to_string(&resources).map_err(|e| format!("{resources}: {e}"))?;
     let res = Resources::from_json(&text).map_err(|e| e.to_string())?;
     let sdk = mdm_aws::config::sdk_config().await;
@@ -91,7 +101,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let mut goldens: BTreeMap<String, GoldenRecord> = BTreeMap::new();
     let keys: BTreeSet<SourceKey> = all_records.iter().filter_map(key_of).collect();
     let keys: Vec<SourceKey> = keys.into_iter().collect();
-    for src in store.get_sources(&keys).await.map_err(|e| e.to_string())? {
+    let sources = store.get_sources(&keys).await.map_err(|e| e.to_string())?;
+    let stored_sources = sources.len() as u64;
+    for src in sources {
         let Some(mut id) = src.golden_id.clone() else { continue };
         for _ in 0..8 {
             let g = match goldens.get(&id) {
@@ -111,12 +123,17 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     }
     let active: Vec<&GoldenRecord> = goldens.values().filter(|g| g.is_active()).collect();
 
-    println!("\n== Golden records with provenance (value  <- system/sourceId @sourceSeq, rule)");
     let mut shown: Vec<&GoldenRecord> = Vec::new();
     let mut by_size = active.clone();
     by_size.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.golden_id.cmp(&b.golden_id)));
     shown.extend(by_size.iter().filter(|g| g.entity == "customer").take(2));
     shown.extend(by_size.iter().filter(|g| g.entity == "product").take(1));
+    println!(
+        "\n== Golden records (showing {} of {}: the customers and the product with the most members)",
+        shown.len(),
+        active.len()
+    );
+    println!("   value  <- system/sourceId @sourceSeq, survivorship rule");
     for g in shown {
         println!(
             "\n  {} {}  version {}  members: {}",
@@ -127,15 +144,17 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         );
         for (name, a) in g.attributes.iter() {
             println!(
-                "    {name:<14} {:<34} <- {}/{} @{}, {:?}",
+                "    {name:<14} {:<34} <- {}/{} @{}, {}",
                 a.value,
                 a.source(),
                 a.source_id(),
                 a.source_seq,
-                a.rule
+                rule_name(a.rule)
             );
         }
     }
+
+    print_reviews(&store, &goldens).await?;
 
     let totals = runner.handlers().totals();
     let t = |k: &str| totals.get(k).copied().unwrap_or(0.0) as u64;
@@ -145,25 +164,45 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         *per_type.entry(e["detail-type"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
     }
     println!("\n== Counts");
-    println!("  records sent            {}", all_records.len());
+    // Every record the ingest handler saw ends in exactly one of these counters.
+    let sent = all_records.len() as u64;
+    let (written, duplicates, stale) =
+        (t("ingest.RecordsStored"), t("ingest.RecordsDuplicate"), t("ingest.RecordsStale"));
+    let (held, rejected_n) = (t("ingest.RecordsHeld"), t("ingest.RecordsRejected"));
+    let held_part = if held > 0 { format!(" + {held} held") } else { String::new() };
     println!(
-        "  source records stored   {} (written {}, duplicates {}, stale drops {})",
-        golden_of.len(),
-        t("ingest.RecordsStored"),
-        t("ingest.RecordsDuplicate"),
-        t("ingest.RecordsStale")
+        "  records sent            {sent} = {written} written + {duplicates} duplicates + {stale} stale{held_part} \
+         + {rejected_n} rejected"
     );
+    println!(
+        "    written               {} first versions (one per source record) + {} updates (a higher sourceSeq \
+         than the stored one)",
+        written.min(stored_sources),
+        written.saturating_sub(stored_sources)
+    );
+    println!("    duplicates            the stored sourceSeq again: nothing written, matched again (harmless)");
+    println!("    stale                 an older sourceSeq than the stored one: dropped (out-of-order updates)");
+    if held > 0 {
+        println!("    held                  matches an erased data subject: stored for a steward, not matched");
+    }
     let dlq = drain_dead_letters(&sqs, res.attr("IngestDLQ", "QueueUrl").unwrap_or_default()).await?;
     println!(
-        "  rejected                {} (HTTP answers {rejected:?}; bulk queue -> ingest DLQ with reasons {dlq:?})",
-        t("ingest.RecordsRejected")
+        "    rejected              invalid, never stored (HTTP answers {rejected:?}; bulk queue -> ingest DLQ \
+         with reasons {dlq:?})"
     );
+    let counted = written + duplicates + stale + held + rejected_n;
+    if counted != sent {
+        println!(
+            "    (the ingest handler counted {counted} records, not {sent}: a request failed or a message was \
+             handled twice)"
+        );
+    }
     for entity in ["customer", "product"] {
         println!("  golden records ({entity:<8}) {}", active.iter().filter(|g| g.entity == entity).count());
     }
     println!("  links                   {}", t("merge.GoldenLinked"));
     println!("  merges (bridging)       {}", t("merge.GoldenMerged"));
-    println!("  review tasks            {}", t("merge.ReviewTasksOpened"));
+    println!("  review tasks opened     {}", t("merge.ReviewTasksOpened"));
     println!("  data-quality flags      {}", count_quality(&store, &keys).await?);
     if let Some((p, r)) = pairwise_quality(&data, &golden_of) {
         println!("  vs ground truth         pairwise precision {p:.3}, recall {r:.3}");
@@ -190,6 +229,70 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     }
     super::demo_steward::run(&sdk, &res, &runner).await?;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A survivorship rule by the name the entity schema files and the JSON use (`source_priority`).
+fn rule_name(rule: Rule) -> String {
+    match serde_json::to_value(rule) {
+        Ok(Value::String(name)) => name,
+        _ => format!("{rule:?}"),
+    }
+}
+
+/// Review tasks listed at most.
+const REVIEWS_SHOWN: usize = 10;
+
+/// The open review tasks, oldest first, one line each: the record under review, the candidate
+/// golden record it may belong to (with its members) and the match score.
+async fn print_reviews(store: &mdm_aws::DynamoStore, goldens: &BTreeMap<String, GoldenRecord>) -> Result<(), String> {
+    let mut tasks: Vec<ReviewTask> = Vec::new();
+    for entity in ["customer", "product"] {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.review_queue(entity, true, after.as_deref(), 100).await.map_err(|e| e.to_string())?;
+            tasks.extend(page.tasks);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    println!(
+        "\n== Review tasks: {} open (a steward decides; record  ~ candidate golden record (its members), score)",
+        tasks.len()
+    );
+    for task in tasks.iter().take(REVIEWS_SHOWN) {
+        let candidate = task.candidate_golden_ids.first().cloned().unwrap_or_default();
+        let score = task.explanation.iter().find(|c| c.golden_id == candidate).map_or(task.score, |c| c.score);
+        let read;
+        let golden = match goldens.get(&candidate) {
+            Some(g) => Some(g),
+            None => {
+                read = store.get_golden(&task.entity, &candidate).await.map_err(|e| e.to_string())?;
+                read.as_ref()
+            }
+        };
+        let members = match golden.map(|g| (&g.status, g)) {
+            Some((mdm_core::GoldenStatus::MergedInto { survivor }, _)) => format!("merged into {survivor}"),
+            Some((_, g)) => {
+                g.members.iter().map(|m| format!("{}/{}", m.system, m.source_id)).collect::<Vec<_>>().join(", ")
+            }
+            None => "gone".to_owned(),
+        };
+        let others = match task.candidate_golden_ids.len() {
+            0 | 1 => String::new(),
+            2 => "  (+1 other candidate)".to_owned(),
+            n => format!("  (+{} other candidates)", n - 1),
+        };
+        println!(
+            "  {:<8} {}/{}  ~ {candidate} ({members})  score {score:.1}{others}",
+            task.entity, task.source.system, task.source.source_id
+        );
+    }
+    if tasks.len() > REVIEWS_SHOWN {
+        println!("  … and {} more", tasks.len() - REVIEWS_SHOWN);
+    }
     Ok(())
 }
 

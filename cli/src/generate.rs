@@ -30,13 +30,11 @@ use std::time::Instant;
 
 mod febrl;
 
-pub const USAGE: &str =
-    "mdm generate people|products --records N [--seed S] [--dup-rate R] [--profile standard|febrl] --out DIR";
-
 /// At most this many records: entity and record indexes are `u32`.
 const MAX_RECORDS: usize = 100_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Kind {
     People,
     Products,
@@ -51,98 +49,71 @@ impl Kind {
     }
 }
 
-#[derive(Debug)]
-struct Options {
+/// `mdm generate`: seeded test data and its ground truth.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// people or products.
+    #[arg(value_enum)]
     kind: Kind,
+    /// How many records (1 to 100,000,000).
+    #[arg(long, value_name = "N", value_parser = records)]
     records: usize,
+    /// The seed: the same arguments give the same bytes.
+    #[arg(long, value_name = "S", default_value_t = 42)]
     seed: u64,
+    /// The share of entities that get duplicates (0 to 1).
+    #[arg(long, value_name = "R", default_value_t = 0.3, value_parser = share)]
     dup_rate: f64,
+    /// How people records look and are corrupted (people only).
+    #[arg(long, value_enum, default_value_t = Profile::Standard)]
     profile: Profile,
+    /// The directory to write `{kind}.csv` and `{kind}.truth.csv` into.
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
+}
+
+fn records(v: &str) -> Result<usize, String> {
+    let n: usize = v.trim().parse().map_err(|_| "expected a whole number".to_owned())?;
+    if !(1..=MAX_RECORDS).contains(&n) {
+        return Err(format!("expected 1 to {MAX_RECORDS}"));
+    }
+    Ok(n)
+}
+
+fn share(v: &str) -> Result<f64, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| "expected a number from 0 to 1".into())
 }
 
 /// How people records look and are corrupted: the hub's own shape (`standard`), or FEBRL's
 /// columns and corruption model (`febrl`, see the `febrl` module).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Profile {
     Standard,
     Febrl,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let (mut kind, mut records, mut seed, mut dup_rate, mut out) = (None, None, 42u64, 0.3f64, None);
-    let mut profile = Profile::Standard;
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value (usage: {USAGE})"));
-        match a.as_str() {
-            "--records" => {
-                let v = value("--records")?;
-                let n: usize = v.trim().parse().map_err(|_| format!("--records {v}: expected a whole number"))?;
-                if !(1..=MAX_RECORDS).contains(&n) {
-                    return Err(format!("--records {v}: expected 1 to {MAX_RECORDS}"));
-                }
-                records = Some(n);
-            }
-            "--seed" => {
-                let v = value("--seed")?;
-                seed =
-                    v.trim().parse().map_err(|_| format!("--seed {v}: expected a whole number 0 to {}", u64::MAX))?;
-            }
-            "--dup-rate" => {
-                let v = value("--dup-rate")?;
-                dup_rate = v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| format!("--dup-rate {v}: expected a number from 0 to 1"))?;
-            }
-            "--out" => out = Some(PathBuf::from(value("--out")?)),
-            "--profile" => {
-                profile = match value("--profile")?.as_str() {
-                    "standard" => Profile::Standard,
-                    "febrl" => Profile::Febrl,
-                    other => return Err(format!("--profile {other}: expected standard or febrl")),
-                }
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag} (usage: {USAGE})")),
-            word => {
-                if kind.is_some() {
-                    return Err(format!("unexpected argument '{word}' (usage: {USAGE})"));
-                }
-                kind = Some(match word {
-                    "people" => Kind::People,
-                    "products" => Kind::Products,
-                    other => return Err(format!("unknown kind '{other}': expected people or products")),
-                });
-            }
-        }
-    }
-    fn need<T>(v: Option<T>, what: &str) -> Result<T, String> {
-        v.ok_or_else(|| format!("{what} is required (usage: {USAGE})"))
-    }
-    let kind = need(kind, "the kind (people or products)")?;
-    if kind == Kind::Products && profile != Profile::Standard {
+pub fn run(opts: GenerateArgs) -> Result<(), String> {
+    if opts.kind == Kind::Products && opts.profile != Profile::Standard {
         return Err("--profile applies to people only".into());
     }
-    Ok(Options { kind, profile, records: need(records, "--records")?, out: need(out, "--out")?, seed, dup_rate })
-}
-
-pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
     let started = Instant::now();
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| format!("{}: cannot create the directory: {e}", opts.out.display()))?;
     let mut rng = Rng::new(opts.seed);
     let plan = plan(&mut rng, opts.records, opts.dup_rate);
     let mut sink = Sink::with_capacity(opts.records);
+    let progress = crate::progress::Progress::start("generate", "records", Some(opts.records as u64));
     match opts.kind {
         Kind::People if opts.profile == Profile::Febrl => {
             let world = PeopleWorld::new();
             let mut gen = febrl::FebrlGen::new(&world, opts.records);
             for (e, &copies) in plan.iter().enumerate() {
                 gen.entity(&mut rng, e as u32, copies as usize, &mut sink);
+                progress.add(u64::from(copies));
             }
         }
         Kind::People => {
@@ -150,6 +121,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let mut gen = PeopleGen::new(&world, opts.records);
             for (e, &copies) in plan.iter().enumerate() {
                 gen.entity(&mut rng, e as u32, copies as usize, &mut sink);
+                progress.add(u64::from(copies));
             }
         }
         Kind::Products => {
@@ -157,9 +129,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let mut gen = ProductGen::new(&world, plan.len());
             for (e, &copies) in plan.iter().enumerate() {
                 gen.entity(&mut rng, e as u32, copies as usize, &mut sink);
+                progress.add(u64::from(copies));
             }
         }
     }
+    progress.finish();
     // Output position → generated record: a seeded Fisher-Yates shuffle.
     let mut order: Vec<u32> = (0..sink.len() as u32).collect();
     for i in (1..order.len()).rev() {

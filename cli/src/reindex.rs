@@ -8,16 +8,29 @@ use mdm_aws::reindex::{self, ReindexJob};
 use mdm_core::{Hub, HubConfig, SchemaRegistry};
 use std::sync::Arc;
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let table = crate::flag(args, "--table").ok_or("mdm reindex: --table TABLE is required")?;
-    let run = crate::flag(args, "--run")
-        .ok_or("mdm reindex: --run ID is required (a new id for a new run; the same id resumes one)")?;
-    let page = match crate::flag(args, "--page") {
-        Some(p) => p.parse::<usize>().map_err(|_| "--page takes a number of golden records")?,
-        None => 100,
-    };
-    let registry = match crate::flag(args, "--schemas") {
-        Some(dir) => SchemaRegistry::from_dir(std::path::Path::new(&dir)),
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReindexArgs {
+    /// The hub's DynamoDB table (the stack's `HubTable`).
+    #[arg(long, value_name = "TABLE")]
+    table: String,
+    /// The run's id: a new id starts a run, the same id resumes it.
+    #[arg(long, value_name = "ID")]
+    run: String,
+    /// Golden records per page (one checkpoint per page).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    page: u16,
+    /// Rewrite every index entry and claim, not only the missing or changed ones.
+    #[arg(long)]
+    rewrite: bool,
+    /// Load the entity schemas from this folder instead of the built-in set.
+    #[arg(long, value_name = "DIR")]
+    schemas: Option<std::path::PathBuf>,
+}
+
+pub async fn run(args: ReindexArgs) -> Result<(), String> {
+    let ReindexArgs { table, run, page, rewrite, schemas } = args;
+    let registry = match schemas {
+        Some(dir) => SchemaRegistry::from_dir(&dir),
         None => SchemaRegistry::built_in(),
     }
     .map_err(|e| e.to_string())?;
@@ -28,7 +41,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         .unwrap_or_default();
     let hub =
         Hub::new(Arc::new(registry), store).with_config(HubConfig { suppression_secrets, ..HubConfig::default() });
-    let job = ReindexJob { run, rewrite: args.iter().any(|a| a == "--rewrite"), page, max_pages: None };
+    let job = ReindexJob { run, rewrite, page: usize::from(page), max_pages: None };
     let state = reindex::run(&hub, &job).await.map_err(|e| e.to_string())?;
     println!(
         "reindex run '{}': {} — {}",

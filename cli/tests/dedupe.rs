@@ -168,7 +168,7 @@ fn bad_inputs_fail_with_one_line_naming_file_line_and_column() {
         head.iter().chain(extra).map(|a| a.to_string()).chain([file.display().to_string()]).collect()
     };
     let args = customer(&["--threads", "0"], &fine);
-    one_line_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["--threads 0", "from 1 to 64"]);
+    one_line_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), &["--threads <N>", "0 is not in 1..=64"]);
     // A bad row far into the file, after batches went to every matching thread.
     let mut long = String::from("id,given_name,family_name\n");
     for i in 0..500 {

@@ -308,7 +308,7 @@ fn errors_are_one_line_and_fail() {
             "--dup-rate",
         ),
         (vec!["generate", "cars", "--records", "10", "--out", out.to_str().expect("path")], "cars"),
-        (vec!["generate", "--records", "10", "--out", out.to_str().expect("path")], "kind"),
+        (vec!["generate", "--records", "10", "--out", out.to_str().expect("path")], "KIND"),
         (vec!["generate", "people", "--records", "10", "--out", under_file.to_str().expect("path")], "a-file"),
     ];
     for (args, needle) in cases {

@@ -14,12 +14,10 @@
 //! scores), and per key name its blocks, largest block and the share of true pairs it alone finds.
 
 use super::reading::{prepare, Layout, Reading};
-use super::{load, parse, Options};
+use super::{load, BlockingArgs, Options};
 use mdm_core::blocking::keys_of;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-
-pub const USAGE: &str = "mdm blocking --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] --truth TRUTH.csv INPUT.csv [INPUT.csv ...]";
 
 /// One key of one record: the key (name and digest, hashed), its name's index, the record.
 struct Keyed {
@@ -29,8 +27,8 @@ struct Keyed {
     record: u32,
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let opts: Options = parse(args).map_err(|e| e.replace(super::USAGE, USAGE))?;
+pub fn run(args: BlockingArgs) -> Result<(), String> {
+    let opts = Options::from(args);
     let (registry, attributes) = load(&opts)?;
     let schema = registry.get(&opts.entity).ok_or("unknown entity type")?;
     let truth = read_truth(opts.truth.as_deref().ok_or("--truth is required")?)?;

@@ -205,11 +205,19 @@ pub struct Reading {
     /// Batches handed out.
     batches: u64,
     done: bool,
+    /// Rows handed out, for the progress display.
+    progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Reading {
     pub fn new(layout: Layout, inputs: Vec<PathBuf>, expected_rows: Vec<usize>) -> Self {
-        Self { layout, inputs, expected_rows, next_input: 0, file: None, batches: 0, done: false }
+        Self { layout, inputs, expected_rows, next_input: 0, file: None, batches: 0, done: false, progress: None }
+    }
+
+    /// Counts the rows handed out into `counter` (a [`crate::progress::Progress`]).
+    pub fn with_progress(mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.progress = Some(counter);
+        self
     }
 
     /// Batches handed out so far.
@@ -255,6 +263,9 @@ impl Reading {
             return None;
         }
         self.batches += 1;
+        if let Some(counter) = &self.progress {
+            counter.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         Some((self.batches - 1, rows))
     }
 }

@@ -24,19 +24,14 @@
 //! decisions place the boundary. The weights still come from the unlabelled input.
 
 use super::reading::{prepare, Layout, Reading};
-use super::{load, parse};
+use super::{load, Options, TrainArgs};
 use mdm_core::training::{train_labelled, Estimates};
-
-pub const USAGE: &str = "mdm train --entity ENTITY --id-column COLUMN [--map COLUMN=ATTRIBUTE]... [--schemas DIR] [--truth TRUTH.csv | --labels LABELS.jsonl] --out SCHEMA.toml INPUT.csv [INPUT.csv ...]";
 
 /// Random pairs sampled for `u`.
 const RANDOM_PAIRS: u64 = 2_000_000;
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse(args).map_err(|e| e.replace(super::USAGE, USAGE))?;
-    if opts.truth.is_some() && opts.labels.is_some() {
-        return Err(format!("--truth and --labels both choose the link threshold: give one\nusage: {USAGE}"));
-    }
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    let opts = Options::from(args);
     let started = std::time::Instant::now();
     let (registry, attributes) = load(&opts)?;
     let schema = registry.get(&opts.entity).ok_or("unknown entity type")?;
@@ -49,7 +44,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let layout =
         Layout { entity: opts.entity.clone(), id_column: opts.id_column.clone(), maps: opts.maps.clone(), attributes };
-    let mut reading = Reading::new(layout, opts.inputs.clone(), vec![0; opts.inputs.len()]);
+    let rows: usize = opts.inputs.iter().map(|p| super::reading::estimate_rows(p)).sum();
+    let progress = crate::progress::Progress::start("train: reading", "records", Some(rows as u64));
+    let mut reading =
+        Reading::new(layout, opts.inputs.clone(), vec![0; opts.inputs.len()]).with_progress(progress.counter());
     let mut records = Vec::new();
     let mut ids = Vec::new();
     while let Some((_, rows)) = reading.next_batch() {
@@ -59,6 +57,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             records.push(*p.record);
         }
     }
+    progress.finish();
+    crate::progress::note(&format!("train {}: {} records read; estimating u and m …", opts.entity, records.len()));
     // With the truth, each record's entity (a record the truth does not name is an entity of
     // its own): the groups' caps are counted on every pair.
     let entities: Option<Vec<u32>> = match &opts.truth {
@@ -93,7 +93,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // The result must load: a schema the hub would refuse is never written.
     mdm_core::SchemaRegistry::from_texts([(opts.out.display().to_string(), out.clone())]).map_err(|e| e.to_string())?;
     if let Some(truth) = &opts.truth {
-        let (threshold, f1) = choose_threshold(&opts, args, &out, truth)?;
+        let (threshold, f1) = choose_threshold(&opts, &out, truth)?;
         out = set_thresholds(&out, threshold);
         eprintln!(
             "train {}: link threshold {threshold} (pairwise F1 {f1:.5}), review threshold {}",
@@ -190,12 +190,7 @@ fn read_labels(
 
 /// The link threshold with the best pairwise F1 of `mdm dedupe`'s clusters on the training input,
 /// and that F1: a coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best.
-fn choose_threshold(
-    opts: &super::Options,
-    args: &[String],
-    schema: &str,
-    truth: &std::path::Path,
-) -> Result<(f64, f64), String> {
+fn choose_threshold(opts: &super::Options, schema: &str, truth: &std::path::Path) -> Result<(f64, f64), String> {
     let truth = read_truth(truth)?;
     let work = std::env::temp_dir().join(format!("mdm-train-{}", std::process::id()));
     let result = (|| {
@@ -204,8 +199,8 @@ fn choose_threshold(
             if let Some((_, f)) = tried.iter().find(|(x, _)| *x == t) {
                 return Ok(*f);
             }
-            let f = dedupe_f1(opts, args, &set_thresholds(schema, t), &work, &truth)?;
-            eprintln!("train {}: link threshold {t}: pairwise F1 {f:.5}", opts.entity);
+            let f = dedupe_f1(opts, &set_thresholds(schema, t), &work, &truth)?;
+            crate::progress::note(&format!("train {}: link threshold {t}: pairwise F1 {f:.5}", opts.entity));
             tried.push((t, f));
             Ok(f)
         };
@@ -236,7 +231,6 @@ fn choose_threshold(
 /// clusters against the truth.
 fn dedupe_f1(
     opts: &super::Options,
-    args: &[String],
     schema: &str,
     work: &std::path::Path,
     truth: &std::collections::HashMap<String, String>,
@@ -247,24 +241,13 @@ fn dedupe_f1(
     std::fs::write(dir.join(format!("{}.toml", opts.entity)), schema).map_err(|e| e.to_string())?;
     let clusters = work.join("clusters.csv");
     let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-    cmd.arg("dedupe").arg("--schemas").arg(&dir).arg("--out").arg(&clusters);
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--entity" | "--id-column" | "--map" | "--threads" => {
-                cmd.arg(a);
-                if let Some(v) = it.next() {
-                    cmd.arg(v);
-                }
-            }
-            "--schemas" | "--out" | "--truth" => {
-                it.next();
-            }
-            _ => {
-                cmd.arg(a);
-            }
-        }
+    cmd.arg("--quiet").arg("dedupe").arg("--schemas").arg(&dir).arg("--out").arg(&clusters);
+    cmd.arg("--entity").arg(&opts.entity).arg("--id-column").arg(&opts.id_column);
+    cmd.arg("--threads").arg(opts.threads.to_string());
+    for (col, attr) in &opts.maps {
+        cmd.arg("--map").arg(format!("{col}={attr}"));
     }
+    cmd.args(&opts.inputs);
     let run = cmd.output().map_err(|e| format!("mdm dedupe: {e}"))?;
     if !run.status.success() {
         return Err(format!("mdm dedupe failed: {}", String::from_utf8_lossy(&run.stderr).trim()));
