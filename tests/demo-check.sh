@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs README command 1 (infra/local/demo) as a fresh user would and checks what it prints:
-# golden records with provenance, the counts, agreement with the sample's ground truth, and the
-# events the example subscriber received.
+# golden records with provenance ("showing N of M"), the open review tasks, the counts (records
+# sent = written + duplicates + stale + rejected), agreement with the sample's ground truth, and
+# the events the example subscriber received.
 #   tests/demo-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if ! infra/local/demo > "$out" 2>&1; then
 fi
 python3 - "$out" <<'PY'
 import re, sys
-text = open(sys.argv[1]).read()
+text = open(sys.argv[1], encoding="utf-8").read()
 def num(pattern):
     m = re.search(pattern, text)
     if not m:
@@ -24,11 +25,38 @@ checks.append(("agreement with ground truth >= 0.98", p >= 0.98 and r >= 0.98))
 (cust,) = num(r"golden records \(customer\) (\d+)")
 (prod,) = num(r"golden records \(product \) (\d+)")
 checks.append(("120 customers and 40 products", (int(cust), int(prod)) == (120, 40)))
-(stale,) = num(r"stale drops (\d+)")
-checks.append(("out-of-order updates dropped", int(stale) == 12))
+# Golden records: how many are shown, of how many.
+shown, total = map(int, num(r"== Golden records \(showing (\d+) of (\d+)"))
+blocks = re.findall(r"^  (?:customer|product) \S+  version \d+  members: ", text, re.M)
+checks.append(("golden records: 'showing N of M' with N <= M, M every golden record, N those printed",
+               shown <= total and total == int(cust) + int(prod) and shown == len(blocks) > 0))
+# Records sent: every one ends in exactly one counter, and the sample's count is what was sent.
+sample = sum(1 for f in ("crm", "erp", "webshop")
+             for line in open(f"infra/local/sample/{f}.jsonl", encoding="utf-8") if line.strip())
+sent, rhs = num(r"records sent\s+(\d+) = ([^\n]*)")
+terms = {name: int(n) for n, name in re.findall(r"(\d+) (\w+)", rhs)}
+checks.append(("records sent = written + duplicates + stale + rejected",
+               int(sent) == sample and {"written", "duplicates", "stale", "rejected"} <= terms.keys()
+               and int(sent) == sum(terms.values())))
+checks.append(("out-of-order updates dropped as stale, broken records rejected",
+               terms.get("stale") == 12 and terms.get("rejected") == 3))
+first, updates = map(int, num(r"written\s+(\d+) first versions \(one per source record\) \+ (\d+) updates"))
+checks.append(("written = first versions + updates (the moved people's second versions)",
+               first + updates == terms.get("written") and updates == 12))
+# Review tasks: one line each, at most 10, the rest counted.
+m = re.search(r"== Review tasks: (\d+) open[^\n]*\n(.*?)\n== Counts", text, re.S)
+open_reviews, section = (int(m.group(1)), m.group(2)) if m else (-1, "")
+listed = re.findall(r"^  (?:customer|product)\s+\S+/\S+  ~ \S+ \([^\n]*\)  score -?\d+\.\d", section, re.M)
+more = re.search(r"… and (\d+) more", section)
+(opened,) = num(r"review tasks opened\s+(\d+)")
+checks.append(("review tasks: one line each (record, candidate, score), at most 10, '… and N more' for the rest",
+               open_reviews >= 1 and len(listed) <= 10 and len(listed) + (int(more.group(1)) if more else 0) == open_reviews
+               and open_reviews <= int(opened)))
 (created,) = num(r"GoldenRecordCreated\s+(\d+)")
 checks.append(("one GoldenRecordCreated per golden record", int(created) == int(cust) + int(prod)))
-checks.append(("provenance printed", "<- crm/" in text and "SourcePriority" in text))
+checks.append(("provenance printed, survivorship rules named as in the schema files and JSON (source_priority)",
+               "<- crm/" in text and ", source_priority" in text
+               and not re.search(r"\b(SourcePriority|MostRecent|MostFrequent|MostComplete|FirstNonEmpty|StewardPin)\b", text)))
 m = re.search(r"reindex run '[^']+': complete — (.*)", text)
 counts = dict((k, int(v)) for v, k in (p.split(" ")[::-1] for p in m.group(1).split(", "))) if m else {}
 # The steward's split adds one golden record before the reindex.
