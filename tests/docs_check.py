@@ -3,7 +3,10 @@
 (`shared/core/src/terms.rs`, `bench/quality.py --mdm-train`, `docs/privacy.md`), in every tracked
 Markdown file. A path under a top-level folder of the repository (or a top-level file) is checked;
 URLs, API routes (`/v1/...`), item keys (`TERM#...`), placeholders (`{entity}`, `*`, `...`) and
-generated folders (`.local/`, `target/`) are not paths to check. Exit 1 with each missing path.
+generated folders (`.local/`, `target/`) are not paths to check. And every figure README.md
+states (a number with a unit: seconds, GB, %, ×, units, records/s, $) is either a limit or a
+default (said so: "default", "at most", "up to", "over", "within", "every") or appears in
+docs/benchmarks.md, the one place measured figures live. Exit 1 with each finding.
 
     python3 tests/docs_check.py
 """
@@ -43,6 +46,29 @@ def candidate(token, tops):
     return word
 
 
+FIGURE = re.compile(
+    r"(?:~|about |≈)?\$?\d[\d,.]*\s?(?:ms|µs|s|min|minutes|seconds|hours|GB|GiB|MB|MiB|KB|%|×|units|records/s|/s)(?!\w)"
+)
+LIMIT = re.compile(r"(default|at most|up to|over|within|every|limit|max)\W+(\w+\W+){0,2}$", re.I)
+
+
+def readme_figures():
+    """README figures that are neither limits nor in docs/benchmarks.md."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        prose = re.sub(r"```.*?```", "", f.read(), flags=re.S)
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), encoding="utf-8") as f:
+        bench = f.read()
+    found = []
+    for line in prose.splitlines():
+        for m in FIGURE.finditer(line):
+            figure = m.group(0).strip()
+            number = re.sub(r"^(~|about |≈)", "", figure)
+            if LIMIT.search(line[: m.start()]) or number in bench:
+                continue
+            found.append(f"README.md: figure {figure!r} is not in docs/benchmarks.md (in: {line.strip()[:100]!r})")
+    return found
+
+
 def main():
     tops = top_level()
     missing = []
@@ -63,10 +89,14 @@ def main():
                 path = candidate(token, tops)
                 if path and not os.path.exists(os.path.join(ROOT, path)):
                     missing.append(f"{doc}: `{token}`")
-    for m in missing:
+    figures = readme_figures()
+    for m in missing + figures:
         print(m)
-    print(f"docs check: {len(tracked_markdown())} Markdown files, {len(missing)} missing paths")
-    return 1 if missing else 0
+    print(
+        f"docs check: {len(tracked_markdown())} Markdown files, {len(missing)} missing paths, "
+        f"{len(figures)} README figures outside docs/benchmarks.md"
+    )
+    return 1 if missing or figures else 0
 
 
 if __name__ == "__main__":
