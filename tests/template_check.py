@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Checks of infra/template.yaml that cfn-lint cannot make: who may request an erasure over the
-bus, which events reach the erasure queue, and that every handler settles a message before its
-queue's redrive would move it (raw, without a reason) to the dead-letter queue.
+bus, which events reach the erasure queue, that every handler settles a message before its
+queue's redrive would move it (raw, without a reason) to the dead-letter queue; and operations:
+every rule target has a DLQ and a retry policy, every DLQ and queue an alarm, the archive never
+keeps ErasureRequested, every function deploys gradually with the alarms as rollback triggers,
+and every indicator in docs/operations.md has its metric (emitted by the code, or AWS's own) and
+its alarm on that metric.
 
     .venv/bin/python tests/template_check.py      # tests/run runs it; prints "N passed, M failed"
 """
@@ -142,6 +146,128 @@ def erasure_last_receive_ends_before_the_timeout():
 
 check("every handler dead-letters (with a reason) before its queue's redrive", handlers_settle_before_the_redrive)
 check("the erasure's last receive ends in time to fail its receipt", erasure_last_receive_ends_before_the_timeout)
+def of_type(kind):
+    return {k: r for k, r in RES.items() if r["Type"] == kind}
+
+
+def ref_name(v):
+    """The logical id a `!Ref X` / `!GetAtt X.Attr` names."""
+    if isinstance(v, dict) and "Ref" in v:
+        return v["Ref"]
+    if isinstance(v, dict) and "Fn::GetAtt" in v:
+        g = v["Fn::GetAtt"]
+        return g[0] if isinstance(g, list) else g.split(".")[0]
+    return None
+
+
+def alarms_on(metric, dimension_ref=None):
+    out = []
+    for name, a in of_type("AWS::CloudWatch::Alarm").items():
+        p = a["Properties"]
+        if p.get("MetricName") != metric:
+            continue
+        refs = [ref_name(d.get("Value")) for d in p.get("Dimensions", [])]
+        if dimension_ref is None or dimension_ref in refs:
+            out.append(name)
+    return out
+
+
+def rule_targets_have_a_dlq_and_retries():
+    rules = of_type("AWS::Events::Rule")
+    assert rules, "no rules"
+    for name, r in rules.items():
+        for t in r["Properties"].get("Targets", []):
+            dlq = ref_name(t.get("DeadLetterConfig", {}).get("Arn"))
+            assert dlq in RES and RES[dlq]["Type"] == "AWS::SQS::Queue", f"{name} target {t['Id']}: no DLQ queue"
+            retry = t.get("RetryPolicy", {})
+            assert retry.get("MaximumRetryAttempts") and retry.get("MaximumEventAgeInSeconds"), f"{name}: no retry policy"
+            assert alarms_on("ApproximateNumberOfMessagesVisible", dlq), f"{name}: DLQ {dlq} has no alarm"
+            policies = [q for q in of_type("AWS::SQS::QueuePolicy").values() if dlq in [ref_name(x) for x in q["Properties"]["Queues"]]]
+            assert policies, f"EventBridge may not write to {dlq}: no queue policy"
+    erasure_dlq = ref_name(RES["ErasureRequestedRule"]["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"])
+    kept = int(RES[erasure_dlq]["Properties"]["MessageRetentionPeriod"])
+    assert kept == 86400, f"{erasure_dlq} keeps erasure requests {kept} s, not one day"
+
+
+def every_dlq_and_queue_is_alarmed():
+    dlqs = set()
+    for r in of_type("AWS::SQS::Queue").values():
+        target = r["Properties"].get("RedrivePolicy", {}).get("deadLetterTargetArn")
+        if target:
+            dlqs.add(ref_name(target))
+    dlqs.add("PublishDLQ")
+    for q in sorted(dlqs):
+        assert alarms_on("ApproximateNumberOfMessagesVisible", q), f"DLQ {q} has no depth alarm"
+    read = set()
+    for f in of_type("AWS::Serverless::Function").values():
+        for ev in f["Properties"].get("Events", {}).values():
+            if ev["Type"] == "SQS":
+                read.add(ref_name(ev["Properties"]["Queue"]))
+    assert read, "no function reads a queue"
+    for q in sorted(read):
+        assert alarms_on("ApproximateAgeOfOldestMessage", q), f"queue {q} has no age alarm"
+    for name, a in of_type("AWS::CloudWatch::Alarm").items():
+        assert "AlarmActions" in a["Properties"], f"{name} notifies nobody (AlarmTopicArn)"
+
+
+def the_archive_never_keeps_erasure_requests():
+    archives = of_type("AWS::Events::Archive")
+    assert len(archives) == 1, f"{len(archives)} archives"
+    (a,) = archives.values()
+    p = a["Properties"]
+    assert ref_name(p["SourceArn"]) == "HubBus", "the archive is not the hub bus's"
+    assert p["RetentionDays"] == {"Ref": "EventArchiveRetentionDays"}
+    assert TEMPLATE["Parameters"]["EventArchiveRetentionDays"]["Default"] == 7
+    kinds = p["EventPattern"].get("detail-type")
+    assert kinds == [{"anything-but": ["ErasureRequested"]}], f"the archive's pattern keeps {kinds!r}"
+
+
+def every_function_deploys_gradually():
+    glob = TEMPLATE.get("Globals", {}).get("Function", {})
+    alarms = set(of_type("AWS::CloudWatch::Alarm"))
+    for name, f in of_type("AWS::Serverless::Function").items():
+        p = f["Properties"]
+        alias = p.get("AutoPublishAlias", glob.get("AutoPublishAlias"))
+        pref = p.get("DeploymentPreference", glob.get("DeploymentPreference"))
+        assert alias, f"{name} publishes no alias"
+        assert pref and pref.get("Type"), f"{name} has no deployment preference"
+        triggers = [ref_name(a) for a in pref.get("Alarms", [])]
+        assert triggers and set(triggers) <= alarms, f"{name}: rollback alarms {triggers} not all in the template"
+    for dlq_alarm in ("IngestDLQAlarm", "MergeDLQAlarm", "EventDeliveryFailuresAlarm", "Api5xxAlarm"):
+        assert dlq_alarm in [ref_name(a) for a in glob["DeploymentPreference"]["Alarms"]], f"{dlq_alarm} rolls nothing back"
+
+
+def every_indicator_has_its_metric_and_alarm():
+    """docs/operations.md's table: each row's metric is emitted by the hub's code (a string in
+    shared/aws/src) or is AWS's own (`AWS/...`), and its alarm exists and watches that metric."""
+    with open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8") as f:
+        doc = f.read()
+    code = ""
+    for folder, _, files in os.walk(os.path.join(ROOT, "shared", "aws", "src")):
+        for n in files:
+            if n.endswith(".rs"):
+                with open(os.path.join(folder, n), encoding="utf-8") as f:
+                    code += f.read()
+    rows = re.findall(r"^\| \*\*(.+?)\*\* \| `([^`]+)` \| `([^`]+)` \| \[", doc, re.M)
+    assert len(rows) >= 8, f"{len(rows)} indicators in docs/operations.md"
+    for indicator, metric, alarm in rows:
+        namespace, name = metric.rsplit("/", 1) if "/" in metric and metric.startswith("AWS/") else ("MdmHub", metric)
+        if namespace == "MdmHub":
+            assert f'"{name}"' in code, f"{indicator}: metric {name} is emitted nowhere in shared/aws/src"
+        assert alarm in RES and RES[alarm]["Type"] == "AWS::CloudWatch::Alarm", f"{indicator}: no alarm {alarm}"
+        watched = RES[alarm]["Properties"].get("MetricName")
+        assert watched == name, f"{indicator}: {alarm} watches {watched}, not {name}"
+    dashboard = json_text = str(of_type("AWS::CloudWatch::Dashboard"))
+    for alarm in of_type("AWS::CloudWatch::Alarm"):
+        assert f"{alarm}.Arn" in json_text, f"the dashboard does not show {alarm}"
+    assert dashboard
+
+
+check("every rule target has a DLQ (alarmed, writable by EventBridge) and retries", rule_targets_have_a_dlq_and_retries)
+check("every DLQ has a depth alarm, every queue a function reads an age alarm", every_dlq_and_queue_is_alarmed)
+check("the bus archive keeps every hub event but ErasureRequested", the_archive_never_keeps_erasure_requests)
+check("every function deploys gradually, rolled back by the alarms", every_function_deploys_gradually)
+check("every indicator in docs/operations.md has its metric and alarm; the dashboard shows every alarm", every_indicator_has_its_metric_and_alarm)
 for name, err in results:
     print(f"{'ok  ' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
 failed = sum(1 for _, e in results if e is not None)

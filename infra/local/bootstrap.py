@@ -222,7 +222,7 @@ class Stack:
         targets = []
         for t in self.resolve(p.get("Targets", [])):
             target = {"Id": t["Id"], "Arn": t["Arn"]}
-            for k in ("Input", "InputPath", "InputTransformer"):
+            for k in ("Input", "InputPath", "InputTransformer", "RetryPolicy", "DeadLetterConfig"):
                 if k in t:
                     target[k] = t[k]
             targets.append(target)
