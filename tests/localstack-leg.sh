@@ -11,7 +11,7 @@ cd "$MDM_ROOT"
 
 # The one list: test files (shared/aws/tests) that run on both emulator pairs.
 ON_LOCALSTACK=(emulator_pipeline emulator_eventbridge emulator_redrive emulator_bad_input emulator_concurrency
-  emulator_erasure emulator_steward emulator_stewardship emulator_api)
+  emulator_erasure emulator_steward emulator_stewardship emulator_api emulator_correlation)
 # Test files about DynamoDB alone (item sizes, capacity units, consistency, transactions): moto only.
 DYNAMODB_ONLY=(conformance_dynamo emulator_large emulator_cost emulator_reads emulator_merge_atomic emulator_reindex)
 # Tests that cannot run on LocalStack, with the reason (docs/architecture.md, "Emulators").

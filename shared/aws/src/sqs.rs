@@ -2,8 +2,12 @@
 //! SQS's own redrive carries no reason, so a handler that knows a message can never succeed
 //! writes it to the DLQ itself, with the reason as message attributes, and deletes the original.
 
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,50 @@ fn attr(v: impl Into<String>) -> Result<MessageAttributeValue, QueueError> {
         .map_err(|e| sqs_err("build")(e.to_string()))
 }
 
+/// The message attribute that carries a record's correlation id from handler to handler (the body
+/// carries it too; the attribute lets queue tooling and log queries follow it without parsing).
+pub const CORRELATION_ATTRIBUTE: &str = "mdm-correlation-id";
+
+/// A message to send: its body, and the correlation id it travels with.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: String,
+    pub correlation_id: Option<String>,
+}
+
+impl Outgoing {
+    pub fn new(body: String, correlation_id: impl Into<String>) -> Self {
+        Self { body, correlation_id: Some(correlation_id.into()) }
+    }
+
+    /// A message without a correlation id.
+    pub fn plain(body: String) -> Self {
+        Self { body, correlation_id: None }
+    }
+
+    fn attributes(&self) -> Result<Option<HashMap<String, MessageAttributeValue>>, QueueError> {
+        match &self.correlation_id {
+            Some(id) => Ok(Some(HashMap::from([(CORRELATION_ATTRIBUTE.to_owned(), attr(id)?)]))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The X-Ray trace header of the running invocation (`_X_AMZN_TRACE_ID`, set by the Lambda
+/// runtime), as the `AWSTraceHeader` system attribute, so the next function's trace continues it.
+fn trace_header() -> Result<Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>>, QueueError>
+{
+    let Some(header) = std::env::var("_X_AMZN_TRACE_ID").ok().filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .map_err(|e| sqs_err("build")(e.to_string()))?;
+    Ok(Some(HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)])))
+}
+
 impl Queues {
     pub fn new(client: Client) -> Self {
         Self { client }
@@ -48,11 +96,11 @@ impl Queues {
         &self.client
     }
 
-    /// Sends bodies in batches of 10, retrying the entries SQS failed (3 rounds).
-    pub async fn send_all(&self, queue_url: &str, bodies: Vec<String>) -> Result<(), QueueError> {
-        for chunk in bodies.chunks(10) {
-            let mut pending: Vec<(String, String)> =
-                chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b.clone())).collect();
+    /// Sends messages in batches of 10, retrying the entries SQS failed (3 rounds).
+    pub async fn send_all(&self, queue_url: &str, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        for chunk in messages.chunks(10) {
+            let mut pending: Vec<(String, &Outgoing)> =
+                chunk.iter().enumerate().map(|(i, m)| (i.to_string(), m)).collect();
             for round in 0..4 {
                 if pending.is_empty() {
                     break;
@@ -62,10 +110,12 @@ impl Queues {
                 }
                 let entries = pending
                     .iter()
-                    .map(|(id, body)| {
+                    .map(|(id, m)| {
                         SendMessageBatchRequestEntry::builder()
                             .id(id)
-                            .message_body(body)
+                            .message_body(&m.body)
+                            .set_message_attributes(m.attributes()?)
+                            .set_message_system_attributes(trace_header()?)
                             .build()
                             .map_err(|e| sqs_err("build")(e.to_string()))
                     })
@@ -73,7 +123,7 @@ impl Queues {
                 crate::capacity::meter().sqs(
                     "SendMessageBatch",
                     pending.len() as u64,
-                    pending.iter().map(|(_, b)| b.len()).sum(),
+                    pending.iter().map(|(_, m)| m.body.len()).sum(),
                 );
                 let out = self
                     .client
@@ -93,12 +143,14 @@ impl Queues {
         Ok(())
     }
 
-    pub async fn send(&self, queue_url: &str, body: String) -> Result<(), QueueError> {
-        crate::capacity::meter().sqs("SendMessage", 1, body.len());
+    pub async fn send(&self, queue_url: &str, message: Outgoing) -> Result<(), QueueError> {
+        crate::capacity::meter().sqs("SendMessage", 1, message.body.len());
         self.client
             .send_message()
             .queue_url(queue_url)
-            .message_body(body)
+            .set_message_attributes(message.attributes()?)
+            .set_message_system_attributes(trace_header()?)
+            .message_body(message.body)
             .send()
             .await
             .map_err(|e| sqs_err("SendMessage")(crate::errors::describe("SendMessage", &e)))?;

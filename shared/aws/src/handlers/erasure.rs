@@ -5,6 +5,7 @@
 use super::auth::granted_scopes;
 use super::ingest::json_response;
 use super::{batch_response, reason, settle, Ctx, Settle};
+use crate::sqs::Outgoing;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::api::{percent_decode, scope, ApiError};
@@ -45,7 +46,7 @@ fn answer(e: ApiError) -> ApiGatewayV2httpResponse {
 /// Queues an accepted request for processing.
 async fn enqueue(ctx: &Ctx, request_id: &str) -> Result<(), crate::sqs::QueueError> {
     let body = json!({ "requestId": request_id }).to_string();
-    ctx.queues.send_all(&ctx.settings.erasure_queue_url, vec![body]).await
+    ctx.queues.send_all(&ctx.settings.erasure_queue_url, vec![Outgoing::new(body, request_id)]).await
 }
 
 /// `POST /v1/erasure` → 202 with the request id and receipt (the same for a repeated request);

@@ -7,6 +7,7 @@
 
 use super::{batch_response, reason, settle, Ctx, Settle};
 use crate::messages::MatchMessage;
+use crate::sqs::Outgoing;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
@@ -120,9 +121,12 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
             }
         };
         if queue {
+            info!(source = %record.key, seq = record.seq, correlation_id = %record.correlation_id, "stored");
+            let correlation_id = record.correlation_id.clone();
             let msg =
                 MatchMessage { source: record.key.clone(), seq: record.seq, correlation_id: record.correlation_id };
-            messages.push(serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            let body = serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            messages.push(Outgoing::new(body, correlation_id));
         }
     }
     ctx.queues.send_all(&ctx.settings.match_queue_url, messages).await?;

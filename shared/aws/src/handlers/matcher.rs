@@ -3,6 +3,7 @@
 
 use super::{each_message, reason, Ctx, Settle};
 use crate::messages::{MatchMessage, MergeMessage};
+use crate::sqs::Outgoing;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::matching::MatchDecision;
 use mdm_core::HubError;
@@ -49,12 +50,13 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
             ctx.metrics.add("CandidatesScored", result.blocking.candidates as f64);
             ctx.metrics.add("BlockingKeysTooCommon", result.blocking.too_common.len() as f64);
             ctx.metrics.observe("MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
+            let correlation_id = msg.correlation_id.clone();
             let out = MergeMessage { source: msg.source, seq: msg.seq, correlation_id: msg.correlation_id, result };
             let body = match serde_json::to_string(&out) {
                 Ok(b) => b,
                 Err(e) => return Settle::Retry(e.to_string()),
             };
-            match ctx.queues.send(&ctx.settings.merge_queue_url, body).await {
+            match ctx.queues.send(&ctx.settings.merge_queue_url, Outgoing::new(body, correlation_id)).await {
                 Ok(()) => Settle::Done,
                 Err(e) => Settle::Retry(e.to_string()),
             }

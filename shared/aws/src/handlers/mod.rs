@@ -158,7 +158,15 @@ where
     for msg in &event.records {
         let id = msg.message_id.clone().unwrap_or_default();
         let body = msg.body.clone().unwrap_or_default();
-        let outcome = one(ctx, body).instrument(tracing::info_span!("message", handler, message_id = %id)).await;
+        // The correlation id the sender attached (`mdm-correlation-id`): every line this message
+        // logs carries it, so one record can be followed from handler to handler.
+        let correlation_id = msg
+            .message_attributes
+            .get(crate::sqs::CORRELATION_ATTRIBUTE)
+            .and_then(|a| a.string_value.clone())
+            .unwrap_or_default();
+        let span = tracing::info_span!("message", handler, message_id = %id, correlation_id = %correlation_id);
+        let outcome = one(ctx, body).instrument(span).await;
         let outcome = on_last_receive(outcome, receives(msg), max_receives, handler);
         if let Some(f) = settle(ctx, msg, outcome, dlq_url).await {
             failures.push(f);

@@ -13,7 +13,6 @@
 use super::Ctx;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use mdm_core::events::HubEvent;
 use mdm_core::publish::{self, EventItem};
 use serde_json::{json, Value};
 use tracing::{error, info};
@@ -92,7 +91,16 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
     ctx.metrics.add("EventsRetried", f64::from(report.retried_entries));
     let now = ctx.hub.now_ms();
     for e in published.events.iter().filter(|e| report.delivered.contains(&e.event_id)) {
-        if let Some(at) = occurred_ms(&e.event) {
+        let detail = e.event.detail();
+        info!(
+            event_id = %e.event_id,
+            detail_type = e.event.detail_type(),
+            golden_id = detail["goldenId"].as_str().unwrap_or(""),
+            version = detail["version"].as_u64().unwrap_or(0),
+            correlation_id = detail["correlationId"].as_str().unwrap_or(""),
+            "delivered"
+        );
+        if let Some(at) = occurred_ms(&detail) {
             ctx.metrics.observe("FreshnessMs", (now - at).max(0) as f64);
         }
     }
@@ -110,7 +118,6 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
     response
 }
 
-fn occurred_ms(e: &HubEvent) -> Option<i64> {
-    let detail = e.detail();
+fn occurred_ms(detail: &serde_json::Value) -> Option<i64> {
     mdm_core::time::parse_rfc3339(detail.get("occurredAt")?.as_str()?)
 }

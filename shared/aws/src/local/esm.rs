@@ -184,9 +184,23 @@ impl LocalRunner {
                     .attributes()
                     .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
                     .unwrap_or_default();
+                // Message attributes as Lambda's SQS event carries them (string values only: the
+                // hub sends no binary attributes).
+                let message_attrs: serde_json::Map<String, Value> = m
+                    .message_attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                let value = json!({"stringValue": v.string_value(), "dataType": v.data_type(),
+                                                   "stringListValues": [], "binaryListValues": []});
+                                (k.clone(), value)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 json!({
                     "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                    "attributes": attrs, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+                    "attributes": attrs, "messageAttributes": message_attrs, "md5OfBody": m.md5_of_body(),
                     "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": self.res.region,
                 })
             })
