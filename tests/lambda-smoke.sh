@@ -2,7 +2,8 @@
 # Smoke-tests the built Lambda binaries the way a developer runs them locally: `cargo lambda watch`
 # serves the Lambda runtime API, `cargo lambda invoke --data-file events/<function>.json` sends each
 # sample event, and the answers are checked. Runs against the emulator in AWS_ENDPOINT_URL (tests/run
-# starts it) on resources bootstrapped from infra/template.yaml.
+# starts it) on resources bootstrapped from infra/template.yaml. The metric documents the functions
+# print are checked against the EMF specification (tests/emf_check.py).
 #   tests/lambda-smoke.sh
 set -euo pipefail
 source "$(dirname "$0")/../infra/local/lib.sh"
@@ -13,6 +14,8 @@ res="$MDM_STATE/smoke-resources.json"
 envfile="$MDM_STATE/lambda.env"
 "$MDM_VENV/bin/python" infra/local/bootstrap.py --prefix "smoke-$$" > "$res"
 mdm_lambda_env "$res" "$envfile"
+# The functions print their metrics (EMF) as in Lambda: checked against the specification below.
+sed -i 's/^MDM_EMF=off$/MDM_EMF=on/' "$envfile"
 echo "== building the seven functions (debug)"
 cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api -p mdm-erasure -p mdm-steward
 port=$(mdm_free_port)
@@ -68,5 +71,9 @@ print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {l
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
-echo "smoke: $((12 - failures)) passed, $failures failed"
+# Every function's metric documents follow the Embedded Metric Format specification.
+if "$MDM_VENV/bin/python" tests/emf_check.py "$MDM_STATE/watch.log" ingest match merge publish api steward erasure; then :; else
+  failures=$((failures + 1))
+fi
+echo "smoke: $((13 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }

@@ -1,18 +1,44 @@
 //! CloudWatch Embedded Metric Format: counters per invocation, and latencies as the individual
 //! values measured (so CloudWatch computes real percentiles, not percentiles of sums), printed as
 //! JSON lines that CloudWatch turns into metrics (namespace from `MDM_METRICS_NAMESPACE`,
-//! dimension `Function`). Everything is also kept in-process (cumulative) for the local runner's
-//! summary.
+//! dimension `Function`; a value recorded for an entity type or an API route also gets the
+//! dimension set `[Function, EntityType]` or `[Function, Route]`). Everything is also kept
+//! in-process (cumulative) for the local runner's summary.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// What a value is recorded for, besides its function: the dimension it adds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Function,
+    EntityType(String),
+    Route(String),
+}
+
+impl Scope {
+    pub fn entity(entity: impl Into<String>) -> Self {
+        Self::EntityType(entity.into())
+    }
+
+    /// The extra dimension's name and value.
+    fn dimension(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::Function => None,
+            Self::EntityType(e) => Some(("EntityType", e)),
+            Self::Route(r) => Some(("Route", r)),
+        }
+    }
+}
+
+type Key = (Scope, &'static str);
+
 pub struct Metrics {
     namespace: String,
     function: &'static str,
-    pending: Mutex<BTreeMap<&'static str, f64>>,
+    pending: Mutex<BTreeMap<Key, f64>>,
     /// Values measured one at a time (latencies), emitted as EMF value lists.
-    observed: Mutex<BTreeMap<&'static str, Vec<f64>>>,
+    observed: Mutex<BTreeMap<Key, Vec<f64>>>,
     totals: Mutex<BTreeMap<&'static str, f64>>,
     emit: bool,
 }
@@ -32,8 +58,13 @@ impl Metrics {
 
     /// One measured value (a latency): emitted as itself, not summed with the others.
     pub fn observe(&self, name: &'static str, value: f64) {
+        self.observe_for(Scope::Function, name, value);
+    }
+
+    /// [`Metrics::observe`] for an entity type or a route.
+    pub fn observe_for(&self, scope: Scope, name: &'static str, value: f64) {
         if let Ok(mut o) = self.observed.lock() {
-            o.entry(name).or_default().push(value);
+            o.entry((scope, name)).or_default().push(value);
         }
         if let Ok(mut t) = self.totals.lock() {
             *t.entry(name).or_default() += value;
@@ -41,8 +72,13 @@ impl Metrics {
     }
 
     pub fn add(&self, name: &'static str, value: f64) {
+        self.add_for(Scope::Function, name, value);
+    }
+
+    /// [`Metrics::add`] for an entity type or a route.
+    pub fn add_for(&self, scope: Scope, name: &'static str, value: f64) {
         if let Ok(mut p) = self.pending.lock() {
-            *p.entry(name).or_default() += value;
+            *p.entry((scope, name)).or_default() += value;
         }
         if let Ok(mut t) = self.totals.lock() {
             *t.entry(name).or_default() += value;
@@ -53,43 +89,54 @@ impl Metrics {
         self.add(name, 1.0);
     }
 
+    pub fn incr_for(&self, scope: Scope, name: &'static str) {
+        self.add_for(scope, name, 1.0);
+    }
+
     /// Cumulative counters since start.
     pub fn totals(&self) -> BTreeMap<&'static str, f64> {
         self.totals.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The EMF documents for the pending counters and measured values (and clears them): one
-    /// document, or more when a metric has more values than EMF takes in one
+    /// per scope, or more when a metric has more values than EMF takes in one
     /// ([`MAX_EMF_VALUES`]).
     pub fn take_documents(&self, now_ms: i64) -> Vec<serde_json::Value> {
         let counts = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         let observed = self.observed.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
+        let mut scopes: Vec<&Scope> = counts.keys().chain(observed.keys()).map(|(s, _)| s).collect();
+        scopes.sort();
+        scopes.dedup();
         let mut out = Vec::new();
-        let mut first = true;
-        let mut chunk = 0;
-        loop {
-            let mut members: Vec<(&'static str, serde_json::Value)> = Vec::new();
-            if first {
-                members.extend(counts.iter().map(|(k, v)| (*k, serde_json::json!(v))));
-            }
-            for (k, values) in &observed {
-                let part: Vec<f64> = values.iter().copied().skip(chunk * MAX_EMF_VALUES).take(MAX_EMF_VALUES).collect();
-                match part.len() {
-                    0 => {}
-                    1 => members.push((k, serde_json::json!(part[0]))),
-                    _ => members.push((k, serde_json::json!(part))),
+        for scope in scopes {
+            let mut chunk = 0;
+            loop {
+                let mut members: Vec<(&'static str, serde_json::Value)> = Vec::new();
+                if chunk == 0 {
+                    members.extend(
+                        counts.iter().filter(|((s, _), _)| s == scope).map(|((_, k), v)| (*k, serde_json::json!(v))),
+                    );
                 }
+                for ((_, k), values) in observed.iter().filter(|((s, _), _)| s == scope) {
+                    let part: Vec<f64> =
+                        values.iter().copied().skip(chunk * MAX_EMF_VALUES).take(MAX_EMF_VALUES).collect();
+                    match part.len() {
+                        0 => {}
+                        1 => members.push((k, serde_json::json!(part[0]))),
+                        _ => members.push((k, serde_json::json!(part))),
+                    }
+                }
+                if members.is_empty() {
+                    break;
+                }
+                out.push(self.document(now_ms, scope, &members));
+                chunk += 1;
             }
-            if members.is_empty() {
-                return out;
-            }
-            out.push(self.document(now_ms, &members));
-            first = false;
-            chunk += 1;
         }
+        out
     }
 
-    fn document(&self, now_ms: i64, members: &[(&'static str, serde_json::Value)]) -> serde_json::Value {
+    fn document(&self, now_ms: i64, scope: &Scope, members: &[(&'static str, serde_json::Value)]) -> serde_json::Value {
         let defs: Vec<serde_json::Value> = members
             .iter()
             .map(|(k, _)| {
@@ -97,11 +144,18 @@ impl Metrics {
                 serde_json::json!({"Name": k, "Unit": unit})
             })
             .collect();
+        let dimensions = match scope.dimension() {
+            Some((name, _)) => serde_json::json!([["Function", name], ["Function"]]),
+            None => serde_json::json!([["Function"]]),
+        };
         let mut doc = serde_json::json!({
             "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
-                "Namespace": self.namespace, "Dimensions": [["Function"]], "Metrics": defs}]},
+                "Namespace": self.namespace, "Dimensions": dimensions, "Metrics": defs}]},
             "Function": self.function,
         });
+        if let Some((name, value)) = scope.dimension() {
+            doc[name] = serde_json::json!(value);
+        }
         for (k, v) in members {
             doc[*k] = v.clone();
         }
@@ -182,6 +236,36 @@ mod tests {
         }
         assert!(m.take_documents(0).is_empty(), "taken");
         assert_eq!(m.totals()["MatchLatencyMs"], (0..105).sum::<i32>() as f64, "the local summary sums");
+    }
+
+    /// A value recorded for an entity type or a route is its own document, with that dimension
+    /// beside `Function` and the `Function` set alone (so function-wide alarms still see it).
+    #[test]
+    fn entity_types_and_routes_are_dimensions() {
+        use super::Scope;
+        let m = Metrics::new("MdmHub", "match");
+        m.incr_for(Scope::entity("customer"), "RecordsMatched");
+        m.incr_for(Scope::entity("product"), "RecordsMatched");
+        m.observe_for(Scope::entity("customer"), "MatchLatencyMs", 4.0);
+        m.observe_for(Scope::Route("GET /v1/golden/{entity}/{id}".into()), "RequestLatencyMs", 2.0);
+        m.incr("MessagesRetried");
+        let docs = m.take_documents(1);
+        assert_eq!(docs.len(), 4, "function, customer, product, route: {docs:?}");
+        let customer = docs.iter().find(|d| d["EntityType"] == "customer").expect("customer");
+        assert_eq!(customer["RecordsMatched"], 1.0);
+        assert_eq!(customer["MatchLatencyMs"], 4.0);
+        assert_eq!(
+            customer["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function", "EntityType"], ["Function"]])
+        );
+        let route = docs.iter().find(|d| d.get("Route").is_some()).expect("route");
+        assert_eq!(
+            route["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function", "Route"], ["Function"]])
+        );
+        let plain = docs.iter().find(|d| d.get("MessagesRetried").is_some()).expect("function-wide");
+        assert!(plain.get("EntityType").is_none() && plain.get("Route").is_none());
+        assert_eq!(m.totals()["RecordsMatched"], 2.0);
     }
 
     /// The review SLA's EMF document: both dimension sets, every value a named metric with its

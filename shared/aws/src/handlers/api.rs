@@ -10,7 +10,11 @@ use serde_json::Value;
 
 /// One HTTP API event to the read API; the payload-v2 answer.
 pub async fn handle_event(ctx: &Ctx, event: Value) -> Value {
-    let names =
-        HttpMetrics { requests: "ApiRequests", client_errors: "ApiClientErrors", server_errors: "ApiServerErrors" };
+    let names = HttpMetrics {
+        requests: "ApiRequests",
+        client_errors: "ApiClientErrors",
+        server_errors: "ApiServerErrors",
+        latency: "ApiLatencyMs",
+    };
     serve(ctx, &event, names, |req| async move { api::handle(&ctx.hub, &req).await }).await
 }

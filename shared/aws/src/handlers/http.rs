@@ -101,11 +101,12 @@ pub fn response_event(r: &ApiResponse) -> Value {
     serde_json::to_value(out).unwrap_or_else(|_| json!({"statusCode": 500}))
 }
 
-/// The metric names of one HTTP function: requests, client errors, server errors.
+/// The metric names of one HTTP function: requests, client errors, server errors, latency.
 pub struct HttpMetrics {
     pub requests: &'static str,
     pub client_errors: &'static str,
     pub server_errors: &'static str,
+    pub latency: &'static str,
 }
 
 /// Serves one payload-v2 event: reads it ([`api_request`]), answers it with `answer` (or the
@@ -115,16 +116,23 @@ where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: std::future::Future<Output = ApiResponse>,
 {
+    let started = std::time::Instant::now();
     let r = match api_request(&ctx.settings, event) {
         Ok(req) => answer(req).await,
         Err(e) => e.response(),
     };
-    ctx.metrics.incr(names.requests);
+    // API Gateway's route key names the route template (`GET /v1/golden/{entityType}/{id}`), never
+    // an id, so the dimension stays small; a function URL or the local runner sends `$default`.
+    let route = crate::metrics::Scope::Route(
+        event.get("routeKey").and_then(Value::as_str).filter(|k| !k.is_empty()).unwrap_or("$default").to_owned(),
+    );
+    ctx.metrics.incr_for(route.clone(), names.requests);
     match r.status {
-        400..=499 => ctx.metrics.incr(names.client_errors),
-        500..=599 => ctx.metrics.incr(names.server_errors),
+        400..=499 => ctx.metrics.incr_for(route.clone(), names.client_errors),
+        500..=599 => ctx.metrics.incr_for(route.clone(), names.server_errors),
         _ => {}
     }
+    ctx.metrics.observe_for(route, names.latency, started.elapsed().as_secs_f64() * 1000.0);
     ctx.metrics.flush();
     response_event(&r)
 }

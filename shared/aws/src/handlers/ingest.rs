@@ -7,6 +7,7 @@
 
 use super::{batch_response, reason, settle, Ctx, Settle};
 use crate::messages::MatchMessage;
+use crate::metrics::Scope;
 use crate::sqs::Outgoing;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -83,21 +84,26 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
             }
         };
         summary.accepted += 1;
+        ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsAccepted");
         let queue = match ctx.hub.ingest(&record).await {
             Ok(SourceWrite::Written) => {
                 summary.stored += 1;
+                ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsStored");
                 true
             }
             Ok(SourceWrite::Stale { stored_seq }) if stored_seq == record.seq => {
                 summary.duplicates += 1;
+                ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsDuplicate");
                 true
             }
             Ok(SourceWrite::Stale { .. }) => {
                 summary.stale += 1;
+                ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsStale");
                 false
             }
             Ok(SourceWrite::Held) => {
                 summary.held += 1;
+                ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsHeld");
                 false
             }
             Ok(SourceWrite::Suppressed) => {
@@ -130,11 +136,6 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
         }
     }
     ctx.queues.send_all(&ctx.settings.match_queue_url, messages).await?;
-    ctx.metrics.add("RecordsAccepted", summary.accepted as f64);
-    ctx.metrics.add("RecordsStored", summary.stored as f64);
-    ctx.metrics.add("RecordsDuplicate", summary.duplicates as f64);
-    ctx.metrics.add("RecordsStale", summary.stale as f64);
-    ctx.metrics.add("RecordsHeld", summary.held as f64);
     ctx.metrics.add("RecordsRejected", summary.rejected.len() as f64);
     Ok(summary)
 }

@@ -3,6 +3,7 @@
 
 use super::{each_message, reason, Ctx, Settle};
 use crate::messages::{MatchMessage, MergeMessage};
+use crate::metrics::Scope;
 use crate::sqs::Outgoing;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::matching::MatchDecision;
@@ -46,10 +47,11 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
                 too_common = ?result.blocking.too_common,
                 "matched"
             );
-            ctx.metrics.incr("RecordsMatched");
-            ctx.metrics.add("CandidatesScored", result.blocking.candidates as f64);
-            ctx.metrics.add("BlockingKeysTooCommon", result.blocking.too_common.len() as f64);
-            ctx.metrics.observe("MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
+            let entity = Scope::entity(&*msg.source.entity);
+            ctx.metrics.incr_for(entity.clone(), "RecordsMatched");
+            ctx.metrics.add_for(entity.clone(), "CandidatesScored", result.blocking.candidates as f64);
+            ctx.metrics.add_for(entity.clone(), "BlockingKeysTooCommon", result.blocking.too_common.len() as f64);
+            ctx.metrics.observe_for(entity, "MatchLatencyMs", started.elapsed().as_secs_f64() * 1000.0);
             let correlation_id = msg.correlation_id.clone();
             let out = MergeMessage { source: msg.source, seq: msg.seq, correlation_id: msg.correlation_id, result };
             let body = match serde_json::to_string(&out) {

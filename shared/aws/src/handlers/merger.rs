@@ -6,6 +6,7 @@
 
 use super::{each_message, reason, Ctx, Settle};
 use crate::messages::MergeMessage;
+use crate::metrics::Scope;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use mdm_core::HubError;
 use tracing::info;
@@ -32,6 +33,7 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
     };
     // Boxed: the merge future is deep (re-read, re-match, plan, transact) and would otherwise
     // exceed the compiler's layout depth where the handler is nested in the runtime's futures.
+    let entity = Scope::entity(&*msg.source.entity);
     match Box::pin(ctx.hub.merge_decision(&msg.source, msg.result, Some(msg.seq), false)).await {
         Ok(report) => {
             info!(
@@ -44,35 +46,36 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
                 events = report.events.len(),
                 "merged"
             );
-            ctx.metrics.incr(match report.outcome.name() {
+            let outcome = match report.outcome.name() {
                 "created" => "GoldenCreated",
                 "linked" => "GoldenLinked",
                 "merged" => "GoldenMerged",
                 "updated" => "GoldenUpdated",
                 _ => "GoldenUnchanged",
-            });
+            };
+            ctx.metrics.incr_for(entity.clone(), outcome);
             if report.review_task.is_some() {
-                ctx.metrics.incr("ReviewTasksOpened");
+                ctx.metrics.incr_for(entity.clone(), "ReviewTasksOpened");
             }
-            ctx.metrics.add("MergeConflicts", f64::from(report.attempts.saturating_sub(1)));
+            ctx.metrics.add_for(entity, "MergeConflicts", f64::from(report.attempts.saturating_sub(1)));
             Settle::Done
         }
         Err(HubError::SourceMissing(_) | HubError::Held(_)) => {
-            ctx.metrics.incr("MergeSourceMissing");
+            ctx.metrics.incr_for(entity.clone(), "MergeSourceMissing");
             Settle::Done
         }
         Err(HubError::Suppressed(_)) => {
             info!(source = %msg.source, correlation_id = %msg.correlation_id, "not merged: an erased subject's identifier");
-            ctx.metrics.incr("RecordsSuppressed");
+            ctx.metrics.incr_for(entity.clone(), "RecordsSuppressed");
             Settle::Done
         }
         Err(HubError::TooManyConflicts(n)) => {
-            ctx.metrics.incr("MergeConflictsExhausted");
+            ctx.metrics.incr_for(entity.clone(), "MergeConflictsExhausted");
             Settle::Retry(format!("{n} conflicting attempts"))
         }
         Err(e) if e.is_retryable() => Settle::Retry(e.to_string()),
         Err(e) => {
-            ctx.metrics.incr("MergeErrors");
+            ctx.metrics.incr_for(entity.clone(), "MergeErrors");
             Settle::DeadLetter(reason(HANDLER, "merge_failed", e.to_string()))
         }
     }

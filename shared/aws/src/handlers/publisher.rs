@@ -11,6 +11,7 @@
 //! past its retries, an outage longer than its retention).
 
 use super::Ctx;
+use crate::metrics::Scope;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use mdm_core::publish::{self, EventItem};
@@ -101,7 +102,8 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
             "delivered"
         );
         if let Some(at) = occurred_ms(&detail) {
-            ctx.metrics.observe("FreshnessMs", (now - at).max(0) as f64);
+            let entity = detail["entityType"].as_str().map_or(Scope::Function, Scope::entity);
+            ctx.metrics.observe_for(entity, "FreshnessMs", (now - at).max(0) as f64);
         }
     }
     if let Some(e) = &published.unmarked {

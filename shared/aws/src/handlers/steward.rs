@@ -13,6 +13,7 @@ pub async fn handle_event(ctx: &Ctx, event: Value) -> Value {
         requests: "StewardRequests",
         client_errors: "StewardClientErrors",
         server_errors: "StewardServerErrors",
+        latency: "StewardLatencyMs",
     };
     serve(ctx, &event, names, |req| async move { steward::handle(&ctx.hub, &req).await }).await
 }
