@@ -8,12 +8,17 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// What a value is recorded for, besides its function: the dimension it adds.
+/// What a value is recorded for, besides its function: the dimensions it adds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     Function,
     EntityType(String),
     Route(String),
+    /// An entity type's records from one source system.
+    Source {
+        entity: String,
+        system: String,
+    },
 }
 
 impl Scope {
@@ -21,13 +26,26 @@ impl Scope {
         Self::EntityType(entity.into())
     }
 
-    /// The extra dimension's name and value.
-    fn dimension(&self) -> Option<(&'static str, &str)> {
+    /// The extra dimensions' names and values, most specific last.
+    fn dimensions(&self) -> Vec<(&'static str, &str)> {
         match self {
-            Self::Function => None,
-            Self::EntityType(e) => Some(("EntityType", e)),
-            Self::Route(r) => Some(("Route", r)),
+            Self::Function => Vec::new(),
+            Self::EntityType(e) => vec![("EntityType", e)],
+            Self::Route(r) => vec![("Route", r)],
+            Self::Source { entity, system } => vec![("EntityType", entity), ("SourceSystem", system)],
         }
+    }
+
+    /// The dimension sets: every prefix of [`Scope::dimensions`] after `Function`, longest
+    /// first (`[Function, EntityType, SourceSystem]`, `[Function, EntityType]`, `[Function]`), so
+    /// an alarm or a graph can take any level.
+    fn dimension_sets(&self) -> serde_json::Value {
+        let names: Vec<&str> = self.dimensions().iter().map(|(n, _)| *n).collect();
+        let sets: Vec<Vec<&str>> = (0..=names.len())
+            .rev()
+            .map(|n| std::iter::once("Function").chain(names[..n].iter().copied()).collect())
+            .collect();
+        serde_json::json!(sets)
     }
 }
 
@@ -137,23 +155,14 @@ impl Metrics {
     }
 
     fn document(&self, now_ms: i64, scope: &Scope, members: &[(&'static str, serde_json::Value)]) -> serde_json::Value {
-        let defs: Vec<serde_json::Value> = members
-            .iter()
-            .map(|(k, _)| {
-                let unit = if k.ends_with("Ms") { "Milliseconds" } else { "Count" };
-                serde_json::json!({"Name": k, "Unit": unit})
-            })
-            .collect();
-        let dimensions = match scope.dimension() {
-            Some((name, _)) => serde_json::json!([["Function", name], ["Function"]]),
-            None => serde_json::json!([["Function"]]),
-        };
+        let defs: Vec<serde_json::Value> =
+            members.iter().map(|(k, _)| serde_json::json!({"Name": k, "Unit": unit_of(k)})).collect();
         let mut doc = serde_json::json!({
             "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
-                "Namespace": self.namespace, "Dimensions": dimensions, "Metrics": defs}]},
+                "Namespace": self.namespace, "Dimensions": scope.dimension_sets(), "Metrics": defs}]},
             "Function": self.function,
         });
-        if let Some((name, value)) = scope.dimension() {
+        for (name, value) in scope.dimensions() {
             doc[name] = serde_json::json!(value);
         }
         for (k, v) in members {
@@ -198,6 +207,17 @@ impl Metrics {
     }
 }
 
+/// A metric's CloudWatch unit, by its name's ending.
+fn unit_of(name: &str) -> &'static str {
+    if name.ends_with("Ms") {
+        "Milliseconds"
+    } else if name.ends_with("Percent") {
+        "Percent"
+    } else {
+        "Count"
+    }
+}
+
 /// Most values one metric may carry in one EMF document (the specification's limit).
 pub const MAX_EMF_VALUES: usize = 100;
 
@@ -230,8 +250,7 @@ mod tests {
             for def in cw["Metrics"].as_array().expect("metrics") {
                 let name = def["Name"].as_str().expect("name");
                 assert!(doc[name].is_number() || doc[name].is_array(), "{name} is a member");
-                let unit = if name.ends_with("Ms") { "Milliseconds" } else { "Count" };
-                assert_eq!(def["Unit"], unit);
+                assert_eq!(def["Unit"], super::unit_of(name));
             }
         }
         assert!(m.take_documents(0).is_empty(), "taken");
@@ -265,6 +284,14 @@ mod tests {
         );
         let plain = docs.iter().find(|d| d.get("MessagesRetried").is_some()).expect("function-wide");
         assert!(plain.get("EntityType").is_none() && plain.get("Route").is_none());
+        m.observe_for(Scope::Source { entity: "customer".into(), system: "crm".into() }, "DataQualityPercent", 80.0);
+        let docs = m.take_documents(1);
+        let cw = &docs[0]["_aws"]["CloudWatchMetrics"][0];
+        let sets =
+            serde_json::json!([["Function", "EntityType", "SourceSystem"], ["Function", "EntityType"], ["Function"]]);
+        assert_eq!(cw["Dimensions"], sets);
+        assert_eq!((docs[0]["EntityType"].as_str(), docs[0]["SourceSystem"].as_str()), (Some("customer"), Some("crm")));
+        assert_eq!(cw["Metrics"][0]["Unit"], "Percent");
         assert_eq!(m.totals()["RecordsMatched"], 2.0);
     }
 

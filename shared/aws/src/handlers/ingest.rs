@@ -64,6 +64,19 @@ pub enum IngestError {
     Queue(#[from] crate::sqs::QueueError),
 }
 
+/// The data-quality indicator of a stored record: the share of its entity type's attributes it
+/// holds a valid value for (present, and passed its normalisers), per entity type and source
+/// system. CloudWatch's average of the values is the share over the records.
+fn observe_quality(ctx: &Ctx, record: &mdm_core::SourceRecord) {
+    let Some(schema) = ctx.hub.registry().get(&record.key.entity) else { return };
+    if schema.attributes.is_empty() {
+        return;
+    }
+    let valid = record.attributes.len().saturating_sub(record.invalid.len());
+    let scope = Scope::Source { entity: record.key.entity.to_string(), system: record.key.system.to_string() };
+    ctx.metrics.observe_for(scope, "DataQualityPercent", 100.0 * valid as f64 / schema.attributes.len() as f64);
+}
+
 /// Validates, stores and queues records. Per-record problems are reported in the summary;
 /// an `Err` means the store or queue failed (the caller retries; every step is idempotent).
 /// `principal` is who sent them (recorded with each stored version).
@@ -89,6 +102,7 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
             Ok(SourceWrite::Written) => {
                 summary.stored += 1;
                 ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsStored");
+                observe_quality(ctx, &record);
                 true
             }
             Ok(SourceWrite::Stale { stored_seq }) if stored_seq == record.seq => {

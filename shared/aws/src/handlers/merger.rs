@@ -54,6 +54,12 @@ async fn one(ctx: &Ctx, body: &str) -> Settle {
                 _ => "GoldenUnchanged",
             };
             ctx.metrics.incr_for(entity.clone(), outcome);
+            // The duplicate rate: of the records that arrive (create, link or merge), the share
+            // that joined an existing golden record. CloudWatch's average of 0s and 100s is it.
+            if matches!(outcome, "GoldenCreated" | "GoldenLinked" | "GoldenMerged") {
+                let duplicate = if outcome == "GoldenCreated" { 0.0 } else { 100.0 };
+                ctx.metrics.observe_for(entity.clone(), "DuplicateRatePercent", duplicate);
+            }
             if report.review_task.is_some() {
                 ctx.metrics.incr_for(entity.clone(), "ReviewTasksOpened");
             }
