@@ -71,6 +71,10 @@ pub struct Envelope {
     pub cause: Cause,
     pub correlation_id: String,
     pub occurred_at: String,
+    /// When the hub received the source record whose change this is (absent for changes a
+    /// steward or an erasure made): `receivedAt` → the event on the bus is the hub's freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
 }
 
 impl Envelope {
@@ -84,7 +88,14 @@ impl Envelope {
             cause,
             correlation_id: correlation_id.into(),
             occurred_at: crate::time::format_rfc3339(at_ms),
+            received_at: None,
         }
+    }
+
+    /// The event of a change a source record caused, received by the hub at `received_ms`.
+    pub fn received(mut self, received_ms: i64) -> Self {
+        self.received_at = Some(crate::time::format_rfc3339(received_ms));
+        self
     }
 }
 

@@ -509,7 +509,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     }
     if effective && input.emit_events {
         let changed = changed_attributes(survivor_old, &golden).into_iter().map(str::to_owned).collect();
-        let envelope = Envelope::new(&golden, changed, cause, corr, now);
+        let envelope = Envelope::new(&golden, changed, cause, corr, now).received(source.received_at_ms);
         let view = GoldenView::of(&golden);
         events.push(match (survivor_old, losers.is_empty()) {
             (None, _) => HubEvent::GoldenRecordCreated(GoldenChanged { envelope, golden: view }),

@@ -47,6 +47,16 @@ async fn every_event_the_pipeline_emits_validates() {
     for e in &events {
         check(&e.event);
         assert_eq!(e.event_id, e.event.event_id());
+        // A change a source record caused says when the hub received it (freshness starts there).
+        let detail = e.event.detail();
+        if e.event.detail_type().starts_with("GoldenRecord") {
+            let received = detail["receivedAt"].as_str().and_then(mdm_core::time::parse_rfc3339);
+            let occurred = detail["occurredAt"].as_str().and_then(mdm_core::time::parse_rfc3339);
+            assert!(received.is_some() && received <= occurred, "receivedAt no later than occurredAt: {detail:#}");
+            let mut broken = detail.clone();
+            broken["receivedAt"] = json!("yesterday");
+            assert!(!validator(e.event.detail_type()).is_valid(&broken), "receivedAt must be a date-time");
+        }
         // The slim form of an event that carries the golden record validates too; a detail
         // with neither the record nor the slim marker does not.
         if let Some(slim) = e.event.slim_detail() {

@@ -64,7 +64,7 @@ pub enum IngestError {
     Queue(#[from] crate::sqs::QueueError),
 }
 
-/// The data-quality indicator of a stored record: the share of its entity type's attributes it
+/// The data-quality indicator of a stored record, and its source lag: the share of its entity type's attributes it
 /// holds a valid value for (present, and passed its normalisers), per entity type and source
 /// system. CloudWatch's average of the values is the share over the records.
 fn observe_quality(ctx: &Ctx, record: &mdm_core::SourceRecord) {
@@ -74,7 +74,12 @@ fn observe_quality(ctx: &Ctx, record: &mdm_core::SourceRecord) {
     }
     let valid = record.attributes.len().saturating_sub(record.invalid.len());
     let scope = Scope::Source { entity: record.key.entity.to_string(), system: record.key.system.to_string() };
-    ctx.metrics.observe_for(scope, "DataQualityPercent", 100.0 * valid as f64 / schema.attributes.len() as f64);
+    ctx.metrics.observe_for(scope.clone(), "DataQualityPercent", 100.0 * valid as f64 / schema.attributes.len() as f64);
+    // How long after the source's own change (its `sourceUpdatedAt`, set by the client and so
+    // never alarmed on) the hub received the record.
+    if let Some(updated) = record.updated_at_ms {
+        ctx.metrics.observe_for(scope, "SourceLagMs", (record.received_at_ms - updated).max(0) as f64);
+    }
 }
 
 /// Validates, stores and queues records. Per-record problems are reported in the summary;

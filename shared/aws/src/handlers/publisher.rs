@@ -120,6 +120,9 @@ pub async fn handle_stream(ctx: &Ctx, event: StreamEvent) -> DynamoDbEventRespon
     response
 }
 
+/// Where freshness starts: when the hub received the source record that caused the change
+/// (`receivedAt`), or, for a change a steward or an erasure made, when it was made (`occurredAt`).
 fn occurred_ms(detail: &serde_json::Value) -> Option<i64> {
-    mdm_core::time::parse_rfc3339(detail.get("occurredAt")?.as_str()?)
+    let at = detail.get("receivedAt").or_else(|| detail.get("occurredAt"))?;
+    mdm_core::time::parse_rfc3339(at.as_str()?)
 }
