@@ -21,6 +21,8 @@ mod demo;
 #[cfg(feature = "aws")]
 mod demo_steward;
 #[cfg(feature = "aws")]
+mod freshness;
+#[cfg(feature = "aws")]
 mod reindex;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -84,6 +86,8 @@ enum LocalCommand {
     Demo(demo::DemoArgs),
     /// Request units, queue requests, events and dollars per record on AWS.
     Cost(cost::CostArgs),
+    /// Latency from sending a record to its event reaching a subscriber, at a steady rate.
+    Freshness(freshness::FreshnessArgs),
 }
 
 fn schemas(dir: Option<PathBuf>) -> Result<(), String> {
@@ -161,6 +165,8 @@ async fn main() -> ExitCode {
         Command::Local(LocalCommand::Demo(args)) => demo::run(args).await,
         #[cfg(feature = "aws")]
         Command::Local(LocalCommand::Cost(args)) => cost::run(args).await,
+        #[cfg(feature = "aws")]
+        Command::Local(LocalCommand::Freshness(args)) => freshness::run(args).await,
         #[cfg(not(feature = "aws"))]
         Command::Local { .. } => {
             Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into())
