@@ -257,6 +257,18 @@ def every_indicator_has_its_metric_and_alarm():
         assert alarm in RES and RES[alarm]["Type"] == "AWS::CloudWatch::Alarm", f"{indicator}: no alarm {alarm}"
         watched = RES[alarm]["Properties"].get("MetricName")
         assert watched == name, f"{indicator}: {alarm} watches {watched}, not {name}"
+    # An alarm on one route names a route the template serves, as API Gateway's route key
+    # (`METHOD path`): the functions put that key in their `Route` dimension.
+    routes = set()
+    for f in of_type("AWS::Serverless::Function").values():
+        for e in (f["Properties"].get("Events") or {}).values():
+            if e.get("Type") == "HttpApi":
+                routes.add(f"{e['Properties']['Method'].upper()} {e['Properties']['Path']}")
+    assert "GET /v1/golden/{entity}/{goldenId}" in routes, sorted(routes)
+    for alarm, a in of_type("AWS::CloudWatch::Alarm").items():
+        for d in a["Properties"].get("Dimensions") or []:
+            if d.get("Name") == "Route":
+                assert d["Value"] in routes, f"{alarm} watches route {d['Value']!r}, which the template does not serve"
     dashboard = json_text = str(of_type("AWS::CloudWatch::Dashboard"))
     for alarm in of_type("AWS::CloudWatch::Alarm"):
         assert f"{alarm}.Arn" in json_text, f"the dashboard does not show {alarm}"

@@ -2146,6 +2146,7 @@ mod tests {
                 from: mdm_core::golden::Origin::new("crm", "1"),
                 source_seq: 1,
                 rule: Rule::MostRecent,
+                valid: true,
             },
         );
         GoldenRecord {
@@ -2164,6 +2165,7 @@ mod tests {
             merged_from: Vec::new(),
             kept_apart: Vec::new(),
             pins: Vec::new(),
+            quality: None,
         }
     }
 

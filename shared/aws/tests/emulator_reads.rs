@@ -179,6 +179,7 @@ async fn claims_written_ahead_of_a_failed_transaction_carry_their_time() {
         merged_from: Vec::new(),
         kept_apart: Vec::new(),
         pins: Vec::new(),
+        quality: None,
     };
     store
         .transact(vec![WriteOp::PutGolden {

@@ -813,6 +813,7 @@ fn erased_marker(g: &GoldenRecord, now: i64) -> GoldenRecord {
     m.claims = Default::default();
     m.kept_apart = Default::default();
     m.pins = Default::default();
+    m.quality = None;
     m
 }
 
@@ -1033,6 +1034,7 @@ async fn plan_source_erasure<S: Store + ReceiptStore>(
     g.pins.retain(|p| p.source.as_ref() != Some(key));
     let mut attributes = survive(schema, &rest);
     crate::survivorship::apply_pins(&mut attributes, &g.pins);
+    g.quality = Some(crate::survivorship::quality(schema, &attributes));
     g.attributes = attributes.into();
     g.match_values = match_values(schema, &rest).into();
     g.index_keys = keep_keys.iter().cloned().collect();

@@ -23,6 +23,10 @@ pub struct GoldenView {
     pub attributes: crate::attributes::AttributeMap<crate::golden::GoldenAttribute>,
     pub sources: Vec<SourceRef>,
     pub updated_at: String,
+    /// Data quality, 0 to 1: the share of the entity type's attributes the record holds a
+    /// valid value for (absent on erased records and on records stored without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +58,7 @@ impl GoldenView {
             attributes: (*g.attributes).clone(),
             sources: g.members.iter().map(SourceRef::from).collect(),
             updated_at: crate::time::format_rfc3339(g.updated_at_ms),
+            quality: g.quality.map(|q| f64::from(q) / 1000.0),
         }
     }
 }

@@ -17,6 +17,10 @@ pub struct GoldenAttribute {
     pub from: Origin,
     pub source_seq: u64,
     pub rule: Rule,
+    /// The value passed its normalisers (or a steward pinned it). False only when no member
+    /// holds a valid value for the attribute and a raw one survived; serialised as
+    /// `"valid": false` then, and left out otherwise.
+    pub valid: bool,
 }
 
 impl GoldenAttribute {
@@ -69,6 +73,12 @@ struct AttributeWire {
     source_id: Text,
     source_seq: u64,
     rule: Rule,
+    #[serde(default = "valid_by_default")]
+    valid: bool,
+}
+
+fn valid_by_default() -> bool {
+    true
 }
 
 impl From<AttributeWire> for GoldenAttribute {
@@ -78,6 +88,7 @@ impl From<AttributeWire> for GoldenAttribute {
             from: Origin(std::sync::Arc::new((w.source, w.source_id))),
             source_seq: w.source_seq,
             rule: w.rule,
+            valid: w.valid,
         }
     }
 }
@@ -85,12 +96,17 @@ impl From<AttributeWire> for GoldenAttribute {
 impl Serialize for GoldenAttribute {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("GoldenAttribute", 5)?;
+        let mut s = serializer.serialize_struct("GoldenAttribute", 5 + usize::from(!self.valid))?;
         s.serialize_field("value", &self.value)?;
         s.serialize_field("source", self.source())?;
         s.serialize_field("sourceId", self.source_id())?;
         s.serialize_field("sourceSeq", &self.source_seq)?;
         s.serialize_field("rule", &self.rule)?;
+        if self.valid {
+            s.skip_field("valid")?;
+        } else {
+            s.serialize_field("valid", &false)?;
+        }
         s.end()
     }
 }
@@ -240,6 +256,11 @@ pub struct GoldenRecord {
     /// removed, whatever the members send.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<Pin>,
+    /// Data quality: the share of the entity type's attributes this record holds a valid value
+    /// for, in thousandths (`survivorship::quality`), set wherever survivorship runs; `None` on
+    /// records stored without it (`mdm reindex` recomputes it) and on erased records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u16>,
 }
 
 /// The provenance `source` of a pinned value (its `sourceId` is the steward who pinned it).
@@ -394,6 +415,7 @@ impl GoldenRecord {
             merged_from: Vec::new(),
             kept_apart: Vec::new(),
             pins: Vec::new(),
+            quality: None,
         }
     }
 
@@ -612,7 +634,13 @@ mod tests {
     #[test]
     fn golden_attributes_serialise_their_origin_as_source_fields() {
         let from = Origin::new("crm", "c-1");
-        let a = GoldenAttribute { value: "anna".into(), from: from.clone(), source_seq: 3, rule: Rule::SourcePriority };
+        let a = GoldenAttribute {
+            value: "anna".into(),
+            from: from.clone(),
+            source_seq: 3,
+            rule: Rule::SourcePriority,
+            valid: true,
+        };
         let json = serde_json::to_value(&a).expect("serialise");
         assert_eq!(
             json,
@@ -623,6 +651,11 @@ mod tests {
         assert_eq!((back.source(), back.source_id()), ("crm", "c-1"));
         let other = GoldenAttribute { from: Origin::new("crm", "c-2"), ..a.clone() };
         assert_ne!(other, a);
+        // A raw value that survived because no member held a valid one says so.
+        let raw = GoldenAttribute { valid: false, ..a.clone() };
+        let json = serde_json::to_value(&raw).expect("serialise");
+        assert_eq!(json["valid"], serde_json::json!(false));
+        assert_eq!(serde_json::from_value::<GoldenAttribute>(json).expect("deserialise"), raw);
     }
 
     #[test]

@@ -270,7 +270,10 @@ pub(crate) fn keep_provenance(old: &GoldenRecord, attributes: &mut AttributeMap<
         while olds.next_if(|(n, _)| n.as_str() < name.as_str()).is_some() {}
         if let Some((_, prev)) = olds.next_if(|(n, _)| *n == name) {
             if prev.value == attr.value && prev.from == attr.from && prev.rule == attr.rule {
+                // The earlier `sourceSeq`; validity as the normalisers judge it now.
+                let valid = attr.valid;
                 *attr = prev.clone();
+                attr.valid = valid;
             }
         }
     }
@@ -371,6 +374,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
     if let Some(old) = survivor_old {
         keep_provenance(old, &mut attributes);
     }
+    let quality = crate::survivorship::quality(schema, &attributes);
     let (index_keys, mut claim_keys) = crate::blocking::stored_key_lists(schema, members.iter().copied());
     if !losers.is_empty() {
         for l in &losers {
@@ -435,6 +439,7 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
         merged_from: merged_from(survivor_old, &losers),
         kept_apart: kept_apart(survivor_old, &losers),
         pins,
+        quality: Some(quality),
     };
     let (effective, needs_write) = match survivor_old {
         None => (true, true),
@@ -445,7 +450,8 @@ pub fn plan_merge(input: &MergeInput<'_>) -> MergePlan {
             let stored_differs = old.attributes != golden.attributes
                 || old.match_values != golden.match_values
                 || old.index_keys != golden.index_keys
-                || old.claims != golden.claims;
+                || old.claims != golden.claims
+                || old.quality != golden.quality;
             (effective, effective || stored_differs)
         }
     };
@@ -678,6 +684,7 @@ mod tests {
                 merged_from: Vec::new(),
                 kept_apart: Vec::new(),
                 pins: Vec::new(),
+                quality: None,
             },
             members: members.iter().map(|r| Arc::clone(r)).collect(),
         }

@@ -98,14 +98,27 @@ fn survive_from(
         // Refused by schema validation; read as first non-empty should one get here.
         Rule::FirstNonEmpty | Rule::StewardPin => cands().min_by_key(|c| c.join),
     }?;
-    Some(GoldenAttribute::of(best.record, origins.of(best.join, best.record), best.value, def.survivorship))
+    Some(GoldenAttribute::of(best.record, origins.of(best.join, best.record), best.value, def.survivorship, best.valid))
 }
 
 impl GoldenAttribute {
     /// `value`, taken from `record` (whose origin is `from`) under `rule`.
-    fn of(record: &SourceRecord, from: Origin, value: &str, rule: Rule) -> Self {
-        Self { value: value.into(), from, source_seq: record.seq, rule }
+    fn of(record: &SourceRecord, from: Origin, value: &str, rule: Rule, valid: bool) -> Self {
+        Self { value: value.into(), from, source_seq: record.seq, rule, valid }
     }
+}
+
+/// A golden record's data quality: the share of the entity type's attributes it holds a valid
+/// value for, in thousandths (rounded). The same measure as the ingest function's
+/// `DataQualityPercent` of a source record, taken over the surviving values; a pinned value
+/// counts as valid (a steward chose it).
+pub fn quality(schema: &EntitySchema, attributes: &AttributeMap<GoldenAttribute>) -> u16 {
+    let total = schema.attributes.len();
+    if total == 0 {
+        return 1000;
+    }
+    let valid = attributes.iter().filter(|(name, a)| a.valid && schema.attribute(name).is_some()).count();
+    ((valid * 1000 + total / 2) / total) as u16
 }
 
 /// Golden attributes with provenance from the members (in join order).
@@ -121,8 +134,10 @@ pub fn survive_members(schema: &EntitySchema, members: &[Member<'_>]) -> Attribu
         return schema
             .positions_by_name()
             .filter_map(|i| {
-                let (def, value) = (&schema.attributes[i], slots.get(i)?.value?);
-                Some((def.name.as_str(), GoldenAttribute::of(record, from.clone(), value, def.survivorship)))
+                let def = &schema.attributes[i];
+                let slot = slots.get(i)?;
+                let attr = GoldenAttribute::of(record, from.clone(), slot.value?, def.survivorship, slot.valid);
+                Some((def.name.as_str(), attr))
             })
             .collect();
     }
@@ -142,6 +157,7 @@ pub fn apply_pins(attributes: &mut AttributeMap<GoldenAttribute>, pins: &[crate:
             from: Origin::new(crate::golden::PIN_SOURCE, &pin.actor),
             source_seq: 0,
             rule: Rule::StewardPin,
+            valid: true,
         };
         attributes.insert(pin.attribute.as_str(), attr);
     }
@@ -228,5 +244,34 @@ mod tests {
         let x = rec("crm", "c2", 100, &[("email", "a@x.com")]);
         let y = rec("erp", "e2", 100, &[("email", "b@x.com")]);
         assert_eq!(survive(s, &[&x, &y])["email"].value, survive(s, &[&y, &x])["email"].value);
+    }
+
+    #[test]
+    fn quality_counts_valid_surviving_values_over_the_schema_and_says_which_are_raw() {
+        let reg = SchemaRegistry::built_in().expect("schemas");
+        let s = reg.get("customer").expect("customer");
+        let total = s.attributes.len();
+        let mut raw = rec("crm", "c1", 500, &[("given_name", "ann"), ("date_of_birth", "1999-02-31")]);
+        raw.invalid.insert("date_of_birth".into());
+        let alone = survive(s, &[&raw]);
+        assert!(!alone["date_of_birth"].valid, "only a raw value: it survives, marked");
+        assert!(alone["given_name"].valid);
+        let per_mille = |n: usize| ((n * 1000 + total / 2) / total) as u16;
+        assert_eq!(quality(s, &alone), per_mille(1), "one valid value of {total}");
+        let good = rec("webshop", "w1", 100, &[("date_of_birth", "1999-02-13"), ("email", "ann@x.com")]);
+        let both = survive(s, &[&raw, &good]);
+        assert!(both["date_of_birth"].valid);
+        assert_eq!(quality(s, &both), per_mille(3));
+        let mut pinned = alone.clone();
+        let pin = crate::golden::Pin {
+            attribute: "date_of_birth".into(),
+            value: "1999-03-01".into(),
+            actor: "steward".into(),
+            reason: "checked".into(),
+            at_ms: 0,
+            source: None,
+        };
+        apply_pins(&mut pinned, &[pin]);
+        assert_eq!(quality(s, &pinned), per_mille(2), "a pinned value counts as valid");
     }
 }

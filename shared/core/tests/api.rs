@@ -433,3 +433,41 @@ async fn the_review_queue_lists_open_tasks_with_their_record_and_candidates() {
     let wrong = call(ApiRequest::new("POST", "/v1/reviews").with_scopes([scope::STEWARD])).await;
     assert_eq!(wrong.0, 405);
 }
+
+#[tokio::test]
+async fn a_golden_record_carries_its_data_quality_in_the_api_and_its_events() {
+    use mdm_core::store::Outbox;
+    let hub = Hub::new(Arc::new(SchemaRegistry::built_in().expect("schemas")), MemoryStore::new());
+    let total = hub.registry().get("customer").expect("customer").attributes.len() as f64;
+    let send = |id: &str, seq: u64, attributes: Value| json!({"entityType": "customer", "sourceSystem": "crm", "sourceId": id, "sourceSeq": seq, "attributes": attributes});
+    // Three values, one of them an impossible date kept raw: 2 valid of the schema's attributes.
+    let first = send("c-1", 1, json!({"given_name": "Ola", "family_name": "Nowak", "date_of_birth": "1990-02-31"}));
+    let record = mdm_core::record::validate(hub.registry(), &first, hub.now_ms()).expect("valid record");
+    hub.ingest(&record).await.expect("ingest");
+    let id = hub.process(&record.key).await.expect("process").golden.golden_id;
+    let (status, body, _) = call(&hub, ApiRequest::new("GET", &format!("/v1/golden/customer/{id}"))).await;
+    assert_eq!(status, 200);
+    let quality = |body: &Value| body["quality"].as_f64().expect("quality is a number");
+    let expected = |valid: f64| (valid / total * 1000.0).round() / 1000.0;
+    assert_eq!(quality(&body), expected(2.0), "{body:#}");
+    assert_eq!(body["attributes"]["date_of_birth"]["valid"], json!(false), "the raw value says so");
+    assert!(body["attributes"]["given_name"].get("valid").is_none(), "valid values carry no flag");
+
+    // The same record, now with a real date and an e-mail address: 4 valid values.
+    let second = send(
+        "c-1",
+        2,
+        json!({"given_name": "Ola", "family_name": "Nowak", "date_of_birth": "1990-02-13", "email": "ola@example.com"}),
+    );
+    let record = mdm_core::record::validate(hub.registry(), &second, hub.now_ms()).expect("valid record");
+    hub.ingest(&record).await.expect("ingest");
+    hub.process(&record.key).await.expect("process");
+    let (_, body, _) = call(&hub, ApiRequest::new("GET", &format!("/v1/golden/customer/{id}"))).await;
+    assert_eq!(quality(&body), expected(4.0));
+    assert!(body["attributes"]["date_of_birth"].get("valid").is_none());
+
+    // Each event carries the quality of the version it announces.
+    let events = hub.store().pending_events(100).await.expect("outbox");
+    let seen: Vec<f64> = events.iter().filter_map(|e| e.event.detail()["golden"]["quality"].as_f64()).collect();
+    assert_eq!(seen, vec![expected(2.0), expected(4.0)]);
+}

@@ -56,6 +56,13 @@ async fn every_event_the_pipeline_emits_validates() {
             let mut broken = detail.clone();
             broken["receivedAt"] = json!("yesterday");
             assert!(!validator(e.event.detail_type()).is_valid(&broken), "receivedAt must be a date-time");
+            // The golden record's data quality, 0 to 1.
+            if let Some(golden) = detail.get("golden") {
+                assert!(golden["quality"].as_f64().is_some_and(|q| (0.0..=1.0).contains(&q)), "{detail:#}");
+                let mut broken = detail.clone();
+                broken["golden"]["quality"] = json!(1.5);
+                assert!(!validator(e.event.detail_type()).is_valid(&broken), "quality is at most 1");
+            }
         }
         // The slim form of an event that carries the golden record validates too; a detail
         // with neither the record nor the slim marker does not.

@@ -736,6 +736,27 @@ async fn reindexing_a_golden_record_restores_lost_entries_and_is_idempotent() {
     assert_eq!(hub.reindex_golden("customer", "g-none", false).await.expect("absent"), Reindexed::Skipped);
 }
 
+/// A golden record stored before it kept its data quality gets it from `mdm reindex`, without a
+/// new version (nothing a reader sees as a value changed).
+#[tokio::test]
+async fn reindexing_gives_a_record_stored_without_its_quality_one() {
+    use mdm_core::hub::Reindexed;
+    use mdm_core::store::{Expect, GoldenStore, Transactor, WriteOp};
+    let hub = hub();
+    let (_, anna) = feed(&hub, anna_crm()).await;
+    let anna = anna.expect("merged").outcome.golden_id().to_owned();
+    let golden = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    let quality = golden.quality.expect("a new record has its quality");
+    let mut old = golden.clone();
+    old.quality = None;
+    old.revision += 1;
+    let expect = Expect::Revision(golden.revision);
+    hub.store().transact(vec![WriteOp::PutGolden { golden: std::sync::Arc::new(old), expect }]).await.expect("put");
+    assert_eq!(hub.reindex_golden("customer", &anna, false).await.expect("reindex"), Reindexed::Rebuilt);
+    let after = hub.store().get_golden("customer", &anna).await.expect("get").expect("anna");
+    assert_eq!((after.quality, after.version), (Some(quality), golden.version));
+}
+
 /// A bus for the publish tests: keeps what it was sent, and fails the `n`-th send from now
 /// (1 = the next) as a whole: before anything is delivered, or — `lost` — after delivering
 /// everything, with the answer lost.

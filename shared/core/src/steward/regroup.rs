@@ -82,6 +82,7 @@ fn rebuild(schema: &EntitySchema, group: &Group<'_>, now: i64) -> (GoldenRecord,
     let (index_keys, claim_keys) = crate::blocking::stored_key_lists(schema, group.members.iter().copied());
     let mut g = group.base.clone();
     g.status = GoldenStatus::Active;
+    g.quality = Some(crate::survivorship::quality(schema, &attributes));
     g.attributes = attributes.into();
     g.members = Arc::new(group.members.iter().map(|r| r.key.clone()).collect());
     g.match_values = member_match_values(schema, &with_slots).into();

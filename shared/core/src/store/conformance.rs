@@ -54,6 +54,7 @@ pub fn golden_record(entity: &str, id: &str, revision: u64) -> GoldenRecord {
         merged_from: Vec::new(),
         kept_apart: Vec::new(),
         pins: Vec::new(),
+        quality: None,
     }
 }
 
