@@ -8,7 +8,7 @@
 use mdm_aws::capacity::{meter, Tally};
 use mdm_aws::local::esm::LocalRunner;
 use mdm_aws::local::Resources;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,32 +38,6 @@ fn inputs(args: &CostArgs) -> Vec<(&'static str, String)> {
 
 /// A generated CSV file (`mdm generate`) as ingest records: the file's stem is the source
 /// system, `rec_id` the source id, every other non-empty field an attribute.
-fn read_records(entity: &str, path: &str) -> Result<Vec<Value>, String> {
-    let system = Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or("file").to_owned();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| format!("{path}: cannot read: {e}"))?;
-    let header: Vec<String> =
-        reader.headers().map_err(|e| format!("{path}: header: {e}"))?.iter().map(str::to_owned).collect();
-    let id = header.iter().position(|h| h == "rec_id").ok_or_else(|| format!("{path}: no rec_id column"))?;
-    let mut out = Vec::new();
-    for (line, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| format!("{path}:{}: {e}", line + 2))?;
-        let mut attributes = Map::new();
-        for (i, (name, value)) in header.iter().zip(row.iter()).enumerate() {
-            if i != id && !value.is_empty() {
-                attributes.insert(name.clone(), json!(value));
-            }
-        }
-        out.push(json!({
-            "entityType": entity, "sourceSystem": system, "sourceId": row.get(id).unwrap_or(""),
-            "sourceSeq": 1, "attributes": attributes,
-        }));
-    }
-    Ok(out)
-}
-
 fn price(prices: &Value, name: &str) -> Result<f64, String> {
     prices.get(name).and_then(Value::as_f64).ok_or_else(|| format!("prices file: no number '{name}'"))
 }
@@ -88,7 +62,8 @@ pub async fn run(args: CostArgs) -> Result<(), String> {
     let mut records = 0usize;
     let mut api_requests = 0usize;
     for (entity, file) in &files {
-        let batch = read_records(entity, file)?;
+        let system = Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or("file");
+        let batch = crate::source_csv::read_records(entity, system, Path::new(file))?;
         for chunk in batch.chunks(100) {
             let (status, body) = runner.post_records(&json!({ "records": chunk }).to_string()).await;
             if status >= 300 && status != 207 {

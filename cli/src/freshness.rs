@@ -10,7 +10,7 @@
 
 use mdm_aws::local::esm::{LocalRunner, RunStats};
 use mdm_aws::local::Resources;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,27 +109,12 @@ fn people(records: u32, seed: u64) -> Result<Vec<Value>, String> {
 }
 
 fn read_people(path: &Path) -> Result<Vec<Value>, String> {
-    let name = path.display();
-    let mut reader =
-        csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    let header: Vec<String> = reader.headers().map_err(|e| format!("{name}: {e}"))?.iter().map(str::to_owned).collect();
-    let id = header.iter().position(|h| h == "rec_id").ok_or_else(|| format!("{name}: no rec_id column"))?;
-    let mut out = Vec::new();
-    for (line, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| format!("{name}:{}: {e}", line + 2))?;
-        let mut attributes = Map::new();
-        for (i, (field, value)) in header.iter().zip(row.iter()).enumerate() {
-            if i != id && !value.is_empty() {
-                attributes.insert(field.clone(), json!(value));
-            }
-        }
-        let source_id = row.get(id).unwrap_or("");
-        out.push(json!({
-            "entityType": "customer", "sourceSystem": "people", "sourceId": source_id, "sourceSeq": 1,
-            "correlationId": format!("fresh-{source_id}"), "attributes": attributes,
-        }));
+    let mut records = crate::source_csv::read_records("customer", "people", path)?;
+    for r in &mut records {
+        let id = r["sourceId"].as_str().unwrap_or("").to_owned();
+        r["correlationId"] = json!(format!("fresh-{id}"));
     }
-    Ok(out)
+    Ok(records)
 }
 
 /// Requests in the emulator's log so far (one line per request).

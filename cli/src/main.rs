@@ -24,6 +24,8 @@ mod demo_steward;
 mod freshness;
 #[cfg(feature = "aws")]
 mod reindex;
+#[cfg(feature = "aws")]
+mod source_csv;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
