@@ -275,10 +275,30 @@ def every_indicator_has_its_metric_and_alarm():
     assert dashboard
 
 
+def every_route_has_the_authorizer_but_the_console():
+    """Every HTTP route needs a token with a scope, except the steward console's page and files
+    (no data: the page calls the routes with the steward's token), which need none."""
+    open_routes = []
+    for name, f in of_type("AWS::Serverless::Function").items():
+        for ev, e in (f["Properties"].get("Events") or {}).items():
+            if e.get("Type") != "HttpApi":
+                continue
+            p = e["Properties"]
+            auth = p.get("Auth") or {}
+            if auth.get("Authorizer") == "NONE":
+                open_routes.append((p["Method"], p["Path"]))
+                assert name == "StewardFunction", f"{name}.{ev}: only the steward function serves the console"
+                assert not auth.get("AuthorizationScopes"), f"{ev}: no authorizer, no scopes"
+            else:
+                assert auth.get("Authorizer") == "HubJwt" and auth.get("AuthorizationScopes"), f"{name}.{ev}: {auth}"
+    assert sorted(open_routes) == [("GET", "/console"), ("GET", "/console/{file}")], open_routes
+
+
 check("every rule target has a DLQ (alarmed, writable by EventBridge) and retries", rule_targets_have_a_dlq_and_retries)
 check("every DLQ has a depth alarm, every queue a function reads an age alarm", every_dlq_and_queue_is_alarmed)
 check("the bus archive keeps every hub event but ErasureRequested", the_archive_never_keeps_erasure_requests)
 check("every function deploys gradually, rolled back by the alarms", every_function_deploys_gradually)
+check("every route needs a token with a scope, but the console's page and files", every_route_has_the_authorizer_but_the_console)
 check("every indicator in docs/operations.md has its metric and alarm; the dashboard shows every alarm", every_indicator_has_its_metric_and_alarm)
 for name, err in results:
     print(f"{'ok  ' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))

@@ -15,6 +15,8 @@ mod progress;
 static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 #[cfg(feature = "aws")]
+mod console;
+#[cfg(feature = "aws")]
 mod cost;
 #[cfg(feature = "aws")]
 mod demo;
@@ -90,6 +92,8 @@ enum LocalCommand {
     Cost(cost::CostArgs),
     /// Latency from sending a record to its event reaching a subscriber, at a steady rate.
     Freshness(freshness::FreshnessArgs),
+    /// The steward console on one loopback origin (infra/local/console starts the emulator first).
+    Console(console::ConsoleArgs),
 }
 
 fn schemas(dir: Option<PathBuf>) -> Result<(), String> {
@@ -169,6 +173,8 @@ async fn main() -> ExitCode {
         Command::Local(LocalCommand::Cost(args)) => cost::run(args).await,
         #[cfg(feature = "aws")]
         Command::Local(LocalCommand::Freshness(args)) => freshness::run(args).await,
+        #[cfg(feature = "aws")]
+        Command::Local(LocalCommand::Console(args)) => console::run(args).await,
         #[cfg(not(feature = "aws"))]
         Command::Local { .. } => {
             Err("this mdm was built without the 'aws' feature: cargo run -p mdm-cli --features aws -- local ...".into())

@@ -59,6 +59,15 @@ impl Api {
     }
 
     /// Calls ingest's HTTP handler.
+    /// The steward function's raw answer to an unauthenticated `GET` (no authorizer context).
+    async fn steward_page(&self, path: &str) -> Value {
+        let mut settings = self.stack.res.settings_for("mdm-steward").expect("settings");
+        settings.local_scopes = None;
+        let sdk = mdm_aws::config::sdk_config().await;
+        let ctx = Ctx::new(&sdk, settings, "steward").expect("ctx");
+        mdm_aws::handlers::steward::handle_event(&ctx, http_event("GET", path, "", None, None)).await
+    }
+
     async fn ingest(&self, body: &str, scopes: &[&str]) -> Answer {
         let mut event = http_event("POST", "/v1/records", "", Some(body), Some(scopes));
         event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("client-7");
@@ -257,12 +266,19 @@ async fn every_route_refuses_a_token_without_its_scope() {
 
     // The template declares, per route, the scope the handler checks; the document says the same.
     let mut declared = 0;
+    let mut consoles = 0;
     for f in t.stack.res.functions.values() {
         for src in &f.event_sources {
             let mdm_aws::local::EventSource::Http { method: Some(m), path: Some(p), scopes, .. } = src else {
                 continue;
             };
             let concrete = p.replace('{', "x").replace('}', "");
+            if p == "/console" || p.starts_with("/console/") {
+                // The one exception: the console's page and files hold no data and need no token.
+                assert!(scopes.is_empty(), "{m} {p}: the console needs no scope");
+                consoles += 1;
+                continue;
+            }
             let needed = match p.as_str() {
                 "/v1/records" => scope::WRITE,
                 e if e.starts_with("/v1/erasure") => scope::ERASURE,
@@ -279,6 +295,15 @@ async fn every_route_refuses_a_token_without_its_scope() {
         }
     }
     assert_eq!(declared, 19, "nineteen routes in the template");
+    assert_eq!(consoles, 2, "the console's page and its files");
+    // Served without a token, with the policy that keeps source values from running as script.
+    let page = t.steward_page("/console").await;
+    assert_eq!(page["statusCode"], json!(200));
+    assert!(page["body"].as_str().is_some_and(|b| b.starts_with("<!doctype html>")), "the page as it is, not JSON");
+    assert_eq!(
+        page["headers"]["content-security-policy"].as_str(),
+        Some(mdm_core::api::console::CONTENT_SECURITY_POLICY)
+    );
 }
 
 /// A `MakeWriter` that appends log lines to a shared buffer.

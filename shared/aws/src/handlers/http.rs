@@ -97,7 +97,12 @@ pub fn response_event(r: &ApiResponse) -> Value {
             out.headers.insert(name, value);
         }
     }
-    out.body = r.body.as_ref().map(|b| Body::Text(b.to_string()));
+    // A text answer (the console's page) is sent as it is; everything else is JSON.
+    let json = r.header("content-type").is_none_or(|t| t.starts_with("application/json"));
+    out.body = r.body.as_ref().map(|b| match b {
+        Value::String(text) if !json => Body::Text(text.clone()),
+        other => Body::Text(other.to_string()),
+    });
     serde_json::to_value(out).unwrap_or_else(|_| json!({"statusCode": 500}))
 }
 

@@ -6,6 +6,7 @@
 //! Nothing here logs attribute values, identifiers from the request, or path parameters: spans
 //! carry the route name, the entity type and counts.
 
+pub mod console;
 pub mod enrich;
 pub mod golden;
 pub mod scope;

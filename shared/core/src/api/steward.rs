@@ -94,6 +94,10 @@ impl StewardRoute {
 
 /// Answers one steward request: route, scope check (`mdm/steward`), handler.
 pub async fn handle<S: Store + LookupStore + ReceiptStore>(hub: &Hub<S>, req: &ApiRequest) -> ApiResponse {
+    // The console's page and files: no data, no scope (the page calls the routes below).
+    if let Some(page) = super::console::serve(req) {
+        return page;
+    }
     let route = match StewardRoute::parse(&req.method, &req.path) {
         Ok(r) => r,
         Err(e) => return e.response(),
