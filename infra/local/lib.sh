@@ -131,6 +131,12 @@ mdm_localstack_version() {
 mdm_localstack_stop() {
   if [ -n "${MDM_LOCALSTACK_PID:-}" ]; then
     kill "$MDM_LOCALSTACK_PID" 2>/dev/null || true
+    # LocalStack's own shutdown can hang ("Stopping all services"): 10 s, then it is killed.
+    for _ in $(seq 1 50); do
+      kill -0 "$MDM_LOCALSTACK_PID" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -9 "$MDM_LOCALSTACK_PID" 2>/dev/null || true
     wait "$MDM_LOCALSTACK_PID" 2>/dev/null || true
     unset MDM_LOCALSTACK_PID AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_EVENTBRIDGE
   fi
