@@ -50,6 +50,7 @@ check mdm-publish publish-sweep.json 'r["delivered"] >= 1 and r["failed"] == 0'
 # with the customer resolved and each unresolvable line answered in its place.
 check mdm-api api-xref.json 'r["statusCode"] == 200 and json.loads(r["body"])["goldenId"].startswith("g")'
 check mdm-steward steward-backlog.json '[e["entityType"] for e in r["entities"]] == ["customer", "product"] and all(e["openReviews"] == 0 for e in r["entities"])'
+check mdm-steward steward-console.json 'r["statusCode"] == 200 and r["body"].startswith("<!doctype html>") and r["headers"]["content-security-policy"].startswith("default-src \x27self\x27")'
 check mdm-steward steward-reviews.json 'r["statusCode"] == 200 and json.loads(r["body"])["items"] == [] and json.loads(r["body"])["nextCursor"] is None'
 check mdm-erasure erasure-http.json 'r["statusCode"] == 202 and json.loads(r["body"])["receipt"]["goldenIds"][0].startswith("g")'
 check mdm-api api-enrich.json 'r["statusCode"] == 200 and json.loads(r["body"])["customer"]["goldenId"].startswith("g") and [l["error"]["code"] for l in json.loads(r["body"])["lines"]] == ["unknown_source", "unknown_identifier"]'
