@@ -120,7 +120,7 @@ enum Function {
 
 fn route(method: &str, path: &str) -> Function {
     use mdm_core::api::steward::StewardRoute;
-    if mdm_core::api::console::serve(&mdm_core::api::ApiRequest::new("GET", path)).is_some() {
+    if mdm_core::api::console::is_console_path(path) {
         return Function::Steward;
     }
     if path == "/v1/records" {
@@ -133,9 +133,16 @@ fn route(method: &str, path: &str) -> Function {
     }
 }
 
-fn plain(status: u16, body: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+/// An HTTP answer with `status` and `body`.
+fn response(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+/// An error answer in the API's error shape (the local server's own: the body could not be read).
+fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let mut r = response(status, json!({"error": {"code": code, "message": message, "details": []}}).to_string());
     r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     r
 }
@@ -152,10 +159,10 @@ async fn answer(f: &Functions, req: Request<Incoming>) -> Response<Full<Bytes>> 
     }
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return plain(413, r#"{"error":{"code":"body_too_large","message":"the body is too large"}}"#),
+        Err(_) => return error(413, "body_too_large", "the body is larger than 1 MB"),
     };
     let Ok(body) = String::from_utf8(body.to_vec()) else {
-        return plain(400, r#"{"error":{"code":"invalid_body","message":"the body is not UTF-8"}}"#);
+        return error(400, "invalid_body", "the body is not UTF-8");
     };
     let mut event = http_event(&method, &path, &query, (!body.is_empty()).then_some(body.as_str()), None);
     event["headers"] = Value::Object(headers);
@@ -164,12 +171,12 @@ async fn answer(f: &Functions, req: Request<Incoming>) -> Response<Full<Bytes>> 
         Function::Api => Box::pin(api::handle_event(&f.api, event)).await,
         Function::Ingest => match Box::pin(ingest::handle(&f.runner.handlers().ingest, event)).await {
             Ok(v) => v,
-            Err(e) => return plain(500, &json!({"error": {"code": "internal", "message": e.to_string()}}).to_string()),
+            // The event is built here, so this is the server's fault; the message names no value.
+            Err(_) => return error(500, "internal_error", "the ingest handler could not read the request"),
         },
     };
     let status = out["statusCode"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(500);
-    let mut r = Response::new(Full::new(Bytes::from(out["body"].as_str().unwrap_or("").to_owned())));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = response(status, out["body"].as_str().unwrap_or("").to_owned());
     for (name, value) in out["headers"].as_object().into_iter().flatten() {
         if let (Ok(n), Some(Ok(v))) = (
             hyper::header::HeaderName::from_bytes(name.as_bytes()),

@@ -32,6 +32,11 @@ fn console_part(path: &str) -> Option<&str> {
     }
 }
 
+/// Whether `path` is the console's page or one of its files (after an optional stage prefix).
+pub fn is_console_path(path: &str) -> bool {
+    console_part(path).is_some()
+}
+
 /// The console's answer to `req`, or `None` when the path is not the console's.
 pub fn serve(req: &ApiRequest) -> Option<ApiResponse> {
     let part = console_part(&req.path)?;
@@ -82,7 +87,9 @@ mod tests {
         assert_eq!(serve(&ApiRequest::new("POST", "/console")).map(|r| r.status), Some(405));
         for other in ["/v1/reviews", "/consoles", "/a/b/console", "/"] {
             assert!(serve(&ApiRequest::new("GET", other)).is_none(), "{other}");
+            assert!(!is_console_path(other), "{other}");
         }
+        assert!(is_console_path("/prod/console/console.js"));
         assert!(CONTENT_SECURITY_POLICY.starts_with("default-src 'self'"));
     }
 
