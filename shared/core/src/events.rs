@@ -216,6 +216,8 @@ pub fn detail_schema(detail_type: &str) -> Option<&'static str> {
         "ReviewTaskOpened" => include_str!("../schemas/events/ReviewTaskOpened.json"),
         "ErasureCompleted" => include_str!("../schemas/events/ErasureCompleted.json"),
         "ReviewTaskResolved" => include_str!("../schemas/events/ReviewTaskResolved.json"),
+        // Not a golden-record event: the files function publishes it itself (docs/files.md).
+        "FileIngested" => include_str!("../schemas/events/FileIngested.json"),
         _ => return None,
     })
 }

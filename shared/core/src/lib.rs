@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod compare;
 pub mod erasure;
 pub mod events;
+pub mod files;
 pub mod golden;
 pub mod hub;
 pub mod index_keys;
