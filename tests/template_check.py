@@ -5,7 +5,9 @@ queue's redrive would move it (raw, without a reason) to the dead-letter queue; 
 every rule target has a DLQ and a retry policy, every DLQ and queue an alarm, the archive never
 keeps ErasureRequested, every function deploys gradually with the alarms as rollback triggers,
 and every indicator in docs/operations.md has its metric (emitted by the code, or AWS's own) and
-its alarm on that metric.
+its alarm on that metric; bulk files: the bucket is private and encrypted, notifies the files
+queue of incoming/ only, lets only FileWriters drop files (each in its own system's folders), and
+the files function writes nothing but reports.
 
     .venv/bin/python tests/template_check.py      # tests/run runs it; prints "N passed, M failed"
 """
@@ -124,6 +126,7 @@ def handlers_settle_before_the_redrive():
         "MatchQueue": ("mod", "MATCH_MAX_RECEIVES"),
         "MergeQueue": ("mod", "MERGE_MAX_RECEIVES"),
         "ErasureQueue": ("erasure", "MAX_RECEIVES"),
+        "FilesQueue": ("mod", "FILES_MAX_RECEIVES"),
     }
     for queue, (module, const) in wanted.items():
         m = re.search(rf"pub const {const}: u32 = (\d+);", sources[module])
@@ -294,11 +297,169 @@ def every_route_has_the_authorizer_but_the_console():
     assert sorted(open_routes) == [("GET", "/console"), ("GET", "/console/{file}")], open_routes
 
 
+WRITER = "arn:aws:iam::111122223333:role/webshop-files"  # another account's
+LOCAL_WRITER = "arn:aws:iam::123456789012:role/webshop-files"  # the hub's account's
+
+
+def the_files_bucket_is_private_and_notifies_the_files_queue():
+    p = RES["FilesBucket"]["Properties"]
+    block = p.get("PublicAccessBlockConfiguration", {})
+    for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        assert block.get(k) is True, f"FilesBucket: {k} is {block.get(k)!r}"
+    rules = p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    algos = [r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules]
+    assert algos and all(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in algos), f"FilesBucket encryption {algos}"
+    owner = [r.get("ObjectOwnership") for r in p.get("OwnershipControls", {}).get("Rules", [])]
+    assert owner == ["BucketOwnerEnforced"], f"FilesBucket object ownership {owner}"
+    queues = p.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+    assert len(queues) == 1, f"{len(queues)} queue notifications"
+    (q,) = queues
+    assert ref_name(q["Queue"]) == "FilesQueue", f"the bucket notifies {q['Queue']}"
+    assert q["Event"] == "s3:ObjectCreated:*", q["Event"]
+    filters = q.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+    assert filters == [{"Name": "prefix", "Value": "incoming/"}], f"notification filter {filters}"
+    assert set(p["NotificationConfiguration"]) == {"QueueConfigurations"}, f"the bucket notifies {sorted(p['NotificationConfiguration'])}"
+    # S3 checks the queue's policy when the notification is configured: it exists first and
+    # names this bucket and account.
+    depends = RES["FilesBucket"].get("DependsOn")
+    assert "FilesQueuePolicy" in ([depends] if isinstance(depends, str) else depends or []), "FilesBucket does not wait for FilesQueuePolicy"
+    r = Resolver({"Stage": "prod"})
+    bucket = r.resolve(p["BucketName"])
+    (stmt,) = r.resolve(RES["FilesQueuePolicy"]["Properties"]["PolicyDocument"])["Statement"]
+    assert stmt["Principal"] == {"Service": "s3.amazonaws.com"} and stmt["Action"] == "sqs:SendMessage", stmt
+    assert stmt["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket}", stmt["Condition"]
+    assert stmt["Condition"]["StringEquals"]["aws:SourceAccount"] == r.account, stmt["Condition"]
+    # Six times the function's timeout (Lambda's advice for SQS event sources).
+    timeout = int(RES["FilesFunction"]["Properties"]["Timeout"])
+    visibility = int(RES["FilesQueue"]["Properties"]["VisibilityTimeout"])
+    assert visibility >= 6 * timeout, f"FilesQueue's visibility timeout {visibility} s < 6 x {timeout} s"
+    retention = p["LifecycleConfiguration"]["Rules"]
+    for days, kept in ((0, False), (30, True)):
+        rules = Resolver({"FileRetentionDays": days}).resolve(retention)
+        expiring = [x for x in rules if x.get("ExpirationInDays") is not None]
+        assert bool(expiring) == kept, f"FileRetentionDays {days}: expiring rules {expiring}"
+        if kept:
+            assert expiring[0]["Prefix"] == "incoming/" and str(expiring[0]["ExpirationInDays"]) == str(days), expiring
+
+
+def put_allowed(statements, principal, key, tag):
+    """Whether the bucket policy lets `principal` (its mdm-source-system tag `tag`) put `key`
+    over TLS: no Deny applies, and an Allow does - unless the principal is of the bucket's
+    account, whose own IAM policy may allow it anything. IAM wildcards: `*` spans any characters,
+    "/" included. A statement naming the tag when the principal has none does not apply (the
+    conservative reading for a Deny). Anything this model does not know fails the check."""
+
+    def listed(v):
+        return v if isinstance(v, list) else [v]
+
+    def matches(pattern, resource):
+        return re.fullmatch(".*".join(re.escape(x) for x in pattern.split("*")), resource) is not None
+
+    def applies(s):
+        unknown = set(s) - {"Sid", "Effect", "Principal", "Action", "Resource", "NotResource", "Condition"}
+        assert not unknown, f"the check does not model {sorted(unknown)} in {s.get('Sid')}"
+        if not {"s3:PutObject", "s3:*"} & set(listed(s["Action"])):
+            return False
+        who = s["Principal"]
+        if who != "*" and principal not in listed(who.get("AWS", [])):
+            return False
+        for op, kv in s.get("Condition", {}).items():
+            assert len(kv) == 1, f"{s.get('Sid')}: condition {op} {kv}"
+            ((k, v),) = kv.items()
+            if (op, k) == ("Bool", "aws:SecureTransport"):
+                holds = str(v).lower() == "true"  # these puts come over TLS
+            elif (op, k) == ("ArnNotLike", "aws:PrincipalArn"):
+                holds = not any(matches(x, principal) for x in listed(v))
+            elif (op, k) == ("ArnLike", "aws:PrincipalArn"):
+                holds = any(matches(x, principal) for x in listed(v))
+            elif (op, k) == ("Null", "aws:PrincipalTag/mdm-source-system"):
+                holds = (str(v).lower() == "true") == (tag is None)
+            else:
+                raise AssertionError(f"the check does not model the condition {op} {k} in {s.get('Sid')}")
+            if not holds:
+                return False
+        patterns = listed(s.get("Resource", s.get("NotResource")))
+        variable = "${aws:PrincipalTag/mdm-source-system}"
+        if tag is None and any(variable in x for x in patterns):
+            return False
+        patterns = [x.replace(variable, tag or "") for x in patterns]
+        assert not any("${" in x for x in patterns), f"the check does not model a variable in {patterns}"
+        hit = any(matches(x, f"arn:aws:s3:::bucket/{key}") for x in patterns)
+        return hit if "Resource" in s else not hit
+
+    deny = [s for s in statements if s["Effect"] == "Deny" and applies(s)]
+    allow = [s for s in statements if s["Effect"] == "Allow" and applies(s)]
+    return not deny and (bool(allow) or principal.split(":")[4] == "123456789012")
+
+
+def only_file_writers_drop_files_in_their_own_folders():
+    def policy(parameters):
+        r = Resolver(parameters)
+        r.create = lambda logical: {"ref": "bucket", "Arn": "arn:aws:s3:::bucket"}
+        return r.resolve(RES["FilesBucketPolicy"]["Properties"]["PolicyDocument"])["Statement"]
+
+    none = policy({})
+    for who in (WRITER, LOCAL_WRITER):
+        assert not put_allowed(none, who, "incoming/customer/webshop/a.csv", "webshop"), f"with no writers named, {who} may put under incoming/"
+    tls = [s for s in none if s["Effect"] == "Deny" and s["Action"] == "s3:*"]
+    assert tls and tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, "the bucket does not insist on TLS"
+    named = policy({"FileWriters": f"{WRITER},{LOCAL_WRITER}"})
+    for who in (WRITER, LOCAL_WRITER):
+        for key in ("incoming/customer/webshop/a.csv", "incoming/product/webshop/b.jsonl.gz"):
+            assert put_allowed(named, who, key, "webshop"), f"{who} may not drop its own system's {key}"
+        for key, tag, why in [
+            ("incoming/customer/crm/a.csv", "webshop", "another system's folder"),
+            ("incoming/customer/crm/webshop/a.csv", "webshop", "a nested key naming its system further down"),
+            ("incoming/customer/webshop/x/a.csv", "webshop", "a nested key"),
+            ("reports/customer/webshop/a.csv.json", "webshop", "a report"),
+            ("customer/webshop/a.csv", "webshop", "outside incoming/"),
+            ("incoming/customer/webshop/a.csv", None, "no mdm-source-system tag"),
+        ]:
+            assert not put_allowed(named, who, key, tag), f"{who} may put {key} ({why})"
+    other = "arn:aws:iam::123456789012:role/anyone"
+    assert not put_allowed(named, other, "incoming/customer/webshop/a.csv", "webshop"), f"{other} is not kept out"
+
+
+def the_files_function_writes_only_reports():
+    f = RES["FilesFunction"]
+    assert f["Metadata"]["BuildProperties"]["Binary"] == "mdm-files"
+    p = f["Properties"]
+    assert int(p["Timeout"]) == 900, p["Timeout"]
+    env = p["Environment"]["Variables"]
+    for k, ref in [("MDM_FILES_BUCKET", "FilesBucket"), ("MDM_FILES_QUEUE_URL", "FilesQueue"), ("MDM_FILES_DLQ_URL", "FilesDLQ"),
+                   ("MDM_FILE_FEEDS", "FileFeeds"), ("MDM_FILE_RETENTION_DAYS", "FileRetentionDays")]:
+        assert ref_name(env.get(k)) == ref, f"{k} is {env.get(k)!r}"
+    (ev,) = [e for e in p["Events"].values() if e["Type"] == "SQS"]
+    assert ref_name(ev["Properties"]["Queue"]) == "FilesQueue" and ev["Properties"].get("BatchSize") == 1, ev
+    assert ev["Properties"].get("FunctionResponseTypes") == ["ReportBatchItemFailures"], ev
+    r = Resolver({})
+    s3 = []
+    for pol in p["Policies"]:
+        if isinstance(pol, dict) and "Statement" in pol:
+            s3 += [s for s in r.resolve(pol["Statement"]) if any(a.startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+        else:
+            assert not any(k.startswith("S3") for k in pol), f"FilesFunction has the policy template {pol}"
+    bucket = r.resolve({"Fn::Sub": "arn:${AWS::Partition}:s3:::${FilesBucket}"})
+    puts = []
+    for s in s3:
+        actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+        assert s["Effect"] == "Allow" and not any("*" in a for a in actions), f"FilesFunction: {s}"
+        resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+        for res in resources:
+            assert res == bucket or res.startswith(bucket + "/"), f"FilesFunction may {actions} on {res}"
+        if "s3:PutObject" in actions:
+            puts += resources
+    assert puts == [f"{bucket}/reports/*"], f"FilesFunction may PutObject on {puts}"
+
+
 check("every rule target has a DLQ (alarmed, writable by EventBridge) and retries", rule_targets_have_a_dlq_and_retries)
 check("every DLQ has a depth alarm, every queue a function reads an age alarm", every_dlq_and_queue_is_alarmed)
 check("the bus archive keeps every hub event but ErasureRequested", the_archive_never_keeps_erasure_requests)
 check("every function deploys gradually, rolled back by the alarms", every_function_deploys_gradually)
 check("every route needs a token with a scope, but the console's page and files", every_route_has_the_authorizer_but_the_console)
+check("the files bucket is private, encrypted, and notifies the files queue of incoming/", the_files_bucket_is_private_and_notifies_the_files_queue)
+check("only FileWriters drop files, each in its own system's folders", only_file_writers_drop_files_in_their_own_folders)
+check("the files function puts objects only under reports/", the_files_function_writes_only_reports)
 check("every indicator in docs/operations.md has its metric and alarm; the dashboard shows every alarm", every_indicator_has_its_metric_and_alarm)
 for name, err in results:
     print(f"{'ok  ' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))

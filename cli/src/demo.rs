@@ -1,5 +1,5 @@
 //! `mdm local demo`: sends the sample data from three systems through the real handlers on the
-//! local stack (HTTP ingest for two systems, the bulk SQS queue for the third), lets the
+//! local stack (HTTP ingest for two systems, CSV files dropped into the files bucket for the third), lets the
 //! event-source mappings run until every queue is idle, and prints what a person wants to see:
 //! golden records with provenance, counts, and the events a subscriber received.
 
@@ -71,17 +71,28 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         }
         all_records.extend(records);
     }
+    // The web shop sends files: one CSV file per entity type, dropped into the files bucket
+    // (S3 notifies the files queue; the files function reads them through the ingest path).
     let web = read_jsonl(&data.join("webshop.jsonl"))?;
-    let bulk_url = res.attr("IngestQueue", "QueueUrl").ok_or("no IngestQueue")?.to_owned();
-    for chunk in web.chunks(25) {
-        sqs.send_message()
-            .queue_url(&bulk_url)
-            .message_body(json!({ "records": chunk }).to_string())
+    let bucket = res.attr("FilesBucket", "ref").ok_or("no FilesBucket")?.to_owned();
+    let s3 = &runner.handlers().files.s3;
+    let mut by_entity: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in &web {
+        by_entity.entry(r["entityType"].as_str().unwrap_or("?").to_owned()).or_default().push(r.clone());
+    }
+    let mut report_keys = Vec::new();
+    for (entity, records) in &by_entity {
+        let key = format!("incoming/{entity}/webshop/webshop-{entity}s.csv");
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(webshop_csv(records)?.into_bytes().into())
             .send()
             .await
-            .map_err(|e| format!("sending to the bulk queue: {e:?}"))?;
+            .map_err(|e| format!("dropping {key} into the files bucket: {e:?}"))?;
+        println!("  S3 file           webshop  {:>3} records in {key}", records.len());
+        report_keys.push(format!("reports/{entity}/webshop/webshop-{entity}s.csv.json"));
     }
-    println!("  SQS bulk queue    webshop  {:>3} records in {} messages", web.len(), web.len().div_ceil(25));
     all_records.extend(web);
 
     println!("== Running the handlers as Lambda's event-source mappings would (queues and stream) ...");
@@ -94,6 +105,36 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         stats.failures_reported,
         started.elapsed().as_secs_f64()
     );
+
+    for key in &report_keys {
+        let report = match s3.get_object().bucket(&bucket).key(key).send().await {
+            Ok(out) => out.body.collect().await.map(|b| b.into_bytes().to_vec()).unwrap_or_default(),
+            Err(e) => return Err(format!("the files function wrote no report {key}: {e:?}")),
+        };
+        let report: Value = serde_json::from_slice(&report).map_err(|e| format!("{key}: {e}"))?;
+        let rows = &report["rows"];
+        println!(
+            "  file report       {key}: {} rows read, {} stored, {} rejected {}",
+            rows["read"],
+            rows["stored"],
+            rows["rejected"],
+            report["rejected"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| format!(
+                    "(line {} {} {})",
+                    r["line"],
+                    r["column"].as_str().unwrap_or("-"),
+                    r["code"].as_str().unwrap_or("?")
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for r in report["rejected"].as_array().into_iter().flatten() {
+            *rejected.entry(r["code"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        }
+    }
 
     let store = runner.handlers().merger.hub.store().clone();
     // Every record's golden record, following merged-into pointers.
@@ -157,7 +198,14 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     print_reviews(&store, &goldens).await?;
 
     let totals = runner.handlers().totals();
-    let t = |k: &str| totals.get(k).copied().unwrap_or(0.0) as u64;
+    // Records come in through the ingest function (HTTP) and the files function (files).
+    let t = |k: &str| {
+        let name = k.trim_start_matches("ingest.");
+        [format!("ingest.{name}"), format!("files.{name}")]
+            .iter()
+            .map(|k| totals.get(k).copied().unwrap_or(0.0) as u64)
+            .sum::<u64>()
+    };
     let events = drain_subscriber(&sqs, res.attr("ExampleSubscriberQueue", "QueueUrl").unwrap_or_default()).await?;
     let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
@@ -187,8 +235,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     }
     let dlq = drain_dead_letters(&sqs, res.attr("IngestDLQ", "QueueUrl").unwrap_or_default()).await?;
     println!(
-        "    rejected              invalid, never stored (HTTP answers {rejected:?}; bulk queue -> ingest DLQ \
-         with reasons {dlq:?})"
+        "    rejected              invalid, never stored (HTTP answers and file reports {rejected:?}; ingest DLQ \
+         {dlq:?})"
     );
     let counted = written + duplicates + stale + held + rejected_n;
     if counted != sent {
@@ -325,6 +373,27 @@ async fn take_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<aws_sdk_sq
             out.push(m.clone());
         }
     }
+}
+
+/// Records of one entity type as the web shop's CSV file: `id`, `seq`, `updated_at`, then one
+/// column per attribute (the files feed maps them by name).
+fn webshop_csv(records: &[Value]) -> Result<String, String> {
+    let attributes: BTreeSet<String> =
+        records.iter().filter_map(|r| r["attributes"].as_object()).flat_map(|a| a.keys().cloned()).collect();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["id", "seq", "updated_at"].into_iter().map(str::to_owned).chain(attributes.iter().cloned());
+    out.write_record(header).map_err(|e| e.to_string())?;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    for r in records {
+        let mut row = vec![text(&r["sourceId"]), text(&r["sourceSeq"]), text(&r["sourceUpdatedAt"])];
+        row.extend(attributes.iter().map(|a| text(&r["attributes"][a])));
+        out.write_record(&row).map_err(|e| e.to_string())?;
+    }
+    String::from_utf8(out.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
 /// Dead-lettered messages by their `mdm-error-code`.

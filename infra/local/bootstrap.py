@@ -2,12 +2,13 @@
 """Creates the hub's AWS resources on an emulator (or any endpoint) from infra/template.yaml.
 
 The SAM template is the one source of truth: this script reads its DynamoDB tables, SQS queues
-(with their redrive policies), EventBridge buses, rules and queue policies, creates them under
-names prefixed with --prefix, and prints a JSON description of what it made: physical names, the
-environment each function gets (the template's Globals plus the function's own variables, with
-references resolved) and each function's event sources (queue, batch size, stream, HTTP route).
-Functions, APIs and alarms are not created: the local runner plays the functions and
-event-source mappings.
+(with their redrive policies), S3 buckets (with their notifications to queues), EventBridge buses,
+rules and queue policies, creates them under names prefixed with --prefix (lower-cased for a
+bucket), and prints a JSON description of what it made: physical names, the environment each
+function gets (the template's Globals plus the function's own variables, with references
+resolved) and each function's event sources (queue, batch size, stream, HTTP route). Functions,
+APIs, alarms, bucket policies and lifecycle rules are not created: the local runner plays the
+functions and event-source mappings; the emulator enforces no policy and expires nothing.
 
     AWS_ENDPOINT_URL=http://127.0.0.1:5005 python infra/local/bootstrap.py --prefix demo > .local/resources.json
 """
@@ -64,12 +65,16 @@ class Stack:
         self.ddb = boto3.client("dynamodb", region_name=region)
         self.sqs = boto3.client("sqs", region_name=region)
         self.events = boto3.client("events", region_name=region)
+        self.s3 = boto3.client("s3", region_name=region)
         self.account = "123456789012"
 
     # ------------------------------------------------------------ intrinsic functions
     def resolve(self, v):
+        # An intrinsic that yields AWS::NoValue (None) drops its list item or property, as in
+        # CloudFormation (e.g. a statement or a condition under !If).
         if isinstance(v, list):
-            return [self.resolve(x) for x in v]
+            out = [(x, self.resolve(x)) for x in v]
+            return [r for x, r in out if r is not None or not isinstance(x, dict)]
         if not isinstance(v, dict):
             return v
         if len(v) == 1:
@@ -89,7 +94,8 @@ class Stack:
                 return self.resolve(yes if self.condition(cond) else no)
             if k in ("Fn::Not", "Fn::Equals"):
                 return v
-        return {k: self.resolve(x) for k, x in v.items()}
+        out = {k: (x, self.resolve(x)) for k, x in v.items()}
+        return {k: r for k, (x, r) in out.items() if r is not None or not isinstance(x, dict)}
 
     def condition(self, name):
         c = self.t.get("Conditions", {}).get(name)
@@ -100,7 +106,8 @@ class Stack:
             return not self.eval_condition(c["Fn::Not"][0])
         if isinstance(c, dict) and "Fn::Equals" in c:
             a, b = c["Fn::Equals"]
-            return self.resolve(a) == self.resolve(b)
+            # As in CloudFormation, values compare as strings (a Number parameter with "0").
+            return str(self.resolve(a)) == str(self.resolve(b))
         if isinstance(c, dict) and "Condition" in c:
             return self.condition(c["Condition"])
         return bool(c)
@@ -141,7 +148,8 @@ class Stack:
                 return str(self.get_att(res, attr))
             return str(self.ref(expr))
 
-        return re.sub(r"\$\{([^}!]+)\}", one, text)
+        # `${!Literal}` stands for the text `${Literal}` (e.g. an IAM policy variable).
+        return re.sub(r"\$\{([^}!]+)\}", one, text).replace("${!", "${")
 
     # ------------------------------------------------------------ resources
     def name_of(self, logical):
@@ -155,12 +163,19 @@ class Stack:
             raise SystemExit(f"bootstrap: unknown resource {logical}")
         kind = res["Type"]
         props = res.get("Properties", {})
+        # What a resource depends on exists first (e.g. the queue policy letting S3 notify a queue).
+        depends = res.get("DependsOn", [])
+        for dep in [depends] if isinstance(depends, str) else depends:
+            self.create(dep)
+        if logical in self.made:  # created meanwhile (a dependency referred back to it)
+            return self.made[logical]
         maker = {
             "AWS::DynamoDB::Table": self.make_table,
             "AWS::SQS::Queue": self.make_queue,
             "AWS::Events::EventBus": self.make_bus,
             "AWS::Events::Rule": self.make_rule,
             "AWS::SQS::QueuePolicy": self.make_queue_policy,
+            "AWS::S3::Bucket": self.make_bucket,
         }.get(kind)
         if maker is None:
             self.made[logical] = {"ref": self.name_of(logical), "Arn": f"arn:aws:local:{self.region}:{self.account}:{logical}"}
@@ -235,6 +250,28 @@ class Stack:
         for url in self.resolve(p["Queues"]):
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": doc})
         return {"ref": self.name_of(logical)}
+
+    def make_bucket(self, logical, p):
+        # Bucket names are lower case, at most 63 characters (a prefix of 40 leaves room).
+        name = self.name_of(logical).lower()
+        if self.region == "us-east-1":
+            self.s3.create_bucket(Bucket=name)
+        else:
+            self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        self.made[logical] = {"ref": name, "Arn": f"arn:aws:s3:::{name}", "BucketName": name}
+        queues = []
+        for q in self.resolve(p.get("NotificationConfiguration", {}).get("QueueConfigurations", [])):
+            conf = {"QueueArn": q["Queue"], "Events": [q["Event"]]}
+            rules = q.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            if rules:
+                conf["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            queues.append(conf)
+        if queues:
+            # S3 sends each queue an s3:TestEvent message now, as on AWS.
+            self.s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"QueueConfigurations": queues}
+            )
+        return self.made[logical]
 
     # ------------------------------------------------------------ functions (described, not created)
     local_scopes = "mdm/read,mdm/write,mdm/write:*,mdm/steward,mdm/erasure"

@@ -12,6 +12,8 @@ pub enum ConfigError {
     Schema(#[from] SchemaError),
     #[error("environment variable {0} has an invalid value (expected {1})")]
     Invalid(&'static str, &'static str),
+    #[error("MDM_FILE_FEEDS: {0}")]
+    Feeds(mdm_core::files::FileError),
 }
 
 /// Names and URLs of the hub's resources, as the SAM template passes them to every function.
@@ -46,6 +48,56 @@ pub struct Settings {
     pub source_grants: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// `MDM_SUPPRESSION_MODE`: `reject` (default) or `hold` a record of an erased subject.
     pub suppression_mode: mdm_core::SuppressionMode,
+    /// Bulk files (the files function's variables; empty for the others).
+    pub files: FileSettings,
+}
+
+/// The files function's settings (docs/files.md).
+#[derive(Debug, Clone, Default)]
+pub struct FileSettings {
+    /// `MDM_FILES_BUCKET`: where files are dropped and reports written.
+    pub bucket: Option<String>,
+    /// `MDM_FILES_QUEUE_URL`: the function's own queue (a file that needs another invocation
+    /// sends its notification there again).
+    pub queue_url: Option<String>,
+    /// `MDM_FILES_DLQ_URL`.
+    pub dlq_url: Option<String>,
+    /// `MDM_FILE_FEEDS`: per entity type and source system, the columns of its files.
+    pub feeds: mdm_core::files::feed::Feeds,
+    /// `MDM_FILE_RETENTION_DAYS`: 0 (default) deletes a file once its report is written; more
+    /// leaves it to the bucket's lifecycle rule.
+    pub retention_days: u32,
+    /// `MDM_FILE_ROWS_PER_INVOCATION`: rows one invocation reads before handing the file on (by
+    /// default, as many as its time allows).
+    pub rows_per_invocation: Option<u64>,
+}
+
+impl FileSettings {
+    fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let opt = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
+        Ok(Self {
+            bucket: opt("MDM_FILES_BUCKET"),
+            queue_url: opt("MDM_FILES_QUEUE_URL"),
+            dlq_url: opt("MDM_FILES_DLQ_URL"),
+            feeds: mdm_core::files::feed::Feeds::parse(vars.get("MDM_FILE_FEEDS").map_or("", String::as_str))
+                .map_err(ConfigError::Feeds)?,
+            retention_days: match opt("MDM_FILE_RETENTION_DAYS") {
+                None => 0,
+                Some(v) => {
+                    v.parse().map_err(|_| ConfigError::Invalid("MDM_FILE_RETENTION_DAYS", "a number of days"))?
+                }
+            },
+            rows_per_invocation: match opt("MDM_FILE_ROWS_PER_INVOCATION") {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(ConfigError::Invalid("MDM_FILE_ROWS_PER_INVOCATION", "a positive number"))?,
+                ),
+            },
+        })
+    }
 }
 
 /// Whether an endpoint URL names this machine (`localhost`, `127.x.x.x`, `[::1]`): the host the
@@ -121,6 +173,7 @@ impl Settings {
                 Some("hold") => mdm_core::SuppressionMode::Hold,
                 Some(_) => return Err(ConfigError::Invalid("MDM_SUPPRESSION_MODE", "reject or hold")),
             },
+            files: FileSettings::from_map(vars)?,
         })
     }
 

@@ -854,6 +854,10 @@ mod bulk_load;
 mod maintenance;
 pub use maintenance::{Cursor, JobState};
 
+/// Checkpoints of bulk files.
+#[path = "file_checkpoint.rs"]
+mod file_checkpoint;
+
 type ClaimAdds<'a> = std::collections::HashSet<(&'a str, &'a IndexKey)>;
 
 /// Partitions of the pending-event items (`PEND#{shard}`): spread so that no partition takes

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod erasure;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod matcher;
@@ -28,11 +29,14 @@ pub struct Ctx {
     pub bus: EventPublisher,
     pub settings: Settings,
     pub metrics: Metrics,
+    /// Bulk files' objects and reports (the files function's).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Ctx {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings, function: &'static str) -> Result<Self, ConfigError> {
         let registry = Arc::new(settings.registry()?);
+        settings.files.feeds.check(&registry).map_err(ConfigError::Feeds)?;
         let block_cap = registry
             .entities()
             .filter_map(|e| registry.get(e))
@@ -60,6 +64,7 @@ impl Ctx {
             queues: Queues::new(aws_sdk_sqs::Client::new(sdk)),
             bus: EventPublisher::new(aws_sdk_eventbridge::Client::new(sdk), settings.event_bus.clone()),
             metrics: Metrics::new(settings.metrics_namespace.clone(), function),
+            s3: s3_client(sdk),
             settings,
         })
     }
@@ -70,6 +75,13 @@ impl Ctx {
         let sdk = crate::config::sdk_config().await;
         Self::new(&sdk, settings, function)
     }
+}
+
+/// The S3 client. On an emulator (an `AWS_ENDPOINT_URL` on this machine) buckets are addressed
+/// by path, as emulators serve them; on AWS by virtual host.
+fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let local = sdk.endpoint_url().is_some_and(crate::config::is_loopback);
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(local).build())
 }
 
 /// What became of one SQS message.
@@ -89,6 +101,7 @@ pub enum Settle {
 pub const INGEST_MAX_RECEIVES: u32 = 5;
 pub const MATCH_MAX_RECEIVES: u32 = 5;
 pub const MERGE_MAX_RECEIVES: u32 = 8;
+pub const FILES_MAX_RECEIVES: u32 = 5;
 
 /// How often SQS has delivered this message (1 on the first delivery).
 pub fn receives(msg: &SqsMessage) -> u32 {

@@ -5,7 +5,7 @@
 //! the stream retry from the failed record, then send it to the on-failure queue.
 
 use super::{EventSource, LocalError, Resources};
-use crate::handlers::{erasure, ingest, matcher, merger, publisher, Ctx};
+use crate::handlers::{erasure, files, ingest, matcher, merger, publisher, Ctx};
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
@@ -23,6 +23,7 @@ pub struct Handlers {
     pub merger: Arc<Ctx>,
     pub publisher: Arc<Ctx>,
     pub erasure: Arc<Ctx>,
+    pub files: Arc<Ctx>,
 }
 
 impl Handlers {
@@ -38,6 +39,7 @@ impl Handlers {
             merger: make("merge")?,
             publisher: make("publish")?,
             erasure: make("erasure")?,
+            files: make("files")?,
         })
     }
 
@@ -50,6 +52,7 @@ impl Handlers {
             ("merge", &self.merger),
             ("publish", &self.publisher),
             ("erasure", &self.erasure),
+            ("files", &self.files),
         ] {
             for (k, v) in ctx.metrics.totals() {
                 out.insert(format!("{name}.{k}"), v);
@@ -213,6 +216,7 @@ impl LocalRunner {
             "mdm-match" => matcher::handle_sqs(&self.handlers.matcher, event).await,
             "mdm-merge" => merger::handle_sqs(&self.handlers.merger, event).await,
             "mdm-erasure" => erasure::handle_sqs(&self.handlers.erasure, event).await,
+            "mdm-files" => files::handle_sqs(&self.handlers.files, event, files::Deadline::none()).await,
             other => return Err(LocalError::Bootstrap(format!("no local handler for {other}"))),
         };
         // Without ReportBatchItemFailures, Lambda ignores the response of a successful invocation

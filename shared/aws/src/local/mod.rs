@@ -70,12 +70,18 @@ impl Resources {
     /// Creates every resource of the template on the endpoint in `AWS_ENDPOINT_URL`, names
     /// prefixed with `prefix`, by running `infra/local/bootstrap.py`.
     pub fn bootstrap(prefix: &str) -> Result<Self, LocalError> {
+        Self::bootstrap_with(prefix, &[])
+    }
+
+    /// [`Resources::bootstrap`] with template parameters (`FileFeeds`, …) other than their defaults.
+    pub fn bootstrap_with(prefix: &str, parameters: &[(&str, &str)]) -> Result<Self, LocalError> {
         let root = workspace_root();
         let python = std::env::var("MDM_PYTHON").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv/bin/python"));
         let out = std::process::Command::new(&python)
             .arg(root.join("infra/local/bootstrap.py"))
             .arg("--prefix")
             .arg(prefix)
+            .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .output()
             .map_err(|e| {
                 LocalError::Bootstrap(format!(

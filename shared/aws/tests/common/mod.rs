@@ -28,9 +28,14 @@ pub struct TestStack {
 
 /// A stack, or `None` when no emulator is configured (the test then returns early, loudly).
 pub async fn stack(name: &str) -> Option<TestStack> {
+    stack_with(name, &[]).await
+}
+
+/// [`stack`] with template parameters other than their defaults.
+pub async fn stack_with(name: &str, parameters: &[(&str, &str)]) -> Option<TestStack> {
     emulator_for_tests()?;
     std::env::set_var("MDM_EMF", "off");
-    let res = Resources::bootstrap(&unique_prefix(name)).expect("bootstrap from the template");
+    let res = Resources::bootstrap_with(&unique_prefix(name), parameters).expect("bootstrap from the template");
     let sdk = mdm_aws::config::sdk_config().await;
     let runner = LocalRunner::new(&sdk, res.clone()).expect("runner");
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -340,4 +345,51 @@ pub fn conform(doc: &Value, path: &str, method: &str, a: &Answer) {
     let v = jsonschema::options().should_validate_formats(true).build(&root).expect("schema compiles");
     let errors: Vec<String> = v.iter_errors(&a.body).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{method} {path} {} does not match the document: {errors:?}\n{:#}", a.status, a.body);
+}
+
+/// Bulk files on the stack's bucket.
+impl TestStack {
+    pub fn bucket(&self) -> String {
+        self.res.attr("FilesBucket", "ref").expect("files bucket").to_owned()
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = mdm_aws::config::sdk_config().await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
+    }
+
+    /// Drops a file into the bucket (S3 notifies the files queue).
+    pub async fn put_file(&self, key: &str, bytes: Vec<u8>) {
+        self.s3()
+            .await
+            .put_object()
+            .bucket(self.bucket())
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// An object's text, if it is there.
+    pub async fn object_text(&self, key: &str) -> Option<String> {
+        let out = self.s3().await.get_object().bucket(self.bucket()).key(key).send().await.ok()?;
+        let bytes = out.body.collect().await.expect("object body").into_bytes();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Keys of every object in the bucket.
+    pub async fn object_keys(&self) -> Vec<String> {
+        let out = self.s3().await.list_objects_v2().bucket(self.bucket()).send().await.expect("list");
+        out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    /// Every object of the bucket, key and text, for byte searches.
+    pub async fn bucket_text(&self) -> String {
+        let mut out = String::new();
+        for key in self.object_keys().await {
+            out.push_str(&format!("{key}: {}\n", self.object_text(&key).await.unwrap_or_default()));
+        }
+        out
+    }
 }
