@@ -40,6 +40,12 @@ checks.append(("records sent = written + duplicates + stale + rejected",
                and int(sent) == sum(terms.values())))
 checks.append(("out-of-order updates dropped as stale, broken records rejected",
                terms.get("stale") == 12 and terms.get("rejected") == 3))
+# The web shop's files: each reported, every row read either stored or rejected by line and code.
+reports = re.findall(r"file report\s+reports/(\w+)/webshop/\S+: (\d+) rows read, (\d+) stored, (\d+) rejected ?(.*)", text)
+checks.append(("webshop files: a report each (customers, products), rows read = stored + rejected, the broken row named by line",
+               sorted(r[0] for r in reports) == ["customer", "product"]
+               and all(int(r[1]) == int(r[2]) + int(r[3]) for r in reports)
+               and any(re.search(r"\(line \d+ id missing_field\)", r[4]) for r in reports)))
 first, updates = map(int, num(r"written\s+(\d+) first versions \(one per source record\) \+ (\d+) updates"))
 checks.append(("written = first versions + updates (the moved people's second versions)",
                first + updates == terms.get("written") and updates == 12))

@@ -16,8 +16,12 @@ envfile="$MDM_STATE/lambda.env"
 mdm_lambda_env "$res" "$envfile"
 # The functions print their metrics (EMF) as in Lambda: checked against the specification below.
 sed -i 's/^MDM_EMF=off$/MDM_EMF=on/' "$envfile"
-echo "== building the seven functions (debug)"
-cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api -p mdm-erasure -p mdm-steward
+# The files event names the stack's bucket and a file dropped there for a source system without a feed.
+bucket=$("$MDM_VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["resources"]["FilesBucket"]["ref"])' "$res")
+sed "s/BUCKET/$bucket/g" events/files.json > "$MDM_STATE/files-event.json"
+"$MDM_VENV/bin/python" -c 'import boto3, sys; boto3.client("s3").put_object(Bucket=sys.argv[1], Key="incoming/customer/nosuch/smoke.csv", Body=b"id\n1\n")' "$bucket"
+echo "== building the eight functions (debug)"
+cargo build --quiet -p mdm-ingest -p mdm-match -p mdm-merge -p mdm-publish -p mdm-api -p mdm-erasure -p mdm-steward -p mdm-files
 port=$(mdm_free_port)
 "$CL" lambda watch -A 127.0.0.1 -P "$port" --env-file "$envfile" > "$MDM_STATE/watch.log" 2>&1 &
 watch_pid=$!
@@ -27,13 +31,14 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 failures=0
-check() { # binary event python-expression-on-r
-  local bin=$1 event=$2 expr=$3 out
-  if ! out=$("$CL" lambda invoke "$bin" --data-file "events/$event" -A 127.0.0.1 -P "$port" --output-format json 2>&1); then
+check() { # binary event (under events/, or a path) python-expression-on-r
+  local bin=$1 event=$2 expr=$3 out file
+  file=$event; [[ $event == */* ]] || file="events/$event"
+  if ! out=$("$CL" lambda invoke "$bin" --data-file "$file" -A 127.0.0.1 -P "$port" --output-format json 2>&1); then
     echo "FAIL $bin $event: invoke failed: $out"; failures=$((failures + 1)); return
   fi
   if "$MDM_VENV/bin/python" -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if ($expr) else 1)" "$out"; then
-    echo "ok   $bin < events/$event"
+    echo "ok   $bin < $file"
   else
     echo "FAIL $bin $event: unexpected answer: $out"; failures=$((failures + 1))
   fi
@@ -53,6 +58,7 @@ check mdm-steward steward-backlog.json '[e["entityType"] for e in r["entities"]]
 check mdm-steward steward-console.json 'r["statusCode"] == 200 and r["body"].startswith("<!doctype html>") and r["headers"]["content-security-policy"].startswith("default-src \x27self\x27")'
 check mdm-steward steward-reviews.json 'r["statusCode"] == 200 and json.loads(r["body"])["items"] == [] and json.loads(r["body"])["nextCursor"] is None'
 check mdm-erasure erasure-http.json 'r["statusCode"] == 202 and json.loads(r["body"])["receipt"]["goldenIds"][0].startswith("g")'
+check mdm-files "$MDM_STATE/files-event.json" 'r["batchItemFailures"] == []'
 check mdm-api api-enrich.json 'r["statusCode"] == 200 and json.loads(r["body"])["customer"]["goldenId"].startswith("g") and [l["error"]["code"] for l in json.loads(r["body"])["lines"]] == ["unknown_source", "unknown_identifier"]'
 # The invocations did real work on the emulator: the HTTP record was stored, the merge event
 # created its golden record, and the match handler queued a decision for the merge queue.
@@ -67,14 +73,17 @@ source = [p for p in pks if p == "SRC#customer#crm#C-sample"]
 product = [p for p in pks if p == "SRC#product#erp#P-sample"]
 merge_q = res["resources"]["MergeQueue"]["QueueUrl"]
 queued = int(boto3.client("sqs").get_queue_attributes(QueueUrl=merge_q, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
-ok = len(golden) >= 1 and source and product and queued == 1
-print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {len(product)} product source, {len(golden)} golden items, {queued} merge message")
+bucket = res["resources"]["FilesBucket"]["ref"]
+report = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key="reports/customer/nosuch/smoke.csv.json")["Body"].read())
+file_failed = report["status"] == "failed" and report["error"]["code"] == "unknown_source_system"
+ok = len(golden) >= 1 and source and product and queued == 1 and file_failed
+print(("ok  " if ok else "FAIL") + f" effects: {len(source)} customer source, {len(product)} product source, {len(golden)} golden items, {queued} merge message, file report {report['status']} {report.get('error', {}).get('code')}")
 sys.exit(0 if ok else 1)
 PY
 then :; else failures=$((failures + 1)); fi
 # Every function's metric documents follow the Embedded Metric Format specification.
-if "$MDM_VENV/bin/python" tests/emf_check.py "$MDM_STATE/watch.log" ingest match merge publish api steward erasure; then :; else
+if "$MDM_VENV/bin/python" tests/emf_check.py "$MDM_STATE/watch.log" ingest match merge publish api steward erasure files; then :; else
   failures=$((failures + 1))
 fi
-echo "smoke: $((13 - failures)) passed, $failures failed"
+echo "smoke: $((14 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ] || { echo "--- cargo lambda watch log"; tail -50 "$MDM_STATE/watch.log"; exit 1; }

@@ -88,7 +88,13 @@ pub async fn run(args: CostArgs) -> Result<(), String> {
     print_report(&tally, records as f64, api_requests as f64, stats.invocations as f64, &prices)
 }
 
-fn print_report(tally: &Tally, n: f64, api_requests: f64, invocations: f64, prices: &Value) -> Result<(), String> {
+pub(crate) fn print_report(
+    tally: &Tally,
+    n: f64,
+    api_requests: f64,
+    invocations: f64,
+    prices: &Value,
+) -> Result<(), String> {
     println!(
         "\nDynamoDB per ingested record (request units by DynamoDB's rules; an eventually consistent read counts half)"
     );

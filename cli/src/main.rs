@@ -23,6 +23,8 @@ mod demo;
 #[cfg(feature = "aws")]
 mod demo_steward;
 #[cfg(feature = "aws")]
+mod files_cost;
+#[cfg(feature = "aws")]
 mod freshness;
 #[cfg(feature = "aws")]
 mod reindex;
@@ -90,6 +92,8 @@ enum LocalCommand {
     Demo(demo::DemoArgs),
     /// Request units, queue requests, events and dollars per record on AWS.
     Cost(cost::CostArgs),
+    /// Rows per second through the bulk-file path, and what a row costs on AWS.
+    Files(files_cost::FilesArgs),
     /// Latency from sending a record to its event reaching a subscriber, at a steady rate.
     Freshness(freshness::FreshnessArgs),
     /// The steward console on one loopback origin (infra/local/console starts the emulator first).
@@ -171,6 +175,8 @@ async fn main() -> ExitCode {
         Command::Local(LocalCommand::Demo(args)) => demo::run(args).await,
         #[cfg(feature = "aws")]
         Command::Local(LocalCommand::Cost(args)) => cost::run(args).await,
+        #[cfg(feature = "aws")]
+        Command::Local(LocalCommand::Files(args)) => files_cost::run(args).await,
         #[cfg(feature = "aws")]
         Command::Local(LocalCommand::Freshness(args)) => freshness::run(args).await,
         #[cfg(feature = "aws")]

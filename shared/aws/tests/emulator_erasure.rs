@@ -138,7 +138,8 @@ fn ctx_without_local_scopes(s: &TestStack, sdk: &aws_config::SdkConfig) -> Ctx {
 
 #[tokio::test]
 async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
-    let Some(s) = stack("erasure").await else { return };
+    let feeds = r#"{"customer/partner": {"idColumn": "id", "map": ["mail=email"]}}"#;
+    let Some(s) = stack_with("erasure", &[("FileFeeds", feeds)]).await else { return };
     let sdk = mdm_aws::config::sdk_config().await;
     let ctx = &s.runner.handlers().erasure;
     for r in ines() {
@@ -214,7 +215,23 @@ async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
     let (status, answer) = s.post(vec![back.clone()]).await;
     assert_eq!((status, answer["rejected"][0]["code"].as_str()), (202, Some("suppressed")), "{answer}");
     assert!(leaks(&answer.to_string(), &INES_VALUES).is_empty(), "the rejection echoes no data");
+    // And in a partner's file: the row is suppressed, the file deleted, its report names no value.
+    let late = format!(
+        "id,given_name,family_name,mail,date_of_birth,national_id\np-ines,Ineslinde,Quarlesworth,{},1979-03-14,QZ123456A\n",
+        "Ineslinde.Q@example.org"
+    );
+    s.put_file("incoming/customer/partner/late.csv", late.into_bytes()).await;
+    assert!(!leaks(&s.bucket_text().await, &INES_VALUES).is_empty(), "the byte search finds her in the dropped file");
     s.drain().await;
+    let report: Value = serde_json::from_str(
+        &s.object_text("reports/customer/partner/late.csv.json").await.expect("the file's report"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        (report["rows"]["suppressed"].as_u64(), report["rows"]["stored"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
     assert!(s.items_with_prefix("SRC#customer#partner#").await.is_empty(), "not re-created");
 
     // Nothing left: table, stream records, queues and DLQs.
@@ -224,6 +241,9 @@ async fn erasing_a_person_removes_every_copy_and_keeps_them_out() {
     assert_eq!(leaks(&stream_text(&s).await, &INES_VALUES), Vec::<&str>::new(), "the stream records");
     let queues = queues_text(&s).await;
     assert_eq!(leaks(&queues, &INES_VALUES), Vec::<&str>::new(), "the queues and DLQs:\n{queues}");
+    let bucket = s.bucket_text().await;
+    assert_eq!(leaks(&bucket, &INES_VALUES), Vec::<&str>::new(), "the files bucket:\n{bucket}");
+    assert!(bucket.contains("reports/customer/partner/late.csv.json"), "the report stays: {bucket}");
     assert!(queues.contains("suppressed"), "the bulk re-ingest was dead-lettered with its reason: {queues}");
     // Tombstones keep the keys and sequences; others are untouched.
     let tomb = s.items_with_prefix("SRC#customer#crm#c-ines").await;

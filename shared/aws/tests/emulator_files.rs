@@ -32,11 +32,16 @@ async fn files_ctx(s: &TestStack, rows: Option<u64>) -> Ctx {
 }
 
 /// Plays the files queue's event-source mapping (batch size 1) until the queue is empty; the
-/// invocations it made. `also` runs after the first invocation (to meddle with the queue).
+/// invocations it made.
 async fn run_files(s: &TestStack, ctx: &Ctx) -> usize {
+    invoke_files(s, ctx, 200).await.len()
+}
+
+/// At most `max` invocations of the files handler, one message each; the messages' bodies.
+async fn invoke_files(s: &TestStack, ctx: &Ctx, max: usize) -> Vec<String> {
     let url = s.queue("FilesQueue");
-    let mut invocations = 0;
-    for _ in 0..200 {
+    let mut bodies = Vec::new();
+    for _ in 0..max {
         let out = s
             .sqs
             .receive_message()
@@ -53,7 +58,7 @@ async fn run_files(s: &TestStack, ctx: &Ctx) -> usize {
             "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
         .expect("event");
         let response = files::handle_sqs(ctx, event, files::Deadline::none()).await;
-        invocations += 1;
+        bodies.push(m.body().unwrap_or("").to_owned());
         assert!(response.batch_item_failures.is_empty(), "the files handler failed a message");
         s.sqs
             .delete_message()
@@ -63,7 +68,7 @@ async fn run_files(s: &TestStack, ctx: &Ctx) -> usize {
             .await
             .expect("delete");
     }
-    invocations
+    bodies
 }
 
 /// The notifications waiting on the files queue (left there).
@@ -187,27 +192,9 @@ async fn a_file_that_needs_three_invocations_ingests_every_row_exactly_once_in_f
     let ctx = files_ctx(&s, Some(500)).await;
     // One invocation, then its hand-over delivered twice (a duplicate delivery): the second copy
     // finds the file further on or done and reads no row again.
-    let first = {
-        let one = files_ctx(&s, Some(500)).await;
-        let url = s.queue("FilesQueue");
-        let out = s.sqs.receive_message().queue_url(&url).max_number_of_messages(1).send().await.expect("receive");
-        let m = out.messages().first().expect("the notification").clone();
-        let event: SqsEvent = serde_json::from_value(json!({"Records": [{"messageId": m.message_id(),
-            "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": {}, "messageAttributes": {}}]}))
-        .expect("event");
-        let r = files::handle_sqs(&one, event, files::Deadline::none()).await;
-        assert!(r.batch_item_failures.is_empty());
-        s.sqs
-            .delete_message()
-            .queue_url(&url)
-            .receipt_handle(m.receipt_handle().unwrap_or(""))
-            .send()
-            .await
-            .expect("delete");
-        m.body().unwrap_or("").to_owned()
-    };
+    let first = invoke_files(&s, &ctx, 1).await;
     assert_eq!(peek_files(&s).await.len(), 1, "the first invocation handed the file on");
-    s.send("FilesQueue", &first).await;
+    s.send("FilesQueue", &first[0]).await;
     let more = run_files(&s, &ctx).await;
     assert_eq!(more, 3, "two more invocations read the rest; the duplicate finds it done");
     let r = report(&s, "reports/customer/webshop/large.csv.json").await;

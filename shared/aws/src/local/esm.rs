@@ -407,6 +407,30 @@ impl LocalRunner {
         Ok(handled)
     }
 
+    /// Polls one function's queues until they are empty (its messages handled; what it sends on
+    /// to other functions' queues waits there).
+    pub async fn run_function_until_idle(&self, binary: &str) -> Result<RunStats, LocalError> {
+        let mut stats = RunStats::default();
+        let f = self
+            .res
+            .function_by_binary(binary)
+            .ok_or_else(|| LocalError::Bootstrap(format!("no function {binary}")))?;
+        loop {
+            stats.rounds += 1;
+            let mut handled = 0;
+            for src in &f.event_sources {
+                if let EventSource::Sqs { queue_url, batch_size, report_batch_item_failures, .. } = src {
+                    handled += self
+                        .poll_queue(&f.binary, queue_url, *batch_size, *report_batch_item_failures, &mut stats)
+                        .await?;
+                }
+            }
+            if handled == 0 {
+                return Ok(stats);
+            }
+        }
+    }
+
     /// Messages waiting or in flight on the functions' queues.
     pub async fn in_flight(&self) -> Result<usize, LocalError> {
         let mut n = 0;

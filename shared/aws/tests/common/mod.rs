@@ -358,9 +358,12 @@ impl TestStack {
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
     }
 
-    /// Drops a file into the bucket (S3 notifies the files queue).
+    /// Drops a file into the bucket. S3 notifies the files queue; when SQS is another emulator's
+    /// (the LocalStack pair: moto's S3 cannot reach it), the test sends S3's event itself.
     pub async fn put_file(&self, key: &str, bytes: Vec<u8>) {
-        self.s3()
+        let size = bytes.len();
+        let out = self
+            .s3()
             .await
             .put_object()
             .bucket(self.bucket())
@@ -369,6 +372,13 @@ impl TestStack {
             .send()
             .await
             .expect("put object");
+        if std::env::var("AWS_ENDPOINT_URL_SQS").is_ok_and(|v| !v.trim().is_empty()) {
+            let bucket = self.bucket();
+            let event = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+                       "object": {"key": key, "size": size, "eTag": out.e_tag().unwrap_or("").trim_matches('"')}}}]});
+            self.send("FilesQueue", &event.to_string()).await;
+        }
     }
 
     /// An object's text, if it is there.
