@@ -1042,13 +1042,17 @@ fn conflict_for(op: &WriteOp) -> Conflict {
     }
 }
 
-impl SourceStore for DynamoStore {
-    /// The conditional update first, then strongly consistent reads of the suppression markers:
-    /// a marker found undoes the write. Either the erasure that wrote a marker finds this record,
-    /// or this read finds the marker (the marker is written before the erasure looks for records;
-    /// the record before this read). Reads cost half what `ConditionCheck`s in a transaction do,
-    /// and the source write is no longer transactional.
-    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
+/// What the conditional write of a source version leaves to do.
+enum SourceStep {
+    /// Decided without the markers: stale, or nothing to check.
+    Done(SourceWrite),
+    /// Written; its markers decide. The version it replaced, to put back if one exists.
+    Check(Option<Item>),
+}
+
+impl DynamoStore {
+    /// The conditional update of a source version (the first half of `put_source`).
+    async fn write_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceStep, StoreError> {
         let mut stored = record.clone();
         stored.golden_id = None;
         // Kept as an attribute of its own (see `ReleaseHeld`), not in the data.
@@ -1094,7 +1098,7 @@ impl SourceStore for DynamoStore {
             }
             // An older or equal version: stale takes precedence over suppression.
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                return self.stale(record).await;
+                return Ok(SourceStep::Done(self.stale(record).await?));
             }
             Err(e) => return Err(unavailable("UpdateItem")(e)),
         };
@@ -1109,11 +1113,83 @@ impl SourceStore for DynamoStore {
         }
         // A record a steward released from a hold is exempt from the markers.
         let exempt = old.as_ref().is_some_and(|o| o.contains_key("exempt"));
-        if suppressed_by.is_empty() || exempt || !self.suppressed(&record.key.entity, suppressed_by).await? {
+        if suppressed_by.is_empty() || exempt {
+            return Ok(SourceStep::Done(SourceWrite::Written));
+        }
+        Ok(SourceStep::Check(old))
+    }
+}
+
+impl SourceStore for DynamoStore {
+    /// The conditional update first, then strongly consistent reads of the suppression markers:
+    /// a marker found undoes the write. Either the erasure that wrote a marker finds this record,
+    /// or this read finds the marker (the marker is written before the erasure looks for records;
+    /// the record before this read). Reads cost half what `ConditionCheck`s in a transaction do,
+    /// and the source write is no longer transactional.
+    async fn put_source(&self, record: &SourceRecord, suppressed_by: &[String]) -> Result<SourceWrite, StoreError> {
+        let old = match self.write_source(record, suppressed_by).await? {
+            SourceStep::Done(write) => return Ok(write),
+            SourceStep::Check(old) => old,
+        };
+        if !self.suppressed(&record.key.entity, suppressed_by).await? {
             return Ok(SourceWrite::Written);
         }
         self.undo_source_write(record, old).await?;
         Ok(SourceWrite::Suppressed)
+    }
+
+    /// Every record's conditional update, in order, then the markers of all of them in one round
+    /// of strongly consistent reads (100 keys a `BatchGetItem`) instead of one read a record. Each
+    /// record is still written before its markers are read. Writes a marker forbids are taken
+    /// back last first, so that a key written twice in the batch ends as one write after another
+    /// would leave it.
+    async fn put_sources(&self, batch: &[(&SourceRecord, &[String])]) -> Vec<Result<SourceWrite, StoreError>> {
+        let mut out: Vec<Option<Result<SourceWrite, StoreError>>> = (0..batch.len()).map(|_| None).collect();
+        let mut pending = Vec::new();
+        for (i, (record, guards)) in batch.iter().enumerate() {
+            match self.write_source(record, guards).await {
+                Ok(SourceStep::Done(write)) => out[i] = Some(Ok(write)),
+                Ok(SourceStep::Check(old)) => pending.push((i, old)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        if !pending.is_empty() {
+            let marker = |i: usize, g: &String| keys::suppression_item_key(&batch[i].0.key.entity, g);
+            let mut wanted: Vec<String> =
+                pending.iter().flat_map(|(i, _)| batch[*i].1.iter().map(move |g| marker(*i, g))).collect();
+            wanted.sort();
+            wanted.dedup();
+            let items: Vec<Item> = wanted
+                .iter()
+                .map(|pk| HashMap::from([("pk".into(), s(pk.as_str())), ("sk".into(), s(META))]))
+                .collect();
+            match self.batch_get_projected(items, Some(&[("pk", "#p")]), true).await {
+                Ok(found) => {
+                    let found: std::collections::HashSet<&str> = found
+                        .iter()
+                        .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()))
+                        .map(String::as_str)
+                        .collect();
+                    for (i, old) in pending.into_iter().rev() {
+                        let (record, guards) = batch[i];
+                        let hit = guards.iter().any(|g| found.contains(marker(i, g).as_str()));
+                        out[i] = Some(if hit {
+                            self.undo_source_write(record, old).await.map(|()| SourceWrite::Suppressed)
+                        } else {
+                            Ok(SourceWrite::Written)
+                        });
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in pending {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::Corrupt("a batch write without an outcome".into()))))
+            .collect()
     }
 
     async fn get_source(&self, key: &SourceKey) -> Result<Option<Arc<SourceRecord>>, StoreError> {

@@ -33,7 +33,7 @@ async fn dynamodb_store_passes_the_conformance_suite() {
     let passed = conformance::run_lookups(&store, "ddb").await;
     assert_eq!(passed.len(), 3);
     let passed = conformance::run_erasure(&store, "ddb").await;
-    assert_eq!(passed.len(), 5);
+    assert_eq!(passed.len(), 6);
 }
 
 /// A part no `META` item names (left by a transaction that failed after writing it ahead, or by

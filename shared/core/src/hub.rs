@@ -302,8 +302,50 @@ impl<S: Store> Hub<S> {
         Ok(self.store.put_source_owned(record, &[]).await?)
     }
 
+    /// [`Hub::ingest`] for a batch (a request's or a file chunk's records), in order; the results
+    /// in the same order. The store writes them all and reads their suppression markers in one
+    /// round ([`crate::store::SourceStore::put_sources`]); the outcome is what one `ingest` after
+    /// another gives.
+    pub async fn ingest_many(&self, records: &[SourceRecord]) -> Vec<Result<SourceWrite, HubError>> {
+        let mut out: Vec<Option<Result<SourceWrite, HubError>>> = (0..records.len()).map(|_| None).collect();
+        let mut known = Vec::with_capacity(records.len());
+        let mut guards = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match self.schema(&record.key.entity) {
+                Ok(schema) => {
+                    known.push(i);
+                    guards.push(crate::erasure::suppression_keys(schema, record, &self.config.suppression_secrets));
+                }
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let batch: Vec<(&SourceRecord, &[String])> =
+            known.iter().zip(&guards).map(|(i, g)| (&records[*i], g.as_slice())).collect();
+        let writes = self.store.put_sources(&batch).await;
+        for ((i, g), write) in known.iter().zip(&guards).zip(writes) {
+            let record = &records[*i];
+            let result = match write {
+                Ok(write) => self.after_source_write(record, g, write).await,
+                Err(e) => Err(e.into()),
+            };
+            out[*i] = Some(match result {
+                Ok(write) => self.migrate_if_suppressed(record, write).await,
+                Err(e) => Err(e),
+            });
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| Err(HubError::Store(StoreError::Corrupt("an ingest without an outcome".into()))))
+            })
+            .collect()
+    }
+
     async fn ingest_guarded(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
         let write = self.ingest_checked(record, guards).await?;
+        self.migrate_if_suppressed(record, write).await
+    }
+
+    async fn migrate_if_suppressed(&self, record: &SourceRecord, write: SourceWrite) -> Result<SourceWrite, HubError> {
         if matches!(write, SourceWrite::Suppressed | SourceWrite::Held) {
             // The record met a marker, perhaps one written under a superseded normaliser: with
             // the value at hand, its current form is suppressed too (docs/privacy.md). Best
@@ -316,7 +358,19 @@ impl<S: Store> Hub<S> {
     }
 
     async fn ingest_checked(&self, record: &SourceRecord, guards: &[String]) -> Result<SourceWrite, HubError> {
-        match self.store.put_source(record, guards).await? {
+        let write = self.store.put_source(record, guards).await?;
+        self.after_source_write(record, guards, write).await
+    }
+
+    /// What a source write leads to: a redelivery's markers checked again, a suppressed record
+    /// held (suppression mode `hold`).
+    async fn after_source_write(
+        &self,
+        record: &SourceRecord,
+        guards: &[String],
+        write: SourceWrite,
+    ) -> Result<SourceWrite, HubError> {
+        match write {
             SourceWrite::Stale { stored_seq } if stored_seq == record.seq && !guards.is_empty() => {
                 self.recheck_redelivery(record, guards).await
             }

@@ -90,20 +90,26 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
     let mut messages = Vec::new();
     let now = ctx.hub.now_ms();
     let sender: std::sync::Arc<str> = principal.into();
+    let mut valid = Vec::with_capacity(records.len());
+    let mut indexes = Vec::with_capacity(records.len());
     for (index, input) in records.iter().enumerate() {
-        let record = match validate(ctx.hub.registry(), input, now) {
+        match validate(ctx.hub.registry(), input, now) {
             Ok(mut r) => {
                 r.principal = Some(sender.clone());
-                r
+                ctx.metrics.incr_for(Scope::entity(&*r.key.entity), "RecordsAccepted");
+                valid.push(r);
+                indexes.push(index);
             }
             Err(RecordError { code, message, field }) => {
-                summary.rejected.push(Rejected { index, code, message, field });
-                continue;
+                summary.rejected.push(Rejected { index, code, message, field })
             }
-        };
-        summary.accepted += 1;
-        ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsAccepted");
-        let queue = match ctx.hub.ingest(&record).await {
+        }
+    }
+    summary.accepted = valid.len();
+    // Written together, their suppression markers read in one round (`Hub::ingest_many`).
+    let writes = ctx.hub.ingest_many(&valid).await;
+    for ((index, record), write) in indexes.into_iter().zip(valid).zip(writes) {
+        let queue = match write {
             Ok(SourceWrite::Written) => {
                 summary.stored += 1;
                 ctx.metrics.incr_for(Scope::entity(&*record.key.entity), "RecordsStored");
@@ -155,6 +161,7 @@ pub async fn ingest_records(ctx: &Ctx, records: &[Value], principal: &str) -> Re
         }
     }
     ctx.queues.send_all(&ctx.settings.match_queue_url, messages).await?;
+    summary.rejected.sort_by_key(|r| r.index);
     ctx.metrics.add("RecordsRejected", summary.rejected.len() as f64);
     Ok(summary)
 }

@@ -662,7 +662,9 @@ pub async fn run_erasure<S: Store + ReceiptStore + LookupStore>(store: &S, ns: &
     erasure_deletes(store, &e).await;
     receipts_lock_optimistically(store, &e).await;
     suppression_check_guards_a_transaction(store, &e).await;
+    batched_source_writes_end_as_one_after_another(store, &e).await;
     vec![
+        "batched_source_writes_end_as_one_after_another",
         "suppression_guards_the_source_write",
         "tombstones_keep_the_sequence",
         "erasure_deletes",
@@ -712,6 +714,54 @@ pub async fn suppression_guards_the_source_write<S: Store + ReceiptStore>(store:
         SourceWrite::Written,
         "markers are per entity type"
     );
+}
+
+/// A batch of source writes (`put_sources`) ends as the same writes one after another: results in
+/// order, stale and suppressed as alone, and a key written twice in the batch ending right however
+/// its two versions' markers fall (the suppressed one taken back, the other kept).
+pub async fn batched_source_writes_end_as_one_after_another<S: Store + ReceiptStore>(store: &S, e: &str) {
+    let marker = WriteOp::PutSuppression { entity: e.into(), key: "mac-b".into(), request_id: "er-b".into() };
+    store.transact(vec![marker]).await.expect("marker");
+    let erased = ["mac-b".to_string()];
+    let clean = ["mac-c".to_string()];
+    let none: [String; 0] = [];
+    let old = source(e, "b-stale", 5, "a");
+    assert_eq!(store.put_source(&old, &none).await.expect("put"), SourceWrite::Written);
+    let (fresh, stale, gone) = (source(e, "b-new", 1, "a"), source(e, "b-stale", 4, "b"), source(e, "b-gone", 1, "a"));
+    // The same key twice: its first version suppressed, its second not; and the other way round.
+    let (first_out, second_in) = (source(e, "b-twice", 1, "a"), source(e, "b-twice", 2, "b"));
+    let (first_in, second_out) = (source(e, "b-again", 1, "a"), source(e, "b-again", 2, "b"));
+    let batch: Vec<(&SourceRecord, &[String])> = vec![
+        (&fresh, &clean),
+        (&stale, &clean),
+        (&gone, &erased),
+        (&first_out, &erased),
+        (&second_in, &clean),
+        (&first_in, &clean),
+        (&second_out, &erased),
+    ];
+    let got: Vec<SourceWrite> = store.put_sources(&batch).await.into_iter().map(|r| r.expect("write")).collect();
+    assert_eq!(
+        got,
+        [
+            SourceWrite::Written,
+            SourceWrite::Stale { stored_seq: 5 },
+            SourceWrite::Suppressed,
+            SourceWrite::Suppressed,
+            SourceWrite::Written,
+            SourceWrite::Written,
+            SourceWrite::Suppressed,
+        ]
+    );
+    let get = |r: &SourceRecord| {
+        let key = r.key.clone();
+        async move { store.get_source(&key).await.expect("get").map(|s| s.seq) }
+    };
+    assert_eq!(get(&fresh).await, Some(1));
+    assert_eq!(get(&old).await, Some(5), "the stale version changed nothing");
+    assert_eq!(get(&gone).await, None, "the suppressed record is not stored");
+    assert_eq!(get(&second_in).await, Some(2), "the later, unsuppressed version stays");
+    assert_eq!(get(&first_in).await, Some(1), "the suppressed later version is taken back to the one before");
 }
 
 /// A tombstone hides the record from reads, keeps its sequence against late or duplicate

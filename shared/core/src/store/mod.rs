@@ -327,6 +327,23 @@ pub trait SourceStore: Send + Sync {
         let _ = seq;
         self.get_source(key)
     }
+    /// [`SourceStore::put_source`] for a batch, in order, each record with its markers' keys; the
+    /// results in the same order. The outcome is what one `put_source` after another gives; an
+    /// adapter may write every record first and then read all their markers at once (each
+    /// record is still written before its markers are read, which is what keeps a record racing
+    /// an erasure out).
+    fn put_sources(
+        &self,
+        batch: &[(&SourceRecord, &[String])],
+    ) -> impl Future<Output = Vec<Result<SourceWrite, StoreError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for (record, guards) in batch {
+                out.push(self.put_source(record, guards).await);
+            }
+            out
+        }
+    }
     /// Whether a suppression marker of `entity` exists for any of `keys` (keyed hashes of a
     /// record's identifiers), read strongly: a marker written before the call is seen.
     fn is_suppressed(&self, entity: &str, keys: &[String]) -> impl Future<Output = Result<bool, StoreError>> + Send;
