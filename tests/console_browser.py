@@ -17,6 +17,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -70,7 +71,10 @@ options.binary_location = os.environ.get("MDM_CHROMIUM", "/usr/bin/chromium")
 for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000", "--disable-gpu"):
     options.add_argument(arg)
 driver = webdriver.Chrome(service=Service(os.environ.get("MDM_CHROMEDRIVER", "/usr/bin/chromedriver")), options=options)
-wait = WebDriverWait(driver, 30)
+# The page re-renders a section when its data arrives: an element found just before is stale, and
+# the next poll finds the new one. On a loaded machine (the emulator busy with the background
+# rounds) the data can take a while.
+wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def status_text():
