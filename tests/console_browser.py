@@ -174,7 +174,8 @@ def pin_sets_the_value_and_a_stale_page_reloads():
 
 def markup_in_values_is_text():
     driver.get(BASE + "/console")
-    wait.until(EC.presence_of_element_located((By.ID, "source-system")))
+    # The page opens on the review queue: once it is shown, a record opened now is not replaced by it.
+    wait_status("open review task")
     driver.find_element(By.ID, "source-system").send_keys("crm")
     driver.find_element(By.ID, "source-id").send_keys("x-hostile")
     driver.find_element(By.CSS_SELECTOR, "#open-source button").click()
