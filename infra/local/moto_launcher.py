@@ -24,6 +24,7 @@ import copy
 import os
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -128,10 +129,14 @@ class Serialised:
         self.app = app
         self.lock = threading.Lock()
         self.served = 0
+        # MDM_MOTO_TRACE=<file>: one line per request (operation, milliseconds) to find what a slow test waits on.
+        trace = os.environ.get("MDM_MOTO_TRACE")
+        self.trace = open(trace, "a", buffering=1) if trace else None
 
     def __call__(self, environ, start_response):
         with self.lock:
             self.served += 1
+            started = time.perf_counter()
             body = self.app(environ, start_response)
             try:
                 return [b"".join(body)]
@@ -139,6 +144,9 @@ class Serialised:
                 close = getattr(body, "close", None)
                 if close:
                     close()
+                if self.trace:
+                    operation = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", "")
+                    self.trace.write(f"{operation}\t{(time.perf_counter() - started) * 1000:.1f}\n")
 
 
 def main():

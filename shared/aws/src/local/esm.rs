@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tracing::warn;
 
 /// The handlers by binary name, each with its own context (and metrics).
 pub struct Handlers {
@@ -455,7 +454,7 @@ impl LocalRunner {
         Ok(n)
     }
 
-    /// Polls until every queue is empty and the stream has nothing new (or `timeout` passes).
+    /// Polls until every queue is empty and the stream has nothing new; `LocalError::Busy` if `timeout` passes first.
     pub async fn run_until_idle(&self, timeout: Duration) -> Result<RunStats, LocalError> {
         let mut stats = RunStats::default();
         let deadline = std::time::Instant::now() + timeout;
@@ -472,8 +471,7 @@ impl LocalRunner {
                 }
             }
             if std::time::Instant::now() > deadline {
-                warn!("local runner: timed out before the queues were idle");
-                return Ok(stats);
+                return Err(LocalError::Busy { limit: timeout, invocations: stats.invocations });
             }
         }
     }

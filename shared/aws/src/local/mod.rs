@@ -16,6 +16,10 @@ pub enum LocalError {
     Resources(#[from] serde_json::Error),
     #[error(transparent)]
     Config(#[from] crate::ConfigError),
+    #[error(
+        "the handlers were still busy after {limit:?} ({invocations} invocations): work is left queued or in flight"
+    )]
+    Busy { limit: std::time::Duration, invocations: usize },
 }
 
 #[derive(Debug, Clone, Deserialize)]

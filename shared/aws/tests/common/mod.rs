@@ -65,8 +65,13 @@ impl TestStack {
         self.runner.post_records(body).await
     }
 
+    /// Runs the handlers until every queue and stream is idle; a test fails if that takes over two minutes.
     pub async fn drain(&self) -> RunStats {
-        self.runner.run_until_idle(Duration::from_secs(120)).await.expect("runner")
+        self.drain_within(Duration::from_secs(120)).await
+    }
+
+    pub async fn drain_within(&self, limit: Duration) -> RunStats {
+        self.runner.run_until_idle(limit).await.expect("runner")
     }
 
     pub async fn send(&self, logical: &str, body: &str) {
