@@ -342,8 +342,11 @@ pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> 
         if let Some(g) = groups.iter().position(|g| t.contains(&format!("{{ name = \"{g}\""))) {
             group = Some(g);
         }
-        if let Some(cap) = group.and_then(|g| est.group_caps.get(g)).filter(|_| line.contains("max_weight = ")) {
-            out.push_str(&replace_number(line, "max_weight = ", &format!("{cap:.1}")));
+        if let Some((g, cap)) =
+            group.and_then(|g| Some((g, est.group_caps.get(g)?))).filter(|_| line.contains("max_weight = "))
+        {
+            let line = replace_number(line, "max_weight = ", &format!("{cap:.1}"));
+            out.push_str(&replace_within(&line, est.within.get(g).and_then(Option::as_ref))?);
             group = None;
             continue;
         }
@@ -362,6 +365,21 @@ pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> 
         }
     }
     Ok(out)
+}
+
+/// A group's line (the one holding its `max_weight`) with its `within` table replaced by
+/// `within`, or removed when there is none: the table goes last, before the group's closing brace.
+fn replace_within(line: &str, within: Option<&mdm_core::training::Within>) -> Result<String, String> {
+    let mut line = line.to_owned();
+    if let Some(at) = line.find(", within = {") {
+        let end = line[at..].find('}').map(|i| at + i + 1).ok_or("unterminated `within` table")?;
+        line.replace_range(at..end, "");
+    }
+    let Some(within) = within else { return Ok(line) };
+    let close = line.rfind('}').ok_or_else(|| format!("no closing brace in: {}", line.trim()))?;
+    let table: Vec<String> = within.iter().map(|(name, u)| format!("{name} = {}", list(u))).collect();
+    let before = line[..close].trim_end().to_owned();
+    Ok(format!("{before}, within = {{ {} }} {}", table.join(", "), &line[close..]))
 }
 
 fn replace_number(line: &str, key: &str, with: &str) -> String {
@@ -394,11 +412,18 @@ mod tests {
             blocked_pairs: 1,
             iterations: 1,
             group_caps: vec![7.25],
+            within: vec![Some([("b".to_owned(), vec![0.5, 0.25])].into_iter().collect())],
         };
         let text = format!(
             "groups = [{{ name = \"g\", attributes = [\"a\", \"b\"], max_weight = 40.0, min_weight = -3.0 }}]\n{text}"
         );
         let out = rewrite(&text, &["a", "b"], &["g"], &est).expect("rewritten");
+        assert!(out.contains("max_weight = 7.2, min_weight = -3.0, within = { b = [0.5, 0.25] } }]"), "{out}");
+        // Written again: the table is replaced, not repeated; without one it goes.
+        let again = rewrite(&out, &["a", "b"], &["g"], &est).expect("rewritten");
+        assert_eq!(again.matches("within").count(), 1, "{again}");
+        let none = Estimates { within: vec![None], ..est };
+        let out = rewrite(&out, &["a", "b"], &["g"], &none).expect("rewritten");
         assert!(out.contains("max_weight = 7.2, min_weight = -3.0 }]"), "{out}");
         assert!(out.contains("\n# keep\n"));
         assert!(out.contains("m = [0.95], u = [0.0123457] }"), "{out}");

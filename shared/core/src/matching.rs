@@ -163,9 +163,39 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
             });
         }
     }
+    // A group agreed on as a whole (people who live together share an address): the attributes
+    // of its `within` table weigh what they say among such pairs, as one adjustment line.
+    let mut within_weighed = vec![false; parts.len()];
+    for (g, (members, within)) in schema.matching.groups.iter().zip(layout.groups.iter().zip(&layout.within)) {
+        if within.is_empty() || !group_agrees(members, &parts) {
+            continue;
+        }
+        let mut adjust = 0.0;
+        for (i, (c, swapped)) in parts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))) {
+            // Read crosswise, a value was compared with the other attribute of its swap pair (a
+            // given name with a family name): what that says among such pairs is the other
+            // attribute's, at the same level where it has one.
+            let weighed = if swapped { layout.swaps.iter().find_map(|[a, b]| partner(i, *a, *b)) } else { Some(i) };
+            let Some(weights) = weighed.and_then(|w| within.iter().find(|(a, _)| *a == w)).map(|(_, w)| w) else {
+                continue;
+            };
+            let last = weights.len() - 1;
+            adjust += weights[c.level.filter(|l| *l < last).unwrap_or(last)] - c.weight;
+            within_weighed[i] = true;
+        }
+        total += adjust;
+        attributes.push(AttributeExplanation {
+            attribute: compact_str::format_compact!("group:{}", g.name),
+            level: "within".into(),
+            weight: (adjust * 1000.0).round() / 1000.0,
+        });
+    }
     // Exact agreement on a value whose frequency is known: weighed by how rare it is, as its own
     // line after the group bounds (a capped group keeps the evidence of a rare name).
     for (i, (def, part)) in schema.attributes.iter().zip(&parts).enumerate() {
+        if within_weighed[i] {
+            continue;
+        }
         let (Some((c, false)), Some(count)) = (part, terms.count(i)) else { continue };
         if c.level != Some(0) || !def.term_frequency {
             continue;
@@ -230,6 +260,26 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
     CandidateScore { golden_id: golden.golden_id.clone(), score: total, band, rule, blocked_by, attributes }
 }
 
+/// The other attribute of the swap pair `[a, b]`, if `i` is one of them.
+fn partner(i: usize, a: usize, b: usize) -> Option<usize> {
+    (i == a).then_some(b).or((i == b).then_some(a))
+}
+
+/// Whether a pair agrees on a group as a whole: every member both sides hold agrees exactly, and
+/// at least two do.
+fn group_agrees(members: &[usize], parts: &[Option<(Comparison, bool)>]) -> bool {
+    let mut present = 0;
+    for &i in members {
+        if let Some((c, _)) = parts[i] {
+            if c.level != Some(0) {
+                return false;
+            }
+            present += 1;
+        }
+    }
+    present >= 2
+}
+
 /// Whether two golden records hold different valid values for every attribute of a
 /// `block_link` rule (two different valid GTINs: two products).
 fn conflict(schema: &EntitySchema, a: &GoldenRecord, b: &GoldenRecord) -> bool {
@@ -275,7 +325,18 @@ impl MatchResult {
 /// not conflict with those kept under a `block_link` rule or a keep-apart constraint. A record without a GTIN that resembles
 /// two flavours of one product line links to the closer one; it does not merge two products
 /// whose GTINs differ.
-fn compatible<G: Borrow<GoldenRecord>>(schema: &EntitySchema, candidates: &[G], links: Vec<String>) -> Vec<String> {
+///
+/// Nor does a record join two golden records that disagree outright on an attribute it lacks: it
+/// cannot tell which of the two it belongs to. A record without a given name beside twins (same
+/// family name, birth date and address, other given names) links to the closer one and merges
+/// nothing; a record holding the e-mail address of one and the phone of the other, where the
+/// two hold nothing contrary, merges them.
+fn compatible<G: Borrow<GoldenRecord>>(
+    schema: &EntitySchema,
+    mine: &[Slot<'_>],
+    candidates: &[G],
+    links: Vec<String>,
+) -> Vec<String> {
     if links.len() < 2 {
         return links;
     }
@@ -283,11 +344,43 @@ fn compatible<G: Borrow<GoldenRecord>>(schema: &EntitySchema, candidates: &[G], 
     let mut kept: Vec<String> = Vec::with_capacity(links.len());
     for id in links {
         let Some(g) = by_id(&id) else { continue };
-        if kept.iter().filter_map(|k| by_id(k)).all(|k| !conflict(schema, k, g) && !k.kept_apart_from(g)) {
+        if kept
+            .iter()
+            .filter_map(|k| by_id(k))
+            .all(|k| !conflict(schema, k, g) && !k.kept_apart_from(g) && !contrary_where_missing(schema, mine, k, g))
+        {
             kept.push(id);
         }
     }
     kept
+}
+
+/// Whether golden records `a` and `b` disagree outright (no value of one agrees with any value
+/// of the other at any level, read straight or across its swap pair) on an attribute the record
+/// (`mine`) holds no value for.
+fn contrary_where_missing(schema: &EntitySchema, mine: &[Slot<'_>], a: &GoldenRecord, b: &GoldenRecord) -> bool {
+    let (va, vb) = (schema.align(&a.match_values), schema.align(&b.match_values));
+    fn values<'g>(v: &[Option<&'g crate::golden::MatchValues>], i: usize) -> &'g [MatchValue] {
+        v[i].map_or(&[][..], |m| m.as_slice())
+    }
+    let agree = |def: &AttributeDef, xs: &[MatchValue], ys: &[MatchValue]| {
+        xs.iter()
+            .any(|x| ys.iter().any(|y| def.comparator.compare(&x.value, &y.value, x.valid && y.valid).level.is_some()))
+    };
+    let layout = schema.layout();
+    schema.attributes.iter().enumerate().any(|(i, def)| {
+        let (xs, ys) = (values(&va, i), values(&vb, i));
+        if mine[i].value.is_some() || xs.is_empty() || ys.is_empty() || agree(def, xs, ys) {
+            return false;
+        }
+        // Read across a swap pair (one of them holds a given name as the family name and the
+        // family name as the given name), they may agree: both crosswise comparisons must.
+        !layout
+            .swaps
+            .iter()
+            .filter_map(|[p, q]| partner(i, *p, *q))
+            .any(|j| agree(def, xs, values(&vb, j)) && agree(&schema.attributes[j], values(&va, j), ys))
+    })
 }
 
 /// Scores every candidate (active golden records, own golden record excluded by the caller or by
@@ -324,7 +417,7 @@ pub fn decide<G: Borrow<GoldenRecord>>(
     let ids = |band: Band| -> Vec<String> {
         scored.iter().filter(|c| c.band == band).take(MAX_MERGE_FAN_IN).map(|c| c.golden_id.clone()).collect()
     };
-    let links = compatible(schema, candidates, ids(Band::Link));
+    let links = compatible(schema, &mine, candidates, ids(Band::Link));
     // Link candidates a keep-apart constraint with a closer one held back: at most a review.
     let by_id = |id: &str| candidates.iter().map(Borrow::borrow).find(|g: &&GoldenRecord| g.golden_id == id);
     for c in scored.iter_mut().filter(|c| c.band == Band::Link && !links.contains(&c.golden_id)) {

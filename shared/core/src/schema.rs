@@ -165,6 +165,14 @@ pub struct WeightGroup {
     pub max_weight: f64,
     /// Least it adds (a negative number: a person who moved disagrees on every part at once).
     pub min_weight: f64,
+    /// `u` of other attributes among *different* entities that agree on the whole group (people
+    /// who live together share an address, and with it a family name far more often than two
+    /// people drawn at random). When a pair agrees exactly on every member both sides hold (at
+    /// least two), these attributes are weighed log2(m / within-u) instead of log2(m / u), and
+    /// without term-frequency adjustment. Per attribute, one `u` per agreement level as in its
+    /// comparator; `mdm train` writes it when its input holds such pairs.
+    #[serde(default)]
+    pub within: BTreeMap<String, Vec<f64>>,
 }
 
 fn default_block_size() -> usize {
@@ -247,6 +255,9 @@ pub(crate) struct Layout {
     pub(crate) swaps: Vec<[usize; 2]>,
     /// Per entry of `matching.groups`.
     pub(crate) groups: Vec<Vec<usize>>,
+    /// Per entry of `matching.groups`: the attributes of its `within` table with their weights
+    /// per level, then for disagreement (log2(m / within-u)).
+    pub(crate) within: Vec<Vec<(usize, Vec<f64>)>>,
     /// Per entry of `rules`; `None` for a rule naming an attribute the schema lacks.
     pub(crate) rules: Vec<Option<Vec<usize>>>,
     /// Per attribute, per blocking definition: the kinds of key it makes, unclaimed and claimed
@@ -296,6 +307,28 @@ impl EntitySchema {
             by_name,
             swaps: self.matching.swaps.iter().filter_map(|[a, b]| Some([index(a)?, index(b)?])).collect(),
             groups: self.matching.groups.iter().map(|g| g.attributes.iter().filter_map(index).collect()).collect(),
+            within: self
+                .matching
+                .groups
+                .iter()
+                .map(|g| {
+                    g.within
+                        .iter()
+                        .filter_map(|(name, u)| {
+                            let i = index(name)?;
+                            let m = &self.attributes[i].comparator.m;
+                            let rest = |p: &[f64]| 1.0 - p.iter().sum::<f64>();
+                            let weights = m
+                                .iter()
+                                .zip(u)
+                                .map(|(m, u)| (m / u).log2())
+                                .chain([(rest(m) / rest(u)).log2()])
+                                .collect();
+                            Some((i, weights))
+                        })
+                        .collect()
+                })
+                .collect(),
             rules: self.rules.iter().map(|r| r.attributes.iter().map(index).collect()).collect(),
             key_kinds: self
                 .attributes
@@ -408,6 +441,24 @@ impl EntitySchema {
                 }
                 if !grouped.insert(a.as_str()) {
                     return Err(format!("matching.groups: attribute '{a}' is in more than one group"));
+                }
+            }
+            for (a, u) in &g.within {
+                let ctx = |why: &str| format!("matching.groups '{}': within.{a}: {why}", g.name);
+                let Some(def) = self.attributes.iter().find(|d| &d.name == a) else {
+                    return Err(ctx("unknown attribute"));
+                };
+                if g.attributes.contains(a) {
+                    return Err(ctx("is a member of the group"));
+                }
+                if u.len() != def.comparator.m.len() {
+                    return Err(ctx(&format!(
+                        "needs {} values, one per level of its comparator",
+                        def.comparator.m.len()
+                    )));
+                }
+                if !u.iter().all(|x| *x > 0.0 && *x < 1.0) || u.iter().sum::<f64>() >= 1.0 {
+                    return Err(ctx("values must lie between 0 and 1 and sum to less than 1"));
                 }
             }
         }
@@ -615,6 +666,22 @@ mod tests {
 
         let bad = minimal("").replace("review_threshold = 2.0", "review_threshold = 9.0");
         assert!(EntitySchema::parse("thing.toml", &bad).is_err());
+
+        // A group's `within` table names attributes outside the group, one `u` per level.
+        let customer = built_in_text("customer").expect("customer");
+        let with = |table: &str| {
+            customer.replacen("min_weight = -6.0 }", &format!("min_weight = -6.0, within = {{ {table} }} }}"), 1)
+        };
+        assert!(EntitySchema::parse("c.toml", &with("family_name = [0.8, 0.1, 0.01]")).is_ok());
+        for (table, why) in [
+            ("nope = [0.5]", "within.nope: unknown attribute"),
+            ("postcode = [0.5, 0.1]", "within.postcode: is a member of the group"),
+            ("family_name = [0.8]", "within.family_name: needs 3 values"),
+            ("family_name = [0.8, 0.3, 0.01]", "within.family_name: values must lie between 0 and 1"),
+        ] {
+            let e = EntitySchema::parse("c.toml", &with(table)).unwrap_err();
+            assert!(e.to_string().contains(why), "{table}: {e}");
+        }
 
         let dup = [("a.toml".to_string(), minimal("")), ("b.toml".to_string(), minimal(""))];
         assert_eq!(SchemaRegistry::from_texts(dup).unwrap_err(), SchemaError::Duplicate("thing".into()));
