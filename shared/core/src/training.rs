@@ -806,6 +806,28 @@ mod tests {
         assert!((s - share).abs() < 0.02, "match share {s}");
     }
 
+    /// Training reads a pair as the hub scores it: names swapped in one record agree crosswise,
+    /// and do not count as two disagreements in the matches' `m`.
+    #[test]
+    fn gamma_reads_swapped_names_crosswise() {
+        let registry = crate::SchemaRegistry::built_in().expect("schemas");
+        let schema = registry.get("customer").expect("customer");
+        let record = |id: &str, given: &str, family: &str| {
+            let input = serde_json::json!({
+                "entityType": "customer", "sourceSystem": "crm", "sourceId": id, "sourceSeq": 1,
+                "attributes": {"given_name": given, "family_name": family, "date_of_birth": "1980-01-02"}
+            });
+            crate::record::validate(&registry, &input, 0).expect("valid")
+        };
+        let (a, b) = (record("a", "Maria", "Kenthornfen"), record("b", "Kenthornfen", "Maria"));
+        let g = gamma(schema, &a.slots(schema), &b.slots(schema));
+        let at = |name: &str| g[schema.attributes.iter().position(|d| d.name == name).expect("attribute")];
+        assert_eq!((at("given_name"), at("family_name")), (0, 0), "{g:?}");
+        let c = record("c", "Maria", "Okafor");
+        let g = gamma(schema, &a.slots(schema), &c.slots(schema));
+        assert_eq!(g[schema.attributes.iter().position(|d| d.name == "given_name").expect("given")], 0);
+    }
+
     /// People who live together share a whole address: counted on every pair of a labelled set,
     /// they bring the address group's cap down to what sharing an address says about identity;
     /// without households the cap stays at the independence bound.

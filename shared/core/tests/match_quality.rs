@@ -107,12 +107,20 @@ async fn household_members_are_reviewed_not_linked() {
 /// people who live in households (its cap, and with `within` the `u` of the other attributes
 /// among different people sharing a whole address), or with the cap alone.
 fn household_schema(within: bool) -> Arc<SchemaRegistry> {
+    household_schema_linking_at(within, 24.0)
+}
+
+/// [`household_schema`] with its link threshold at `link` (the review threshold 8 below).
+fn household_schema_linking_at(within: bool, link: f64) -> Arc<SchemaRegistry> {
     let text = mdm_core::schema::built_in_text("customer").expect("built-in customer schema");
     let table = ", within = { date_of_birth = [0.0590537, 0.00668192, 0.0114977], email = [0.000170271, 0.000170271], \
                  family_name = [0.802694, 0.113118, 0.0160043], given_name = [0.00151948, 0.000182338, 0.00516623, 0.00334286], \
                  phone = [0.000240442, 0.000240442] }";
     let group = format!("max_weight = 18.8, min_weight = -6.0{} }}", if within { table } else { "" });
-    let text = text.replacen("max_weight = 38.2, min_weight = -6.0 }", &group, 1);
+    let text = text
+        .replacen("max_weight = 38.2, min_weight = -6.0 }", &group, 1)
+        .replacen("link_threshold = 24.0", &format!("link_threshold = {link:.1}"), 1)
+        .replacen("review_threshold = 16.0", &format!("review_threshold = {:.1}", link - 8.0), 1);
     assert!(text.contains(&group), "the built-in address group line moved");
     Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
 }
@@ -147,6 +155,29 @@ async fn twins_at_one_address_are_told_apart_by_what_households_share() {
         against_with(household_schema(true), lena, person("Lenny", "Marsh", "1991-05-17", "", "Ferrier St", "2611"))
             .await;
     assert!(matches!(r.decision, MatchDecision::Link { .. }), "{r:?}");
+}
+
+/// A record without a given name that links to each of two twins (the link threshold lowered so
+/// that family name, birth date and address alone reach it) joins the closer one and merges
+/// nothing: the twins disagree on the one attribute it lacks.
+#[tokio::test]
+async fn a_record_lacking_the_attribute_two_golden_records_disagree_on_merges_neither() {
+    let registry = household_schema_linking_at(true, 20.0);
+    let hub = Hub::new(registry, MemoryStore::new());
+    let mut beverly = person("Beverly", "Ulkengar", "1996-08-17", "", "Brookros Road", "2708");
+    beverly["phone"] = json!("+61412643225");
+    let olivia = person("Olivia", "Ulkengar", "1996-08-17", "olivia.ulkengar@example.com", "Brookros Road", "2708");
+    let a = feed(&hub, customer("crm", "c-1", 1, beverly)).await.1.expect("a").outcome.golden_id().to_owned();
+    let b = feed(&hub, customer("crm", "c-2", 1, olivia)).await.1.expect("b").outcome.golden_id().to_owned();
+    assert_ne!(a, b, "twins are two golden records");
+    let mut nameless = person("", "Ulkengar", "1996-08-17", "", "Brookros Road", "2708");
+    nameless.as_object_mut().expect("object").remove("given_name");
+    nameless["phone"] = json!("+61412643225");
+    let record = validate(hub.registry(), &customer("web", "w-1", 1, nameless), hub.now_ms()).expect("valid");
+    let r = hub.match_record(&record).await.expect("match");
+    let linked = r.candidates.iter().filter(|c| c.band == Band::Link).count();
+    assert_eq!(linked, 2, "it scores as a link against both: {r:?}");
+    assert_eq!(r.decision, MatchDecision::Link { golden_ids: vec![a] }, "the closer one only");
 }
 
 #[tokio::test]
