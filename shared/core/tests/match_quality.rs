@@ -117,10 +117,15 @@ fn household_schema_linking_at(within: bool, link: f64) -> Arc<SchemaRegistry> {
                  family_name = [0.802694, 0.113118, 0.0160043], given_name = [0.00151948, 0.000182338, 0.00516623, 0.00334286], \
                  phone = [0.000240442, 0.000240442] }";
     let group = format!("max_weight = 18.8, min_weight = -6.0{} }}", if within { table } else { "" });
-    let text = text
+    let text: String = text
         .replacen("max_weight = 38.2, min_weight = -6.0 }", &group, 1)
-        .replacen("link_threshold = 24.0", &format!("link_threshold = {link:.1}"), 1)
-        .replacen("review_threshold = 16.0", &format!("review_threshold = {:.1}", link - 8.0), 1);
+        .lines()
+        .map(|line| match line {
+            l if l.starts_with("link_threshold = ") => format!("link_threshold = {link:.1}\n"),
+            l if l.starts_with("review_threshold = ") => format!("review_threshold = {:.1}\n", link - 8.0),
+            l => format!("{l}\n"),
+        })
+        .collect();
     assert!(text.contains(&group), "the built-in address group line moved");
     Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
 }
