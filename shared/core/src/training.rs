@@ -806,6 +806,33 @@ mod tests {
         assert!((s - share).abs() < 0.02, "match share {s}");
     }
 
+    /// 1,500 people with two identical records each, and their entities; with households, every
+    /// third person lives with the one before and shares their family name (500 households:
+    /// 2,000 non-matching pairs agreeing on the address).
+    fn household_records(registry: &crate::SchemaRegistry, households: bool) -> (Vec<SourceRecord>, Vec<u32>) {
+        let person = |id: usize, entity: usize, street: usize| {
+            let input = serde_json::json!({
+                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{id}"), "sourceSeq": 1,
+                "attributes": {
+                    "given_name": format!("given{entity}"), "family_name": format!("family{street}"),
+                    "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
+                    "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
+                    "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
+                }
+            });
+            crate::record::validate(registry, &input, 0).expect("valid")
+        };
+        let (mut records, mut entities) = (Vec::new(), Vec::new());
+        for e in 0..1500usize {
+            let street = if households && e % 3 == 2 { e - 1 } else { e };
+            for copy in 0..2 {
+                records.push(person(2 * e + copy, e, street));
+                entities.push(e as u32);
+            }
+        }
+        (records, entities)
+    }
+
     /// Training reads a pair as the hub scores it: names swapped in one record agree crosswise,
     /// and do not count as two disagreements in the matches' `m`.
     #[test]
@@ -839,31 +866,7 @@ mod tests {
     fn within_u_learns_what_households_share() {
         let registry = crate::SchemaRegistry::built_in().expect("schemas");
         let schema = registry.get("customer").expect("customer");
-        let person = |id: usize, entity: usize, street: usize| {
-            let input = serde_json::json!({
-                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{id}"), "sourceSeq": 1,
-                "attributes": {
-                    "given_name": format!("given{entity}"), "family_name": format!("family{street}"),
-                    "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
-                    "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
-                    "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
-                }
-            });
-            crate::record::validate(&registry, &input, 0).expect("valid")
-        };
-        // 1,500 people with two records each; with households, every third person lives with
-        // the one before (500 households: 2,000 non-matching pairs agreeing on the address).
-        let build = |households: bool| {
-            let (mut records, mut entities) = (Vec::new(), Vec::new());
-            for e in 0..1500usize {
-                let street = if households && e % 3 == 2 { e - 1 } else { e };
-                for copy in 0..2 {
-                    records.push(person(2 * e + copy, e, street));
-                    entities.push(e as u32);
-                }
-            }
-            (records, entities)
-        };
+        let build = |households: bool| household_records(&registry, households);
         // The copies are exact: matches agree on every attribute.
         let m: Vec<Vec<f64>> = schema
             .attributes
@@ -893,31 +896,7 @@ mod tests {
     fn households_in_a_labelled_set_lower_the_address_cap() {
         let registry = crate::SchemaRegistry::built_in().expect("schemas");
         let schema = registry.get("customer").expect("customer");
-        let person = |id: usize, entity: usize, street: usize| {
-            let input = serde_json::json!({
-                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{id}"), "sourceSeq": 1,
-                "attributes": {
-                    "given_name": format!("given{entity}"), "family_name": format!("family{}", street),
-                    "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
-                    "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
-                    "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
-                }
-            });
-            crate::record::validate(&registry, &input, 0).expect("valid")
-        };
-        // 1,500 people with two records each; with households, every third person lives with
-        // the one before.
-        let build = |households: bool| {
-            let (mut records, mut entities) = (Vec::new(), Vec::new());
-            for e in 0..1500usize {
-                let street = if households && e % 3 == 2 { e - 1 } else { e };
-                for copy in 0..2 {
-                    records.push(person(2 * e + copy, e, street));
-                    entities.push(e as u32);
-                }
-            }
-            (records, entities)
-        };
+        let build = |households: bool| household_records(&registry, households);
         let m: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.m.clone()).collect();
         let u: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.u.clone()).collect();
         let sampling = GroupSampling { match_rate: 0.0, samples: 0, seed: 1 };
