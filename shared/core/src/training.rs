@@ -209,7 +209,7 @@ pub fn em(
     share0: f64,
     iterations: usize,
 ) -> (Vec<Vec<f64>>, f64, usize) {
-    em_within(patterns, u, m0, share0, iterations, &[])
+    em_core(patterns, (u, m0), share0, iterations, &[], true)
 }
 
 /// A group's `within` table as EM reads it: for a comparison vector that agrees on the whole
@@ -232,19 +232,8 @@ impl Stratum {
 
 /// [`em`] where the non-matching class of a vector inside a [`Stratum`] uses the stratum's `u`:
 /// people who live together are explained as non-matches that share an address, and do not
-/// drag the matches' `m` towards disagreeing given names and birth dates.
-pub fn em_within(
-    patterns: &HashMap<Gamma, u64>,
-    u: &[Vec<f64>],
-    m0: &[Vec<f64>],
-    share0: f64,
-    iterations: usize,
-    strata: &[Stratum],
-) -> (Vec<Vec<f64>>, f64, usize) {
-    em_core(patterns, (u, m0), share0, iterations, strata, true)
-}
-
-/// [`em_within`]; with `learn_share` false the share stays `share0`.
+/// drag the matches' `m` towards disagreeing given names and birth dates. With `learn_share`
+/// false the share stays `share0`.
 fn em_core(
     patterns: &HashMap<Gamma, u64>,
     (u, m0): (&[Vec<f64>], &[Vec<f64>]),
@@ -667,7 +656,7 @@ fn m_from_sessions(
     let mut weight = vec![0.0f64; m0.len()];
     let (mut blocked_pairs, mut iterations, mut matched, mut total) = (0, 0, 0.0, 0.0);
     for session in sessions.iter().filter(|s| s.pairs >= 100) {
-        let (m, share, it) = em_within(&session.patterns, u, m0, 0.5, 100, strata);
+        let (m, share, it) = em_core(&session.patterns, (u, m0), 0.5, 100, strata, true);
         blocked_pairs += session.pairs;
         iterations = iterations.max(it);
         matched += share * session.pairs as f64;
