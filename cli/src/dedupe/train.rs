@@ -25,7 +25,7 @@
 
 use super::reading::{prepare, Layout, Reading};
 use super::{load, Options, TrainArgs};
-use mdm_core::training::{train_labelled, Estimates};
+use mdm_core::training::{train_labelled, Estimates, Subsets, Within};
 
 /// Random pairs sampled for `u`.
 const RANDOM_PAIRS: u64 = 2_000_000;
@@ -346,7 +346,7 @@ pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> 
             group.and_then(|g| Some((g, est.group_caps.get(g)?))).filter(|_| line.contains("max_weight = "))
         {
             let line = replace_number(line, "max_weight = ", &format!("{cap:.1}"));
-            out.push_str(&replace_within(&line, est.within.get(g).and_then(Option::as_ref))?);
+            out.push_str(&replace_tables(&line, est.subsets.get(g), est.within.get(g).and_then(Option::as_ref))?);
             group = None;
             continue;
         }
@@ -367,19 +367,30 @@ pub fn rewrite(text: &str, names: &[&str], groups: &[&str], est: &Estimates) -> 
     Ok(out)
 }
 
-/// A group's line (the one holding its `max_weight`) with its `within` table replaced by
-/// `within`, or removed when there is none: the table goes last, before the group's closing brace.
-fn replace_within(line: &str, within: Option<&mdm_core::training::Within>) -> Result<String, String> {
+/// A group's line (the one holding its `max_weight`) with its `subsets` and `within` tables
+/// replaced, or removed where there is none: the tables go last, before the group's closing
+/// brace.
+fn replace_tables(line: &str, subsets: Option<&Subsets>, within: Option<&Within>) -> Result<String, String> {
+    let subsets = subsets
+        .filter(|s| !s.is_empty())
+        .map(|s| s.iter().map(|(k, cap)| format!("\"{k}\" = {cap:.1}")).collect::<Vec<_>>().join(", "));
+    let within =
+        within.map(|w| w.iter().map(|(name, u)| format!("{name} = {}", list(u))).collect::<Vec<_>>().join(", "));
+    let line = replace_table(line, "subsets", subsets)?;
+    replace_table(&line, "within", within)
+}
+
+/// `key = { body }` in a group's line replaced by `body`, or removed when `None`.
+fn replace_table(line: &str, key: &str, body: Option<String>) -> Result<String, String> {
     let mut line = line.to_owned();
-    if let Some(at) = line.find(", within = {") {
-        let end = line[at..].find('}').map(|i| at + i + 1).ok_or("unterminated `within` table")?;
+    if let Some(at) = line.find(&format!(", {key} = {{")) {
+        let end = line[at..].find('}').map(|i| at + i + 1).ok_or_else(|| format!("unterminated `{key}` table"))?;
         line.replace_range(at..end, "");
     }
-    let Some(within) = within else { return Ok(line) };
+    let Some(body) = body else { return Ok(line) };
     let close = line.rfind('}').ok_or_else(|| format!("no closing brace in: {}", line.trim()))?;
-    let table: Vec<String> = within.iter().map(|(name, u)| format!("{name} = {}", list(u))).collect();
     let before = line[..close].trim_end().to_owned();
-    Ok(format!("{before}, within = {{ {} }} {}", table.join(", "), &line[close..]))
+    Ok(format!("{before}, {key} = {{ {body} }} {}", &line[close..]))
 }
 
 fn replace_number(line: &str, key: &str, with: &str) -> String {
@@ -413,16 +424,23 @@ mod tests {
             iterations: 1,
             group_caps: vec![7.25],
             within: vec![Some([("b".to_owned(), vec![0.5, 0.25])].into_iter().collect())],
+            subsets: vec![[("a+b".to_owned(), 3.25)].into_iter().collect()],
         };
         let text = format!(
             "groups = [{{ name = \"g\", attributes = [\"a\", \"b\"], max_weight = 40.0, min_weight = -3.0 }}]\n{text}"
         );
         let out = rewrite(&text, &["a", "b"], &["g"], &est).expect("rewritten");
-        assert!(out.contains("max_weight = 7.2, min_weight = -3.0, within = { b = [0.5, 0.25] } }]"), "{out}");
-        // Written again: the table is replaced, not repeated; without one it goes.
+        assert!(
+            out.contains(
+                "max_weight = 7.2, min_weight = -3.0, subsets = { \"a+b\" = 3.2 }, within = { b = [0.5, 0.25] } }]"
+            ),
+            "{out}"
+        );
+        // Written again: the tables are replaced, not repeated; without them they go.
         let again = rewrite(&out, &["a", "b"], &["g"], &est).expect("rewritten");
         assert_eq!(again.matches("within").count(), 1, "{again}");
-        let none = Estimates { within: vec![None], ..est };
+        assert_eq!(again.matches("subsets").count(), 1, "{again}");
+        let none = Estimates { within: vec![None], subsets: vec![Subsets::new()], ..est };
         let out = rewrite(&out, &["a", "b"], &["g"], &none).expect("rewritten");
         assert!(out.contains("max_weight = 7.2, min_weight = -3.0 }]"), "{out}");
         assert!(out.contains("\n# keep\n"));

@@ -148,11 +148,17 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
         };
         attributes.push(AttributeExplanation { attribute: def.name.as_str().into(), level, weight });
     }
-    // Correlated groups: their summed weight is held between the group's bounds; the explanation
-    // shows the adjustment as its own line, so the weights still add up to the score.
-    for (g, members) in schema.matching.groups.iter().zip(&layout.groups) {
+    // Correlated groups: a subset agreed on exactly adds at most its cap, and the group's summed
+    // weight is held between its bounds; the explanation shows the adjustment as its own line, so
+    // the weights still add up to the score.
+    for ((g, members), subsets) in schema.matching.groups.iter().zip(&layout.groups).zip(&layout.subsets) {
         let sum: f64 = members.iter().filter_map(|&i| parts[i].map(|(c, _)| c.weight)).sum();
-        let bounded = sum.clamp(g.min_weight, g.max_weight);
+        let exact = |i: usize| parts[i].filter(|(c, _)| c.level == Some(0)).map(|(c, _)| c.weight);
+        let excess = subsets
+            .iter()
+            .filter_map(|(attrs, cap)| Some(attrs.iter().map(|&i| exact(i)).sum::<Option<f64>>()? - cap))
+            .fold(0.0, f64::max);
+        let bounded = (sum - excess).clamp(g.min_weight, g.max_weight);
         if (bounded - sum).abs() > 1e-9 {
             total += bounded - sum;
             let level = if sum > bounded { "capped" } else { "floored" };

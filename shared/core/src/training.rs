@@ -37,7 +37,13 @@ pub struct Estimates {
     /// agree on the whole group (see [`within_u`]), written as the group's `within` table;
     /// `None` when the input holds too few such pairs to tell.
     pub within: Vec<Option<Within>>,
+    /// Per `matching.groups` entry: caps of subsets of its members agreed on together (see
+    /// [`subset_caps`]), written as the group's `subsets` table.
+    pub subsets: Vec<Subsets>,
 }
+
+/// Per subset of a group's members (their names joined with `+`), the most they add together.
+pub type Subsets = std::collections::BTreeMap<String, f64>;
 
 /// Per attribute name, `u` per agreement level among pairs that agree on a whole group.
 pub type Within = std::collections::BTreeMap<String, Vec<f64>>;
@@ -90,6 +96,39 @@ pub fn gamma(schema: &EntitySchema, a: &[Slot<'_>], b: &[Slot<'_>]) -> Gamma {
                 c.level.map_or(levels, |l| l.min(levels)) as u8
             }
             None => MISSING,
+        })
+        .collect()
+}
+
+/// Records of one entity beyond which [`m_from_labels`] compares only the first ones.
+const LABELLED_MAX_ENTITY: usize = 64;
+
+/// `m` counted on every pair of records of one entity (a labelled set: `entities` in `records`'
+/// order) — the supervised estimate, where EM over blocked pairs takes people who share an
+/// address and a family name for one person. `None` for an attribute with fewer than
+/// [`WITHIN_MIN_PAIRS`] such pairs holding it on both sides.
+pub fn m_from_labels(schema: &EntitySchema, records: &[SourceRecord], entities: &[u32]) -> Vec<Option<Vec<f64>>> {
+    let slots: Vec<Vec<Slot<'_>>> = records.iter().map(|r| r.slots(schema)).collect();
+    let mut order: Vec<u32> = (0..records.len() as u32).collect();
+    order.sort_by_key(|&i| entities.get(i as usize).copied().unwrap_or(u32::MAX));
+    let mut counts: Vec<Vec<f64>> = schema.attributes.iter().map(|a| vec![0.0; a.comparator.m.len() + 1]).collect();
+    for one in order.chunk_by(|a, b| entities.get(*a as usize) == entities.get(*b as usize)) {
+        let one = &one[..one.len().min(LABELLED_MAX_ENTITY)];
+        for (x, &a) in one.iter().enumerate() {
+            for &b in &one[x + 1..] {
+                for (c, l) in counts.iter_mut().zip(gamma(schema, &slots[a as usize], &slots[b as usize])) {
+                    if l != MISSING {
+                        c[l as usize] += 1.0;
+                    }
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .map(|c| {
+            let total: f64 = c.iter().sum();
+            (total >= WITHIN_MIN_PAIRS).then(|| c[..c.len() - 1].iter().map(|x| (x / total).max(FLOOR)).collect())
         })
         .collect()
 }
@@ -209,7 +248,7 @@ pub fn em(
     share0: f64,
     iterations: usize,
 ) -> (Vec<Vec<f64>>, f64, usize) {
-    em_core(patterns, (u, m0), share0, iterations, &[], true)
+    em_core(patterns, (u, m0), share0, iterations, (&[], &[]), true)
 }
 
 /// A group's `within` table as EM reads it: for a comparison vector that agrees on the whole
@@ -230,16 +269,17 @@ impl Stratum {
     }
 }
 
-/// [`em`] where the non-matching class of a vector inside a [`Stratum`] uses the stratum's `u`:
-/// people who live together are explained as non-matches that share an address, and do not
-/// drag the matches' `m` towards disagreeing given names and birth dates. With `learn_share`
-/// false the share stays `share0`.
+/// [`em`] where the non-matching class of a vector inside a [`Stratum`] uses the stratum's `u`,
+/// and agreement on a subset of a group with a [`JointU`] counts at its joint `u` (the likeliest
+/// one where several apply): people who live together are explained as non-matches that share
+/// an address, and do not drag the matches' `m` towards disagreeing given names and birth dates.
+/// With `learn_share` false the share stays `share0`.
 fn em_core(
     patterns: &HashMap<Gamma, u64>,
     (u, m0): (&[Vec<f64>], &[Vec<f64>]),
     share0: f64,
     iterations: usize,
-    strata: &[Stratum],
+    (strata, joint): (&[Stratum], &[Vec<JointU>]),
     learn_share: bool,
 ) -> (Vec<Vec<f64>>, f64, usize) {
     let full = |p: &[f64]| -> Vec<f64> {
@@ -255,14 +295,27 @@ fn em_core(
         .map(|g| {
             let within: Vec<&Vec<Option<Vec<f64>>>> =
                 strata.iter().zip(&strata_full).filter(|(s, _)| s.holds(g)).map(|(_, f)| f).collect();
-            g.iter()
+            let independent: f64 = g
+                .iter()
                 .enumerate()
                 .filter(|(_, l)| **l != MISSING)
                 .map(|(a, &l)| {
                     let table = within.iter().find_map(|f| f.get(a)?.as_ref()).unwrap_or(&u_full[a]);
                     table[l as usize]
                 })
-                .product()
+                .product();
+            // Per group, the subset agreed on whose joint `u` most exceeds its members' product.
+            let raised: f64 = joint
+                .iter()
+                .map(|found| {
+                    found
+                        .iter()
+                        .filter(|j| j.attributes.iter().all(|&a| g[a] == 0))
+                        .map(|j| j.u / j.attributes.iter().map(|&a| u_full[a][0]).product::<f64>())
+                        .fold(1.0, f64::max)
+                })
+                .product();
+            independent * raised
         })
         .collect();
     let mut m: Vec<Vec<f64>> = m0.to_vec();
@@ -431,6 +484,142 @@ pub fn group_caps(
         .collect()
 }
 
+/// Most members a group may have for [`subset_caps`] to count its subsets (2^members of them).
+const SUBSET_MAX_MEMBERS: usize = 8;
+
+/// How often two records of different entities agree exactly on each member of a subset of a
+/// group (its attribute positions), counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointU {
+    pub attributes: Vec<usize>,
+    pub u: f64,
+}
+
+/// Joint `u` of the subsets of each group's members (two or more, not all of them) that agree
+/// together among different entities measurably more often than their members' agreements
+/// multiplied (a town's name, postcode and state; people who share a street): the chance that two
+/// records of different entities, both holding every member of the subset, agree exactly on each.
+///
+/// Counted on every pair: records grouped by the subset's values. With the records' entities
+/// known, pairs of one entity are taken off; without, the matches expected among them
+/// (`match_rate` of the pairs, agreeing with the product of the members' exact `m`), and what is
+/// left must outnumber them. A subset with fewer than [`WITHIN_MIN_PAIRS`] such non-matching
+/// pairs, or whose count does not exceed the product of its members' exact `u`, is left out.
+pub fn joint_u(
+    schema: &EntitySchema,
+    records: &[SourceRecord],
+    (m, u): (&[Vec<f64>], &[Vec<f64>]),
+    match_rate: f64,
+    entities: Option<&[u32]>,
+) -> Vec<Vec<JointU>> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let entities = entities.filter(|e| e.len() == records.len());
+    let slots: Vec<Vec<Slot<'_>>> = records.iter().map(|r| r.slots(schema)).collect();
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let pairs = |n: u64| (n * n.saturating_sub(1) / 2) as f64;
+    schema
+        .layout()
+        .groups
+        .iter()
+        .map(|members| {
+            let k = members.len();
+            if !(3..=SUBSET_MAX_MEMBERS).contains(&k) {
+                return Vec::new();
+            }
+            // Per record and member, a hash of the value (`None`: missing).
+            let hashes: Vec<Vec<Option<u64>>> = slots
+                .iter()
+                .map(|s| members.iter().map(|&a| s[a].value.map(|v| hasher.hash_one(v))).collect())
+                .collect();
+            let full = (1u32 << k) - 1;
+            let mut found = Vec::new();
+            for s in (1..full).filter(|s| s.count_ones() >= 2) {
+                let attributes: Vec<usize> = (0..k).filter(|b| s & (1 << b) != 0).map(|b| members[b]).collect();
+                let mut keys: Vec<(u64, u32)> = hashes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(r, h)| {
+                        let joint = (0..k).filter(|b| s & (1 << b) != 0).try_fold(0u64, |acc, b| {
+                            Some((acc.rotate_left(17) ^ h[b]?).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                        })?;
+                        Some((joint, entities.map_or(0, |e| e[r])))
+                    })
+                    .collect();
+                keys.sort_unstable();
+                let holders = pairs(keys.len() as u64);
+                let agreeing: f64 = keys.chunk_by(|a, b| a.0 == b.0).map(|c| pairs(c.len() as u64)).sum();
+                // Non-matching pairs holding the subset, those agreeing on it, and the fewest of
+                // those that say anything.
+                let (apart, apart_agreeing, least) = match entities {
+                    Some(_) => {
+                        let same: f64 = keys.chunk_by(|a, b| a == b).map(|c| pairs(c.len() as u64)).sum();
+                        let mut by_entity: Vec<u32> = keys.iter().map(|(_, e)| *e).collect();
+                        by_entity.sort_unstable();
+                        let matching: f64 = by_entity.chunk_by(|a, b| a == b).map(|c| pairs(c.len() as u64)).sum();
+                        (holders - matching, agreeing - same, WITHIN_MIN_PAIRS)
+                    }
+                    None => {
+                        // The matches' joint agreement is only estimated (their fields do not err
+                        // independently: a person who moves changes them all), so what is left
+                        // must outnumber it.
+                        let m_s: f64 = attributes.iter().map(|&a| exact(m, a)).product();
+                        let matching = match_rate * holders * m_s;
+                        (holders * (1.0 - match_rate), agreeing - matching, matching.max(WITHIN_MIN_PAIRS))
+                    }
+                };
+                if apart_agreeing < least || apart <= 0.0 {
+                    continue;
+                }
+                let joint = apart_agreeing / apart;
+                if joint > attributes.iter().map(|&a| exact(u, a)).product::<f64>() {
+                    found.push(JointU { attributes, u: joint });
+                }
+            }
+            found
+        })
+        .collect()
+}
+
+/// A comparator's exact-level probability in `p` (`m` or `u`) for attribute `a`.
+fn exact(p: &[Vec<f64>], a: usize) -> f64 {
+    p[a].first().copied().unwrap_or(1.0)
+}
+
+/// The `subsets` table of each group: per [`JointU`], log2 of the product of its members' exact
+/// `m` over its joint `u` — as [`group_caps`] weighs a whole group — where that lies at least half
+/// a bit below the members' summed weights and no smaller subset kept already bounds it as
+/// tightly.
+pub fn subset_caps(schema: &EntitySchema, joint: &[Vec<JointU>], (m, u): (&[Vec<f64>], &[Vec<f64>])) -> Vec<Subsets> {
+    let weight = |a: usize| (exact(m, a) / exact(u, a)).log2();
+    joint
+        .iter()
+        .map(|found| {
+            let mut found: Vec<&JointU> = found.iter().collect();
+            found.sort_by_key(|j| j.attributes.len());
+            let mut kept: Vec<(&[usize], f64)> = Vec::new();
+            for j in found {
+                let m_s: f64 = j.attributes.iter().map(|&a| exact(m, a)).product();
+                let cap = (m_s / j.u).log2().max(0.0);
+                let summed: f64 = j.attributes.iter().map(|&a| weight(a)).sum();
+                let implied = kept.iter().any(|(t, c)| {
+                    t.iter().all(|a| j.attributes.contains(a))
+                        && c + j.attributes.iter().filter(|a| !t.contains(a)).map(|&a| weight(a)).sum::<f64>()
+                            <= cap + 0.5
+                });
+                if cap < summed - 0.5 && !implied {
+                    kept.push((&j.attributes, cap));
+                }
+            }
+            kept.into_iter()
+                .map(|(at, cap)| {
+                    let names: Vec<&str> = at.iter().map(|&a| schema.attributes[a].name.as_str()).collect();
+                    (names.join("+"), (cap * 10.0).round() / 10.0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `u` of the attributes outside a group among *different* entities that agree on the whole
 /// group: people who live together share an address, and with it a family name (and now and then
 /// a birth date) far more often than random pairs do, while their given names, birth dates and
@@ -510,7 +699,7 @@ pub fn within_u(
                     let share = (apart / pairs.max(1) as f64).clamp(FLOOR, 1.0 - FLOOR);
                     // The estimated class is the non-matching one: EM's `u` argument is the class
                     // held fixed, here the matches' `m`.
-                    let (est, _, _) = em_core(&patterns, (m, u), share, 100, &[], false);
+                    let (est, _, _) = em_core(&patterns, (m, u), share, 100, (&[], &[]), false);
                     (0..levels.len())
                         .map(|a| patterns.iter().any(|(g, _)| g[a] != MISSING).then(|| est[a].clone()))
                         .collect()
@@ -603,19 +792,34 @@ pub fn train_labelled(
         samples: random_pairs,
         seed,
     };
-    let mut fit = m_from_sessions(schema, &sessions, &u, &m0, &[]);
-    // People who live together, once their `within` is known, are non-matches to EM: `m` is
-    // estimated again with them explained, and `within` again from that `m`.
+    let mut fit = m_from_sessions(schema, &sessions, &u, &m0, (&[], &[]));
+    // People who live together, once their `within` is known, are non-matches to EM, as are pairs
+    // that agree on parts of a group that go together (one town) once their joint `u` is: `m` is
+    // estimated again with them explained, and both again from that `m`.
+    let rate = |fit: &SessionFit| sampling(fit).match_rate;
     let mut within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
-    if within.iter().any(Option::is_some) {
-        fit = m_from_sessions(schema, &sessions, &u, &m0, &strata(schema, &within));
+    let mut joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
+    if within.iter().any(Option::is_some) || joint.iter().any(|j| !j.is_empty()) {
+        fit = m_from_sessions(schema, &sessions, &u, &m0, (&strata(schema, &within), &joint));
         within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
+        joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
+    }
+    // With the entities known, `m` is counted on the matches themselves.
+    if let Some(e) = entities.filter(|e| e.len() == records.len()) {
+        for (m, counted) in fit.m.iter_mut().zip(m_from_labels(schema, records, e)) {
+            if let Some(counted) = counted {
+                *m = proper(&counted);
+            }
+        }
+        within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
+        joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
     }
     let sampling = sampling(&fit);
     let SessionFit { m, blocked_pairs, iterations, matched, total } = fit;
     let match_share = if total > 0.0 { matched / total } else { 0.0 };
     let group_caps = group_caps(schema, records, (&m, &u), sampling, entities);
-    Estimates { m, u, match_share, random_pairs, blocked_pairs, iterations, group_caps, within }
+    let subsets = subset_caps(schema, &joint, (&m, &u));
+    Estimates { m, u, match_share, random_pairs, blocked_pairs, iterations, group_caps, within, subsets }
 }
 
 /// The groups' `within` tables as EM reads them.
@@ -650,13 +854,13 @@ fn m_from_sessions(
     sessions: &[Session],
     u: &[Vec<f64>],
     m0: &[Vec<f64>],
-    strata: &[Stratum],
+    (strata, joint): (&[Stratum], &[Vec<JointU>]),
 ) -> SessionFit {
     let mut sum: Vec<Vec<f64>> = m0.iter().map(|m| vec![0.0; m.len()]).collect();
     let mut weight = vec![0.0f64; m0.len()];
     let (mut blocked_pairs, mut iterations, mut matched, mut total) = (0, 0, 0.0, 0.0);
     for session in sessions.iter().filter(|s| s.pairs >= 100) {
-        let (m, share, it) = em_core(&session.patterns, (u, m0), 0.5, 100, strata, true);
+        let (m, share, it) = em_core(&session.patterns, (u, m0), 0.5, 100, (strata, joint), true);
         blocked_pairs += session.pairs;
         iterations = iterations.max(it);
         matched += share * session.pairs as f64;
@@ -906,5 +1110,99 @@ mod tests {
         let expected = (m_all / (2000.0 / pairs)).log2();
         assert!((together - expected).abs() < 1e-6, "households: {together}, expected {expected}");
         assert!(together < alone - 10.0);
+    }
+
+    /// 1,500 people with two identical records each in 50 towns (a town's name, postcode and
+    /// state go together), each on a street of their own; and their entities.
+    fn town_records(registry: &crate::SchemaRegistry) -> (Vec<SourceRecord>, Vec<u32>) {
+        let (mut records, mut entities) = (Vec::new(), Vec::new());
+        for e in 0..1500usize {
+            let t = e % 50;
+            let region = ["NSW", "VIC", "QLD", "WA", "SA"][t % 5];
+            for copy in 0..2 {
+                let input = serde_json::json!({
+                    "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{e}-{copy}"), "sourceSeq": 1,
+                    "attributes": {
+                        "given_name": format!("given{e}"), "family_name": format!("family{e}"),
+                        "street_number": format!("{}", 1 + e % 300), "address_line1": format!("street {e}"),
+                        "locality": format!("town {t}"), "postcode": format!("{}", 3000 + t),
+                        "region": region,
+                    }
+                });
+                records.push(crate::record::validate(registry, &input, 0).expect("valid"));
+                entities.push(e as u32);
+            }
+        }
+        (records, entities)
+    }
+
+    /// People of one town agree on its name, postcode and state together: counted on a labelled
+    /// set (and estimated without labels), the joint `u` of those subsets is what it is, far above
+    /// the members' `u` multiplied, and the written cap lies below their summed weights. Streets
+    /// no two people share have no joint `u`.
+    #[test]
+    fn joint_u_counts_what_a_town_shares() {
+        let registry = crate::SchemaRegistry::built_in().expect("schemas");
+        let schema = registry.get("customer").expect("customer");
+        let (records, entities) = town_records(&registry);
+        let m: Vec<Vec<f64>> = schema
+            .attributes
+            .iter()
+            .map(|a| (0..a.comparator.m.len()).map(|l| if l == 0 { 0.99 } else { 0.001 }).collect())
+            .collect();
+        let u: Vec<Vec<f64>> = schema.attributes.iter().map(|a| a.comparator.u.clone()).collect();
+        let at = |n: &str| schema.attribute_index(n).expect("attribute");
+        let town = vec![at("locality"), at("postcode")];
+        // 50 towns of 60 records: 50 x (1,770 pairs - 30 of one person) of 4,498,500 - 1,500.
+        let expected = 50.0 * 1740.0 / 4_497_000.0;
+        let rate = 1500.0 / 4_498_500.0;
+        for labelled in [true, false] {
+            let joint = joint_u(schema, &records, (&m, &u), rate, labelled.then_some(&entities[..]));
+            let found = joint[0].iter().find(|j| j.attributes == town).expect("locality+postcode");
+            let tolerance = if labelled { 1e-12 } else { 1e-3 };
+            assert!((found.u - expected).abs() < tolerance, "labelled {labelled}: {} against {expected}", found.u);
+            assert!(joint[0].iter().all(|j| !j.attributes.contains(&at("address_line1"))), "{:?}", joint[0]);
+            assert!(joint[1].is_empty(), "a group of two has no subsets");
+        }
+        let joint = joint_u(schema, &records, (&m, &u), rate, Some(&entities));
+        let caps = subset_caps(schema, &joint, (&m, &u));
+        let cap = caps[0].get("locality+postcode").copied().expect("written");
+        let want = (0.99f64 * 0.99 / expected).log2();
+        assert!((cap - want).abs() < 0.06, "{cap} against {want}");
+        let summed = (0.99 / u[at("locality")][0]).log2() + (0.99 / u[at("postcode")][0]).log2();
+        assert!(cap < summed - 5.0, "{cap} against {summed}");
+        // The town with its state is bounded as tightly by the town alone plus the state's weight
+        // only if that is no more than half a bit above its own cap.
+        assert!(caps[0].keys().all(|k| k.split('+').count() >= 2), "{caps:?}");
+    }
+
+    /// With the entities known, `m` is counted on the matches, as they are: people who live
+    /// together (sharing a family name and an address) cannot pass for matches whose given names
+    /// disagree, and matches whose given names do disagree count at their true share.
+    #[test]
+    fn labelled_training_counts_m_on_the_matches() {
+        let registry = crate::SchemaRegistry::built_in().expect("schemas");
+        let schema = registry.get("customer").expect("customer");
+        let at = |n: &str| schema.attribute_index(n).expect("attribute");
+        let (records, entities) = household_records(&registry, true);
+        let counted = m_from_labels(schema, &records, &entities);
+        for name in ["given_name", "family_name", "date_of_birth", "postcode"] {
+            let m = counted[at(name)].as_ref().expect("1,500 matching pairs");
+            assert!(m[0] > 0.999, "{name}: the copies agree exactly: {m:?}");
+        }
+        assert!(counted[at("email")].is_none(), "no record holds an e-mail address");
+        // One person in four gives another given name in their second record.
+        let (mut records, entities) = town_records(&registry);
+        for (i, r) in records.iter_mut().enumerate().filter(|(i, _)| i % 8 == 1) {
+            let input = serde_json::json!({
+                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("x{i}"), "sourceSeq": 1,
+                "attributes": { "given_name": format!("other{i}"), "family_name": format!("family{}", i / 2),
+                    "locality": format!("town {}", (i / 2) % 50) }
+            });
+            *r = crate::record::validate(&registry, &input, 0).expect("valid");
+        }
+        let est = train_labelled(schema, &records, 100_000, 3, Some(&entities));
+        let disagree = 1.0 - est.m[at("given_name")].iter().sum::<f64>();
+        assert!((disagree - 0.25).abs() < 1e-4, "{:?}", est.m[at("given_name")]);
     }
 }

@@ -185,6 +185,47 @@ async fn a_record_lacking_the_attribute_two_golden_records_disagree_on_merges_ne
     assert_eq!(r.decision, MatchDecision::Link { golden_ids: vec![a] }, "the closer one only");
 }
 
+/// The built-in customer schema with `subsets` on its address group, as `mdm train` writes them
+/// where a town's name, postcode and state go together.
+fn town_schema() -> Arc<SchemaRegistry> {
+    let text = mdm_core::schema::built_in_text("customer").expect("built-in customer schema");
+    let group = "max_weight = 38.2, min_weight = -6.0, subsets = { \"locality+postcode\" = 9.0, \"locality+postcode+region\" = 9.2 } }";
+    let text = text.replacen("max_weight = 38.2, min_weight = -6.0 }", group, 1);
+    assert!(text.contains(group), "the built-in address group line moved");
+    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+}
+
+/// Two people of one name in one town, on other streets: the town's name, postcode and state
+/// agree as one piece of evidence (the subset's cap), not three; agreeing on the street as well
+/// adds the street's own weights to that cap.
+#[tokio::test]
+async fn a_town_agreed_on_counts_once() {
+    let weight = |r: &MatchResult, names: &[&str]| -> f64 {
+        r.candidates[0].attributes.iter().filter(|a| names.contains(&a.attribute.as_str())).map(|a| a.weight).sum()
+    };
+    let town = ["locality", "postcode", "region"];
+    let lena = person("Lena", "Marsh", "1991-05-17", "", "Ferrier Street", "2611");
+    let mut other = person("Lena", "Marsh", "1964-02-03", "", "Kinpen Court", "2611");
+    other["street_number"] = json!("180");
+    let independent = against(lena.clone(), other.clone()).await;
+    let joint = against_with(town_schema(), lena.clone(), other).await;
+    let summed = weight(&independent, &town);
+    assert!(summed > 15.0, "three agreements summed: {independent:?}");
+    let line = joint.candidates[0].attributes.iter().find(|a| a.attribute == "group:address").expect("group line");
+    assert_eq!(line.level, "capped");
+    assert!((weight(&joint, &town) + line.weight - 9.2).abs() < 0.01, "the town counts its cap: {joint:?}");
+    assert!((independent.candidates[0].score - joint.candidates[0].score - (summed - 9.2)).abs() < 0.01);
+    let sum: f64 = joint.candidates[0].attributes.iter().map(|a| a.weight).sum();
+    assert!((sum - joint.candidates[0].score).abs() < 0.01, "the lines add up to the score: {joint:?}");
+    // The same street too: its number and name add their weights to the town's cap.
+    let same =
+        against_with(town_schema(), lena.clone(), person("Lena", "Marsh", "1991-05-17", "", "Ferrier St", "2611"))
+            .await;
+    let street = weight(&same, &["street_number", "address_line1"]);
+    let address = weight(&same, &["street_number", "address_line1", "locality", "postcode", "region", "group:address"]);
+    assert!(street > 10.0 && (address - (street + 9.2)).abs() < 0.01, "{same:?}");
+}
+
 #[tokio::test]
 async fn a_weak_key_is_skipped_once_its_block_is_full() {
     let hub = hub();
