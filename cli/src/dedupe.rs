@@ -95,8 +95,8 @@ pub struct TrainArgs {
     /// The schema file to write: the entity's schema with the learned weights.
     #[arg(long, value_name = "SCHEMA.toml")]
     out: PathBuf,
-    /// Known clusters (`record_id,entity_id`): count the group caps on every pair and choose the
-    /// link threshold by the F1 of `mdm dedupe` on this input.
+    /// Known clusters (`record_id,entity_id`): count `m` on the matches and the group caps on
+    /// every pair, and choose the link threshold by the F1 of `mdm dedupe` on this input.
     #[arg(long, value_name = "TRUTH.csv", conflicts_with = "labels")]
     truth: Option<PathBuf>,
     /// Data stewards' decisions (`GET /v1/labels`, JSON Lines): they choose the link threshold.

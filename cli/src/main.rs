@@ -54,7 +54,8 @@ enum Command {
     Dedupe(dedupe::DedupeArgs),
     /// Write seeded test data (people or products) and its ground truth.
     Generate(generate::GenerateArgs),
-    /// Learn the match weights (m by EM, u from random pairs) into a copy of the entity's schema.
+    /// Learn the match weights (m by EM or from known clusters, u from random pairs) into a copy of
+    /// the entity's schema.
     Train(dedupe::TrainArgs),
     /// Pairs completeness of the entity type's blocking on data with known clusters.
     Blocking(dedupe::BlockingArgs),

@@ -12,9 +12,11 @@
 //! with each comparator's `m` and `u` replaced and everything else — comments included — as it
 //! was: load it with `--schemas` (docs/entities.md, "Training the weights").
 //!
-//! With `--truth` (`record_id,entity_id`, as `mdm generate` writes), each correlated group's cap
-//! is counted on every pair of the input (how often two different entities share a whole
-//! address: households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
+//! Each correlated group's `subsets` table (members that agree together, such as a town's name,
+//! postcode and state) is counted on every pair of the input. With `--truth` (`record_id,entity_id`,
+//! as `mdm generate` writes), `m` is counted on the pairs of one entity instead of estimated, each
+//! group's cap is counted on every pair (how often two different entities share a whole address:
+//! households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
 //! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
 //! Choose it on a labelled set that is not the one you measure on.
 //!

@@ -706,35 +706,38 @@ mod tests {
 
         // A group's `within` table names attributes outside the group, one `u` per level.
         let customer = built_in_text("customer").expect("customer");
-        let with = |table: &str| {
-            customer.replacen("min_weight = -6.0 }", &format!("min_weight = -6.0, within = {{ {table} }} }}"), 1)
+        let with = |key: &str, table: &str| {
+            customer.replacen("min_weight = -6.0 }", &format!("min_weight = -6.0, {key} = {{ {table} }} }}"), 1)
         };
-        assert!(EntitySchema::parse("c.toml", &with("family_name = [0.8, 0.1, 0.01]")).is_ok());
-        for (table, why) in [
-            ("nope = [0.5]", "within.nope: unknown attribute"),
-            ("postcode = [0.5, 0.1]", "within.postcode: is a member of the group"),
-            ("family_name = [0.8]", "within.family_name: needs 3 values"),
-            ("family_name = [0.8, 0.3, 0.01]", "within.family_name: values must lie between 0 and 1"),
-        ] {
-            let e = EntitySchema::parse("c.toml", &with(table)).unwrap_err();
-            assert!(e.to_string().contains(why), "{table}: {e}");
-        }
+        let refused = |key: &str, cases: &[(&str, &str)]| {
+            for (table, why) in cases {
+                let e = EntitySchema::parse("c.toml", &with(key, table)).unwrap_err();
+                assert!(e.to_string().contains(why), "{table}: {e}");
+            }
+        };
+        assert!(EntitySchema::parse("c.toml", &with("within", "family_name = [0.8, 0.1, 0.01]")).is_ok());
+        refused(
+            "within",
+            &[
+                ("nope = [0.5]", "within.nope: unknown attribute"),
+                ("postcode = [0.5, 0.1]", "within.postcode: is a member of the group"),
+                ("family_name = [0.8]", "within.family_name: needs 3 values"),
+                ("family_name = [0.8, 0.3, 0.01]", "within.family_name: values must lie between 0 and 1"),
+            ],
+        );
         // Its `subsets`: two or more different members joined with `+`, each capped at >= 0.
-        let with = |table: &str| {
-            customer.replacen("min_weight = -6.0 }", &format!("min_weight = -6.0, subsets = {{ {table} }} }}"), 1)
-        };
-        let c = EntitySchema::parse("c.toml", &with("\"locality+postcode\" = 9.0")).expect("valid");
+        let c = EntitySchema::parse("c.toml", &with("subsets", "\"locality+postcode\" = 9.0")).expect("valid");
         let at = |n: &str| c.attribute_index(n).expect("attribute");
         assert_eq!(c.layout().subsets[0], vec![(vec![at("locality"), at("postcode")], 9.0)]);
-        for (table, why) in [
-            ("\"locality+family_name\" = 9.0", "'family_name' is not a member of the group"),
-            ("\"locality\" = 9.0", "needs two or more different members"),
-            ("\"locality+locality\" = 9.0", "needs two or more different members"),
-            ("\"locality+postcode\" = -1.0", "the cap must be a number >= 0"),
-        ] {
-            let e = EntitySchema::parse("c.toml", &with(table)).unwrap_err();
-            assert!(e.to_string().contains(why), "{table}: {e}");
-        }
+        refused(
+            "subsets",
+            &[
+                ("\"locality+family_name\" = 9.0", "'family_name' is not a member of the group"),
+                ("\"locality\" = 9.0", "needs two or more different members"),
+                ("\"locality+locality\" = 9.0", "needs two or more different members"),
+                ("\"locality+postcode\" = -1.0", "the cap must be a number >= 0"),
+            ],
+        );
 
         let dup = [("a.toml".to_string(), minimal("")), ("b.toml".to_string(), minimal(""))];
         assert_eq!(SchemaRegistry::from_texts(dup).unwrap_err(), SchemaError::Duplicate("thing".into()));

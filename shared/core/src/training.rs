@@ -1003,23 +1003,30 @@ mod tests {
     /// third person lives with the one before and shares their family name (500 households:
     /// 2,000 non-matching pairs agreeing on the address).
     fn household_records(registry: &crate::SchemaRegistry, households: bool) -> (Vec<SourceRecord>, Vec<u32>) {
-        let person = |id: usize, entity: usize, street: usize| {
-            let input = serde_json::json!({
-                "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{id}"), "sourceSeq": 1,
-                "attributes": {
-                    "given_name": format!("given{entity}"), "family_name": format!("family{street}"),
-                    "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
-                    "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
-                    "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
-                }
-            });
-            crate::record::validate(registry, &input, 0).expect("valid")
-        };
+        two_copies(registry, |entity| {
+            let street = if households && entity % 3 == 2 { entity - 1 } else { entity };
+            serde_json::json!({
+                "given_name": format!("given{entity}"), "family_name": format!("family{street}"),
+                "date_of_birth": format!("19{:02}-{:02}-{:02}", 30 + entity % 70, 1 + entity % 12, 1 + entity % 28),
+                "street_number": format!("{}", 1 + street % 300), "address_line1": format!("street {street}"),
+                "locality": format!("town {}", street % 97), "postcode": format!("{}", 2000 + street % 7919),
+            })
+        })
+    }
+
+    /// Two identical records of each of 1,500 people (`attributes` of each), and their entities.
+    fn two_copies(
+        registry: &crate::SchemaRegistry,
+        attributes: impl Fn(usize) -> serde_json::Value,
+    ) -> (Vec<SourceRecord>, Vec<u32>) {
         let (mut records, mut entities) = (Vec::new(), Vec::new());
         for e in 0..1500usize {
-            let street = if households && e % 3 == 2 { e - 1 } else { e };
             for copy in 0..2 {
-                records.push(person(2 * e + copy, e, street));
+                let input = serde_json::json!({
+                    "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{e}-{copy}"), "sourceSeq": 1,
+                    "attributes": attributes(e),
+                });
+                records.push(crate::record::validate(registry, &input, 0).expect("valid"));
                 entities.push(e as u32);
             }
         }
@@ -1115,25 +1122,16 @@ mod tests {
     /// 1,500 people with two identical records each in 50 towns (a town's name, postcode and
     /// state go together), each on a street of their own; and their entities.
     fn town_records(registry: &crate::SchemaRegistry) -> (Vec<SourceRecord>, Vec<u32>) {
-        let (mut records, mut entities) = (Vec::new(), Vec::new());
-        for e in 0..1500usize {
+        two_copies(registry, |e| {
             let t = e % 50;
             let region = ["NSW", "VIC", "QLD", "WA", "SA"][t % 5];
-            for copy in 0..2 {
-                let input = serde_json::json!({
-                    "entityType": "customer", "sourceSystem": "crm", "sourceId": format!("r{e}-{copy}"), "sourceSeq": 1,
-                    "attributes": {
-                        "given_name": format!("given{e}"), "family_name": format!("family{e}"),
-                        "street_number": format!("{}", 1 + e % 300), "address_line1": format!("street {e}"),
-                        "locality": format!("town {t}"), "postcode": format!("{}", 3000 + t),
-                        "region": region,
-                    }
-                });
-                records.push(crate::record::validate(registry, &input, 0).expect("valid"));
-                entities.push(e as u32);
-            }
-        }
-        (records, entities)
+            serde_json::json!({
+                "given_name": format!("given{e}"), "family_name": format!("family{e}"),
+                "street_number": format!("{}", 1 + e % 300), "address_line1": format!("street {e}"),
+                "locality": format!("town {t}"), "postcode": format!("{}", 3000 + t),
+                "region": region,
+            })
+        })
     }
 
     /// People of one town agree on its name, postcode and state together: counted on a labelled
