@@ -484,7 +484,7 @@ pub fn group_caps(
         .collect()
 }
 
-/// Most members a group may have for [`subset_caps`] to count its subsets (2^members of them).
+/// Most members a group may have for [`joint_u`] to count its subsets (2^members of them).
 const SUBSET_MAX_MEMBERS: usize = 8;
 
 /// How often two records of different entities agree exactly on each member of a subset of a
@@ -804,15 +804,14 @@ pub fn train_labelled(
         within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
         joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
     }
-    // With the entities known, `m` is counted on the matches themselves.
+    // With the entities known, `m` is counted on the matches themselves (what is counted of
+    // `within` and the joint `u` does not depend on it).
     if let Some(e) = entities.filter(|e| e.len() == records.len()) {
         for (m, counted) in fit.m.iter_mut().zip(m_from_labels(schema, records, e)) {
             if let Some(counted) = counted {
                 *m = proper(&counted);
             }
         }
-        within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
-        joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
     }
     let sampling = sampling(&fit);
     let SessionFit { m, blocked_pairs, iterations, matched, total } = fit;
