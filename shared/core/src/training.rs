@@ -613,7 +613,7 @@ pub fn subset_caps(schema: &EntitySchema, joint: &[Vec<JointU>], (m, u): (&[Vec<
             kept.into_iter()
                 .map(|(at, cap)| {
                     let names: Vec<&str> = at.iter().map(|&a| schema.attributes[a].name.as_str()).collect();
-                    (names.join("+"), (cap * 10.0).round() / 10.0)
+                    (names.join("+"), cap)
                 })
                 .collect()
         })
@@ -802,7 +802,10 @@ pub fn train_labelled(
     if within.iter().any(Option::is_some) || joint.iter().any(|j| !j.is_empty()) {
         fit = m_from_sessions(schema, &sessions, &u, &m0, (&strata(schema, &within), &joint));
         within = within_u(schema, records, (&fit.m, &u), entities, sampling(&fit));
-        joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
+        // Counted with the entities known, the joint `u` does not depend on `m`.
+        if entities.is_none() {
+            joint = joint_u(schema, records, (&fit.m, &u), rate(&fit), entities);
+        }
     }
     // With the entities known, `m` is counted on the matches themselves (what is counted of
     // `within` and the joint `u` does not depend on it).
