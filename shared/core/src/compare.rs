@@ -101,6 +101,10 @@ pub struct Comparison {
     pub weight: f64,
 }
 
+/// How far below exact agreement's weight a level may be and still read as the same value
+/// ([`ComparatorDef::same_value_levels`]).
+pub const SAME_VALUE_BITS: f64 = 1.0;
+
 impl ComparatorDef {
     /// The match weight of an agreement level (`None`: disagreement), log2(m / u).
     pub fn weight(&self, level: Option<usize>) -> f64 {
@@ -122,6 +126,16 @@ impl ComparatorDef {
             ComparatorKind::Numeric => self.thresholds.first() == Some(&0.0),
             _ => self.thresholds.first().is_some_and(|t| *t >= 1.0),
         }
+    }
+
+    /// How many levels, from the first, say two values are one value: exact agreement, and the
+    /// levels after it whose weight is within [`SAME_VALUE_BITS`] of it (a typo or a nickname
+    /// of one name, where similarity is as telling as equality). A looser level (an initial, the
+    /// next flat in one building) is not among them.
+    pub fn same_value_levels(&self) -> usize {
+        let weights = &self.weights()[..self.m.len()];
+        let Some(&exact) = weights.first() else { return 0 };
+        weights.iter().take_while(|w| **w >= exact - SAME_VALUE_BITS).count()
     }
 
     /// The highest weight any comparison can have (a comparison's weight is one of these).
@@ -519,6 +533,24 @@ mod tests {
         let d = def(ComparatorKind::Exact, &[], &[0.9], &[0.1]);
         assert!((d.compare("a", "a", true).weight - 9f64.log2()).abs() < 1e-9);
         assert!((d.compare("a", "b", true).weight - (0.1f64 / 0.9).log2()).abs() < 1e-9);
+    }
+
+    /// A typo level nearly as telling as equality reads as the same value; a loose one (an
+    /// initial, the next flat) does not, nor anything after it.
+    #[test]
+    fn levels_that_read_as_one_value() {
+        // Weights: 6.6, 6.5 (nickname or typo), 2.4, 4.3 (initial).
+        let given = def(
+            ComparatorKind::PersonName,
+            &[1.0, 0.92, 0.8],
+            &[0.6, 0.19, 0.036, 0.158],
+            &[0.0061, 0.00213, 0.00683, 0.00782],
+        );
+        assert_eq!(given.same_value_levels(), 2);
+        // "Unit 5" and "Unit 6" are alike and say the opposite of a match.
+        let flat = def(ComparatorKind::JaroWinkler, &[1.0, 0.9], &[0.94, 0.011], &[0.0065, 0.18]);
+        assert_eq!(flat.same_value_levels(), 1);
+        assert_eq!(def(ComparatorKind::Exact, &[], &[0.9], &[0.1]).same_value_levels(), 1);
     }
 
     #[test]

@@ -173,21 +173,30 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
     // of its `within` table weigh what they say among such pairs, as one adjustment line.
     let mut within_weighed = vec![false; parts.len()];
     for (g, (members, within)) in schema.matching.groups.iter().zip(layout.groups.iter().zip(&layout.within)) {
-        if within.is_empty() || !group_agrees(members, &parts) {
+        if within.is_empty() || !group_agrees(members, &parts, &layout.same_value) {
             continue;
         }
+        let table = |w: usize| within.iter().find(|(a, _)| *a == w).map(|(_, t)| t);
         let mut adjust = 0.0;
-        for (i, (c, swapped)) in parts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))) {
-            // Read crosswise, a value was compared with the other attribute of its swap pair (a
-            // given name with a family name): what that says among such pairs is the other
-            // attribute's, at the same level where it has one.
-            let weighed = if swapped { layout.swaps.iter().find_map(|[a, b]| partner(i, *a, *b)) } else { Some(i) };
-            let Some(weights) = weighed.and_then(|w| within.iter().find(|(a, _)| *a == w)).map(|(_, w)| w) else {
-                continue;
-            };
-            let last = weights.len() - 1;
-            adjust += weights[c.level.filter(|l| *l < last).unwrap_or(last)] - c.weight;
+        for (i, (c, _)) in parts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))).filter(|(_, (_, s))| !s) {
+            let Some(weights) = table(i) else { continue };
+            adjust += within_weight(weights, &c) - c.weight;
             within_weighed[i] = true;
+        }
+        // Read crosswise, each value was compared with the other attribute of its swap pair, and
+        // which side's fields were swapped is not known: a given name agreeing with a family
+        // name is a family name agreeing if the golden record's were swapped, a given name if the
+        // record's were. Among such pairs the two say different things (housemates share a family
+        // name, not a given name); the reading that says less for a match counts.
+        for &[a, b] in &layout.swaps {
+            let (Some((ca, true)), Some((cb, true))) = (parts[a], parts[b]) else { continue };
+            let reading = |ta: usize, tb: usize| -> Option<f64> {
+                Some(within_weight(table(ta)?, &ca) - ca.weight + within_weight(table(tb)?, &cb) - cb.weight)
+            };
+            let Some(least) = [reading(a, b), reading(b, a)].into_iter().flatten().reduce(f64::min) else { continue };
+            adjust += least;
+            within_weighed[a] = true;
+            within_weighed[b] = true;
         }
         total += adjust;
         attributes.push(AttributeExplanation {
@@ -271,13 +280,20 @@ fn partner(i: usize, a: usize, b: usize) -> Option<usize> {
     (i == a).then_some(b).or((i == b).then_some(a))
 }
 
-/// Whether a pair agrees on a group as a whole: every member both sides hold agrees exactly, and
-/// at least two do.
-fn group_agrees(members: &[usize], parts: &[Option<(Comparison, bool)>]) -> bool {
+/// A `within` table's weight for a comparison: its level's, the last level's for any level
+/// beyond the table, and the last entry (disagreement) for none.
+fn within_weight(weights: &[f64], c: &Comparison) -> f64 {
+    let last = weights.len() - 1;
+    weights[c.level.filter(|l| *l < last).unwrap_or(last)]
+}
+
+/// Whether a pair agrees on a group as a whole: every member both sides hold agrees on one value
+/// (exactly, or at a level that says as much: `same_value` per attribute), and at least two do.
+fn group_agrees(members: &[usize], parts: &[Option<(Comparison, bool)>], same_value: &[usize]) -> bool {
     let mut present = 0;
     for &i in members {
         if let Some((c, _)) = parts[i] {
-            if c.level != Some(0) {
+            if !c.level.is_some_and(|l| l < same_value[i]) {
                 return false;
             }
             present += 1;

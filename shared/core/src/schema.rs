@@ -266,6 +266,9 @@ pub(crate) struct Layout {
     /// Per entry of `matching.groups`: the attributes of its `within` table with their weights
     /// per level, then for disagreement (log2(m / within-u)).
     pub(crate) within: Vec<Vec<(usize, Vec<f64>)>>,
+    /// Per attribute: how many of its comparator's levels read as the same value
+    /// ([`crate::compare::ComparatorDef::same_value_levels`]).
+    pub(crate) same_value: Vec<usize>,
     /// Per entry of `matching.groups`: its `subsets`, as attribute positions and cap.
     pub(crate) subsets: Vec<Vec<(Vec<usize>, f64)>>,
     /// Per entry of `rules`; `None` for a rule naming an attribute the schema lacks.
@@ -339,6 +342,7 @@ impl EntitySchema {
                         .collect()
                 })
                 .collect(),
+            same_value: self.attributes.iter().map(|a| a.comparator.same_value_levels()).collect(),
             subsets: self
                 .matching
                 .groups

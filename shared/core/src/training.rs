@@ -256,16 +256,19 @@ pub fn em(
 pub struct Stratum {
     /// The group's attribute positions.
     pub members: Vec<usize>,
+    /// Per member: how many of its levels read as one value (as the hub scores it).
+    pub same_value: Vec<u8>,
     /// Per attribute position, its `within` `u` per agreement level (the rest disagreement).
     pub u: Vec<Option<Vec<f64>>>,
 }
 
 impl Stratum {
-    /// Whether a comparison vector agrees on the whole group: every member it holds at the exact
-    /// level, and at least two (as the hub decides when it weighs a candidate).
+    /// Whether a comparison vector agrees on the whole group: every member it holds at a level
+    /// that reads as one value, and at least two (as the hub decides when it weighs a candidate).
     fn holds(&self, g: &[u8]) -> bool {
-        let present: Vec<u8> = self.members.iter().map(|&a| g[a]).filter(|&l| l != MISSING).collect();
-        present.len() >= 2 && present.iter().all(|&l| l == 0)
+        let present: Vec<(u8, u8)> =
+            self.members.iter().zip(&self.same_value).map(|(&a, &s)| (g[a], s)).filter(|(l, _)| *l != MISSING).collect();
+        present.len() >= 2 && present.iter().all(|(l, s)| l < s)
     }
 }
 
@@ -826,15 +829,16 @@ pub fn train_labelled(
 
 /// The groups' `within` tables as EM reads them.
 fn strata(schema: &EntitySchema, within: &[Option<Within>]) -> Vec<Stratum> {
-    schema
-        .layout()
+    let layout = schema.layout();
+    layout
         .groups
         .iter()
         .zip(within)
         .filter_map(|(members, w)| {
             let w = w.as_ref()?;
             let u = schema.attributes.iter().map(|a| w.get(&a.name).cloned()).collect();
-            Some(Stratum { members: members.clone(), u })
+            let same_value = members.iter().map(|&a| u8::try_from(layout.same_value[a]).unwrap_or(u8::MAX)).collect();
+            Some(Stratum { members: members.clone(), same_value, u })
         })
         .collect()
 }

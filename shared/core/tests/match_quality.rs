@@ -169,6 +169,53 @@ async fn twins_at_one_address_are_told_apart_by_what_households_share() {
     assert!(matches!(r.decision, MatchDecision::Link { .. }), "{r:?}");
 }
 
+/// A twin whose names were entered the other way round: read crosswise, a given name agrees with
+/// a family name. Whichever of the two records is the swapped one, among people who share an
+/// address that is the shared family name agreeing, and the twins stay apart; the same person's
+/// swapped record still links.
+#[tokio::test]
+async fn a_twin_with_swapped_names_is_still_a_twin() {
+    let lena = person("Lena", "Marsh", "1991-05-17", "", "Ferrier Street", "2611");
+    let swapped_twin = person("Marsh", "Tobias", "1991-05-17", "", "Ferrier Street", "2611");
+    for (first, second) in [(swapped_twin.clone(), lena.clone()), (lena.clone(), swapped_twin)] {
+        let r = against_with(household_schema(true), first, second).await;
+        assert!(!matches!(r.decision, MatchDecision::Link { .. }), "{r:?}");
+        assert!(r.candidates[0].attributes.iter().any(|a| a.level.starts_with("swapped:")), "{r:?}");
+    }
+    let swapped_lena = person("Marsh", "Lena", "1991-05-17", "", "Ferrier Street", "2611");
+    let r = against_with(household_schema(true), swapped_lena, lena).await;
+    assert!(matches!(r.decision, MatchDecision::Link { .. }), "{r:?}");
+}
+
+/// The built-in customer schema whose name group's `within` table also holds the e-mail address:
+/// among different people of one name, mailbox names agree one time in five
+/// (`first.last@` at two providers).
+fn namesake_schema() -> Arc<SchemaRegistry> {
+    let text = mdm_core::schema::built_in_text("customer").expect("built-in customer schema");
+    let start = text.find("name = \"name\"").expect("the name group");
+    let at = start + text[start..].find("within = { ").expect("its within table") + "within = { ".len();
+    let text = format!("{}email = [0.0000223487, 0.20759], {}", &text[..at], &text[at..]);
+    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+}
+
+/// Two people of one name elsewhere, born decades apart, whose mailboxes agree
+/// (`robert.thompson@` at two providers): what a shared mailbox says among namesakes is weighed
+/// when the names agree, and a misspelt family name is the same name — a misspelling does not
+/// turn the shared mailbox back into strong evidence.
+#[tokio::test]
+async fn namesakes_sharing_a_mailbox_name_stay_apart_when_one_name_is_misspelt() {
+    let robert = person("Robert", "Thompson", "1981-09-04", "robert.thompson@live.example", "Halridge Road", "2790");
+    for family in ["Thompson", "Thompsgon"] {
+        let mut namesake = person("Robert", family, "1953-04-21", "robert.thompson@mail.example", "Bar Road", "4531");
+        namesake["locality"] = json!("Quindal");
+        namesake["region"] = json!("QLD");
+        let r = against_with(namesake_schema(), robert.clone(), namesake).await;
+        assert_eq!(level(&r, "email"), "same_mailbox", "{r:?}");
+        assert!(!matches!(r.decision, MatchDecision::Link { .. }), "{family}: {r:?}");
+        assert!(r.candidates[0].attributes.iter().any(|a| a.attribute == "group:name" && a.level == "within"), "{r:?}");
+    }
+}
+
 /// A record without a given name that links to each of two twins (the link threshold lowered so
 /// that family name, birth date and address alone reach it) joins the closer one and merges
 /// nothing: the twins disagree on the one attribute it lacks.
