@@ -60,7 +60,8 @@ fn train_writes_learned_weights_and_a_threshold_into_a_schema_that_loads() {
         .map(|(t, f)| (t.parse().expect("threshold"), f.trim().parse().expect("F1")))
         .collect();
     assert!(tried.iter().any(|(t, _)| t.fract() == 0.5), "{tried:?}");
-    let chosen = err.lines().find_map(|l| l.split("link threshold ").nth(1)?.split_once(" (pairwise F1 ")).expect("chosen");
+    let chosen =
+        err.lines().find_map(|l| l.split("link threshold ").nth(1)?.split_once(" (pairwise F1 ")).expect("chosen");
     let best = tried.iter().map(|(_, f)| *f).fold(f64::MIN, f64::max);
     let chosen_f1: f64 = chosen.1.split(')').next().and_then(|f| f.parse().ok()).expect("its F1");
     assert!((chosen_f1 - best).abs() < 1e-9, "{chosen:?} against {tried:?}");
