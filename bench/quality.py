@@ -327,9 +327,9 @@ def mdm_train(ds, args):
     if code != 0:
         sys.exit(f"`{' '.join(cmd)}` failed ({code}); log {log}")
     text = open(log, errors="replace").read()
-    chosen = re.search(r"link threshold (\d+(?:\.\d+)?) \(pairwise F1", text)
+    chosen = re.search(r"link threshold (\d+) \(pairwise F1", text)
     ds["mdm_trained"] = dict(tune_set=tune["label"], train_wall_s=wall,
-                             link_threshold=float(chosen.group(1)) if chosen else None)
+                             link_threshold=int(chosen.group(1)) if chosen else None)
     return out_dir
 
 

@@ -52,21 +52,7 @@ fn train_writes_learned_weights_and_a_threshold_into_a_schema_that_loads() {
     let (ok, _, err) = mdm(&args);
     assert!(ok, "{err}");
     assert!(err.contains("link threshold") && err.contains("EM iterations"), "{err}");
-    // Every threshold tried is reported; the written one has the best F1 of them, and the search
-    // ends in half steps around it.
-    let tried: Vec<(f64, f64)> = err
-        .lines()
-        .filter_map(|l| l.split("link threshold ").nth(1)?.split_once(": pairwise F1 "))
-        .map(|(t, f)| (t.parse().expect("threshold"), f.trim().parse().expect("F1")))
-        .collect();
-    assert!(tried.iter().any(|(t, _)| t.fract() == 0.5), "{tried:?}");
-    let chosen =
-        err.lines().find_map(|l| l.split("link threshold ").nth(1)?.split_once(" (pairwise F1 ")).expect("chosen");
-    let best = tried.iter().map(|(_, f)| *f).fold(f64::MIN, f64::max);
-    let chosen_f1: f64 = chosen.1.split(')').next().and_then(|f| f.parse().ok()).expect("its F1");
-    assert!((chosen_f1 - best).abs() < 1e-9, "{chosen:?} against {tried:?}");
     let trained = std::fs::read_to_string(&out).expect("written");
-    assert!(trained.contains(&format!("link_threshold = {:.1}", chosen.0.parse::<f64>().expect("number"))));
     let built_in = include_str!("../../shared/core/entities/customer.toml");
     // Comments and everything but the numbers stay.
     assert_eq!(trained.lines().count(), built_in.lines().count());

@@ -16,9 +16,8 @@
 //! postcode and state) is counted on every pair of the input. With `--truth` (`record_id,entity_id`,
 //! as `mdm generate` writes), `m` is counted on the pairs of one entity instead of estimated, each
 //! group's cap is counted on every pair (how often two different entities share a whole address:
-//! households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the
-//! new weights at link thresholds from 12 to 40 (steps of 4, then 1, then 0.5 around the best;
-//! review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
+//! households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
+//! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
 //! Choose it on a labelled set that is not the one you measure on.
 //!
 //! With `--labels` (data stewards' decisions, exported by `GET /v1/labels` as JSON Lines), the
@@ -192,8 +191,7 @@ fn read_labels(
 }
 
 /// The link threshold with the best pairwise F1 of `mdm dedupe`'s clusters on the training input,
-/// and that F1: a coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best, then
-/// half a step either side (scores cluster near whole numbers of bits no more than elsewhere).
+/// and that F1: a coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best.
 fn choose_threshold(opts: &super::Options, schema: &str, truth: &std::path::Path) -> Result<(f64, f64), String> {
     let truth = read_truth(truth)?;
     let work = std::env::temp_dir().join(format!("mdm-train-{}", std::process::id()));
@@ -215,16 +213,13 @@ fn choose_threshold(opts: &super::Options, schema: &str, truth: &std::path::Path
                 best = (t as f64, f);
             }
         }
-        // Around the best, in steps of 1, then half a bit either side of the best of those.
-        for steps in [&[-3.0, -2.0, -1.0, 1.0, 2.0, 3.0][..], &[-0.5, 0.5]] {
-            let centre = best.0;
-            for d in steps {
-                let t = centre + d;
-                if (12.0..=40.0).contains(&t) {
-                    let f = f1_at(t)?;
-                    if f > best.1 {
-                        best = (t, f);
-                    }
+        let centre = best.0;
+        for d in [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0] {
+            let t = centre + d;
+            if (12.0..=40.0).contains(&t) {
+                let f = f1_at(t)?;
+                if f > best.1 {
+                    best = (t, f);
                 }
             }
         }
