@@ -293,7 +293,7 @@ fn group_agrees(members: &[usize], parts: &[Option<(Comparison, bool)>], same_va
     let mut present = 0;
     for &i in members {
         if let Some((c, _)) = parts[i] {
-            if !c.level.is_some_and(|l| l < same_value[i]) {
+            if c.level.is_none_or(|l| l >= same_value[i]) {
                 return false;
             }
             present += 1;
