@@ -101,6 +101,13 @@ pub struct Comparison {
     pub weight: f64,
 }
 
+/// A level's entry in per-level weights that end with disagreement's: a level beyond the list, or
+/// none, takes the last entry.
+pub(crate) fn weight_at(weights: &[f64], level: Option<usize>) -> f64 {
+    let last = weights.len() - 1;
+    weights[level.filter(|i| *i < last).unwrap_or(last)]
+}
+
 /// How far below exact agreement's weight a level may be and still read as the same value
 /// ([`ComparatorDef::same_value_levels`]).
 pub const SAME_VALUE_BITS: f64 = 1.0;
@@ -108,9 +115,7 @@ pub const SAME_VALUE_BITS: f64 = 1.0;
 impl ComparatorDef {
     /// The match weight of an agreement level (`None`: disagreement), log2(m / u).
     pub fn weight(&self, level: Option<usize>) -> f64 {
-        let weights = self.weights();
-        let last = weights.len() - 1;
-        weights[level.filter(|i| *i < last).unwrap_or(last)]
+        weight_at(self.weights(), level)
     }
 
     /// Whether level 0 means the two values are equal (term-frequency adjustment weighs that

@@ -2,7 +2,7 @@
 //! (Fellegi-Sunter weights, deterministic rules) and decide LINK / REVIEW / NEW, with an
 //! explanation per attribute.
 
-use crate::compare::Comparison;
+use crate::compare::{weight_at, Comparison};
 use crate::golden::{GoldenRecord, MatchValue};
 use crate::record::{Slot, SourceRecord};
 use crate::schema::{AttributeDef, EntitySchema, RuleEffect};
@@ -180,7 +180,7 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
         let mut adjust = 0.0;
         for (i, (c, _)) in parts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))).filter(|(_, (_, s))| !s) {
             let Some(weights) = table(i) else { continue };
-            adjust += within_weight(weights, &c) - c.weight;
+            adjust += weight_at(weights, c.level) - c.weight;
             within_weighed[i] = true;
         }
         // Read crosswise, each value was compared with the other attribute of its swap pair, and
@@ -191,7 +191,7 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
         for &[a, b] in &layout.swaps {
             let (Some((ca, true)), Some((cb, true))) = (parts[a], parts[b]) else { continue };
             let reading = |ta: usize, tb: usize| -> Option<f64> {
-                Some(within_weight(table(ta)?, &ca) - ca.weight + within_weight(table(tb)?, &cb) - cb.weight)
+                Some(weight_at(table(ta)?, ca.level) - ca.weight + weight_at(table(tb)?, cb.level) - cb.weight)
             };
             let Some(least) = [reading(a, b), reading(b, a)].into_iter().flatten().reduce(f64::min) else { continue };
             adjust += least;
@@ -278,13 +278,6 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
 /// The other attribute of the swap pair `[a, b]`, if `i` is one of them.
 fn partner(i: usize, a: usize, b: usize) -> Option<usize> {
     (i == a).then_some(b).or((i == b).then_some(a))
-}
-
-/// A `within` table's weight for a comparison: its level's, the last level's for any level
-/// beyond the table, and the last entry (disagreement) for none.
-fn within_weight(weights: &[f64], c: &Comparison) -> f64 {
-    let last = weights.len() - 1;
-    weights[c.level.filter(|l| *l < last).unwrap_or(last)]
 }
 
 /// Whether a pair agrees on a group as a whole: every member both sides hold agrees on one value

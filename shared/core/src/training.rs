@@ -266,14 +266,15 @@ impl Stratum {
     /// Whether a comparison vector agrees on the whole group: every member it holds at a level
     /// that reads as one value, and at least two (as the hub decides when it weighs a candidate).
     fn holds(&self, g: &[u8]) -> bool {
-        let present: Vec<(u8, u8)> = self
-            .members
-            .iter()
-            .zip(&self.same_value)
-            .map(|(&a, &s)| (g[a], s))
-            .filter(|(l, _)| *l != MISSING)
-            .collect();
-        present.len() >= 2 && present.iter().all(|(l, s)| l < s)
+        let mut present = 0;
+        for (&a, &same) in self.members.iter().zip(&self.same_value) {
+            match g[a] {
+                MISSING => {}
+                l if l < same => present += 1,
+                _ => return false,
+            }
+        }
+        present >= 2
     }
 }
 
