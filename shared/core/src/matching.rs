@@ -170,18 +170,28 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
         }
     }
     // A group agreed on as a whole (people who live together share an address): the attributes
-    // of its `within` table weigh what they say among such pairs, as one adjustment line.
-    let mut within_weighed = vec![false; parts.len()];
+    // of its `within` table weigh what they say among such pairs, as one adjustment line. An
+    // attribute weighed within two groups (an e-mail address among housemates and among
+    // namesakes) weighs the less of the two once: each table knows one group only, and each
+    // subtracting from the same weight would count the overlap twice.
+    let mut weighed: Vec<Option<f64>> = vec![None; parts.len()];
     for (g, (members, within)) in schema.matching.groups.iter().zip(layout.groups.iter().zip(&layout.within)) {
         if within.is_empty() || !group_agrees(members, &parts, &layout.same_value) {
             continue;
         }
         let table = |w: usize| within.iter().find(|(a, _)| *a == w).map(|(_, t)| t);
+        // The change from what attribute `i` weighs now to `target`, when `target` is lower or
+        // the attribute not yet weighed within a group.
         let mut adjust = 0.0;
+        let mut weigh = |i: usize, target: f64, raw: f64| {
+            let now = weighed[i].unwrap_or(raw);
+            let next = if weighed[i].is_some() { target.min(now) } else { target };
+            weighed[i] = Some(next);
+            next - now
+        };
         for (i, (c, _)) in parts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))).filter(|(_, (_, s))| !s) {
             let Some(weights) = table(i) else { continue };
-            adjust += weight_at(weights, c.level) - c.weight;
-            within_weighed[i] = true;
+            adjust += weigh(i, weight_at(weights, c.level), c.weight);
         }
         // Read crosswise, each value was compared with the other attribute of its swap pair, and
         // which side's fields were swapped is not known: a given name agreeing with a family
@@ -190,13 +200,18 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
         // name, not a given name); the reading that says less for a match counts.
         for &[a, b] in &layout.swaps {
             let (Some((ca, true)), Some((cb, true))) = (parts[a], parts[b]) else { continue };
-            let reading = |ta: usize, tb: usize| -> Option<f64> {
-                Some(weight_at(table(ta)?, ca.level) - ca.weight + weight_at(table(tb)?, cb.level) - cb.weight)
+            let reading = |ta: usize, tb: usize| -> Option<(f64, f64)> {
+                Some((weight_at(table(ta)?, ca.level), weight_at(table(tb)?, cb.level)))
             };
-            let Some(least) = [reading(a, b), reading(b, a)].into_iter().flatten().reduce(f64::min) else { continue };
-            adjust += least;
-            within_weighed[a] = true;
-            within_weighed[b] = true;
+            let Some((wa, wb)) =
+                [reading(a, b), reading(b, a)]
+                    .into_iter()
+                    .flatten()
+                    .reduce(|x, y| if y.0 + y.1 < x.0 + x.1 { y } else { x })
+            else {
+                continue;
+            };
+            adjust += weigh(a, wa, ca.weight) + weigh(b, wb, cb.weight);
         }
         total += adjust;
         attributes.push(AttributeExplanation {
@@ -208,7 +223,7 @@ fn score_with(schema: &EntitySchema, mine: &[Slot<'_>], golden: &GoldenRecord, t
     // Exact agreement on a value whose frequency is known: weighed by how rare it is, as its own
     // line after the group bounds (a capped group keeps the evidence of a rare name).
     for (i, (def, part)) in schema.attributes.iter().zip(&parts).enumerate() {
-        if within_weighed[i] {
+        if weighed[i].is_some() {
             continue;
         }
         let (Some((c, false)), Some(count)) = (part, terms.count(i)) else { continue };

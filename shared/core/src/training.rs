@@ -309,8 +309,10 @@ fn em_core(
                 .enumerate()
                 .filter(|(_, l)| **l != MISSING)
                 .map(|(a, &l)| {
-                    let table = within.iter().find_map(|f| f.get(a)?.as_ref()).unwrap_or(&u_full[a]);
-                    table[l as usize]
+                    // Weighed within several groups, the attribute says the least of them (the
+                    // highest `u`), as the hub scores it.
+                    let tables = within.iter().filter_map(|f| f.get(a)?.as_ref());
+                    tables.map(|t| t[l as usize]).reduce(f64::max).unwrap_or(u_full[a][l as usize])
                 })
                 .product();
             // Per group, the subset agreed on whose joint `u` most exceeds its members' product.

@@ -120,6 +120,12 @@ fn with_address_group(text: &str, group: &str) -> String {
 
 /// [`household_schema`] with its link threshold at `link` (the review threshold 8 below).
 fn household_schema_linking_at(within: bool, link: f64) -> Arc<SchemaRegistry> {
+    let text = household_text(within, link);
+    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+}
+
+/// The text of [`household_schema_linking_at`].
+fn household_text(within: bool, link: f64) -> String {
     let text = mdm_core::schema::built_in_text("customer").expect("built-in customer schema");
     let table = ", within = { date_of_birth = [0.0590537, 0.00668192, 0.0114977], email = [0.000170271, 0.000170271], \
                  family_name = [0.802694, 0.113118, 0.0160043], given_name = [0.00151948, 0.000182338, 0.00516623, 0.00334286], \
@@ -134,7 +140,7 @@ fn household_schema_linking_at(within: bool, link: f64) -> Arc<SchemaRegistry> {
         })
         .collect();
     assert!(text.contains(&group), "the built-in address group line moved");
-    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+    text
 }
 
 async fn against_with(registry: Arc<SchemaRegistry>, first: Value, second: Value) -> MatchResult {
@@ -191,11 +197,15 @@ async fn a_twin_with_swapped_names_is_still_a_twin() {
 /// among different people of one name, mailbox names agree one time in five
 /// (`first.last@` at two providers).
 fn namesake_schema() -> Arc<SchemaRegistry> {
-    let text = mdm_core::schema::built_in_text("customer").expect("built-in customer schema");
+    let text = with_namesake_mailboxes(mdm_core::schema::built_in_text("customer").expect("built-in customer schema"));
+    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+}
+
+/// `text` with the e-mail address in its name group's `within` table (see [`namesake_schema`]).
+fn with_namesake_mailboxes(text: &str) -> String {
     let start = text.find("name = \"name\"").expect("the name group");
     let at = start + text[start..].find("within = { ").expect("its within table") + "within = { ".len();
-    let text = format!("{}email = [0.0000223487, 0.20759], {}", &text[..at], &text[at..]);
-    Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+    format!("{}email = [0.0000223487, 0.20759], {}", &text[..at], &text[at..])
 }
 
 /// Two people of one name elsewhere, born decades apart, whose mailboxes agree
@@ -214,6 +224,44 @@ async fn namesakes_sharing_a_mailbox_name_stay_apart_when_one_name_is_misspelt()
         assert!(!matches!(r.decision, MatchDecision::Link { .. }), "{family}: {r:?}");
         assert!(r.candidates[0].attributes.iter().any(|a| a.attribute == "group:name" && a.level == "within"), "{r:?}");
     }
+}
+
+/// One person at one address under one name, with the same mailbox name at another provider:
+/// the pair agrees on the address group and on the name group, and both groups' `within` tables
+/// weigh the e-mail address (among housemates, among namesakes). It weighs the less of the two,
+/// once: adding both tables' differences to its one weight counted it twice (under a schema
+/// trained on 500,000 generated people such a pair's e-mail lost 24 bits, where the housemates'
+/// table alone takes 7 and the namesakes' 17).
+#[tokio::test]
+async fn an_attribute_weighed_within_two_groups_counts_once() {
+    let registry = |household_mailboxes: bool| {
+        let mut text = with_namesake_mailboxes(&household_text(true, 24.0));
+        if !household_mailboxes {
+            let table = "email = [0.000170271, 0.000170271], ";
+            assert!(text.contains(table), "the household table's e-mail entry moved");
+            text = text.replacen(table, "", 1);
+        }
+        Arc::new(SchemaRegistry::from_texts([("customer.toml".to_owned(), text)]).expect("valid schema"))
+    };
+    let belinda =
+        person("Belinda", "Lawrence", "1972-12-30", "belinda.lawrence79@yahoo.example", "Lan Crescent", "2857");
+    let other_provider =
+        person("Belinda", "Lawrence", "1972-12-30", "belinda.lawrence79@outlook.example", "Lan Crescent", "2857");
+    let both = against_with(registry(true), belinda.clone(), other_provider.clone()).await;
+    let namesakes_only = against_with(registry(false), belinda, other_provider).await;
+    assert_eq!(level(&both, "email"), "same_mailbox", "{both:?}");
+    for group in ["group:address", "group:name"] {
+        assert!(both.candidates[0].attributes.iter().any(|a| a.attribute == group && a.level == "within"), "{both:?}");
+    }
+    // Among namesakes a shared mailbox name says less than among housemates: that table decides,
+    // and the housemates' table adds nothing more.
+    assert!(
+        (both.candidates[0].score - namesakes_only.candidates[0].score).abs() < 0.01,
+        "{both:?}\n{namesakes_only:?}"
+    );
+    assert!(matches!(both.decision, MatchDecision::Link { .. }), "{both:?}");
+    let sum: f64 = both.candidates[0].attributes.iter().map(|a| a.weight).sum();
+    assert!((sum - both.candidates[0].score).abs() < 0.01, "the lines add up to the score: {both:?}");
 }
 
 /// A record without a given name that links to each of two twins (the link threshold lowered so
