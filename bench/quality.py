@@ -49,7 +49,9 @@ Thresholds are chosen on a different set from the one scored, the same way for b
   Splink  before its timed runs, not timed: bench/splink_run.py --tune trains and predicts on the
           tuning set with each variant of the model in bench/splink_settings.py and keeps the
           variant and match-probability threshold with the best pairwise F1 of the clusters
-          (connected components at that threshold, scored as this harness scores clusters). The
+          among those whose pairwise precision reaches --min-precision (default 0.999; the best
+          F1 of all when none does), connected components at that threshold, scored as this
+          harness scores clusters. The
           timed runs on the scored set train that variant again (unsupervised, on the scored set)
           and predict and cluster at that threshold. --splink-threshold P skips the tuning: the
           default variant at P.
@@ -284,7 +286,8 @@ def splink_prepare(ds, args):
         truth = os.path.join(work, f"{what}.truth.csv")
         write_truth(this, truth)
         log = os.path.join(work, f"splink.{what}.log")
-        cmd = splink_cmd(this, args) + ["--truth", truth, mode, out_json, *extra, *this["files"]]
+        cmd = splink_cmd(this, args) + ["--truth", truth, mode, out_json, "--min-precision", str(args.min_precision),
+                                        *extra, *this["files"]]
         print(f"== {ds['name']}: splink {what} on {this['label']} ...", file=sys.stderr, flush=True)
         code, wall, _ = run_measured(cmd, log)
         if code != 0 or not os.path.exists(out_json):
@@ -311,7 +314,8 @@ def splink_prepare(ds, args):
 
 def mdm_train(ds, args):
     """`mdm train --truth` on the set's tuning set (weights, group caps and the link threshold by
-    best F1 there, as Splink's threshold is chosen there): the schema directory for the scored set."""
+    best F1 there at --min-precision, as Splink's threshold is chosen there): the schema directory
+    for the scored set."""
     tune = ds["tune"]
     out_dir = os.path.join(WORK, ds["name"], "mdm-schemas")
     os.makedirs(out_dir, exist_ok=True)
@@ -320,7 +324,8 @@ def mdm_train(ds, args):
         cmd += ["--schemas", args.mdm_schemas]
     for m in tune["maps"]:
         cmd += ["--map", m]
-    cmd += ["--truth", tune["truth_path"], "--out", os.path.join(out_dir, f"{ds['entity']}.toml"), *tune["files"]]
+    cmd += ["--truth", tune["truth_path"], "--min-precision", str(args.min_precision),
+            "--out", os.path.join(out_dir, f"{ds['entity']}.toml"), *tune["files"]]
     print(f"== {ds['name']}: mdm train on {tune['label']} ...", file=sys.stderr, flush=True)
     log = os.path.join(WORK, ds["name"], "mdm-train.log")
     code, wall, _ = run_measured(cmd, log)
@@ -490,9 +495,12 @@ def table(ds, results, args):
         t = s["tune"]
         lines.append(f"splink: tuned on {s['threshold_from']}: model variant {t['variant']} ("
                      + ", ".join(f"{v['variant']} F1 {v['f1']:.4f}" for v in t["variants_tried"])
-                     + f"), best cluster F1 {t['f1']:.4f} at match probability >= {t['threshold']!r} "
-                     f"(precision {t['precision']:.4f}, recall {t['recall']:.4f}); "
-                     f"pairs completeness there {t['pairs_completeness']:.4f}")
+                     + f"), best cluster F1 at precision >= {args.min_precision}: {t['f1']:.4f} at match "
+                     f"probability >= {t['threshold']!r} (precision {t['precision']:.4f}, recall {t['recall']:.4f})"
+                     + "".join(f"; {v['variant']}'s best F1 of all {v['best_f1_any_precision']['f1']:.4f} "
+                               f"(precision {v['best_f1_any_precision']['precision']:.4f})"
+                               for v in t["variants_tried"] if v.get("best_f1_any_precision"))
+                     + f"; pairs completeness there {t['pairs_completeness']:.4f}")
     elif s and s.get("threshold_from"):
         lines.append(f"splink: threshold {s['threshold']} from {s['threshold_from']}")
     if s and s.get("completeness"):
@@ -519,6 +527,9 @@ def main():
     ap.add_argument("--skip-splink", action="store_true")
     ap.add_argument("--mdm", default=os.path.join(ROOT, "target", "release", "mdm"))
     ap.add_argument("--splink-threshold", type=float, help="use this match probability instead of tuning it")
+    ap.add_argument("--min-precision", type=float, default=0.999,
+                    help="both tools' thresholds: the best F1 on the tuning set among those whose precision "
+                    "there reaches this (the best F1 of all when none does)")
     ap.add_argument("--splink-max-pairs", type=float, default=2e6, help="pairs for Splink's u estimation")
     ap.add_argument("--splink-seed", type=int, default=1, help="seed of Splink's random sampling for u")
     ap.add_argument("--min-pairs-completeness", type=float, default=0.995,

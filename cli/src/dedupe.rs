@@ -102,6 +102,18 @@ pub struct TrainArgs {
     /// Data stewards' decisions (`GET /v1/labels`, JSON Lines): they choose the link threshold.
     #[arg(long, value_name = "LABELS.jsonl")]
     labels: Option<PathBuf>,
+    /// With `--truth`: the pairwise precision the link threshold must reach on this input; the
+    /// best F1 among the thresholds that reach it is chosen (the best F1 of all when none does).
+    #[arg(long, value_name = "P", default_value_t = 0.999, value_parser = precision_target, requires = "truth")]
+    min_precision: f64,
+}
+
+/// `--min-precision`: a share from 0 to 1.
+fn precision_target(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}`: expected a share from 0 to 1, e.g. 0.999")),
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -17,8 +17,9 @@
 //! as `mdm generate` writes), `m` is counted on the pairs of one entity instead of estimated, each
 //! group's cap is counted on every pair (how often two different entities share a whole address:
 //! households), and the link threshold is chosen too: `mdm dedupe` runs on the same input with the new weights at link thresholds from 12 to 40
-//! (review threshold 8 below), and the one with the best pairwise F1 of the clusters is written.
-//! Choose it on a labelled set that is not the one you measure on.
+//! (review threshold 8 below), and the one with the best pairwise F1 of the clusters among those
+//! whose pairwise precision reaches `--min-precision` (0.999 unless given) is written. Choose it
+//! on a labelled set that is not the one you measure on.
 //!
 //! With `--labels` (data stewards' decisions, exported by `GET /v1/labels` as JSON Lines), the
 //! link threshold is the one that best separates the labelled pairs under the new weights (best
@@ -33,6 +34,7 @@ use mdm_core::training::{train_labelled, Estimates, Subsets, Within};
 const RANDOM_PAIRS: u64 = 2_000_000;
 
 pub fn run(args: TrainArgs) -> Result<(), String> {
+    let min_precision = args.min_precision;
     let opts = Options::from(args);
     let started = std::time::Instant::now();
     let (registry, attributes) = load(&opts)?;
@@ -95,12 +97,22 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     // The result must load: a schema the hub would refuse is never written.
     mdm_core::SchemaRegistry::from_texts([(opts.out.display().to_string(), out.clone())]).map_err(|e| e.to_string())?;
     if let Some(truth) = &opts.truth {
-        let (threshold, f1) = choose_threshold(&opts, &out, truth)?;
-        out = set_thresholds(&out, threshold);
+        let fit = choose_threshold(&opts, &out, truth, min_precision)?;
+        out = set_thresholds(&out, fit.threshold);
+        if fit.precision < min_precision {
+            crate::progress::note(&format!(
+                "train {}: no link threshold from 12 to 40 reaches a pairwise precision of {min_precision} on this input; the best F1 is chosen",
+                opts.entity
+            ));
+        }
         eprintln!(
-            "train {}: link threshold {threshold} (pairwise F1 {f1:.5}), review threshold {}",
+            "train {}: link threshold {} (pairwise F1 {:.5}, precision {:.5}, recall {:.5}), review threshold {}",
             opts.entity,
-            threshold - 8.0
+            fit.threshold,
+            fit.f1,
+            fit.precision,
+            fit.recall,
+            fit.threshold - 8.0
         );
     }
     if let Some(path) = &opts.labels {
@@ -190,53 +202,85 @@ fn read_labels(
     Ok(pairs)
 }
 
-/// The link threshold with the best pairwise F1 of `mdm dedupe`'s clusters on the training input,
-/// and that F1: a coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best.
-fn choose_threshold(opts: &super::Options, schema: &str, truth: &std::path::Path) -> Result<(f64, f64), String> {
+/// How `mdm dedupe`'s clusters at one link threshold score against the truth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fit {
+    threshold: f64,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+}
+
+impl Fit {
+    /// Whether this threshold is to be chosen over `other`: one that reaches the precision
+    /// target beats one that does not; otherwise the better F1 wins (the lower threshold on a tie).
+    fn beats(&self, other: &Fit, min_precision: f64) -> bool {
+        let (mine, theirs) = (self.precision >= min_precision, other.precision >= min_precision);
+        if mine != theirs {
+            return mine;
+        }
+        self.f1 > other.f1 || (self.f1 == other.f1 && self.threshold < other.threshold)
+    }
+}
+
+/// The link threshold for `mdm dedupe`'s clusters on the training input: the best pairwise F1
+/// among the thresholds whose pairwise precision reaches `min_precision` (a false merge joins two
+/// people's data and publishes it; a missed one waits in review), the best F1 of all when none
+/// does. A coarse pass in steps of 4 from 12 to 40, then steps of 1 around the best.
+fn choose_threshold(
+    opts: &super::Options,
+    schema: &str,
+    truth: &std::path::Path,
+    min_precision: f64,
+) -> Result<Fit, String> {
     let truth = read_truth(truth)?;
     let work = std::env::temp_dir().join(format!("mdm-train-{}", std::process::id()));
     let result = (|| {
-        let mut tried: Vec<(f64, f64)> = Vec::new();
-        let mut f1_at = |t: f64| -> Result<f64, String> {
-            if let Some((_, f)) = tried.iter().find(|(x, _)| *x == t) {
+        let mut tried: Vec<Fit> = Vec::new();
+        let mut fit_at = |t: f64| -> Result<Fit, String> {
+            if let Some(f) = tried.iter().find(|f| f.threshold == t) {
                 return Ok(*f);
             }
-            let f = dedupe_f1(opts, &set_thresholds(schema, t), &work, &truth)?;
-            crate::progress::note(&format!("train {}: link threshold {t}: pairwise F1 {f:.5}", opts.entity));
-            tried.push((t, f));
+            let (precision, recall) = dedupe_scores(opts, &set_thresholds(schema, t), &work, &truth)?;
+            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            let f = Fit { threshold: t, precision, recall, f1 };
+            crate::progress::note(&format!(
+                "train {}: link threshold {t}: pairwise F1 {f1:.5}, precision {precision:.5}, recall {recall:.5}",
+                opts.entity
+            ));
+            tried.push(f);
             Ok(f)
         };
-        let mut best = (12.0, f64::MIN);
-        for t in (12..=40).step_by(4) {
-            let f = f1_at(t as f64)?;
-            if f > best.1 {
-                best = (t as f64, f);
+        let mut best: Option<Fit> = None;
+        let consider = |f: Fit, best: &mut Option<Fit>| {
+            if best.is_none_or(|b| f.beats(&b, min_precision)) {
+                *best = Some(f);
             }
+        };
+        for t in (12..=40).step_by(4) {
+            consider(fit_at(t as f64)?, &mut best);
         }
-        let centre = best.0;
+        let centre = best.map_or(12.0, |b| b.threshold);
         for d in [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0] {
             let t = centre + d;
             if (12.0..=40.0).contains(&t) {
-                let f = f1_at(t)?;
-                if f > best.1 {
-                    best = (t, f);
-                }
+                consider(fit_at(t)?, &mut best);
             }
         }
-        Ok(best)
+        best.ok_or_else(|| "no link threshold tried".to_owned())
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-/// `mdm dedupe` (this binary) on the training input under `schema`; the pairwise F1 of its
-/// clusters against the truth.
-fn dedupe_f1(
+/// `mdm dedupe` (this binary) on the training input under `schema`; the pairwise precision and
+/// recall of its clusters against the truth.
+fn dedupe_scores(
     opts: &super::Options,
     schema: &str,
     work: &std::path::Path,
     truth: &std::collections::HashMap<String, String>,
-) -> Result<f64, String> {
+) -> Result<(f64, f64), String> {
     let dir = work.join("schemas");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // The folder holds the trained entity type only: `mdm dedupe` reads no other.
@@ -260,15 +304,15 @@ fn dedupe_f1(
         let row = row.map_err(|e| e.to_string())?;
         by_record.insert(row.get(1).unwrap_or("").to_owned(), row.get(2).unwrap_or("").to_owned());
     }
-    Ok(pairwise_f1(truth, &by_record))
+    Ok(pairwise_scores(truth, &by_record))
 }
 
-/// Pairwise F1 of predicted clusters (record → cluster) against the truth (record → entity);
-/// a record missing from the prediction is a cluster of its own.
-fn pairwise_f1(
+/// Pairwise precision and recall of predicted clusters (record → cluster) against the truth
+/// (record → entity); a record missing from the prediction is a cluster of its own.
+fn pairwise_scores(
     truth: &std::collections::HashMap<String, String>,
     predicted: &std::collections::HashMap<String, String>,
-) -> f64 {
+) -> (f64, f64) {
     use std::collections::HashMap;
     let pairs = |n: u64| n * n.saturating_sub(1) / 2;
     let mut by_entity: HashMap<&str, u64> = HashMap::new();
@@ -283,13 +327,7 @@ fn pairwise_f1(
     let t: u64 = by_entity.values().map(|n| pairs(*n)).sum();
     let p: u64 = by_cluster.values().map(|n| pairs(*n)).sum();
     let tp: u64 = by_both.values().map(|n| pairs(*n)).sum();
-    let (precision, recall) =
-        (if p == 0 { 1.0 } else { tp as f64 / p as f64 }, if t == 0 { 1.0 } else { tp as f64 / t as f64 });
-    if precision + recall == 0.0 {
-        0.0
-    } else {
-        2.0 * precision * recall / (precision + recall)
-    }
+    (if p == 0 { 1.0 } else { tp as f64 / p as f64 }, if t == 0 { 1.0 } else { tp as f64 / t as f64 })
 }
 
 /// `record_id,entity_id`: record id → entity.
@@ -448,5 +486,28 @@ mod tests {
         assert!(out.contains("\n# keep\n"));
         assert!(out.contains("m = [0.95], u = [0.0123457] }"), "{out}");
         assert!(out.contains("thresholds = [1.0, 0.9], m = [0.8, 0.05], u = [0.000012, 0.3] }"), "{out}");
+    }
+
+    #[test]
+    fn the_threshold_reaches_the_precision_target_before_it_maximises_f1() {
+        let fit = |threshold: f64, precision: f64, recall: f64| Fit {
+            threshold,
+            precision,
+            recall,
+            f1: 2.0 * precision * recall / (precision + recall),
+        };
+        // 17 has the best F1 but misses the target; 18 reaches it and beats 19 on F1.
+        let curve = [
+            fit(16.0, 0.9970, 0.9925),
+            fit(17.0, 0.9987, 0.9911),
+            fit(18.0, 0.9992, 0.9899),
+            fit(19.0, 0.9996, 0.9889),
+        ];
+        let pick = |target: f64| {
+            curve.iter().copied().reduce(|best, f| if f.beats(&best, target) { f } else { best }).map(|f| f.threshold)
+        };
+        assert_eq!(pick(0.999), Some(18.0));
+        assert_eq!(pick(0.0), Some(17.0), "no target: the best F1");
+        assert_eq!(pick(0.9999), Some(17.0), "none reaches the target: the best F1 of all");
     }
 }
