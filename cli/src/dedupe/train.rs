@@ -251,23 +251,19 @@ fn choose_threshold(
             tried.push(f);
             Ok(f)
         };
-        let mut best: Option<Fit> = None;
-        let consider = |f: Fit, best: &mut Option<Fit>| {
-            if best.is_none_or(|b| f.beats(&b, min_precision)) {
-                *best = Some(f);
-            }
-        };
-        for t in (12..=40).step_by(4) {
-            consider(fit_at(t as f64)?, &mut best);
+        let better = |best: Fit, f: Fit| if f.beats(&best, min_precision) { f } else { best };
+        let mut best = fit_at(12.0)?;
+        for t in (16..=40).step_by(4) {
+            best = better(best, fit_at(t as f64)?);
         }
-        let centre = best.map_or(12.0, |b| b.threshold);
+        let centre = best.threshold;
         for d in [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0] {
             let t = centre + d;
             if (12.0..=40.0).contains(&t) {
-                consider(fit_at(t)?, &mut best);
+                best = better(best, fit_at(t)?);
             }
         }
-        best.ok_or_else(|| "no link threshold tried".to_owned())
+        Ok(best)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
