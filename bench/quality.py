@@ -51,9 +51,8 @@ Thresholds are chosen on a different set from the one scored, the same way for b
           variant and match-probability threshold with the best pairwise F1 of the clusters
           among those whose pairwise precision reaches --min-precision (default 0.999; the best
           F1 of all when none does), connected components at that threshold, scored as this
-          harness scores clusters. The
-          timed runs on the scored set train that variant again (unsupervised, on the scored set)
-          and predict and cluster at that threshold. --splink-threshold P skips the tuning: the
+          harness scores clusters. The timed runs on the scored set train that variant again
+          (unsupervised, on the scored set) and predict and cluster at that threshold. --splink-threshold P skips the tuning: the
           default variant at P.
   mdm     the hook: --mdm-schemas DIR (entity schemas with tuned thresholds, passed to `mdm
           dedupe --schemas DIR`); without it mdm's built-in schemas. mdm is not tuned here.

@@ -28,8 +28,8 @@ clusters at each (connected components, counted incrementally; the measure bench
 reports, on a link task only pairs across files). Keeps the variant and threshold with the best
 F1 among those whose precision reaches --min-precision (0.999; the best F1 of all when none does,
 as `mdm train` chooses its link threshold) and checks that F1 by clustering with Splink at that
-threshold. Writes {threshold, variant,
-precision, recall, f1, pairs_completeness, variants_tried, curve}.
+threshold. Writes {threshold, variant, precision, recall, f1, pairs_completeness, variants_tried
+(each with its best F1 of all), curve}.
 
 --completeness: no training; the pairs completeness of the prediction blocking rules only.
 
